@@ -1,0 +1,57 @@
+/**
+ * Run the user's command with its stdio carried over the channel (Data frames).
+ */
+import { spawn } from 'node:child_process'
+import { StreamId } from '../protocol/index.js'
+import type { GuestEndpoint } from './channel.js'
+import type { StdinBuffer } from './stdin-buffer.js'
+
+export interface CommandResult {
+  code: number | null
+  signal: string | null
+}
+
+export interface RunningCommand {
+  done: Promise<CommandResult>
+  kill(signal: NodeJS.Signals): void
+}
+
+export function runCommand(
+  endpoint: GuestEndpoint,
+  argv: string[],
+  opts: { env: Record<string, string>; cwd: string; stdin: StdinBuffer },
+): RunningCommand {
+  const [file, ...args] = argv
+  // detached: the command leads its own process group, so a signal reaches its children too.
+  const child = spawn(file!, args, { env: opts.env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'], detached: true })
+  opts.stdin.pipeTo((chunk) => {
+    if (child.stdin.destroyed) return
+    if (chunk === null) child.stdin.end()
+    else child.stdin.write(chunk)
+  })
+  child.stdin.on('error', () => {}) // the command may exit without reading its input
+  child.stdout.on('data', (b: Buffer) => endpoint.sendData(StreamId.Stdout, b))
+  child.stderr.on('data', (b: Buffer) => endpoint.sendData(StreamId.Stderr, b))
+
+  const done = new Promise<CommandResult>((resolve) => {
+    child.on('error', (err) => {
+      const code = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 127 : 126
+      endpoint.sendData(StreamId.Stderr, Buffer.from(`ktstr: cannot run ${file}: ${err.message}\n`))
+      resolve({ code, signal: null })
+    })
+    // 'close' comes after the stdio streams ended, so every output byte was forwarded first.
+    child.on('close', (code, signal) => resolve({ code, signal }))
+  })
+
+  return {
+    done,
+    kill(signal) {
+      if (child.pid === undefined || child.exitCode !== null) return
+      try {
+        process.kill(-child.pid, signal)
+      } catch {
+        child.kill(signal)
+      }
+    },
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * The guest's PID 1: node started by the kernel (`rdinit=<node> -- <this file>`).
+ * Mount, open the channel, say hello, start and verify the scheduler, run what the host asked
+ * (a command, a shell, or Vitest's worker), report, stop the scheduler, power off.
+ */
+import fs from 'node:fs'
+import { RUN_SPEC_PATH, type GuestMessage, type GuestPhase, type RunSpec, type SchedulerExit } from '../protocol/index.js'
+import { findPort, openEndpoint, type GuestEndpoint } from './channel.js'
+import { runCommand, type RunningCommand } from './command.js'
+import { mountAll } from './mounts.js'
+import { powerOff } from './power.js'
+import { StdinBuffer } from './stdin-buffer.js'
+import { startScheduler, watchScheduler, type RunningScheduler } from './scheduler.js'
+
+const BASE_PATH = '/ktstr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+/** How long to wait for the host to acknowledge the final report before powering off anyway. */
+const FAREWELL_MS = 3000
+
+let endpoint: GuestEndpoint | undefined
+let scheduler: RunningScheduler | undefined
+let command: RunningCommand | undefined
+let finishing = false
+let hostSaidShutdown: () => void = () => {}
+const shutdownRequested = new Promise<void>((r) => (hostSaidShutdown = r))
+
+function uptimeMs(): number {
+  return Math.round(parseFloat(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]!) * 1000)
+}
+
+function send(msg: GuestMessage): void {
+  endpoint?.sendControl(msg)
+}
+
+function phase(p: GuestPhase): void {
+  send({ kind: 'phase', phase: p, uptimeMs: uptimeMs() })
+}
+
+/** Stop what runs, flush the channel, give the host a moment to acknowledge, power off. */
+async function finish(): Promise<never> {
+  if (!finishing) {
+    finishing = true
+    command?.kill('SIGKILL')
+    await scheduler?.stop().catch(() => {})
+    if (endpoint?.isOpen) {
+      await endpoint.flush()
+      await Promise.race([shutdownRequested, new Promise((r) => setTimeout(r, FAREWELL_MS))])
+    }
+    powerOff()
+  }
+  return new Promise<never>(() => {})
+}
+
+function fatal(message: string): Promise<never> {
+  process.stderr.write(`ktstr init: ${message}\n`)
+  send({ kind: 'fatal', message })
+  return finish()
+}
+
+async function main(): Promise<void> {
+  const warnings = mountAll()
+  const spec = JSON.parse(fs.readFileSync(RUN_SPEC_PATH, 'utf8')) as RunSpec
+  endpoint = openEndpoint(await findPort())
+  endpoint.on('close', () => {
+    // The host is gone (or closed the channel): nobody is listening, so stop.
+    hostSaidShutdown()
+    void finish()
+  })
+  const stdin = new StdinBuffer(endpoint)
+  endpoint.on('corrupt', (err) => void fatal(`channel corrupted: ${err.message}`))
+  endpoint.on('control', (msg) => {
+    if (msg.kind === 'shutdown') {
+      hostSaidShutdown()
+      void finish()
+    } else if (msg.kind === 'signal') command?.kill(msg.signal)
+  })
+  send({ kind: 'hello', uptimeMs: uptimeMs(), nodeVersion: process.version })
+  for (const w of warnings) process.stderr.write(`ktstr init: warning: ${w}\n`)
+  phase('mounted')
+
+  if (spec.scheduler) {
+    const started = await startScheduler(spec.scheduler, spec.attachTimeoutMs)
+    if (!started.ok) {
+      send({
+        kind: 'scheduler-failed',
+        scheduler: spec.scheduler.name,
+        message: started.message,
+        ...(started.exit ? { exit: started.exit } : {}),
+      })
+      return void (await finish())
+    }
+    scheduler = started.scheduler
+    phase('scheduler-attached')
+  }
+
+  let gone: SchedulerExit | undefined
+  const unwatch = scheduler
+    ? watchScheduler(scheduler, (exit) => {
+        gone = exit
+        send({ kind: 'scheduler-exited', scheduler: spec.scheduler!.name, exit })
+        void finish()
+      })
+    : () => {}
+
+  const env = { PATH: BASE_PATH, HOME: '/root', TERM: 'dumb', ...spec.env }
+  const cwd = fs.existsSync(spec.cwd) ? spec.cwd : '/'
+  const mode = spec.mode
+  if (mode.kind === 'vitest') {
+    phase('command-started')
+    const worker = (await import(mode.workerEntry)) as { runVitestWorker(ep: GuestEndpoint): Promise<void> }
+    await worker.runVitestWorker(endpoint)
+    unwatch()
+    if (!gone) send({ kind: 'exit', code: 0, signal: null, uptimeMs: uptimeMs() })
+  } else {
+    const argv = mode.kind === 'exec' ? mode.argv : ['/ktstr/bin/sh', '-i']
+    command = runCommand(endpoint, argv, { env: mode.kind === 'shell' ? { PS1: 'ktstr# ', ...env } : env, cwd, stdin })
+    phase('command-started')
+    const result = await command.done
+    unwatch()
+    if (!gone) send({ kind: 'exit', code: result.code, signal: result.signal, uptimeMs: uptimeMs() })
+  }
+  await finish()
+}
+
+process.on('uncaughtException', (err) => void fatal(`uncaught: ${err.stack ?? err.message}`))
+process.on('unhandledRejection', (err) => void fatal(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`))
+main().catch((err: Error) => fatal(err.stack ?? err.message))

@@ -1,0 +1,46 @@
+/** The filesystems a scheduler test expects, mounted by PID 1 before anything else runs. */
+import fs from 'node:fs'
+import { mount } from '../../native-shims/libc.js'
+import { MS_NODEV, MS_NOEXEC, MS_NOSUID } from '../../native-shims/constants.js'
+
+interface MountSpec {
+  source: string
+  target: string
+  fstype: string
+  flags: number
+  data?: string
+  /** Optional mounts (kernel may lack the filesystem) only warn. */
+  optional?: boolean
+}
+
+const SAFE = MS_NOSUID | MS_NODEV
+
+export const MOUNTS: readonly MountSpec[] = [
+  { source: 'proc', target: '/proc', fstype: 'proc', flags: SAFE | MS_NOEXEC },
+  { source: 'sysfs', target: '/sys', fstype: 'sysfs', flags: SAFE | MS_NOEXEC },
+  { source: 'devtmpfs', target: '/dev', fstype: 'devtmpfs', flags: MS_NOSUID, data: 'mode=0755' },
+  { source: 'devpts', target: '/dev/pts', fstype: 'devpts', flags: MS_NOSUID | MS_NOEXEC, data: 'ptmxmode=0666', optional: true },
+  { source: 'tmpfs', target: '/dev/shm', fstype: 'tmpfs', flags: SAFE, optional: true },
+  { source: 'tmpfs', target: '/tmp', fstype: 'tmpfs', flags: SAFE, data: 'mode=1777' },
+  { source: 'tmpfs', target: '/run', fstype: 'tmpfs', flags: SAFE, data: 'mode=0755' },
+  { source: 'cgroup2', target: '/sys/fs/cgroup', fstype: 'cgroup2', flags: SAFE | MS_NOEXEC },
+  { source: 'bpf', target: '/sys/fs/bpf', fstype: 'bpf', flags: SAFE | MS_NOEXEC, data: 'mode=0700', optional: true },
+  { source: 'debugfs', target: '/sys/kernel/debug', fstype: 'debugfs', flags: SAFE | MS_NOEXEC, optional: true },
+  { source: 'tracefs', target: '/sys/kernel/tracing', fstype: 'tracefs', flags: SAFE | MS_NOEXEC, optional: true },
+]
+
+/** Mount everything; returns warnings for optional mounts that failed. Throws on a required one. */
+export function mountAll(): string[] {
+  const warnings: string[] = []
+  for (const m of MOUNTS) {
+    try {
+      fs.mkdirSync(m.target, { recursive: true })
+      mount(m.source, m.target, m.fstype, m.flags, m.data)
+    } catch (e) {
+      const msg = `mount ${m.fstype} on ${m.target}: ${(e as Error).message}`
+      if (!m.optional) throw new Error(msg)
+      warnings.push(msg)
+    }
+  }
+  return warnings
+}

@@ -1,0 +1,149 @@
+/**
+ * The scheduler under test: start it, prove it attached, watch it, stop it.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import fs from 'node:fs'
+import type { SchedulerExit, SchedulerSpec } from '../protocol/index.js'
+import { schedExtLogLines } from './kmsg.js'
+
+const SCX = '/sys/kernel/sched_ext'
+const TASKSET = '/ktstr/bin/taskset'
+const OUTPUT_KEEP = 16 * 1024
+
+export type StartResult = { ok: true; scheduler: RunningScheduler } | { ok: false; message: string; exit?: SchedulerExit }
+
+export class RunningScheduler {
+  private output = ''
+  private exitInfo: { code: number | null; signal: string | null } | undefined
+  private exitWaiters: (() => void)[] = []
+
+  constructor(
+    readonly spec: SchedulerSpec,
+    private readonly child: ChildProcess,
+  ) {
+    const keep = (b: Buffer) => {
+      this.output = (this.output + b.toString('utf8')).slice(-OUTPUT_KEEP)
+    }
+    child.stdout?.on('data', keep)
+    child.stderr?.on('data', keep)
+    child.on('exit', (code, signal) => {
+      this.exitInfo = { code, signal }
+      for (const w of this.exitWaiters.splice(0)) w()
+    })
+    child.on('error', (err) => {
+      this.output += `\n${err.message}`
+      this.exitInfo ??= { code: null, signal: null }
+      for (const w of this.exitWaiters.splice(0)) w()
+    })
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid
+  }
+
+  get exited(): boolean {
+    return this.exitInfo !== undefined
+  }
+
+  waitExit(): Promise<void> {
+    return this.exited ? Promise.resolve() : new Promise((r) => this.exitWaiters.push(r))
+  }
+
+  exit(): SchedulerExit {
+    const reason = schedExtLogLines().at(-1)
+    return {
+      code: this.exitInfo?.code ?? null,
+      signal: this.exitInfo?.signal ?? null,
+      output: this.output.trim(),
+      ...(reason ? { reason } : {}),
+    }
+  }
+
+  /** Ask it to detach (SIGINT, as a user's Ctrl-C), then SIGKILL after a grace period. */
+  async stop(graceMs = 3000): Promise<void> {
+    if (this.exited) return
+    this.child.kill('SIGINT')
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs)
+    await this.waitExit()
+    clearTimeout(timer)
+  }
+}
+
+export function schedExtState(): string | undefined {
+  return readTrim(`${SCX}/state`)
+}
+
+export function schedExtOps(): string | undefined {
+  return readTrim(`${SCX}/root/ops`)
+}
+
+/**
+ * Start the scheduler pinned to CPU 0 (some schedulers, e.g. scx_central, must initialise on
+ * their central CPU: measured 4 of 6 loads failing unpinned), wait until sched_ext reports it
+ * enabled under its ops name, then let it run on every online CPU again.
+ */
+export async function startScheduler(spec: SchedulerSpec, timeoutMs: number): Promise<StartResult> {
+  if (!fs.existsSync(`${SCX}/state`)) {
+    return { ok: false, message: `this kernel has no sched_ext (${SCX} is missing); build one with \`ktstr kernel build\`` }
+  }
+  const child = spawn(TASKSET, ['-c', '0', spec.path, ...spec.args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const sched = new RunningScheduler(spec, child)
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (sched.exited) {
+      const exit = sched.exit()
+      return { ok: false, message: `scheduler ${spec.name} exited before attaching (${describeExit(exit)})`, exit }
+    }
+    const state = schedExtState()
+    const ops = schedExtOps()
+    if (state === 'enabled' && ops && (spec.opsName === undefined || ops === spec.opsName)) break
+    if (Date.now() > deadline) {
+      await sched.stop(500)
+      const seen = `state=${state ?? '?'}${ops ? `, ops=${ops}` : ''}`
+      return {
+        ok: false,
+        message: `scheduler ${spec.name} did not attach within ${timeoutMs / 1000}s (${seen}${spec.opsName ? `, expected ops=${spec.opsName}` : ''})`,
+        exit: sched.exit(),
+      }
+    }
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  const online = readTrim('/sys/devices/system/cpu/online')
+  if (online && sched.pid) spawnSync(TASKSET, ['-a', '-p', '-c', online, String(sched.pid)], { stdio: 'ignore' })
+  return { ok: true, scheduler: sched }
+}
+
+/**
+ * Calls `onGone` once if the scheduler process exits or sched_ext stops running it (e.g. the
+ * sched_ext watchdog ejected it) while it is being watched. Returns a function that stops watching.
+ */
+export function watchScheduler(sched: RunningScheduler, onGone: (exit: SchedulerExit) => void, everyMs = 200): () => void {
+  let fired = false
+  const fire = () => {
+    if (fired) return
+    fired = true
+    clearInterval(timer)
+    onGone(sched.exit())
+  }
+  const timer = setInterval(() => {
+    if (schedExtState() !== 'enabled') fire()
+  }, everyMs)
+  void sched.waitExit().then(fire)
+  return () => {
+    fired = true
+    clearInterval(timer)
+  }
+}
+
+export function describeExit(e: SchedulerExit): string {
+  const how = e.signal ? `killed by ${e.signal}` : e.code === null ? 'did not start' : `exit code ${e.code}`
+  return e.reason ? `${how}; kernel: ${e.reason}` : how
+}
+
+function readTrim(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8').trim()
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * One end of the channel over any byte stream (a unix socket on the host, the virtio-serial
+ * device in the guest, a socketpair in tests). Typed by which messages it sends and receives.
+ */
+import { EventEmitter } from 'node:events'
+import type { Duplex } from 'node:stream'
+import { FrameDecoder, FrameType, encodeFrame, type FrameError } from './frame.js'
+
+export interface EndpointEvents<In> {
+  control: [msg: In]
+  data: [stream: number, chunk: Buffer]
+  vitest: [payload: Buffer]
+  /** Framing or decoding failed; the endpoint ignores further input. Emitted at most once. */
+  corrupt: [err: Error]
+  close: []
+}
+
+export class Endpoint<In, Out> extends EventEmitter<EndpointEvents<In>> {
+  private readonly decoder = new FrameDecoder()
+  private broken = false
+  private closed = false
+
+  constructor(
+    private readonly stream: Duplex,
+    private readonly decodeControl: (payload: Uint8Array) => In,
+  ) {
+    super()
+    stream.on('data', (chunk: Buffer) => this.onBytes(chunk))
+    stream.on('error', (err) => this.fail(err))
+    stream.on('close', () => this.onClose())
+    stream.on('end', () => this.onClose())
+  }
+
+  sendControl(msg: Out): boolean {
+    return this.write(encodeFrame(FrameType.Control, Buffer.from(JSON.stringify(msg), 'utf8')))
+  }
+
+  sendData(stream: number, chunk: Uint8Array): boolean {
+    return this.write(encodeFrame(FrameType.Data, chunk, stream))
+  }
+
+  sendVitest(payload: Uint8Array): boolean {
+    return this.write(encodeFrame(FrameType.Vitest, payload))
+  }
+
+  get isOpen(): boolean {
+    return !this.closed && !this.broken
+  }
+
+  /** Resolves once everything written so far has been handed to the OS. */
+  flush(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.closed || this.stream.writableLength === 0) return resolve()
+      this.stream.write(Buffer.alloc(0), () => resolve())
+    })
+  }
+
+  end(): void {
+    this.stream.end()
+  }
+
+  private write(frame: Buffer): boolean {
+    if (this.closed || this.stream.destroyed) return false
+    return this.stream.write(frame)
+  }
+
+  private onBytes(chunk: Buffer): void {
+    if (this.broken) return
+    let frames
+    try {
+      frames = this.decoder.push(chunk)
+    } catch (e) {
+      return this.fail(e as FrameError)
+    }
+    for (const f of frames) {
+      if (this.broken) return
+      switch (f.type) {
+        case FrameType.Control: {
+          let msg: In
+          try {
+            msg = this.decodeControl(f.payload)
+          } catch (e) {
+            return this.fail(e as Error)
+          }
+          this.emit('control', msg)
+          break
+        }
+        case FrameType.Data:
+          this.emit('data', f.stream, f.payload)
+          break
+        case FrameType.Vitest:
+          this.emit('vitest', f.payload)
+          break
+      }
+    }
+  }
+
+  private fail(err: Error): void {
+    if (this.broken || this.closed) return
+    this.broken = true
+    this.emit('corrupt', err)
+  }
+
+  private onClose(): void {
+    if (this.closed) return
+    this.closed = true
+    this.emit('close')
+  }
+}

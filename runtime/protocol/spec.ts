@@ -1,0 +1,31 @@
+/**
+ * What the guest init is asked to do, written by the host into the per-run archive at
+ * RUN_SPEC_PATH. Plain JSON.
+ */
+export const RUN_SPEC_PATH = '/ktstr/run/spec.json'
+/** The virtio-serial port name the channel uses (QEMU `virtserialport,name=`). */
+export const CHANNEL_PORT_NAME = 'ktstr.0'
+
+export interface SchedulerSpec {
+  /** How the user named it: `scx_simple` or a path. */
+  name: string
+  /** Guest path of the binary (same as the host path). */
+  path: string
+  args: string[]
+  /** Expected `/sys/kernel/sched_ext/root/ops`; undefined when unknown (a path). */
+  opsName?: string
+}
+
+export type RunMode =
+  | { kind: 'exec'; argv: string[]; tty: boolean }
+  | { kind: 'shell'; tty: boolean }
+  | { kind: 'vitest'; workerEntry: string }
+
+export interface RunSpec {
+  mode: RunMode
+  env: Record<string, string>
+  cwd: string
+  scheduler?: SchedulerSpec
+  /** Bound on the scheduler reaching `enabled` with its ops name. */
+  attachTimeoutMs: number
+}

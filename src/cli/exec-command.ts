@@ -1,0 +1,19 @@
+import { parseArgs } from 'node:util'
+import { KtstrError } from '../util/errors.js'
+import { runGuest } from './run-guest.js'
+import { VM_OPTIONS, vmRequestFrom } from './vm-options.js'
+
+export const EXEC_USAGE = `usage: ktstr exec [--kernel K] [--backend qemu|kvm|auto] [--topology NnNlNcNt] [--memory MIB]
+                  [--scheduler NAME|PATH] [--sched-args "..."] [--timeout S] [--timing] -- CMD [ARGS...]
+Boots a guest, runs CMD in it and exits with CMD's exit code (125 when ktstr itself failed).`
+
+export async function execCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: VM_OPTIONS, allowPositionals: true, strict: true })
+  if (values.help) {
+    process.stdout.write(`${EXEC_USAGE}\n`)
+    return 0
+  }
+  if (positionals.length === 0) throw new KtstrError('exec needs a command after --, e.g. ktstr exec -- cat /proc/cpuinfo')
+  const req = vmRequestFrom(values, { kind: 'exec', argv: positionals, tty: false })
+  return runGuest(req, { forwardStdin: !process.stdin.isTTY, timing: values.timing === true })
+}

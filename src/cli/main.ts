@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+/** The `ktstr` command. */
+import pc from 'picocolors'
+import { BootFailure } from '../vm/boot-failure.js'
+import { describeError, isKtstrError } from '../util/errors.js'
+import { log } from '../util/log.js'
+import { doctorCommand } from './doctor-command.js'
+import { EXEC_USAGE, execCommand } from './exec-command.js'
+import { EXIT_KTSTR_FAILED, EXIT_USAGE } from './exit-codes.js'
+import { kernelCommand } from './kernel-command.js'
+import { SHELL_USAGE, shellCommand } from './shell-command.js'
+
+const USAGE = `usage: ktstr <command> [options]
+
+commands:
+  exec     boot a guest and run one command in it        (ktstr exec --help)
+  shell    boot a guest with an interactive busybox shell (ktstr shell --help)
+  kernel   build, list or locate guest kernels            (ktstr kernel build|list|path)
+  doctor   check this machine and say what to install
+
+Set KTSTR_LOG=debug for details, KTSTR_KERNEL to pick a kernel.
+
+${EXEC_USAGE}
+
+${SHELL_USAGE}`
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv
+  switch (cmd) {
+    case 'exec':
+      return execCommand(rest)
+    case 'shell':
+      return shellCommand(rest)
+    case 'kernel':
+      return kernelCommand(rest)
+    case 'doctor':
+      return doctorCommand()
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(`${USAGE}\n`)
+      return cmd === undefined ? EXIT_USAGE : 0
+    default:
+      process.stderr.write(`ktstr: unknown command "${cmd}"; run ktstr --help\n`)
+      return EXIT_USAGE
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code
+  },
+  (err: unknown) => {
+    if (err instanceof BootFailure) {
+      process.stderr.write(`ktstr: ${err.message}\n`)
+      if (err.consoleTail.length) process.stderr.write(pc.dim(`--- last kernel console lines ---\n${err.consoleTail.join('\n')}\n`))
+    } else if (isKtstrError(err) || (err as { code?: string })?.code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`ktstr: ${(err as Error).message}\n`)
+      if (!isKtstrError(err)) return void (process.exitCode = EXIT_USAGE)
+    } else {
+      process.stderr.write(`ktstr: ${describeError(err)}\n`)
+      if (log.isDebug) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`)
+    }
+    process.exitCode = EXIT_KTSTR_FAILED
+  },
+)

@@ -1,0 +1,21 @@
+/** `--timing`: where the time from request to result went, phase by phase. */
+import type { BootTiming } from '../vm/session.js'
+
+export function timingPhases(t: BootTiming): [string, number | undefined][] {
+  const kernelStart = t.initMs !== undefined && t.guestKernelMs !== undefined ? t.initMs - t.guestKernelMs : undefined
+  const d = (a?: number, b?: number) => (a !== undefined && b !== undefined ? Math.max(0, a - b) : undefined)
+  return [
+    ['image', t.imageMs],
+    ['qemu start', d(kernelStart, t.vmStartedMs)],
+    ['kernel', t.guestKernelMs],
+    ['init', d(t.commandMs, t.initMs)],
+    ['command', d(t.exitMs, t.commandMs)],
+    ['power-off', d(t.endMs, t.exitMs)],
+    ['total', t.endMs],
+  ]
+}
+
+export function formatTiming(t: BootTiming): string {
+  const rows = timingPhases(t).map(([name, ms]) => `  ${name.padEnd(10)} ${ms === undefined ? '-' : `${(ms / 1000).toFixed(2)} s`}`)
+  return `ktstr timing:\n${rows.join('\n')}\n`
+}

@@ -1,0 +1,48 @@
+/** The VM options `exec` and `shell` share, parsed into a VmRequest. */
+import type { ParseArgsConfig } from 'node:util'
+import { KtstrError } from '../util/errors.js'
+import { shellWords } from '../util/shell-words.js'
+import type { BackendName, VmRequest } from '../vm/session.js'
+
+export const VM_OPTIONS = {
+  kernel: { type: 'string' },
+  backend: { type: 'string' },
+  topology: { type: 'string' },
+  memory: { type: 'string' },
+  scheduler: { type: 'string' },
+  'sched-args': { type: 'string' },
+  timeout: { type: 'string' },
+  timing: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options']
+
+type Values = { [K in keyof typeof VM_OPTIONS]?: (typeof VM_OPTIONS)[K]['type'] extends 'string' ? string : boolean }
+
+export function vmRequestFrom(v: Values, mode: VmRequest['mode']): VmRequest {
+  const req: VmRequest = { mode }
+  if (v.kernel) req.kernel = v.kernel
+  if (v.backend) req.backend = parseBackend(v.backend)
+  if (v.topology) req.topology = v.topology
+  if (v.memory) req.memoryMib = parsePositiveInt(v.memory, '--memory')
+  if (v.scheduler) req.scheduler = v.scheduler
+  if (v['sched-args']) req.schedArgs = shellWords(v['sched-args'])
+  if (v.timeout) req.timeoutS = parsePositiveNumber(v.timeout, '--timeout')
+  return req
+}
+
+export function parseBackend(s: string): BackendName {
+  if (s === 'qemu' || s === 'kvm' || s === 'auto') return s
+  throw new KtstrError(`unknown backend "${s}"; use qemu, kvm or auto`)
+}
+
+function parsePositiveInt(s: string, flag: string): number {
+  const n = Number(s)
+  if (!Number.isInteger(n) || n <= 0) throw new KtstrError(`${flag} needs a positive whole number, got "${s}"`)
+  return n
+}
+
+function parsePositiveNumber(s: string, flag: string): number {
+  const n = Number(s)
+  if (!Number.isFinite(n) || n <= 0) throw new KtstrError(`${flag} needs a positive number of seconds, got "${s}"`)
+  return n
+}

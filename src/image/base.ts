@@ -1,0 +1,292 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import { createHash, randomBytes } from 'node:crypto'
+import { execFile, execFileSync } from 'node:child_process'
+import { createRequire } from 'node:module'
+import { promisify } from 'node:util'
+import { KtstrError } from '../util/errors.js'
+import { log } from '../util/log.js'
+import { cacheRoot, packageRoot } from '../util/paths.js'
+import { libraryClosure } from './closure.js'
+import { readElf } from './elf.js'
+import { GuestTree, type PathFilter } from './tree.js'
+
+/** Bump when the image layout changes, so cached archives from older code are not reused. */
+const RECIPE = 'ktstr-base-v1'
+const KEEP_BASES = 3
+const KEEP_STRIPPED = 2
+export const BUSYBOX_HOST = '/bin/busybox'
+export const GUEST_BIN = '/ktstr/bin'
+
+export interface BaseImageOptions {
+  /** More host files or directories (recursively) to include at their host paths. */
+  extraPaths?: string[]
+  /** The ktstr package folder to take package.json, dist/runtime and koffi from (default: this package). */
+  packageRoot?: string
+}
+
+export interface BaseImage {
+  /** The uncompressed newc archive. */
+  path: string
+  key: string
+  /** False when the cached archive for `key` was reused. */
+  built: boolean
+  bytes: number
+  /** Wall time of this call (collecting inputs, plus stripping and writing when built). */
+  ms: number
+  /** Guest paths of regular files in the archive; a per-run archive can omit these. */
+  files: ReadonlySet<string>
+}
+
+/**
+ * The cached base initramfs: node and its libraries, busybox, the compiled ktstr runtime, koffi, and
+ * `extraPaths`, all at their host paths. The key hashes every entry's guest path, mode and source
+ * (path, size, mtime), so a changed input gives a new archive; it is written atomically.
+ */
+export async function baseImage(opts: BaseImageOptions = {}): Promise<BaseImage> {
+  const t0 = performance.now()
+  const strip = findOnPath('strip')
+  const tree = collectBase(opts)
+  const h = createHash('sha256').update(`${RECIPE}\0strip=${strip ? 1 : 0}\n`)
+  tree.fingerprint(h)
+  const key = h.digest('hex').slice(0, 16)
+  const dir = path.join(cacheRoot(), 'images')
+  fs.mkdirSync(dir, { recursive: true })
+  const out = path.join(dir, `base-${key}.cpio`)
+  const files = regularFiles(tree)
+
+  if (fs.existsSync(out)) {
+    const now = new Date()
+    fs.utimesSync(out, now, now) // mark as recently used for pruning
+    const ms = performance.now() - t0
+    log.debug(`base image ${out} reused (${ms.toFixed(0)} ms)`)
+    return { path: out, key, built: false, bytes: fs.statSync(out).size, ms, files }
+  }
+
+  // Pool workers starting together ask for the same image: build it once per process.
+  const pending = building.get(out)
+  if (pending) {
+    const bytes = await pending
+    return { path: out, key, built: false, bytes, ms: performance.now() - t0, files }
+  }
+  const build = writeBase(tree, strip, dir, out).finally(() => building.delete(out))
+  building.set(out, build)
+  const bytes = await build
+  const ms = performance.now() - t0
+  log.debug(`base image ${out} built: ${bytes} bytes, ${tree.size} entries, ${ms.toFixed(0)} ms`)
+  return { path: out, key, built: true, bytes, ms, files }
+}
+
+const building = new Map<string, Promise<number>>()
+
+/** Writes the archive under a temporary name and renames it into place (readers never see a partial file). */
+async function writeBase(tree: GuestTree, strip: string | undefined, dir: string, out: string): Promise<number> {
+  if (strip) {
+    const stripped = await strippedNode(strip, dir)
+    if (stripped) tree.add(process.execPath, { source: stripped })
+  }
+  const tmp = `${out}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
+  let bytes: number
+  try {
+    bytes = await tree.writeCpio(tmp)
+    fs.renameSync(tmp, out)
+  } catch (e) {
+    fs.rmSync(tmp, { force: true })
+    throw e
+  }
+  prune(dir, /^base-[0-9a-f]+\.cpio$/, KEEP_BASES, out)
+  return bytes
+}
+
+/** Skips what only editors and debuggers read. */
+export const skipDevFiles: PathFilter = (p) => !/\.(map|d\.ts|d\.mts|d\.cts)$/.test(p)
+
+/** The base image's entries, without reading any file content. */
+export function collectBase(opts: BaseImageOptions = {}): GuestTree {
+  const tree = new GuestTree()
+
+  // Merged-/usr aliases, so /bin/x and /usr/bin/x both work in the guest as on the host.
+  for (const alias of ['/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32']) {
+    if (isSymlink(alias) && fs.existsSync(alias)) tree.add(alias)
+  }
+
+  // node and the libraries it loads.
+  tree.add(process.execPath)
+  for (const p of libraryClosure([process.execPath])) tree.add(p)
+
+  addBusybox(tree)
+  addPackage(tree, opts.packageRoot ?? packageRoot())
+
+  for (const p of opts.extraPaths ?? []) {
+    if (fs.statSync(p, { throwIfNoEntry: false })?.isDirectory()) tree.addDir(p, skipDevFiles)
+    else tree.add(p)
+  }
+
+  for (const d of ['/proc', '/sys', '/dev', '/run', '/mnt', '/etc', '/root']) tree.addGuestDir(d, d === '/root' ? 0o700 : 0o755)
+  tree.addGuestDir('/tmp', 0o1777)
+  tree.addDev('/dev/console', 5, 1, 0o600)
+  tree.addDev('/dev/null', 1, 3, 0o666)
+  tree.addDev('/dev/urandom', 1, 9, 0o666)
+  tree.addData('/etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n')
+  tree.addData('/etc/group', 'root:x:0:\n')
+  if (!tree.has('/bin/sh')) tree.addSymlink('/bin/sh', `${GUEST_BIN}/busybox`)
+  return tree
+}
+
+function addBusybox(tree: GuestTree): void {
+  if (!fs.existsSync(BUSYBOX_HOST)) {
+    throw new KtstrError(`${BUSYBOX_HOST} is missing; install busybox-static: apt-get install busybox-static`)
+  }
+  tree.addFileAs(`${GUEST_BIN}/busybox`, BUSYBOX_HOST, 0o755)
+  // A dynamically linked busybox (Debian's plain `busybox` package) still works if its libraries come along.
+  if (readElf(BUSYBOX_HOST).interpreter) {
+    for (const p of libraryClosure([BUSYBOX_HOST]).slice(1)) tree.add(p)
+  }
+  for (const applet of busyboxApplets()) {
+    if (applet !== 'busybox') tree.addSymlink(`${GUEST_BIN}/${applet}`, 'busybox') // a self-link would loop
+  }
+}
+
+let applets: { id: string; list: string[] } | undefined
+function busyboxApplets(): string[] {
+  const st = fs.statSync(BUSYBOX_HOST)
+  const id = `${st.size}:${st.mtimeMs}`
+  if (applets?.id !== id) {
+    const out = execFileSync(BUSYBOX_HOST, ['--list'], { encoding: 'utf8' })
+    applets = { id, list: out.split('\n').map((s) => s.trim()).filter((s) => /^[\w.[\]-]+$/.test(s)) }
+  }
+  return applets.list
+}
+
+function addPackage(tree: GuestTree, root: string): void {
+  const runtime = path.join(root, 'dist', 'runtime')
+  if (!fs.existsSync(runtime)) {
+    throw new KtstrError(`ktstr is not built: ${runtime} is missing; run \`npm run build\` in ${root}`)
+  }
+  tree.add(path.join(root, 'package.json'))
+  tree.addDir(runtime, skipDevFiles)
+  const shims = path.join(root, 'dist', 'native-shims')
+  if (fs.existsSync(shims)) tree.addDir(shims, skipDevFiles)
+
+  // Added at the path node looks up (symlinks mirrored); addDir walks, and filters, the real folders.
+  const koffi = packageDir(root, 'koffi')
+  const koffiReal = tree.add(koffi)
+  // koffi requires its native package from its own real location, as node does.
+  const native = packageDir(koffiReal, `@koromix/koffi-${process.platform}-${process.arch}`)
+  const nativeReal = tree.add(native)
+  const musl = path.basename(readElf(process.execPath).interpreter ?? '').startsWith('ld-musl-')
+  const keep: PathFilter = (p, st) => {
+    if (!skipDevFiles(p, st)) return false
+    const name = path.basename(p)
+    if (st.isDirectory()) {
+      if (p === path.join(koffiReal, 'doc') || p === path.join(koffiReal, 'vendor')) return false // docs, Node-API headers
+      // The native package carries a glibc and a musl build; keep the one node's libc can load.
+      return !(path.dirname(p) === nativeReal && name.startsWith('musl_') !== musl)
+    }
+    // koffi ships its C++ sources and build helper; only JS, JSON and .node files are loaded.
+    return !/\.(cc|hh|h|c|S|asm|inc|def|md|txt)$|^CMakeLists\.txt$|^cnoke\.cjs$/.test(name)
+  }
+  tree.addDir(koffi, keep)
+  tree.addDir(native, keep)
+  const addons = walkFiles(nativeReal, keep).filter((p) => p.endsWith('.node'))
+  for (const p of libraryClosure(addons)) tree.add(p)
+}
+
+/**
+ * The folder of package `name` as node finds it from `fromDir`: the first `node_modules/<name>` walking
+ * up, kept unresolved so a symlinked node_modules is mirrored as a symlink too (node's lookup, before
+ * its realpath step). Falls back to require.resolve (e.g. NODE_PATH).
+ */
+function packageDir(fromDir: string, name: string): string {
+  for (let d = fromDir; ; d = path.dirname(d)) {
+    const cand = path.join(d, 'node_modules', name)
+    if (path.basename(d) !== 'node_modules' && fs.existsSync(path.join(cand, 'package.json'))) return cand
+    if (d === path.dirname(d)) break
+  }
+  let entry: string
+  try {
+    entry = createRequire(path.join(fromDir, 'package.json')).resolve(name)
+  } catch (e) {
+    throw new KtstrError(`${name} is not installed where ${fromDir} can load it; run \`npm install\` in ${fromDir}`, { cause: e })
+  }
+  for (let d = path.dirname(entry); d !== path.dirname(d); d = path.dirname(d)) {
+    const pj = path.join(d, 'package.json')
+    if (fs.existsSync(pj) && JSON.parse(fs.readFileSync(pj, 'utf8')).name === name) return d
+  }
+  throw new KtstrError(`cannot find the package.json of ${name} above ${entry}; reinstall it with \`npm install\``)
+}
+
+function walkFiles(dir: string, filter: PathFilter): string[] {
+  const out: string[] = []
+  for (const name of fs.readdirSync(dir)) {
+    const p = path.join(dir, name)
+    const st = fs.statSync(p)
+    if (!filter(p, st)) continue
+    if (st.isDirectory()) out.push(...walkFiles(p, filter))
+    else if (st.isFile()) out.push(p)
+  }
+  return out
+}
+
+/** A stripped copy of node, made once per node binary (99 MB → 86 MB; the debug info is useless in the guest). */
+async function strippedNode(strip: string, dir: string): Promise<string | undefined> {
+  const st = fs.statSync(process.execPath)
+  const id = createHash('sha256').update(`${process.execPath}\0${st.size}\0${st.mtimeMs}`).digest('hex').slice(0, 16)
+  const out = path.join(dir, `node-${id}-stripped`)
+  if (fs.existsSync(out)) return out
+  const tmp = `${out}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
+  try {
+    await promisify(execFile)(strip, ['-o', tmp, process.execPath])
+    fs.renameSync(tmp, out)
+  } catch (e) {
+    fs.rmSync(tmp, { force: true })
+    log.warn(`strip ${process.execPath} failed, using it unstripped: ${(e as Error).message.split('\n')[0]}`)
+    return undefined
+  }
+  prune(dir, /^node-[0-9a-f]+-stripped$/, KEEP_STRIPPED, out)
+  return out
+}
+
+/** Removes files matching `re` in `dir` beyond the `keep` newest (never `current`), and stale temp files. */
+function prune(dir: string, re: RegExp, keep: number, current: string): void {
+  const now = Date.now()
+  const found: { p: string; mtime: number }[] = []
+  for (const name of fs.readdirSync(dir)) {
+    const p = path.join(dir, name)
+    const st = fs.statSync(p, { throwIfNoEntry: false })
+    if (!st) continue
+    if (name.includes('.tmp-') && now - st.mtimeMs > 3600_000) fs.rmSync(p, { force: true })
+    else if (re.test(name)) found.push({ p, mtime: st.mtimeMs })
+  }
+  found.sort((a, b) => b.mtime - a.mtime)
+  for (const { p } of found.slice(keep)) {
+    if (p === current) continue
+    log.debug(`removing old cached image ${p}`)
+    fs.rmSync(p, { force: true })
+  }
+}
+
+function regularFiles(tree: GuestTree): Set<string> {
+  const s = new Set<string>()
+  for (const p of tree.paths()) {
+    const k = tree.get(p)?.kind
+    if (k === 'file' || k === 'data') s.add(p)
+  }
+  return s
+}
+
+function isSymlink(p: string): boolean {
+  return fs.lstatSync(p, { throwIfNoEntry: false })?.isSymbolicLink() ?? false
+}
+
+function findOnPath(cmd: string): string | undefined {
+  for (const d of (process.env.PATH ?? '').split(':')) {
+    if (!d) continue
+    const p = path.join(d, cmd)
+    try {
+      fs.accessSync(p, fs.constants.X_OK)
+      return p
+    } catch {}
+  }
+  return undefined
+}

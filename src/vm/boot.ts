@@ -1,0 +1,98 @@
+/**
+ * Boot one guest for a request: resolve the kernel, scheduler and topology, build the initrd,
+ * start the backend, connect the channel and wait for the guest init's hello.
+ */
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import type { RunSpec } from '../../runtime/protocol/index.js'
+import { RUN_SPEC_PATH } from '../../runtime/protocol/index.js'
+import { baseImage } from '../image/base.js'
+import { composeInitrd } from '../image/initrd.js'
+import { runArchive } from '../image/run-archive.js'
+import { resolveKernel } from '../kernel/resolve.js'
+import { resolveScheduler, type ResolvedScheduler } from '../kernel/schedulers.js'
+import { parseTopology } from '../topology/topology.js'
+import { KtstrError } from '../util/errors.js'
+import { log } from '../util/log.js'
+import { packageRoot } from '../util/paths.js'
+import { probeKvm } from './accel.js'
+import { ConsoleLog } from './console.js'
+import { DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_S, DEFAULT_TOPOLOGY, MIN_MEMORY_MIB, SCHEDULER_ATTACH_TIMEOUT_MS } from './defaults.js'
+import { kernelCmdline } from './qemu/args.js'
+import { launchQemu } from './qemu/launch.js'
+import type { GuestSession, VmRequest } from './session.js'
+import { startSession } from './session-runner.js'
+
+export interface BootOptions {
+  /** Called with each kernel console line as it arrives (e.g. KTSTR_LOG=debug echo). */
+  onConsoleLine?: (line: string) => void
+}
+
+export async function bootGuest(req: VmRequest, opts: BootOptions = {}): Promise<GuestSession> {
+  const t0 = performance.now()
+  const topology = parseTopology(req.topology ?? DEFAULT_TOPOLOGY)
+  const memoryMib = req.memoryMib ?? DEFAULT_MEMORY_MIB
+  if (!Number.isInteger(memoryMib) || memoryMib < MIN_MEMORY_MIB) {
+    throw new KtstrError(`memory ${memoryMib} MiB is too small for a guest; use at least ${MIN_MEMORY_MIB}`)
+  }
+  const timeoutS = req.timeoutS ?? DEFAULT_TIMEOUT_S
+  if (!(timeoutS > 0)) throw new KtstrError(`timeout must be a positive number of seconds, got ${timeoutS}`)
+  const accel = chooseAccel(req.backend ?? 'auto')
+  const kernel = await resolveKernel(req.kernel)
+  const scheduler = req.scheduler ? resolveScheduler(kernel, req.scheduler) : undefined
+  const initScript = path.join(packageRoot(), 'dist', 'runtime', 'init', 'main.js')
+  if (!fs.existsSync(initScript)) throw new KtstrError(`${initScript} is missing; build ktstr first: npm run build`)
+
+  const runSpec: RunSpec = {
+    mode: req.mode,
+    env: req.env ?? {},
+    cwd: req.cwd ?? process.cwd(),
+    ...(scheduler ? { scheduler: schedulerSpec(scheduler, req.schedArgs ?? []) } : {}),
+    attachTimeoutMs: SCHEDULER_ATTACH_TIMEOUT_MS,
+  }
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-'))
+  try {
+    const base = await baseImage({ extraPaths: req.extraImagePaths ?? [] })
+    const run = await runArchive({
+      data: [{ guestPath: RUN_SPEC_PATH, content: JSON.stringify(runSpec) }],
+      hostPaths: scheduler ? [scheduler.path] : [],
+    })
+    const initrd = path.join(tmp, 'initrd.cpio')
+    composeInitrd(base.path, run, initrd)
+    const imageMs = performance.now() - t0
+    log.debug(`image ready in ${imageMs.toFixed(0)} ms (base ${base.built ? 'built' : 'cached'}: ${base.path})`)
+
+    const console = new ConsoleLog(400, process.env.KTSTR_CONSOLE_LOG, opts.onConsoleLine)
+    const vm = await launchQemu(
+      {
+        kernel: kernel.bzImage,
+        initrd,
+        cmdline: kernelCmdline({ nodePath: process.execPath, initScript }),
+        topology,
+        memoryMib,
+        channelSocket: path.join(tmp, 'channel.sock'),
+        accel,
+      },
+      console,
+    )
+    return await startSession(vm, { t0, imageMs, timeoutS, tmpDir: tmp })
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true })
+    throw e
+  }
+}
+
+function chooseAccel(backend: NonNullable<VmRequest['backend']>): 'kvm' | 'tcg' {
+  const kvm = probeKvm()
+  if (backend === 'kvm') {
+    throw new KtstrError('the kvm backend (ktstr\'s own VMM) is not available yet; use --backend qemu')
+  }
+  if (kvm.usable) return 'kvm'
+  log.debug(`KVM not usable (${kvm.reason}); QEMU runs with TCG`)
+  return 'tcg'
+}
+
+function schedulerSpec(s: ResolvedScheduler, args: string[]) {
+  return { name: s.name, path: s.path, args, ...(s.opsName ? { opsName: s.opsName } : {}) }
+}

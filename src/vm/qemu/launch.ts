@@ -1,0 +1,76 @@
+/**
+ * Start QEMU for one guest: the host listens on a unix socket that QEMU's channel chardev
+ * connects to at start-up, so the channel is connected before the guest can write to it.
+ */
+import { spawn } from 'node:child_process'
+import net from 'node:net'
+import type { Duplex } from 'node:stream'
+import { KtstrError } from '../../util/errors.js'
+import { log } from '../../util/log.js'
+import { which } from '../../util/which.js'
+import type { ConsoleLog } from '../console.js'
+import type { VmExit, VmProcess } from '../vm-process.js'
+import { qemuArgs, type QemuPlan } from './args.js'
+
+export const QEMU_BINARY = 'qemu-system-x86_64'
+
+export function findQemu(): string {
+  const bin = process.env.KTSTR_QEMU || which(QEMU_BINARY)
+  if (!bin) throw new KtstrError(`${QEMU_BINARY} not found on PATH; install it: apt-get install qemu-system-x86`)
+  return bin
+}
+
+export async function launchQemu(plan: QemuPlan, console: ConsoleLog): Promise<VmProcess> {
+  const bin = findQemu()
+  const server = net.createServer()
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(plan.channelSocket, () => resolve())
+  })
+  const args = qemuArgs(plan)
+  log.debug('qemu', bin, args.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' '))
+  const startedAt = performance.now()
+  // detached: QEMU gets its own process group, so a terminal's Ctrl-C reaches ktstr (which
+  // forwards it to the guest's command) and not the VM itself.
+  const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true })
+  let stderr = ''
+  child.stdout.on('data', (b: Buffer) => console.push(b))
+  child.stderr.on('data', (b: Buffer) => {
+    stderr = (stderr + b.toString('utf8')).slice(-8192)
+  })
+
+  const exited = new Promise<VmExit>((resolve) => {
+    let done = false
+    const finish = (code: number | null, signal: string | null) => {
+      if (done) return
+      done = true
+      server.close()
+      console.close()
+      resolve({ code, signal, stderr: stderr.trim() })
+    }
+    child.on('error', (err) => {
+      stderr += `\n${err.message}`
+      finish(null, null)
+    })
+    child.on('close', (code, signal) => finish(code, signal))
+  })
+
+  const channel = new Promise<Duplex>((resolve, reject) => {
+    server.once('connection', (sock) => {
+      server.close()
+      resolve(sock)
+    })
+    void exited.then((e) => reject(new Error(`QEMU exited before connecting the channel: ${e.stderr || `code ${e.code}`}`)))
+  })
+  channel.catch(() => {})
+
+  return {
+    console,
+    channel,
+    exited,
+    startedAt,
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    },
+  }
+}

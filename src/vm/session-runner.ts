@@ -1,0 +1,144 @@
+/**
+ * Turns a running VM into a GuestSession: connects the channel, waits for the guest's hello,
+ * tracks what the guest reports, enforces the wall-clock limit, and cleans up when the VM is gone.
+ */
+import fs from 'node:fs'
+import type { GuestMessage } from '../../runtime/protocol/index.js'
+import { hostEndpoint } from '../channel/host-endpoint.js'
+import { log } from '../util/log.js'
+import { BootFailure } from './boot-failure.js'
+import { STOP_GRACE_MS } from './defaults.js'
+import { describeOutcome } from './outcome.js'
+import type { BootTiming, GuestOutcome, GuestSession } from './session.js'
+import type { VmExit, VmProcess } from './vm-process.js'
+
+const live = new Set<VmProcess>()
+let exitHookInstalled = false
+
+/** No VM outlives the host process, however it leaves. */
+function trackVm(vm: VmProcess): void {
+  live.add(vm)
+  void vm.exited.then(() => live.delete(vm))
+  if (!exitHookInstalled) {
+    exitHookInstalled = true
+    process.on('exit', () => {
+      for (const v of live) v.kill()
+    })
+  }
+}
+
+export async function startSession(
+  vm: VmProcess,
+  opts: { t0: number; imageMs: number; timeoutS: number; tmpDir: string },
+): Promise<GuestSession> {
+  trackVm(vm)
+  const since = (t: number) => Math.round(t - opts.t0)
+  const timing: BootTiming = { imageMs: Math.round(opts.imageMs), vmStartedMs: since(vm.startedAt) }
+  let reported: GuestOutcome | undefined
+  let forced: GuestOutcome | undefined
+
+  const timer = setTimeout(() => {
+    forced ??= { kind: 'timeout', afterS: opts.timeoutS }
+    vm.kill()
+  }, opts.timeoutS * 1000)
+
+  const done: Promise<GuestOutcome> = vm.exited.then((exit) => {
+    clearTimeout(timer)
+    timing.endMs = since(performance.now())
+    if (vm.console.firstByteAt !== undefined) timing.kernelMs = since(vm.console.firstByteAt)
+    fs.rmSync(opts.tmpDir, { recursive: true, force: true })
+    const outcome = forced ?? reported ?? unreported(vm, exit)
+    log.debug(`guest ended: ${describeOutcome(outcome)}`)
+    return outcome
+  })
+
+  let stream
+  try {
+    stream = await vm.channel
+  } catch {
+    const outcome = await done
+    throw failure(vm, outcome)
+  }
+  const channel = hostEndpoint(stream)
+  channel.on('corrupt', (err) => {
+    forced ??= { kind: 'channel-corrupt', message: err.message }
+    vm.kill()
+  })
+  const hello = new Promise<boolean>((resolve) => {
+    channel.on('control', (msg) => {
+      if (msg.kind === 'hello') {
+        timing.initMs = since(performance.now())
+        timing.guestKernelMs = msg.uptimeMs
+        resolve(true)
+      }
+      onGuestMessage(msg)
+    })
+    void done.then(() => resolve(false))
+  })
+
+  function onGuestMessage(msg: GuestMessage): void {
+    switch (msg.kind) {
+      case 'phase':
+        if (msg.phase === 'command-started') timing.commandMs = since(performance.now())
+        break
+      case 'exit':
+        timing.exitMs = since(performance.now())
+        reported ??= { kind: 'exited', code: msg.code, signal: msg.signal }
+        channel.sendControl({ kind: 'shutdown' })
+        break
+      case 'scheduler-failed':
+        reported ??= {
+          kind: 'scheduler-failed',
+          scheduler: msg.scheduler,
+          message: msg.message,
+          ...(msg.exit ? { exit: msg.exit } : {}),
+        }
+        channel.sendControl({ kind: 'shutdown' })
+        break
+      case 'scheduler-exited': {
+        // The kernel console may name the reason when the guest's own log read missed it.
+        const reason = msg.exit.reason ?? vm.console.schedExtExit?.reason
+        reported ??= { kind: 'scheduler-exited', scheduler: msg.scheduler, exit: { ...msg.exit, ...(reason ? { reason } : {}) } }
+        channel.sendControl({ kind: 'shutdown' })
+        break
+      }
+      case 'fatal':
+        reported ??= { kind: 'guest-error', message: msg.message }
+        channel.sendControl({ kind: 'shutdown' })
+        break
+      case 'hello':
+        break
+    }
+  }
+
+  if (!(await hello)) throw failure(vm, await done)
+
+  const stop = async (): Promise<GuestOutcome> => {
+    forced ??= reported ?? { kind: 'stopped' }
+    channel.sendControl({ kind: 'shutdown' })
+    const grace = setTimeout(() => vm.kill(), STOP_GRACE_MS)
+    const outcome = await done
+    clearTimeout(grace)
+    return outcome
+  }
+  return {
+    channel,
+    done,
+    timing,
+    consoleTail: (n) => vm.console.tail(n),
+    stop,
+    kill: () => vm.kill(),
+  }
+}
+
+/** The VM is gone and the guest never said how: read the console for why. */
+function unreported(vm: VmProcess, exit: VmExit): GuestOutcome {
+  if (vm.console.panic) return { kind: 'panic', message: vm.console.panic }
+  const how = exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`
+  const detail = exit.stderr ? `: ${exit.stderr.split('\n').slice(-3).join(' | ')}` : ''
+  return { kind: 'vm-died', message: `the VM exited (${how}) before the guest reported a result${detail}` }
+}
+
+function failure(vm: VmProcess, outcome: GuestOutcome): BootFailure {
+  return new BootFailure(`guest failed to boot: ${describeOutcome(outcome)}`, outcome, vm.console.tail(30))
+}

@@ -1,0 +1,71 @@
+/**
+ * A booted guest, whatever the backend: its channel, its console, and how it ended.
+ */
+import type { HostEndpoint } from '../channel/host-endpoint.js'
+import type { RunMode, SchedulerExit } from '../../runtime/protocol/index.js'
+
+export type BackendName = 'qemu' | 'kvm' | 'auto'
+
+/** What a user asks for (CLI flags, plugin options, a file's `@ktstr` docblock). */
+export interface VmRequest {
+  kernel?: string
+  backend?: BackendName
+  /** `NnNlNcNt`, e.g. `1n2l4c1t`. */
+  topology?: string
+  memoryMib?: number
+  /** `scx_simple`, another name from the kernel's `scx/`, or a host path. Undefined = EEVDF. */
+  scheduler?: string
+  schedArgs?: string[]
+  /** Whole-guest wall clock limit, seconds. */
+  timeoutS?: number
+  /** Host paths the guest image must also hold (at the same paths). */
+  extraImagePaths?: string[]
+  mode: RunMode
+  env?: Record<string, string>
+  cwd?: string
+}
+
+/** Host-side wall-clock milestones in ms since the boot request. */
+export interface BootTiming {
+  imageMs?: number
+  /** VM process/threads started. */
+  vmStartedMs?: number
+  /** First kernel console output. */
+  kernelMs?: number
+  /** Guest init said hello on the channel. */
+  initMs?: number
+  /** Guest uptime when its init said hello: the kernel's own boot time. */
+  guestKernelMs?: number
+  /** Command (or Vitest worker) started in the guest. */
+  commandMs?: number
+  /** Command finished. */
+  exitMs?: number
+  /** VM gone. */
+  endMs?: number
+}
+
+export type GuestOutcome =
+  /** The guest ran its command to the end and reported its exit. */
+  | { kind: 'exited'; code: number | null; signal: string | null }
+  | { kind: 'scheduler-failed'; scheduler: string; message: string; exit?: SchedulerExit }
+  | { kind: 'scheduler-exited'; scheduler: string; exit: SchedulerExit }
+  | { kind: 'panic'; message: string }
+  | { kind: 'timeout'; afterS: number }
+  /** The VM went away without the guest reporting an exit (boot failure, crash, killed). */
+  | { kind: 'vm-died'; message: string }
+  | { kind: 'channel-corrupt'; message: string }
+  | { kind: 'guest-error'; message: string }
+  | { kind: 'stopped' }
+
+export interface GuestSession {
+  readonly channel: HostEndpoint
+  /** Settles once the VM is gone and everything is cleaned up; never rejects. */
+  readonly done: Promise<GuestOutcome>
+  readonly timing: BootTiming
+  /** The last `n` lines of the kernel console (ttyS0). */
+  consoleTail(n?: number): string[]
+  /** Ask the guest to power off; kill the VM if it has not within a grace period. */
+  stop(): Promise<GuestOutcome>
+  /** Kill the VM now. */
+  kill(): void
+}

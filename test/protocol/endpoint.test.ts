@@ -1,0 +1,98 @@
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import fs from 'node:fs'
+import { afterEach, describe, expect, it } from 'vitest'
+import {
+  Endpoint,
+  FrameType,
+  StreamId,
+  decodeGuestMessage,
+  decodeHostMessage,
+  encodeFrame,
+  type GuestMessage,
+  type HostMessage,
+} from '../../runtime/protocol/index.js'
+
+/** A connected pair of unix sockets, as the host and guest ends of the channel. */
+async function socketPair(): Promise<[net.Socket, net.Socket, () => void]> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-ep-'))
+  const sock = path.join(dir, 's')
+  const server = net.createServer()
+  await new Promise<void>((r) => server.listen(sock, r))
+  const accepted = new Promise<net.Socket>((r) => server.once('connection', r))
+  const client = net.connect(sock)
+  const serverSide = await accepted
+  return [serverSide, client, () => (server.close(), fs.rmSync(dir, { recursive: true, force: true }))]
+}
+
+const cleanups: (() => void)[] = []
+afterEach(() => cleanups.splice(0).forEach((f) => f()))
+
+describe('Endpoint over a socket pair', () => {
+  it('carries control, data and vitest frames both ways, in order', async () => {
+    const [a, b, done] = await socketPair()
+    cleanups.push(done)
+    const host = new Endpoint<GuestMessage, HostMessage>(a, decodeGuestMessage)
+    const guest = new Endpoint<HostMessage, GuestMessage>(b, decodeHostMessage)
+    const got: unknown[] = []
+    const all = new Promise<void>((resolve) => {
+      host.on('control', (m) => got.push(['control', m]))
+      host.on('data', (s, c) => got.push(['data', s, c.toString()]))
+      host.on('vitest', (p) => {
+        got.push(['vitest', p.length])
+        resolve()
+      })
+    })
+    guest.sendControl({ kind: 'hello', uptimeMs: 5, nodeVersion: 'v20' })
+    guest.sendData(StreamId.Stdout, Buffer.from('a'))
+    guest.sendData(StreamId.Stderr, Buffer.from('b'))
+    guest.sendVitest(Buffer.alloc(300_000, 1))
+    await all
+    expect(got).toEqual([
+      ['control', { kind: 'hello', uptimeMs: 5, nodeVersion: 'v20' }],
+      ['data', StreamId.Stdout, 'a'],
+      ['data', StreamId.Stderr, 'b'],
+      ['vitest', 300_000],
+    ])
+    const back = new Promise<HostMessage>((r) => guest.on('control', r))
+    host.sendControl({ kind: 'shutdown' })
+    expect(await back).toEqual({ kind: 'shutdown' })
+  })
+
+  it('reports corruption once and ignores what follows', async () => {
+    const [a, b, done] = await socketPair()
+    cleanups.push(done)
+    const host = new Endpoint<GuestMessage, HostMessage>(a, decodeGuestMessage)
+    const errors: Error[] = []
+    const controls: unknown[] = []
+    host.on('corrupt', (e) => errors.push(e))
+    host.on('control', (m) => controls.push(m))
+    b.write('garbage from a stray writer')
+    b.write(encodeFrame(FrameType.Control, Buffer.from(JSON.stringify({ kind: 'fatal', message: 'x' }))))
+    await new Promise((r) => setTimeout(r, 100))
+    expect(errors).toHaveLength(1)
+    expect(errors[0]!.message).toMatch(/channel corrupted/)
+    expect(controls).toEqual([])
+    expect(host.isOpen).toBe(false)
+  })
+
+  it('treats an unknown control kind as corruption, not as a message', async () => {
+    const [a, b, done] = await socketPair()
+    cleanups.push(done)
+    const host = new Endpoint<GuestMessage, HostMessage>(a, decodeGuestMessage)
+    const err = new Promise<Error>((r) => host.on('corrupt', r))
+    b.write(encodeFrame(FrameType.Control, Buffer.from(JSON.stringify({ kind: 'launch-missiles' }))))
+    expect((await err).message).toMatch(/unknown kind "launch-missiles"/)
+  })
+
+  it('emits close when the other end goes away', async () => {
+    const [a, b, done] = await socketPair()
+    cleanups.push(done)
+    const host = new Endpoint<GuestMessage, HostMessage>(a, decodeGuestMessage)
+    const closed = new Promise<void>((r) => host.on('close', r))
+    b.destroy()
+    await closed
+    expect(host.sendControl({ kind: 'shutdown' })).toBe(false)
+  })
+})

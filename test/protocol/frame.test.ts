@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest'
+import {
+  FRAME_HEADER_BYTES,
+  FrameDecoder,
+  FrameError,
+  FrameType,
+  MAX_FRAME_PAYLOAD,
+  StreamId,
+  decodeGuestMessage,
+  decodeHostMessage,
+  encodeFrame,
+  encodeMessage,
+} from '../../runtime/protocol/index.js'
+
+const sample = () => [
+  encodeFrame(FrameType.Control, encodeMessage({ kind: 'hello', uptimeMs: 12, nodeVersion: 'v20' })),
+  encodeFrame(FrameType.Data, Buffer.from('out\n'), StreamId.Stdout),
+  encodeFrame(FrameType.Data, Buffer.alloc(0), StreamId.Stdin),
+  encodeFrame(FrameType.Vitest, Buffer.from([0xff, 0x0d, 0x00, 0x01])),
+]
+
+describe('frame codec', () => {
+  it('round-trips frames delivered whole, byte by byte and in odd chunks', () => {
+    const wire = Buffer.concat(sample())
+    for (const chunk of [wire.length, 1, 5, 13]) {
+      const dec = new FrameDecoder()
+      const frames = []
+      for (let i = 0; i < wire.length; i += chunk) frames.push(...dec.push(wire.subarray(i, i + chunk)))
+      expect(frames.map((f) => [f.type, f.stream, f.payload.toString('hex')])).toEqual([
+        [FrameType.Control, 0, Buffer.from(JSON.stringify({ kind: 'hello', uptimeMs: 12, nodeVersion: 'v20' })).toString('hex')],
+        [FrameType.Data, StreamId.Stdout, Buffer.from('out\n').toString('hex')],
+        [FrameType.Data, StreamId.Stdin, ''],
+        [FrameType.Vitest, 0, 'ff0d0001'],
+      ])
+      expect(dec.pending).toBe(0)
+    }
+  })
+
+  it('keeps a partial frame pending until the rest arrives', () => {
+    const f = encodeFrame(FrameType.Data, Buffer.alloc(1000, 7), StreamId.Stderr)
+    const dec = new FrameDecoder()
+    expect(dec.push(f.subarray(0, 500))).toEqual([])
+    expect(dec.pending).toBe(500)
+    const [frame] = dec.push(f.subarray(500))
+    expect(frame!.payload.equals(Buffer.alloc(1000, 7))).toBe(true)
+  })
+
+  it('detects a flipped payload bit through the CRC', () => {
+    const f = encodeFrame(FrameType.Data, Buffer.from('hello world'), StreamId.Stdout)
+    f[FRAME_HEADER_BYTES + 3]! ^= 0x10
+    expect(() => new FrameDecoder().push(f)).toThrow(/CRC mismatch on a 11-byte frame/)
+  })
+
+  it('detects a corrupted header field (stream id is covered by the CRC)', () => {
+    const f = encodeFrame(FrameType.Data, Buffer.from('x'), StreamId.Stdout)
+    f[3] = StreamId.Stderr
+    expect(() => new FrameDecoder().push(f)).toThrow(FrameError)
+  })
+
+  it('refuses stray bytes, unknown types and absurd lengths, and stays broken afterwards', () => {
+    const stray = new FrameDecoder()
+    expect(() => stray.push(Buffer.from('hello, this is not a frame'))).toThrow(/expected a frame, got bytes "hello, this "/)
+    // poisoned: even a valid frame is refused now
+    expect(() => stray.push(sample()[0]!)).toThrow(/expected a frame/)
+
+    const badType = encodeFrame(FrameType.Data, Buffer.from('x'))
+    badType[2] = 99
+    expect(() => new FrameDecoder().push(badType)).toThrow(/unknown frame type 99/)
+
+    const huge = encodeFrame(FrameType.Data, Buffer.from('x'))
+    huge.writeUInt32BE(MAX_FRAME_PAYLOAD + 1, 4)
+    const err = (() => {
+      try {
+        new FrameDecoder().push(huge)
+      } catch (e) {
+        return e as FrameError
+      }
+    })()
+    expect(err?.reason).toBe('too-large')
+  })
+
+  it('refuses to encode an oversized payload', () => {
+    expect(() => encodeFrame(FrameType.Data, Buffer.alloc(MAX_FRAME_PAYLOAD + 1))).toThrow(/exceeds/)
+  })
+})
+
+describe('control messages', () => {
+  it('decodes the kinds each side may send and rejects the rest', () => {
+    expect(decodeGuestMessage(encodeMessage({ kind: 'exit', code: 3, signal: null, uptimeMs: 1 }))).toEqual({
+      kind: 'exit',
+      code: 3,
+      signal: null,
+      uptimeMs: 1,
+    })
+    expect(decodeHostMessage(encodeMessage({ kind: 'shutdown' }))).toEqual({ kind: 'shutdown' })
+    expect(() => decodeHostMessage(encodeMessage({ kind: 'exit', code: 0, signal: null, uptimeMs: 0 }))).toThrow(
+      /from the host: unknown kind "exit"/,
+    )
+    expect(() => decodeGuestMessage(Buffer.from('{not json'))).toThrow(/not JSON/)
+    expect(() => decodeGuestMessage(Buffer.from('null'))).toThrow(/unknown kind/)
+  })
+})
