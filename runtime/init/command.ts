@@ -35,8 +35,14 @@ export function runCommand(
 
   const done = new Promise<CommandResult>((resolve) => {
     child.on('error', (err) => {
-      const code = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 127 : 126
-      endpoint.sendData(StreamId.Stderr, Buffer.from(`ktstr: cannot run ${file}: ${err.message}\n`))
+      const notFound = (err as NodeJS.ErrnoException).code === 'ENOENT'
+      const hint = notFound
+        ? file!.startsWith('/')
+          ? `${file} is not in the guest image; add it with --include ${file}`
+          : `${file} is not on the guest's PATH; give its absolute path and add it with --include`
+        : err.message
+      endpoint.sendData(StreamId.Stderr, Buffer.from(`ktstr: cannot run ${file}: ${hint}\n`))
+      const code = notFound ? 127 : 126
       resolve({ code, signal: null })
     })
     // 'close' comes after the stdio streams ended, so every output byte was forwarded first.

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util'
 import { runGuest } from './run-guest.js'
 import { VM_OPTIONS, vmRequestFrom } from './vm-options.js'
 
-export const SHELL_USAGE = `usage: ktstr shell [--kernel K] [--topology NnNlNcNt] [--memory MIB] [--scheduler NAME|PATH] [--sched-args "..."]
+export const SHELL_USAGE = `usage: ktstr shell [--kernel K] [--topology NnNlNcNt] [--memory MIB] [--scheduler NAME|PATH] [--sched-args "..."] [-i PATH]...
 An interactive busybox shell in a booted guest (line mode; Ctrl-C interrupts, Ctrl-D or 'exit' leaves).`
 
 export async function shellCommand(argv: string[]): Promise<number> {

@@ -13,10 +13,17 @@ export const VM_OPTIONS = {
   'sched-args': { type: 'string' },
   timeout: { type: 'string' },
   timing: { type: 'boolean' },
+  include: { type: 'string', short: 'i', multiple: true },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options']
 
-type Values = { [K in keyof typeof VM_OPTIONS]?: (typeof VM_OPTIONS)[K]['type'] extends 'string' ? string : boolean }
+type Values = {
+  [K in keyof typeof VM_OPTIONS]?: (typeof VM_OPTIONS)[K] extends { multiple: true }
+    ? string[]
+    : (typeof VM_OPTIONS)[K]['type'] extends 'string'
+      ? string
+      : boolean
+}
 
 export function vmRequestFrom(v: Values, mode: VmRequest['mode']): VmRequest {
   const req: VmRequest = { mode }
@@ -27,6 +34,7 @@ export function vmRequestFrom(v: Values, mode: VmRequest['mode']): VmRequest {
   if (v.scheduler) req.scheduler = v.scheduler
   if (v['sched-args']) req.schedArgs = shellWords(v['sched-args'])
   if (v.timeout) req.timeoutS = parsePositiveNumber(v.timeout, '--timeout')
+  if (v.include?.length) req.include = v.include
   return req
 }
 

@@ -56,7 +56,8 @@ export async function bootGuest(req: VmRequest, opts: BootOptions = {}): Promise
     const base = await baseImage({ extraPaths: req.extraImagePaths ?? [] })
     const run = await runArchive({
       data: [{ guestPath: RUN_SPEC_PATH, content: JSON.stringify(runSpec) }],
-      hostPaths: scheduler ? [scheduler.path] : [],
+      hostPaths: [...(scheduler ? [scheduler.path] : []), ...includePaths(req.include ?? [])],
+      omit: base.files,
     })
     const initrd = path.join(tmp, 'initrd.cpio')
     composeInitrd(base.path, run, initrd)
@@ -81,6 +82,14 @@ export async function bootGuest(req: VmRequest, opts: BootOptions = {}): Promise
     fs.rmSync(tmp, { recursive: true, force: true })
     throw e
   }
+}
+
+function includePaths(paths: string[]): string[] {
+  return paths.map((p) => {
+    const abs = path.resolve(p)
+    if (!fs.existsSync(abs)) throw new KtstrError(`--include ${p}: no such file or directory on the host`)
+    return abs
+  })
 }
 
 function chooseAccel(backend: NonNullable<VmRequest['backend']>): 'kvm' | 'tcg' {

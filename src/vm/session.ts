@@ -18,8 +18,13 @@ export interface VmRequest {
   schedArgs?: string[]
   /** Whole-guest wall clock limit, seconds. */
   timeoutS?: number
-  /** Host paths the guest image must also hold (at the same paths). */
+  /** Host paths the cached base image must also hold (at the same paths): rarely changing runtime files. */
   extraImagePaths?: string[]
+  /**
+   * Host files or directories for this run only (`--include`), at the same paths in the guest;
+   * executables bring their ELF library closure.
+   */
+  include?: string[]
   mode: RunMode
   env?: Record<string, string>
   cwd?: string

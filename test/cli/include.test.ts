@@ -1,0 +1,38 @@
+/** Payloads: host programs copied into the guest with --include, with their ELF library closure. */
+import fs from 'node:fs'
+import { describe, expect, it } from 'vitest'
+import { which } from '../../src/util/which.js'
+import { guestSkipReason, runCli } from '../helpers/guest.js'
+
+const BOOT = 120_000
+const stressNg = which('stress-ng')
+const kernelDir = process.env.KTSTR_KERNEL
+const scxSimple = kernelDir && fs.existsSync(`${kernelDir}/scx/scx_simple`) ? `${kernelDir}/scx/scx_simple` : undefined
+if (!guestSkipReason && !stressNg) console.warn('[ktstr tests] skipping the stress-ng payload test: apt-get install stress-ng')
+
+describe.skipIf(guestSkipReason)('ktstr exec --include', () => {
+  it.skipIf(!stressNg)('runs a Debian-packaged tool (stress-ng) in the guest', { timeout: BOOT }, async () => {
+    const r = await runCli(['exec', '--include', stressNg!, '--', 'stress-ng', '--cpu', '2', '--timeout', '3s'])
+    expect(r.stderr + r.stdout).toMatch(/successful run completed/)
+    expect(r.code).toBe(0)
+  })
+
+  it.skipIf(!scxSimple)('brings non-libc libraries along (scx_simple needs libelf and libz) and runs it as a payload', { timeout: BOOT }, async () => {
+    const script = `${scxSimple} >/dev/null 2>&1 & for i in $(seq 50); do [ "$(cat /sys/kernel/sched_ext/state)" = enabled ] && break; sleep 0.2; done; cat /sys/kernel/sched_ext/root/ops; kill -INT $!; wait`
+    const r = await runCli(['exec', '-i', scxSimple!, '--', 'sh', '-c', script])
+    expect(r.stdout).toBe('simple\n')
+    expect(r.code).toBe(0)
+  })
+
+  it('a program missing from the image fails with a hint to --include it', { timeout: BOOT }, async () => {
+    const r = await runCli(['exec', '--', '/usr/bin/no-such-tool-here', '--version'])
+    expect(r.code).toBe(127)
+    expect(r.stderr).toContain('/usr/bin/no-such-tool-here is not in the guest image; add it with --include /usr/bin/no-such-tool-here')
+  })
+
+  it('refuses an include that does not exist on the host, before booting', async () => {
+    const r = await runCli(['exec', '--include', '/nonexistent/thing', '--', 'true'])
+    expect(r.code).toBe(125)
+    expect(r.stderr.trim()).toBe('ktstr: --include /nonexistent/thing: no such file or directory on the host')
+  })
+})
