@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import { RUN_SPEC_PATH, type GuestMessage, type GuestPhase, type RunSpec, type SchedulerExit } from '../protocol/index.js'
 import { findPort, openEndpoint, type GuestEndpoint } from './channel.js'
 import { runCommand, type RunningCommand } from './command.js'
-import { mountAll } from './mounts.js'
+import { loopbackUp, mountAll } from './mounts.js'
 import { powerOff } from './power.js'
 import { StdinBuffer } from './stdin-buffer.js'
 import { startScheduler, watchScheduler, type RunningScheduler } from './scheduler.js'
@@ -75,6 +75,7 @@ async function main(): Promise<void> {
   })
   send({ kind: 'hello', uptimeMs: uptimeMs(), nodeVersion: process.version })
   for (const w of warnings) process.stderr.write(`ktstr init: warning: ${w}\n`)
+  loopbackUp()
   phase('mounted')
 
   if (spec.scheduler) {

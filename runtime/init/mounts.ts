@@ -1,4 +1,5 @@
 /** The filesystems a scheduler test expects, mounted by PID 1 before anything else runs. */
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import { mount } from '../../native-shims/libc.js'
 import { MS_NODEV, MS_NOEXEC, MS_NOSUID } from '../../native-shims/constants.js'
@@ -43,4 +44,9 @@ export function mountAll(): string[] {
     }
   }
   return warnings
+}
+
+/** Bring the loopback interface up (servers on 127.0.0.1 in tests); harmless without networking. */
+export function loopbackUp(): void {
+  spawnSync('/ktstr/bin/ip', ['link', 'set', 'lo', 'up'], { stdio: 'ignore' })
 }

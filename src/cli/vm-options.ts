@@ -14,6 +14,8 @@ export const VM_OPTIONS = {
   timeout: { type: 'string' },
   timing: { type: 'boolean' },
   include: { type: 'string', short: 'i', multiple: true },
+  env: { type: 'string', short: 'e', multiple: true },
+  'nested-kvm': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options']
 
@@ -35,6 +37,8 @@ export function vmRequestFrom(v: Values, mode: VmRequest['mode']): VmRequest {
   if (v['sched-args']) req.schedArgs = shellWords(v['sched-args'])
   if (v.timeout) req.timeoutS = parsePositiveNumber(v.timeout, '--timeout')
   if (v.include?.length) req.include = v.include
+  if (v.env?.length) req.env = parseEnv(v.env)
+  if (v['nested-kvm']) req.nestedKvm = true
   return req
 }
 
@@ -53,4 +57,14 @@ function parsePositiveNumber(s: string, flag: string): number {
   const n = Number(s)
   if (!Number.isFinite(n) || n <= 0) throw new KtstrError(`${flag} needs a positive number of seconds, got "${s}"`)
   return n
+}
+
+function parseEnv(items: string[]): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const item of items) {
+    const eq = item.indexOf('=')
+    if (eq <= 0) throw new KtstrError(`--env needs NAME=VALUE, got "${item}"`)
+    env[item.slice(0, eq)] = item.slice(eq + 1)
+  }
+  return env
 }

@@ -129,6 +129,9 @@ export function collectBase(opts: BaseImageOptions = {}): GuestTree {
   tree.addDev('/dev/urandom', 1, 9, 0o666)
   tree.addData('/etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n')
   tree.addData('/etc/group', 'root:x:0:\n')
+  // Name lookups of localhost (Vite/Vitest use it) must resolve from files: there is no DNS.
+  tree.addData('/etc/hosts', '127.0.0.1 localhost\n::1 localhost\n')
+  tree.addData('/etc/nsswitch.conf', 'hosts: files\n')
   if (!tree.has('/bin/sh')) tree.addSymlink('/bin/sh', `${GUEST_BIN}/busybox`)
   return tree
 }

@@ -1,4 +1,6 @@
 import fs from 'node:fs'
+import path from 'node:path'
+import { log } from '../util/log.js'
 import { libraryClosure } from './closure.js'
 import { readElf, isElf } from './elf.js'
 import { GuestTree } from './tree.js'
@@ -24,6 +26,8 @@ export async function runArchive(opts: RunArchiveOptions): Promise<Buffer> {
   for (const p of opts.hostPaths) {
     if (fs.statSync(p).isDirectory()) {
       tree.addDir(p)
+      // Programs and native addons inside need their libraries too (e.g. a .node file needing librt).
+      for (const lib of dirLibraries(p)) tree.add(lib)
       continue
     }
     tree.add(p)
@@ -33,4 +37,38 @@ export async function runArchive(opts: RunArchiveOptions): Promise<Buffer> {
   }
   for (const d of opts.data) tree.addData(d.guestPath, d.content, d.mode ?? 0o644)
   return tree.toBuffer({ firstInode: RUN_FIRST_INODE, ...(opts.omit ? { omit: opts.omit } : {}) })
+}
+
+const NATIVE_NAME = /\.(node|so)(\.\d+)*$/
+
+/**
+ * The libraries the ELF programs and shared objects under `dir` need. Lenient: an object for another
+ * machine or libc (prebuilt binaries for other platforms sit in node_modules) is skipped, not an error.
+ */
+function dirLibraries(dir: string): string[] {
+  const libs = new Set<string>()
+  const walk = (d: string) => {
+    for (const ent of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, ent.name)
+      if (ent.isDirectory()) walk(p)
+      else if (ent.isFile() && (NATIVE_NAME.test(ent.name) || isExecutableFile(p)) && isElf(p)) {
+        try {
+          if (readElf(p).machine !== 62) continue
+          for (const lib of libraryClosure([p]).slice(1)) libs.add(lib)
+        } catch (e) {
+          log.debug(`include: no library closure for ${p}: ${(e as Error).message}`)
+        }
+      }
+    }
+  }
+  walk(dir)
+  return [...libs]
+}
+
+function isExecutableFile(p: string): boolean {
+  try {
+    return (fs.statSync(p).mode & 0o111) !== 0
+  } catch {
+    return false
+  }
 }

@@ -41,6 +41,9 @@ export async function bootGuest(req: VmRequest, opts: BootOptions = {}): Promise
   const accel = chooseAccel(req.backend ?? 'auto')
   const kernel = await resolveKernel(req.kernel)
   const scheduler = req.scheduler ? resolveScheduler(kernel, req.scheduler) : undefined
+  if (req.nestedKvm && kernel.config.get('CONFIG_KVM_AMD') !== 'y') {
+    throw new KtstrError(`kernel ${kernel.bzImage} has no CONFIG_KVM_AMD=y, so it cannot run KVM nested; build one with \`ktstr kernel build\``)
+  }
   const initScript = path.join(packageRoot(), 'dist', 'runtime', 'init', 'main.js')
   if (!fs.existsSync(initScript)) throw new KtstrError(`${initScript} is missing; build ktstr first: npm run build`)
 
@@ -74,6 +77,7 @@ export async function bootGuest(req: VmRequest, opts: BootOptions = {}): Promise
         memoryMib,
         channelSocket: path.join(tmp, 'channel.sock'),
         accel,
+        nestedKvm: req.nestedKvm === true,
       },
       console,
     )

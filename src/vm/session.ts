@@ -25,6 +25,8 @@ export interface VmRequest {
    * executables bring their ELF library closure.
    */
   include?: string[]
+  /** Give the guest a virtual CPU with AMD SVM so it can run KVM itself (nested virtualisation). */
+  nestedKvm?: boolean
   mode: RunMode
   env?: Record<string, string>
   cwd?: string

@@ -14,6 +14,8 @@ export interface QemuPlan {
   /** Unix socket the host listens on; QEMU connects to it as the channel's backend. */
   channelSocket: string
   accel: 'kvm' | 'tcg'
+  /** Expose SVM to the guest so it can run KVM itself. */
+  nestedKvm?: boolean
   /** Extra `-drive`/`-device` pairs (virtio-blk disks, later). */
   extra?: string[]
 }
@@ -27,7 +29,7 @@ export function qemuArgs(p: QemuPlan): string[] {
     '-machine', 'pc',
     // Multi-threaded TCG corrupts the kernel's text patching when sched_ext flips static keys
     // (../shared/notes/qemu-guest.md, addendum), so TCG runs single-threaded.
-    ...(p.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=single', '-cpu', 'max']),
+    ...(p.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=single', '-cpu', p.nestedKvm ? 'max,+svm' : 'max']),
     ...topologyArgs(p.topology, p.memoryMib),
     '-kernel', p.kernel,
     '-initrd', p.initrd,

@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// `npm run test:kvm`: the kvm-backend suite (vitest.kvm.config.ts) where /dev/kvm is usable;
+// otherwise the same suite inside an outer QEMU-TCG guest started with nested SVM
+// (`ktstr exec --nested-kvm`), so machines without KVM still run it for real.
+import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
+const { probeKvm } = await import(path.join(repo, 'dist/src/vm/accel.js'))
+const vitest = [path.join(repo, 'node_modules/vitest/vitest.mjs'), 'run', '--config', 'vitest.kvm.config.ts', '--root', repo]
+const extra = process.argv.slice(2)
+
+const kvm = probeKvm()
+if (kvm.usable) {
+  const r = spawnSync(process.execPath, [...vitest, ...extra], { cwd: repo, stdio: 'inherit' })
+  process.exit(r.status ?? 1)
+}
+
+const sharedKernel = path.resolve(repo, '..', 'shared', 'guest')
+const kernel = process.env.KTSTR_KERNEL || (fs.existsSync(path.join(sharedKernel, 'bzImage')) ? sharedKernel : undefined)
+if (!kernel) {
+  console.error('test:kvm: no usable /dev/kvm and no KTSTR_KERNEL for the outer guest; set KTSTR_KERNEL to a kernel with CONFIG_KVM_AMD=y')
+  process.exit(1)
+}
+console.log(`test:kvm: ${kvm.reason}; running the suite inside an outer QEMU-TCG guest with nested SVM`)
+// The outer guest gets the project (sources for Vitest's transform, dist, node_modules) and the
+// kernel folder at their host paths; the inner guests use the same kernel.
+const include = ['package.json', 'tsconfig.json', 'vitest.kvm.config.ts', 'dist', 'node_modules', 'src', 'runtime', 'native-shims', 'plugin', 'test']
+  .map((p) => path.join(repo, p))
+  .filter((p) => fs.existsSync(p))
+include.push(path.resolve(kernel))
+const args = [
+  path.join(repo, 'dist/src/cli/main.js'), 'exec',
+  '--kernel', kernel, '--nested-kvm', '--topology', '1n1l2c1t', '--memory', '4096', '--timeout', '3600',
+  ...include.flatMap((p) => ['--include', p]),
+  '--env', `KTSTR_KERNEL=${path.resolve(kernel)}`, '--env', 'KTSTR_NESTED=1', '--env', 'NO_COLOR=1',
+  ...(process.env.KTSTR_LOG ? ['--env', `KTSTR_LOG=${process.env.KTSTR_LOG}`] : []),
+  '--', process.execPath, ...vitest, ...extra,
+]
+const r = spawnSync(process.execPath, args, { cwd: repo, stdio: 'inherit', env: { ...process.env, KTSTR_KERNEL: kernel } })
+process.exit(r.status ?? 1)
