@@ -167,10 +167,11 @@ export async function buildKernel(opts: BuildOptions): Promise<GuestKernel> {
     })
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e)
+    const tail = log.tail(20)
     log.write(`\nFAILED during ${current}: ${reason}\n`)
     // A bad --source or a missing tool is the user's to fix and the message says how; anything else needs the log.
     if (e instanceof KtstrError && (current === 'prepare' || current === 'toolchain' || current === 'pahole')) throw e
-    throw new BuildFailure(current, logPath, log.tail(20), reason)
+    throw new BuildFailure(current, logPath, tail, reason)
   } finally {
     log.close()
   }
