@@ -6,7 +6,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     // Needs a usable /dev/kvm: `npm run test:kvm` (vitest.kvm.config.ts) runs these, nested if need be.
-    exclude: ['test/kvm/**', '**/node_modules/**'],
+    exclude: ['test/kvm/**', 'test/fixtures/**', '**/node_modules/**'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     fileParallelism: false,

@@ -107,8 +107,9 @@ async function main(): Promise<void> {
   const mode = spec.mode
   if (mode.kind === 'vitest') {
     phase('command-started')
-    const worker = (await import(mode.workerEntry)) as { runVitestWorker(ep: GuestEndpoint): Promise<void> }
-    await worker.runVitestWorker(endpoint)
+    type VitestWorker = { runVitestWorker(ep: GuestEndpoint, o: { env: Record<string, string>; cwd: string }): Promise<void> }
+    const worker = (await import(mode.workerEntry)) as VitestWorker
+    await worker.runVitestWorker(endpoint, { env, cwd })
     unwatch()
     if (!gone) send({ kind: 'exit', code: 0, signal: null, uptimeMs: uptimeMs() })
   } else {

@@ -1,0 +1,29 @@
+/**
+ * `ktstr/plugin`: run Vitest test files inside booted guests.
+ *
+ *   plugins: [ktstr({ scheduler: 'scx_simple' })],
+ *   test: { projects: [{ extends: true, test: { name: 'sched', include: ['**\/*.sched.test.ts'], pool: 'ktstr' } }] }
+ */
+import type { Plugin } from 'vitest/config'
+import { applyDefaultParallelism, ktstrPool, POOL_NAME, snapshotEnvironmentPath, type KtstrPoolOptions } from './pool.js'
+import { specFromOptions } from './spec.js'
+
+export { ktstrPool, type KtstrPoolOptions }
+export type { KtstrOptions } from './spec.js'
+export type { BootGuest } from './pool-worker.js'
+
+/** Registers the `ktstr` pool, so `pool: 'ktstr'` and `vitest --pool=ktstr` work. */
+export function ktstr(options: KtstrPoolOptions = {}): Plugin {
+  const pool = ktstrPool(options)
+  const { boot: _boot, ...vmOptions } = options
+  const defaults = specFromOptions(vmOptions)
+  return {
+    name: 'vitest:ktstr',
+    configureVitest({ project }) {
+      if (project.config.pool !== POOL_NAME) return
+      project.config.poolRunner ??= pool
+      project.config.snapshotEnvironment ??= snapshotEnvironmentPath()
+      applyDefaultParallelism(project, defaults)
+    },
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * The `ktstr` pool for Vitest 4 (`pool: ktstrPool()`, or `pool: 'ktstr'` with the `ktstr()` plugin):
+ * every test file runs in its own freshly booted guest.
+ */
+import path from 'node:path'
+import type { PoolRunnerInitializer, TestProject } from 'vitest/node'
+import { packageRoot } from '../src/util/paths.js'
+import { hostCapacity, maxGuests, ResourceGate } from './capacity.js'
+import { guestFiles } from './guest-files.js'
+import { KtstrPoolWorker, POOL_NAME, type BootGuest, type WorkerSetup } from './pool-worker.js'
+import { guestSize, specFromOptions, type KtstrOptions, type VmSpec } from './spec.js'
+
+export { POOL_NAME }
+
+export interface KtstrPoolOptions extends KtstrOptions {
+  /** Boots a guest; replaces ktstr's own `bootGuest` (a seam for tests that use a fake guest). */
+  boot?: BootGuest
+}
+
+export function ktstrPool(options: KtstrPoolOptions = {}): PoolRunnerInitializer {
+  const { boot, ...vmOptions } = options
+  const setup: WorkerSetup = {
+    boot: boot ?? bootGuest,
+    defaults: specFromOptions(vmOptions),
+    gate: (o) => (userChoseMaxWorkers(o.project) ? undefined : sharedGate()),
+    workerEntry: path.join(packageRoot(), 'dist', 'runtime', 'vitest', 'worker.js'),
+    snapshotEnvironment: snapshotEnvironmentPath(),
+    guestFiles: (o) => guestFiles({ vitestDist: o.distPath, projectRoot: o.project.config.root, environment: o.environment.name }),
+  }
+  return { name: POOL_NAME, createPoolWorker: (o) => new KtstrPoolWorker(o, setup) }
+}
+
+async function bootGuest(req: Parameters<BootGuest>[0]) {
+  const boot = await import('../src/vm/boot.js')
+  return boot.bootGuest(req)
+}
+
+/** The compiled module Vitest loads in the guest as its snapshot environment. */
+export function snapshotEnvironmentPath(): string {
+  return path.join(packageRoot(), 'dist', 'plugin', 'snapshot-environment.js')
+}
+
+/** Projects whose maxWorkers ktstr chose (so the resource gate stays in charge). */
+const chosenByKtstr = new WeakSet<TestProject>()
+
+function userChoseMaxWorkers(project: TestProject): boolean {
+  return !chosenByKtstr.has(project) && Boolean(project.config.maxWorkers || project.vitest.config.maxWorkers)
+}
+
+let gate: ResourceGate | undefined
+/** One gate for the whole Vitest process: all ktstr projects share the host. */
+function sharedGate(): ResourceGate {
+  return (gate ??= new ResourceGate(hostCapacity()))
+}
+
+/**
+ * Unless the user set maxWorkers: as many files at once as guests of the default size fit the host.
+ * Vitest refuses projects with different maxWorkers in one `sequence.groupOrder`, so a ktstr project
+ * that shares the default group with other pools moves to a group after theirs.
+ */
+export function applyDefaultParallelism(project: TestProject, defaults: VmSpec): void {
+  if (project.config.maxWorkers || project.vitest.config.maxWorkers) return
+  project.config.maxWorkers = maxGuests(guestSize(defaults))
+  chosenByKtstr.add(project)
+  const others = project.vitest.projects.filter((p) => p.config.pool !== POOL_NAME)
+  if (project.config.sequence.groupOrder === 0 && others.some((p) => p.config.sequence.groupOrder === 0)) {
+    project.config.sequence.groupOrder = Math.max(0, ...others.map((p) => p.config.sequence.groupOrder)) + 1
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * What the guest has told Vitest about its test files so far (from the birpc calls it makes), so that
+ * when the guest dies the pool can finish the story itself: the test that was running fails with the
+ * cause, the rest are skipped, and the file fails — through the same RPC calls the guest would make.
+ */
+import path from 'node:path'
+import type {
+  RunnerTask,
+  RunnerTaskEventPack,
+  RunnerTaskResult,
+  RunnerTaskResultPack,
+  RunnerTestFile,
+  TestError,
+} from 'vitest'
+import { generateFileHash } from 'vitest/node'
+
+export interface HostCall {
+  method: 'onQueued' | 'onCollected' | 'onTaskUpdate'
+  args: unknown[]
+}
+
+export interface ProjectInfo {
+  root: string
+  /** `project.config.name` (file ids hash it). */
+  name: string
+  pool: string
+}
+
+type TaskState = RunnerTaskResult['state']
+const DONE = new Set<string>(['test-finished', 'test-cancel', 'suite-finished', 'suite-failed-early', 'test-failed-early'])
+
+export class RunTracker {
+  private readonly files = new Map<string, RunnerTestFile>()
+  private readonly collected = new Set<string>()
+  private readonly prepared = new Set<string>()
+  private readonly finished = new Set<string>()
+  private readonly states = new Map<string, TaskState>()
+
+  /** A birpc request the guest sent to the host. */
+  observe(method: unknown, args: unknown): void {
+    if (!Array.isArray(args)) return
+    if (method === 'onQueued') this.addFile(args[0] as RunnerTestFile, false)
+    else if (method === 'onCollected') for (const f of args[0] as RunnerTestFile[]) this.addFile(f, true)
+    else if (method === 'onTaskUpdate') {
+      for (const [id, result] of (args[0] ?? []) as RunnerTaskResultPack[]) {
+        if (result?.state) this.states.set(id, result.state)
+      }
+      for (const [id, event] of (args[1] ?? []) as RunnerTaskEventPack[]) {
+        if (event.endsWith('-prepare')) this.prepared.add(id)
+        if (DONE.has(event)) this.finished.add(id)
+      }
+    }
+  }
+
+  /** Calls that report every unfinished file of `filepaths` as failed with `error`. */
+  failureCalls(filepaths: string[], error: TestError, project: ProjectInfo): HostCall[] {
+    const calls: HostCall[] = []
+    // `note` is what Vitest itself puts on tests a cancelled run skipped; reporters show it.
+    const skipped = { state: 'skip', note: `not run: ${error.message.split('\n')[0]}` } as RunnerTaskResult
+    for (const filepath of filepaths) {
+      let file = this.files.get(filepath)
+      if (!file) {
+        file = newFileTask(filepath, project)
+        calls.push({ method: 'onQueued', args: [file] })
+      }
+      if (!this.collected.has(filepath)) {
+        const result: RunnerTaskResult = { state: 'fail', errors: [error] }
+        calls.push({ method: 'onCollected', args: [[selfRef({ ...file, result })]] })
+        calls.push({ method: 'onTaskUpdate', args: [[[file.id, result, file.meta]], [[file.id, 'suite-failed-early', undefined]]] })
+        continue
+      }
+      if (this.finished.has(file.id)) continue
+      const packs: RunnerTaskResultPack[] = []
+      const events: RunnerTaskEventPack[] = []
+      const skipAll = (task: RunnerTask) => {
+        packs.push([task.id, skipped, task.meta])
+        if (task.type === 'suite') task.tasks.forEach(skipAll)
+      }
+      const visit = (task: RunnerTask): TaskState => {
+        if (this.finished.has(task.id)) return this.states.get(task.id) ?? task.result?.state ?? 'pass'
+        if (task.type === 'suite') {
+          if (!this.prepared.has(task.id)) {
+            skipAll(task)
+            events.push([task.id, 'suite-finished', undefined])
+            return 'skip'
+          }
+          const states = task.tasks.map(visit)
+          const state: TaskState = states.includes('fail') ? 'fail' : states.includes('pass') ? 'pass' : 'skip'
+          packs.push([task.id, { state }, task.meta])
+          events.push([task.id, 'suite-finished', undefined])
+          return state
+        }
+        const running = this.prepared.has(task.id)
+        packs.push([task.id, running ? { state: 'fail', errors: [error] } : skipped, task.meta])
+        events.push([task.id, 'test-finished', undefined])
+        return running ? 'fail' : 'skip'
+      }
+      const started = this.prepared.has(file.id)
+      if (started) file.tasks.forEach(visit)
+      else file.tasks.forEach(skipAll)
+      // The error shows once: on the test that was running, else on the file.
+      const carried = packs.some(([, r]) => r?.errors?.includes(error))
+      packs.push([file.id, carried ? { state: 'fail' } : { state: 'fail', errors: [error] }, file.meta])
+      events.push([file.id, started ? 'suite-finished' : 'suite-failed-early', undefined])
+      calls.push({ method: 'onTaskUpdate', args: [packs, events] })
+    }
+    return calls
+  }
+
+  /** Calls for files the run never reached because it was cancelled (as Vitest's own `cancelFiles`). */
+  cancelCalls(filepaths: string[], project: ProjectInfo): HostCall[] {
+    return filepaths.filter((f) => !this.files.has(f)).map((f) => ({ method: 'onQueued', args: [newFileTask(f, project)] }))
+  }
+
+  private addFile(file: RunnerTestFile | undefined, collected: boolean): void {
+    if (!file?.filepath) return
+    this.files.set(file.filepath, file)
+    if (collected) this.collected.add(file.filepath)
+  }
+}
+
+/** A file task as @vitest/runner's createFileTask makes it (same id, so the host matches it up). */
+function newFileTask(filepath: string, project: ProjectInfo): RunnerTestFile {
+  const rel = path.relative(project.root, filepath)
+  const file = {
+    id: generateFileHash(rel, project.name),
+    name: rel,
+    fullName: rel,
+    type: 'suite',
+    mode: 'run',
+    filepath,
+    tasks: [],
+    meta: {},
+    projectName: project.name,
+    file: undefined,
+    pool: project.pool,
+  } as unknown as RunnerTestFile
+  file.file = file
+  return file
+}
+
+function selfRef(f: RunnerTestFile): RunnerTestFile {
+  f.file = f
+  return f
+}

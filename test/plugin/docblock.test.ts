@@ -1,0 +1,109 @@
+import path from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { parseDocblock } from '../../plugin/docblock.js'
+import { applyDocblock, specFromOptions } from '../../plugin/spec.js'
+import { MIN_MEMORY_MIB } from '../../src/vm/defaults.js'
+
+const file = (docblock: string, body = "import { test } from 'vitest'\n") => `${docblock}\n${body}`
+
+describe('parseDocblock', () => {
+  it('gives nothing for a file without one', () => {
+    expect(parseDocblock("import { test } from 'vitest'\ntest('x', () => {})\n")).toEqual({})
+    expect(parseDocblock('/** plain docs */\nexport {}\n')).toEqual({})
+  })
+
+  it('reads every key of the one-line form', () => {
+    const src = file('/** @ktstr topology=1n2l4c1t memory=1024 scheduler=scx_simple sched-args="-v" backend=qemu timeout=60 kernel=/k/bzImage */')
+    expect(parseDocblock(src)).toEqual({
+      topology: '1n2l4c1t',
+      memoryMib: 1024,
+      scheduler: 'scx_simple',
+      schedArgs: ['-v'],
+      backend: 'qemu',
+      timeoutS: 60,
+      kernel: '/k/bzImage',
+    })
+  })
+
+  it('merges @ktstr lines of a multi-line docblock and ignores other tags', () => {
+    const src = file(['/**', ' * Fairness under two cgroups.', ' * @vitest-environment node', ' * @ktstr topology=2n4l2c2t', ' * @ktstr memory=2048 timeout=12.5', ' */'].join('\n'))
+    expect(parseDocblock(src)).toEqual({ topology: '2n4l2c2t', memoryMib: 2048, timeoutS: 12.5 })
+  })
+
+  it('allows a shebang, a BOM and other comments before it', () => {
+    const src = '\ufeff#!/usr/bin/env node\n// a license line\n/** @ktstr memory=512 */\nexport {}\n'
+    expect(parseDocblock(src)).toEqual({ memoryMib: 512 })
+  })
+
+  it('splits sched-args like a shell', () => {
+    expect(parseDocblock(file('/** @ktstr scheduler=scx_simple sched-args="-v --slice-us 5000" */')).schedArgs).toEqual(['-v', '--slice-us', '5000'])
+    expect(parseDocblock(file(`/** @ktstr scheduler=x sched-args='--name "a b" -k' */`)).schedArgs).toEqual(['--name', 'a b', '-k'])
+    expect(parseDocblock(file('/** @ktstr scheduler=x sched-args="" */')).schedArgs).toEqual([])
+  })
+
+  it('treats scheduler=eevdf (or none) as no sched_ext scheduler', () => {
+    expect(parseDocblock(file('/** @ktstr scheduler=eevdf */')).scheduler).toBeNull()
+    expect(parseDocblock(file('/** @ktstr scheduler=none */')).scheduler).toBeNull()
+  })
+
+  it.each([
+    ['/** @ktstr topo=1n1l1c1t */', 'unknown @ktstr key "topo"'],
+    ['/** @ktstr memory=1024 memory=2048 */', '@ktstr key "memory" is given twice'],
+    ['/** @ktstr fast */', 'bad @ktstr entry "fast": expected key=value'],
+    ['/** @ktstr topology=4cores */', 'bad @ktstr topology="4cores": expected NnNlNcNt'],
+    ['/** @ktstr topology=0n1l1c1t */', 'bad @ktstr topology="0n1l1c1t": NUMA nodes must be at least 1'],
+    ['/** @ktstr topology=2n3l1c1t */', 'bad @ktstr topology="2n3l1c1t": 3 LLCs cannot be spread evenly'],
+    ['/** @ktstr memory=1G */', 'bad @ktstr memory="1G": expected a whole number of MiB'],
+    [`/** @ktstr memory=${MIN_MEMORY_MIB - 1} */`, `a guest needs at least ${MIN_MEMORY_MIB} MiB`],
+    ['/** @ktstr timeout=0 */', 'bad @ktstr timeout="0": expected a positive number of seconds'],
+    ['/** @ktstr timeout=-5 */', 'bad @ktstr timeout="-5"'],
+    ['/** @ktstr timeout=60s */', 'bad @ktstr timeout="60s"'],
+    ['/** @ktstr backend=xen */', 'bad @ktstr backend="xen": expected qemu, kvm or auto'],
+    ['/** @ktstr scheduler= */', 'bad @ktstr scheduler="": expected a scheduler name'],
+    ['/** @ktstr disk=/tmp/x.img */', '@ktstr key "disk" is reserved'],
+    ['/** @ktstr scheduler=x sched-args="-v */', 'unterminated " quote'],
+  ])('rejects %s', (docblock, message) => {
+    expect(() => parseDocblock(file(docblock))).toThrow(message)
+  })
+
+  it('rejects a @ktstr docblock that is not at the top of the file', () => {
+    const src = "import { test } from 'vitest'\n/** @ktstr memory=512 */\ntest('x', () => {})\n"
+    expect(() => parseDocblock(src)).toThrow('the @ktstr docblock must come first in the file')
+  })
+})
+
+describe('applyDocblock over plugin defaults', () => {
+  const defaults = specFromOptions({ scheduler: 'scx_simple', schedArgs: '-v', memory: 1024, timeout: 300 })
+
+  it('validates and normalizes plugin options', () => {
+    expect(defaults).toEqual({ scheduler: 'scx_simple', schedArgs: ['-v'], memoryMib: 1024, timeoutS: 300 })
+    expect(specFromOptions({ schedArgs: ['-a', 'b c'], scheduler: 's' }).schedArgs).toEqual(['-a', 'b c'])
+    expect(() => specFromOptions({ memory: 12 })).toThrow('bad ktstr() option memory="12"')
+    expect(() => specFromOptions({ topology: '1x' })).toThrow('bad ktstr() option topology="1x"')
+    expect(() => specFromOptions({ backend: 'vbox' as 'qemu' })).toThrow('bad ktstr() option backend="vbox"')
+  })
+
+  it('lets the file override what it names and keeps the rest', () => {
+    const spec = applyDocblock(defaults, parseDocblock(file('/** @ktstr memory=2048 topology=1n2l4c1t */')), '/p/test')
+    expect(spec).toEqual({ scheduler: 'scx_simple', schedArgs: ['-v'], memoryMib: 2048, timeoutS: 300, topology: '1n2l4c1t' })
+  })
+
+  it('drops the default scheduler arguments when the file picks another scheduler', () => {
+    const other = applyDocblock(defaults, { scheduler: 'scx_central' }, '/p')
+    expect(other.scheduler).toBe('scx_central')
+    expect(other.schedArgs).toBeUndefined()
+    expect(applyDocblock(defaults, { scheduler: 'scx_central', schedArgs: ['-x'] }, '/p').schedArgs).toEqual(['-x'])
+    expect(applyDocblock(defaults, { schedArgs: ['-s', '1'] }, '/p')).toMatchObject({ scheduler: 'scx_simple', schedArgs: ['-s', '1'] })
+    const eevdf = applyDocblock(defaults, { scheduler: null }, '/p')
+    expect('scheduler' in eevdf || 'schedArgs' in eevdf).toBe(false)
+  })
+
+  it('refuses sched-args without a scheduler', () => {
+    expect(() => applyDocblock({}, { schedArgs: ['-v'] }, '/p')).toThrow('sched-args given without a scheduler')
+  })
+
+  it('resolves a relative kernel path against the test file folder', () => {
+    expect(applyDocblock({}, { kernel: '../kernels/bzImage' }, '/p/test').kernel).toBe(path.resolve('/p/kernels/bzImage'))
+    expect(applyDocblock({}, { kernel: 'auto' }, '/p/test').kernel).toBe('auto')
+  })
+})

@@ -1,0 +1,72 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+import { guestFiles, productionDependencyDirs, scanImports, vitestClosure } from '../../plugin/guest-files.js'
+
+const REPO = fileURLToPath(new URL('../..', import.meta.url))
+const NM = path.join(REPO, 'node_modules')
+const real = (p: string) => fs.realpathSync(path.join(NM, p))
+
+describe('vitestClosure', () => {
+  const files = vitestClosure(path.join(NM, 'vitest', 'dist'))
+
+  it('holds the worker entry points and what they import, statically, dynamically and by require', () => {
+    expect(files).toContain(real('vitest/dist/worker.js'))
+    expect(files).toContain(real('vitest/dist/index.js'))
+    expect(files).toContain(real('vitest/suppress-warnings.cjs'))
+    expect(files).toContain(real('vite/dist/node/module-runner.js'))
+    // dynamic import('./node.*.js') of the default snapshot environment
+    expect(files.some((f) => /vitest\/dist\/chunks\/node\.[\w-]+\.js$/.test(f))).toBe(true)
+    // CJS require('./branding') inside expect-type
+    expect(files).toContain(real('expect-type/dist/branding.js'))
+    // ESM build picked through the exports map's import condition
+    expect(files).toContain(real('magic-string/dist/magic-string.es.mjs'))
+    expect(files).toContain(real('chai/package.json'))
+  })
+
+  it('leaves out Vitest\'s host side and Vite\'s bundler', () => {
+    expect(files).not.toContain(real('vitest/dist/node.js'))
+    expect(files.some((f) => f.includes('/vitest/dist/chunks/cli-api.'))).toBe(false)
+    expect(files.some((f) => f.includes('/vite/dist/node/chunks/'))).toBe(false)
+    expect(files.some((f) => f.includes('/rollup/') || f.includes('/esbuild/'))).toBe(false)
+    for (const f of files) expect(fs.statSync(f).isFile()).toBe(true)
+  })
+})
+
+describe('productionDependencyDirs', () => {
+  it('lists dependencies and theirs, not dev dependencies', () => {
+    const dirs = productionDependencyDirs(REPO)
+    expect(dirs).toContain(path.join(NM, 'koffi'))
+    expect(dirs).toContain(path.join(NM, 'picocolors'))
+    expect(dirs).not.toContain(path.join(NM, 'typescript'))
+    expect(dirs).not.toContain(path.join(NM, 'vitest')) // a peer here; the worker closure covers it
+  })
+
+  it('adds the snapshot environment the guest imports when ktstr is a dependency', () => {
+    const all = guestFiles({ vitestDist: path.join(NM, 'vitest', 'dist'), projectRoot: REPO })
+    expect(all).toContain(path.join(REPO, 'dist', 'plugin', 'snapshot-environment.js'))
+  })
+})
+
+describe('scanImports', () => {
+  it('finds literal specifiers of every import form', () => {
+    const code = [
+      "import { a } from './a.js'",
+      "import './side.js'",
+      "export * from 'pkg/sub'",
+      'import {\n  b,\n  c as d\n} from "multi"',
+      "const m = await import('./lazy.js')",
+      "const r = require('./cjs')",
+      'const dyn = import(name)',
+    ].join('\n')
+    expect(scanImports(code).map((i) => `${i.kind}:${i.specifier}`)).toEqual([
+      'import:./a.js',
+      'import:./side.js',
+      'import:pkg/sub',
+      'import:multi',
+      'import:./lazy.js',
+      'require:./cjs',
+    ])
+  })
+})
