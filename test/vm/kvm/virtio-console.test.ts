@@ -1,0 +1,225 @@
+import { describe, expect, it } from 'vitest'
+import {
+  CONSOLE_EVENT as EV,
+  CONSOLE_QUEUE as Q,
+  VIRTIO_CONSOLE_F,
+  VirtioConsole,
+} from '../../../src/vm/kvm/devices/virtio-console.js'
+import { DEVICE_STATUS as S, featureBit, MMIO_REG as R, VIRTIO_F, VirtioMmioTransport } from '../../../src/vm/kvm/devices/virtio-mmio.js'
+import { GuestMemory } from '../../../src/vm/kvm/memory/guest-memory.js'
+
+const NEXT = 1
+const WRITE = 2
+
+/** The guest side of one split virtqueue (virtio 1.2 §2.7), without EVENT_IDX. */
+class Ring {
+  private avail = 0
+  private seenUsed = 0
+  private nextDesc = 0
+  readonly desc: number
+  readonly availRing: number
+  readonly usedRing: number
+  constructor(
+    readonly mem: GuestMemory,
+    readonly base: number,
+    readonly size: number,
+  ) {
+    this.desc = base
+    this.availRing = base + 16 * size
+    this.usedRing = Math.ceil((this.availRing + 6 + 2 * size) / 4) * 4
+  }
+  /** Publishes a chain of buffers; returns its head index. */
+  post(parts: { addr: number; len: number; write?: boolean }[]): number {
+    const ids = parts.map(() => this.nextDesc++ % this.size)
+    parts.forEach((p, i) => {
+      const at = this.desc + 16 * ids[i]!
+      this.mem.writeU64(at, p.addr)
+      this.mem.writeU32(at + 8, p.len)
+      this.mem.writeU16(at + 12, (p.write ? WRITE : 0) | (i < parts.length - 1 ? NEXT : 0))
+      this.mem.writeU16(at + 14, ids[i + 1] ?? 0)
+    })
+    this.mem.writeU16(this.availRing + 4 + 2 * (this.avail % this.size), ids[0]!)
+    this.avail = (this.avail + 1) & 0xffff
+    this.mem.writeU16(this.availRing + 2, this.avail)
+    return ids[0]!
+  }
+  /** Used elements the device returned since the last call. */
+  used(): { id: number; len: number }[] {
+    const idx = this.mem.readU16(this.usedRing + 2)
+    const out: { id: number; len: number }[] = []
+    for (; this.seenUsed !== idx; this.seenUsed = (this.seenUsed + 1) & 0xffff) {
+      const at = this.usedRing + 4 + 8 * (this.seenUsed % this.size)
+      out.push({ id: this.mem.readU32(at), len: this.mem.readU32(at + 4) })
+    }
+    return out
+  }
+}
+
+const control = (id: number, event: number, value: number) => {
+  const b = new Uint8Array(8)
+  const dv = new DataView(b.buffer)
+  dv.setUint32(0, id, true)
+  dv.setUint16(4, event, true)
+  dv.setUint16(6, value, true)
+  return b
+}
+const parseControl = (b: Uint8Array) => {
+  const dv = new DataView(b.buffer, b.byteOffset)
+  return { id: dv.getUint32(0, true), event: dv.getUint16(4, true), value: dv.getUint16(6, true), payload: Buffer.from(b.subarray(8)).toString() }
+}
+
+function boot(opts: { multiport?: boolean } = {}) {
+  const mem = GuestMemory.allocate([{ base: 0, size: 1 << 20 }])
+  const received: string[] = []
+  const opens: boolean[] = []
+  let irqs = 0
+  const dev = new VirtioConsole({ ram: mem, onData: b => received.push(Buffer.from(b).toString()), onGuestOpen: o => opens.push(o) })
+  const t = new VirtioMmioTransport(dev, { onInterrupt: () => irqs++ })
+  const wr = (off: number, v: number) => t.write(off, 4, v)
+  const rings = [0, 1, 2, 3].map(i => new Ring(mem, 0x1_0000 * (i + 1), 16))
+  let heap = 0x8_0000
+  const alloc = (len: number) => ((heap += len + 64), heap - len - 64)
+
+  wr(R.STATUS, S.ACKNOWLEDGE | S.DRIVER)
+  const features = featureBit(VIRTIO_F.VERSION_1) | (opts.multiport === false ? 0n : featureBit(VIRTIO_CONSOLE_F.MULTIPORT))
+  wr(R.DRIVER_FEATURES_SEL, 1)
+  wr(R.DRIVER_FEATURES, Number(features >> 32n))
+  wr(R.DRIVER_FEATURES_SEL, 0)
+  wr(R.DRIVER_FEATURES, Number(features & 0xffff_ffffn))
+  wr(R.STATUS, S.ACKNOWLEDGE | S.DRIVER | S.FEATURES_OK)
+  const nq = opts.multiport === false ? 2 : 4
+  rings.slice(0, nq).forEach((r, q) => {
+    wr(R.QUEUE_SEL, q)
+    wr(R.QUEUE_NUM, r.size)
+    wr(R.QUEUE_DESC_LOW, r.desc)
+    wr(R.QUEUE_DRIVER_LOW, r.availRing)
+    wr(R.QUEUE_DEVICE_LOW, r.usedRing)
+    wr(R.QUEUE_READY, 1)
+  })
+  wr(R.STATUS, S.ACKNOWLEDGE | S.DRIVER | S.FEATURES_OK | S.DRIVER_OK)
+  expect(t.read(R.STATUS, 4) & S.DEVICE_NEEDS_RESET).toBe(0)
+
+  /** Posts a device-writable buffer on queue q and returns its address. */
+  const postRx = (q: number, len = 4096) => {
+    const addr = alloc(len)
+    rings[q]!.post([{ addr, len, write: true }])
+    return addr
+  }
+  const sendOn = (q: number, bytes: Uint8Array) => {
+    const addr = alloc(bytes.length)
+    mem.write(addr, bytes)
+    rings[q]!.post([{ addr, len: bytes.length }])
+    wr(R.QUEUE_NOTIFY, q)
+  }
+  return { mem, dev, t, rings, received, opens, irqs: () => irqs, postRx, sendOn, wr }
+}
+
+describe('virtio-console with one named port', () => {
+  it('runs the multiport handshake and names port 0 ktstr.0', () => {
+    const g = boot()
+    expect(g.t.read(R.CONFIG + 4, 4)).toBe(1) // max_nr_ports
+    const ctrlBufs = [0, 1, 2, 3].map(() => g.postRx(Q.CONTROL_RX))
+    g.wr(R.QUEUE_NOTIFY, Q.CONTROL_RX)
+    g.sendOn(Q.CONTROL_TX, control(0xffff_ffff, EV.DEVICE_READY, 1))
+    expect(g.rings[Q.CONTROL_TX]!.used()).toHaveLength(1)
+    const add = g.rings[Q.CONTROL_RX]!.used()
+    expect(add).toHaveLength(1)
+    expect(parseControl(g.mem.readBytes(ctrlBufs[0]!, add[0]!.len))).toMatchObject({ id: 0, event: EV.DEVICE_ADD })
+
+    g.postRx(Q.RX)
+    g.sendOn(Q.CONTROL_TX, control(0, EV.PORT_READY, 1))
+    const msgs = g.rings[Q.CONTROL_RX]!.used().map((u, i) => parseControl(g.mem.readBytes(ctrlBufs[1 + i]!, u.len)))
+    expect(msgs).toEqual([
+      { id: 0, event: EV.PORT_NAME, value: 1, payload: 'ktstr.0' },
+      { id: 0, event: EV.PORT_OPEN, value: 1, payload: '' },
+    ])
+    expect(g.irqs()).toBeGreaterThan(0)
+    expect(g.t.read(R.INTERRUPT_STATUS, 4) & 1).toBe(1)
+  })
+
+  it('holds host data until the guest opens the port, then fills receive buffers', () => {
+    const g = boot()
+    g.postRx(Q.CONTROL_RX)
+    const rx = [g.postRx(Q.RX, 4096), g.postRx(Q.RX, 4096)]
+    g.dev.send(Buffer.from('hello'))
+    expect(g.rings[Q.RX]!.used()).toEqual([])
+    expect(g.dev.pendingBytes).toBe(5)
+    g.sendOn(Q.CONTROL_TX, control(0, EV.PORT_OPEN, 1))
+    expect(g.opens).toEqual([true])
+    const u = g.rings[Q.RX]!.used()
+    expect(u).toEqual([{ id: expect.any(Number), len: 5 }])
+    expect(Buffer.from(g.mem.readBytes(rx[0]!, 5)).toString()).toBe('hello')
+
+    // More than one buffer's worth: split over the next buffers, the rest waits for more.
+    const big = Uint8Array.from({ length: 6000 }, (_, i) => i & 0xff)
+    g.dev.send(big)
+    const u2 = g.rings[Q.RX]!.used()
+    expect(u2.map(x => x.len)).toEqual([4096])
+    expect(Buffer.from(g.mem.readBytes(rx[1]!, 4096)).equals(Buffer.from(big.subarray(0, 4096)))).toBe(true)
+    expect(g.dev.pendingBytes).toBe(6000 - 4096)
+    const rx3 = g.postRx(Q.RX)
+    g.wr(R.QUEUE_NOTIFY, Q.RX)
+    expect(g.rings[Q.RX]!.used().map(x => x.len)).toEqual([1904])
+    expect(Buffer.from(g.mem.readBytes(rx3, 1904)).equals(Buffer.from(big.subarray(4096)))).toBe(true)
+    expect(g.dev.pendingBytes).toBe(0)
+
+    g.sendOn(Q.CONTROL_TX, control(0, EV.PORT_OPEN, 0))
+    expect(g.opens).toEqual([true, false])
+  })
+
+  it('passes guest writes to the host, whatever the chain shape', () => {
+    const g = boot()
+    g.sendOn(Q.TX, Buffer.from('ping'))
+    const a = 0x9_0000
+    g.mem.write(a, Buffer.from('po'))
+    g.mem.write(a + 0x100, Buffer.from('ng'))
+    g.rings[Q.TX]!.post([
+      { addr: a, len: 2 },
+      { addr: a + 0x100, len: 2 },
+    ])
+    g.wr(R.QUEUE_NOTIFY, Q.TX)
+    expect(g.received).toEqual(['ping', 'pong'])
+    expect(g.rings[Q.TX]!.used().map(x => x.len)).toEqual([0, 0])
+  })
+
+  it('completes a chain pointing outside guest RAM without delivering it', () => {
+    const g = boot()
+    g.rings[Q.TX]!.post([{ addr: 0x4000_0000, len: 16 }])
+    g.wr(R.QUEUE_NOTIFY, Q.TX)
+    expect(g.received).toEqual([])
+    expect(g.rings[Q.TX]!.used()).toEqual([{ id: expect.any(Number), len: 0 }])
+    expect(g.t.read(R.STATUS, 4) & S.DEVICE_NEEDS_RESET).toBe(0)
+  })
+
+  it('is a plain console on queues 0/1 when the driver declines MULTIPORT', () => {
+    const g = boot({ multiport: false })
+    expect(g.opens).toEqual([true])
+    const rx = g.postRx(Q.RX)
+    g.dev.send(Buffer.from('x'))
+    expect(g.rings[Q.RX]!.used()).toEqual([{ id: expect.any(Number), len: 1 }])
+    expect(g.mem.readU8(rx)).toBe(0x78)
+    g.wr(R.STATUS, 0)
+    expect(g.opens).toEqual([true, false])
+  })
+
+  it('refuses activation when a queue lies outside guest RAM', () => {
+    const mem = GuestMemory.allocate([{ base: 0, size: 1 << 20 }])
+    const t = new VirtioMmioTransport(new VirtioConsole({ ram: mem, onData: () => {} }))
+    const wr = (off: number, v: number) => t.write(off, 4, v)
+    wr(R.STATUS, S.ACKNOWLEDGE | S.DRIVER)
+    wr(R.DRIVER_FEATURES_SEL, 1)
+    wr(R.DRIVER_FEATURES, 1)
+    wr(R.STATUS, S.ACKNOWLEDGE | S.DRIVER | S.FEATURES_OK)
+    for (const q of [0, 1]) {
+      wr(R.QUEUE_SEL, q)
+      wr(R.QUEUE_NUM, 16)
+      wr(R.QUEUE_DESC_LOW, q === 0 ? 0x20_0000 : 0x1000) // queue 0 beyond 1 MiB of RAM
+      wr(R.QUEUE_DRIVER_LOW, 0x2000 + q * 0x1000)
+      wr(R.QUEUE_DEVICE_LOW, 0x4000 + q * 0x1000)
+      wr(R.QUEUE_READY, 1)
+    }
+    wr(R.STATUS, S.ACKNOWLEDGE | S.DRIVER | S.FEATURES_OK | S.DRIVER_OK)
+    expect(t.read(R.STATUS, 4) & S.DEVICE_NEEDS_RESET).toBe(S.DEVICE_NEEDS_RESET)
+    expect(t.isActivated).toBe(false)
+  })
+})
