@@ -1,0 +1,31 @@
+// A Backing described as plain data, so the blk worker thread can open (and own) it: objects with
+// file descriptors and closures do not cross a postMessage.
+import fs from 'node:fs'
+import { KtstrError } from '../../../../util/errors.js'
+import { FileBacking, type Backing } from './backing.js'
+import { FaultyBacking, type FaultSchedule } from './faulty-backing.js'
+
+export type BackingSpec =
+  | { readonly kind: 'file'; readonly path: string; readonly readOnly?: boolean }
+  | { readonly kind: 'faulty'; readonly inner: BackingSpec; readonly schedule: FaultSchedule }
+
+export function openBacking(spec: BackingSpec): Backing {
+  switch (spec.kind) {
+    case 'file':
+      return FileBacking.open(spec.path, { readOnly: spec.readOnly ?? false })
+    case 'faulty':
+      return new FaultyBacking(openBacking(spec.inner), spec.schedule)
+  }
+}
+
+/** Size and read-only flag of the backing a spec describes, without keeping it open. */
+export function describeBacking(spec: BackingSpec): { size: number; readOnly: boolean } {
+  if (spec.kind === 'faulty') return describeBacking(spec.inner)
+  if (!fs.existsSync(spec.path)) throw new KtstrError(`disk image ${spec.path} does not exist; create it or fix the path`)
+  const b = FileBacking.open(spec.path, { readOnly: spec.readOnly ?? false })
+  try {
+    return { size: b.size, readOnly: b.readOnly }
+  } finally {
+    b.close()
+  }
+}

@@ -1,0 +1,85 @@
+// Shared fixtures for the virtio-blk tests: guest RAM in a SharedArrayBuffer, a temp disk file,
+// and the device running in-thread behind the test driver.
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { FileBacking, type Backing } from '../../../../src/vm/kvm/devices/blk/backing.js'
+import { VIRTIO_F_RING_EVENT_IDX, VIRTIO_F_VERSION_1 } from '../../../../src/vm/kvm/devices/blk/constants.js'
+import { VirtioBlkDevice, type BlkDeviceOptions } from '../../../../src/vm/kvm/devices/blk/device.js'
+import type { BlkQueueHandler } from '../../../../src/vm/kvm/devices/blk/handler.js'
+import { RegionGuestRam } from '../../../../src/vm/kvm/virtio/guest-ram.js'
+import { GuestDriver } from './driver.js'
+
+/** Guest RAM starts above 0 so gpa/offset mix-ups show. */
+export const RAM_BASE = 0x10_0000
+export const RAM_SIZE = 8 << 20
+
+export function tempDir(): { dir: string; cleanup: () => void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-blk-'))
+  return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) }
+}
+
+/** A disk file of `size` bytes filled with a position-dependent pattern. */
+export function makeDisk(dir: string, size: number, name = 'disk.img'): string {
+  const p = path.join(dir, name)
+  fs.writeFileSync(p, pattern(0, size))
+  return p
+}
+
+/** Deterministic bytes for disk offset `off`. */
+export function pattern(off: number, len: number): Uint8Array {
+  const b = new Uint8Array(len)
+  for (let i = 0; i < len; i++) b[i] = ((off + i) * 131 + ((off + i) >> 9)) & 0xff
+  return b
+}
+
+export function guestRam(size = RAM_SIZE, base = RAM_BASE): { ram: RegionGuestRam; sab: SharedArrayBuffer } {
+  const sab = new SharedArrayBuffer(size)
+  return { ram: new RegionGuestRam([{ gpa: base, sab }]), sab }
+}
+
+export const FEATURES = (1n << BigInt(VIRTIO_F_VERSION_1)) | (1n << BigInt(VIRTIO_F_RING_EVENT_IDX))
+
+export interface Rig {
+  device: VirtioBlkDevice
+  handler: BlkQueueHandler
+  driver: GuestDriver
+  ram: RegionGuestRam
+  backing: Backing
+  notifications: () => number
+  /** Publishes the requests, drains the device, returns the used entries. */
+  run: (...heads: number[]) => { id: number; len: number }[]
+}
+
+export function rig(
+  diskPath: string,
+  opts: Partial<BlkDeviceOptions> & { readOnly?: boolean; queueSize?: number; wrap?: (b: Backing) => Backing; features?: bigint; startIdx?: number } = {},
+): Rig {
+  const { readOnly = false, wrap = (b) => b, features = FEATURES, startIdx, ...devOpts } = opts
+  const device = new VirtioBlkDevice({ backing: { kind: 'file', path: diskPath, readOnly }, ...devOpts })
+  const { ram } = guestRam()
+  const driver = new GuestDriver(ram, { queueSize: opts.queueSize ?? 256, base: RAM_BASE, size: RAM_SIZE, ...(startIdx === undefined ? {} : { startIdx }) })
+  const backing = wrap(FileBacking.open(diskPath, { readOnly }))
+  let notified = 0
+  const handler = device.directHandler({
+    ram,
+    queue: driver.config,
+    ackedFeatures: features,
+    backing,
+    notify: () => notified++,
+    ...(startIdx === undefined ? {} : { queueState: { nextAvail: startIdx, nextUsed: startIdx } }),
+  })
+  return {
+    device,
+    handler,
+    driver,
+    ram,
+    backing,
+    notifications: () => notified,
+    run: (...heads) => {
+      driver.publish(...heads)
+      handler.drain()
+      return driver.used()
+    },
+  }
+}
