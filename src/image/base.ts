@@ -15,7 +15,15 @@ import { GuestTree, type PathFilter } from './tree.js'
 const RECIPE = 'ktstr-base-v1'
 const KEEP_BASES = 3
 const KEEP_STRIPPED = 2
-export const BUSYBOX_HOST = '/bin/busybox'
+/** Debian's busybox-static; inside a ktstr guest (nested runs) the image's own copy. */
+const BUSYBOX_CANDIDATES = ['/bin/busybox', '/usr/bin/busybox', '/ktstr/bin/busybox']
+export const BUSYBOX_HOST = BUSYBOX_CANDIDATES[0]!
+
+function findBusybox(): string {
+  const found = BUSYBOX_CANDIDATES.find((p) => fs.existsSync(p))
+  if (!found) throw new KtstrError(`${BUSYBOX_HOST} is missing; install busybox-static: apt-get install busybox-static`)
+  return found
+}
 export const GUEST_BIN = '/ktstr/bin'
 
 export interface BaseImageOptions {
@@ -137,25 +145,23 @@ export function collectBase(opts: BaseImageOptions = {}): GuestTree {
 }
 
 function addBusybox(tree: GuestTree): void {
-  if (!fs.existsSync(BUSYBOX_HOST)) {
-    throw new KtstrError(`${BUSYBOX_HOST} is missing; install busybox-static: apt-get install busybox-static`)
-  }
-  tree.addFileAs(`${GUEST_BIN}/busybox`, BUSYBOX_HOST, 0o755)
+  const busybox = findBusybox()
+  tree.addFileAs(`${GUEST_BIN}/busybox`, busybox, 0o755)
   // A dynamically linked busybox (Debian's plain `busybox` package) still works if its libraries come along.
-  if (readElf(BUSYBOX_HOST).interpreter) {
-    for (const p of libraryClosure([BUSYBOX_HOST]).slice(1)) tree.add(p)
+  if (readElf(busybox).interpreter) {
+    for (const p of libraryClosure([busybox]).slice(1)) tree.add(p)
   }
-  for (const applet of busyboxApplets()) {
+  for (const applet of busyboxApplets(busybox)) {
     if (applet !== 'busybox') tree.addSymlink(`${GUEST_BIN}/${applet}`, 'busybox') // a self-link would loop
   }
 }
 
 let applets: { id: string; list: string[] } | undefined
-function busyboxApplets(): string[] {
-  const st = fs.statSync(BUSYBOX_HOST)
+function busyboxApplets(busybox: string): string[] {
+  const st = fs.statSync(busybox)
   const id = `${st.size}:${st.mtimeMs}`
   if (applets?.id !== id) {
-    const out = execFileSync(BUSYBOX_HOST, ['--list'], { encoding: 'utf8' })
+    const out = execFileSync(busybox, ['--list'], { encoding: 'utf8' })
     applets = { id, list: out.split('\n').map((s) => s.trim()).filter((s) => /^[\w.[\]-]+$/.test(s)) }
   }
   return applets.list

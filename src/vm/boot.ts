@@ -38,7 +38,7 @@ export async function bootGuest(req: VmRequest, opts: BootOptions = {}): Promise
   }
   const timeoutS = req.timeoutS ?? DEFAULT_TIMEOUT_S
   if (!(timeoutS > 0)) throw new KtstrError(`timeout must be a positive number of seconds, got ${timeoutS}`)
-  const accel = chooseAccel(req.backend ?? 'auto')
+  const { vmm, accel } = chooseBackend(req.backend ?? 'auto')
   const kernel = await resolveKernel(req.kernel)
   const scheduler = req.scheduler ? resolveScheduler(kernel, req.scheduler) : undefined
   if (req.nestedKvm && kernel.config.get('CONFIG_KVM_AMD') !== 'y') {
@@ -68,19 +68,23 @@ export async function bootGuest(req: VmRequest, opts: BootOptions = {}): Promise
     log.debug(`image ready in ${imageMs.toFixed(0)} ms (base ${base.built ? 'built' : 'cached'}: ${base.path})`)
 
     const console = new ConsoleLog(400, process.env.KTSTR_CONSOLE_LOG, opts.onConsoleLine)
-    const vm = await launchQemu(
-      {
-        kernel: kernel.bzImage,
-        initrd,
-        cmdline: kernelCmdline({ nodePath: process.execPath, initScript }),
-        topology,
-        memoryMib,
-        channelSocket: path.join(tmp, 'channel.sock'),
-        accel,
-        nestedKvm: req.nestedKvm === true,
-      },
-      console,
-    )
+    const cmdline = kernelCmdline({ nodePath: process.execPath, initScript })
+    const vm =
+      vmm === 'kvm'
+        ? await (await import('./kvm/launch.js')).launchKvm({ kernel: kernel.bzImage, initrd, cmdline, topology, memoryMib }, console)
+        : await launchQemu(
+            {
+              kernel: kernel.bzImage,
+              initrd,
+              cmdline,
+              topology,
+              memoryMib,
+              channelSocket: path.join(tmp, 'channel.sock'),
+              accel,
+              nestedKvm: req.nestedKvm === true,
+            },
+            console,
+          )
     return await startSession(vm, { t0, imageMs, timeoutS, tmpDir: tmp })
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true })
@@ -96,14 +100,16 @@ function includePaths(paths: string[]): string[] {
   })
 }
 
-function chooseAccel(backend: NonNullable<VmRequest['backend']>): 'kvm' | 'tcg' {
+/** Which VMM runs the guest: our own on usable KVM, else QEMU (with KVM acceleration when it can). */
+function chooseBackend(backend: NonNullable<VmRequest['backend']>): { vmm: 'kvm' | 'qemu'; accel: 'kvm' | 'tcg' } {
   const kvm = probeKvm()
   if (backend === 'kvm') {
-    throw new KtstrError('the kvm backend (ktstr\'s own VMM) is not available yet; use --backend qemu')
+    if (!kvm.usable) throw new KtstrError(`the kvm backend needs a usable /dev/kvm: ${kvm.reason}; use --backend qemu`)
+    return { vmm: 'kvm', accel: 'kvm' }
   }
-  if (kvm.usable) return 'kvm'
-  log.debug(`KVM not usable (${kvm.reason}); QEMU runs with TCG`)
-  return 'tcg'
+  if (backend === 'auto' && kvm.usable) return { vmm: 'kvm', accel: 'kvm' }
+  if (!kvm.usable) log.debug(`KVM not usable (${kvm.reason}); QEMU runs with TCG`)
+  return { vmm: 'qemu', accel: kvm.usable ? 'kvm' : 'tcg' }
 }
 
 function schedulerSpec(s: ResolvedScheduler, args: string[]) {

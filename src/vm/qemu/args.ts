@@ -49,7 +49,8 @@ export function qemuArgs(p: QemuPlan): string[] {
 export function kernelCmdline(opts: { nodePath: string; initScript: string; extra?: string[] }): string {
   return [
     'console=ttyS0',
-    'quiet',
+    // KTSTR_KERNEL_ARGS (e.g. "loglevel=7") replaces the default quiet console, for debugging boots.
+    ...(process.env.KTSTR_KERNEL_ARGS ? process.env.KTSTR_KERNEL_ARGS.split(/\s+/) : ['quiet']),
     // panic → reboot at once → QEMU exits (-no-reboot); the host reads the panic from the console.
     'panic=-1',
     'reboot=k',

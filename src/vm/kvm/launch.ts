@@ -1,0 +1,198 @@
+/**
+ * The kvm backend: our own VMM on /dev/kvm. Guest RAM is mmap'd memory registered with KVM, one
+ * worker thread per vCPU runs KVM_RUN, and the devices (UART console, ACPI power-off, the
+ * virtio-console channel) answer trapped accesses on the main thread.
+ */
+import fs from 'node:fs'
+import { KVM_CAP } from '../../../native-shims/kvm/abi.js'
+import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_SHARED, PROT_READ, PROT_WRITE } from '../../../native-shims/constants.js'
+import { mmap, munmap, sigrtmin, view } from '../../../native-shims/libc.js'
+import { cpuCount, type Topology } from '../../topology/topology.js'
+import { log } from '../../util/log.js'
+import type { ConsoleLog } from '../console.js'
+import type { VmExit, VmProcess } from '../vm-process.js'
+import { buildAcpiTables, writeAcpiTables } from './acpi/tables.js'
+import { bootMsrs, type EntryState } from './boot/cpu-state.js'
+import { loadLinux } from './boot/loader.js'
+import { ChannelStream } from './channel-stream.js'
+import { cpuidForVcpu } from './cpuid.js'
+import { AcpiPm, ACPI_PM_PORTS } from './devices/acpi-pm.js'
+import { Serial8250 } from './devices/serial.js'
+import { VirtioConsole } from './devices/virtio-console.js'
+import { VirtioMmioTransport, virtioMmioCmdline } from './devices/virtio-mmio.js'
+import { Bus } from './io-bus.js'
+import { GuestMemory } from './memory/guest-memory.js'
+import { MiB, virtioMmioWindow, x86MemoryLayout } from './memory/layout.js'
+import { COM1, I8042_COMMAND_PORT, I8042_RESET_CPU, UART_PORT_COUNT } from './platform.js'
+import { encodeCpuid, KvmSystem } from './system.js'
+import { apicId } from './topology-ids.js'
+import { TerminalReason, type CpuState } from './vcpu/protocol.js'
+import { VcpuThread, type VcpuExit } from './vcpu/thread.js'
+
+export interface KvmPlan {
+  kernel: string
+  initrd: string
+  cmdline: string
+  topology: Topology
+  memoryMib: number
+}
+
+/** kvm_regs / kvm_sregs values as the dotted paths the vCPU worker patches. */
+export function cpuStateOf(entry: EntryState): CpuState {
+  const sregs: Record<string, number> = {}
+  for (const [k, v] of Object.entries(entry.sregs)) {
+    if (typeof v === 'number') sregs[k] = v
+    else for (const [f, n] of Object.entries(v)) sregs[`${k}.${f}`] = n as number
+  }
+  return { regs: { ...entry.regs }, sregs }
+}
+
+export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmProcess> {
+  const startedAt = performance.now()
+  const sys = new KvmSystem()
+  const vm = sys.createVm()
+  const t = plan.topology
+  const mapped: { addr: bigint; size: number }[] = []
+  const threads: VcpuThread[] = []
+  let serialBuf: number[] = []
+  const flushSerial = () => {
+    if (serialBuf.length) console.push(Buffer.from(serialBuf))
+    serialBuf = []
+  }
+
+  try {
+    vm.setupInterruptControllers()
+    const layout = x86MemoryLayout(plan.memoryMib * MiB)
+    const regions = layout.ram.map((r, slot) => {
+      const addr = mmap(r.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE)
+      mapped.push({ addr, size: r.size })
+      vm.setMemoryRegion(slot, r.base, r.size, addr)
+      return { base: r.base, bytes: new Uint8Array(view(addr, r.size)), hostAddress: addr }
+    })
+    const mem = new GuestMemory(regions)
+
+    // Devices.
+    const io = new Bus('io')
+    const mmio = new Bus('mmio')
+    let stopReason: 'power-off' | 'reset' | undefined
+    const serial = new Serial8250({
+      onOutput: (b) => {
+        serialBuf.push(b)
+        if (b === 10 || serialBuf.length > 4096) flushSerial()
+      },
+      onInterrupt: (level) => vm.irqLine(COM1.irq, level ? 1 : 0),
+    })
+    io.add('com1', COM1.port, UART_PORT_COUNT, {
+      read: (off) => serial.read(off),
+      write: (off, _size, v) => serial.write(off, Number(v)),
+    })
+    const pm = new AcpiPm({ onPowerOff: () => (stopReason = 'power-off'), onReset: () => (stopReason = 'reset') })
+    for (const r of ACPI_PM_PORTS) {
+      io.add(`acpi-pm@${r.base.toString(16)}`, r.base, r.length, {
+        read: (off, size) => pm.read(r.base + off, size as 1 | 2 | 4),
+        write: (off, size, v) => {
+          pm.write(r.base + off, size as 1 | 2 | 4, Number(v))
+          return stopReason
+        },
+      })
+    }
+    // `reboot=k` resets through the keyboard controller; its status reads as idle (0).
+    io.add('i8042', I8042_COMMAND_PORT, 1, {
+      read: () => 0,
+      write: (_off, _size, v) => (Number(v) === I8042_RESET_CPU ? 'reset' : undefined),
+    })
+
+    const channel = new ChannelStream((bytes) => consoleDev.send(bytes))
+    const consoleDev = new VirtioConsole({ ram: mem, onData: (b) => channel.fromGuest(b) })
+    const win = virtioMmioWindow(0)
+    const transport = new VirtioMmioTransport(consoleDev, { onInterrupt: () => vm.pulseIrq(win.irq) })
+    mmio.add('virtio-console', win.base, win.size, {
+      read: (off, size) => transport.read(off, size),
+      write: (off, size, v) => transport.write(off, size, Number(v)),
+    })
+
+    // Firmware tables, kernel, initrd.
+    const acpi = buildAcpiTables(t, layout)
+    writeAcpiTables(mem, acpi)
+    const cmdline = `${plan.cmdline} pci=off ${virtioMmioCmdline(win)}`
+    const boot = loadLinux(mem, {
+      kernel: fs.readFileSync(plan.kernel),
+      initrd: fs.readFileSync(plan.initrd),
+      cmdline,
+      layout,
+      rsdpAddress: acpi.rsdpAddress,
+      label: plan.kernel,
+    })
+    log.debug(`kvm: kernel at 0x${boot.kernelLoadAddress.toString(16)}, initrd ${boot.initrd?.size} bytes, cmdline ${cmdline}`)
+
+    // vCPUs: ids are the topology's APIC ids; vCPU 0 starts at the kernel entry, the rest wait for SIPI.
+    const supported = sys.supportedCpuid()
+    const tscDeadline = sys.checkExtension(KVM_CAP.TSC_DEADLINE_TIMER!) > 0
+    const runMmapSize = sys.vcpuMmapSize()
+    const kickSignal = sigrtmin() + 4
+    const errors: string[] = []
+    for (let cpu = 0; cpu < cpuCount(t); cpu++) {
+      threads.push(
+        new VcpuThread({
+          vmFd: vm.fd,
+          id: apicId(t, cpu),
+          runMmapSize,
+          cpuid: encodeCpuid(cpuidForVcpu(supported, t, cpu, { tscDeadline })),
+          msrs: bootMsrs(),
+          ...(cpu === 0 ? { boot: cpuStateOf(boot.entry) } : {}),
+          kickSignal,
+          onAccess: (a) => (a.kind === 'io' ? io.access(a) : mmio.access(a)),
+          onError: (m) => errors.push(m),
+        }),
+      )
+      // KVM wants vCPUs created in order; each worker creates its own.
+      await threads.at(-1)!.ready
+    }
+
+    // The first vCPU to stop decides the outcome; the others are kicked out.
+    const firstExit = Promise.race(threads.map((th) => th.exited))
+    const exited: Promise<VmExit> = firstExit.then(async (first) => {
+      for (const th of threads) th.kick()
+      const all = await Promise.all(threads.map((th) => th.exited))
+      flushSerial()
+      console.close()
+      channel.vmGone()
+      teardown(vm, sys, mapped)
+      return describeExit(first, all, errors)
+    })
+    return {
+      console,
+      channel: Promise.resolve(channel),
+      exited,
+      startedAt,
+      kill: () => threads.forEach((th) => th.kick()),
+    }
+  } catch (e) {
+    for (const th of threads) th.kick()
+    await Promise.all(threads.map((th) => th.exited.catch(() => undefined)))
+    teardown(vm, sys, mapped)
+    throw e
+  }
+}
+
+function teardown(vm: { close(): void }, sys: KvmSystem, mapped: { addr: bigint; size: number }[]): void {
+  vm.close()
+  sys.close()
+  for (const m of mapped.splice(0)) munmap(m.addr, m.size)
+}
+
+function describeExit(first: VcpuExit, all: VcpuExit[], errors: string[]): VmExit {
+  const exits = all.reduce((n, e) => n + e.exits, 0)
+  log.debug(`kvm: vCPUs stopped after ${exits} exits to userspace (first: reason ${first.reason}, detail ${first.detail})`)
+  switch (first.reason) {
+    case TerminalReason.PowerOff:
+    case TerminalReason.Reset:
+      return { code: 0, signal: null, stderr: '' }
+    case TerminalReason.Stopped:
+      return { code: null, signal: 'SIGKILL', stderr: 'the VM was stopped' }
+    case TerminalReason.Shutdown:
+      return { code: 1, signal: null, stderr: 'the guest triple-faulted (KVM_EXIT_SHUTDOWN)' }
+    default:
+      return { code: 1, signal: null, stderr: [`KVM stopped the guest (exit reason ${first.detail})`, ...errors].join('; ') }
+  }
+}

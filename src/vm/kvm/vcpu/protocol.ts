@@ -1,0 +1,66 @@
+/**
+ * How a vCPU worker hands an exit it cannot finish alone (port I/O, MMIO) to the main thread,
+ * where the devices live: one small SharedArrayBuffer per vCPU, a request/response handshake
+ * with Atomics (the worker blocks in Atomics.wait; the main thread answers from Atomics.waitAsync).
+ */
+
+/** Int32 slots of the control block. */
+export const Slot = {
+  State: 0,
+  Kind: 1,
+  IsWrite: 2,
+  Size: 3,
+  AddrLo: 4,
+  AddrHi: 5,
+  DataLo: 6,
+  DataHi: 7,
+  /** Set by the main thread: leave the run loop at the next chance. */
+  Stop: 8,
+  /** Terminal reason (TerminalReason) once the worker has left its loop. */
+  Terminal: 9,
+  /** Extra detail for the terminal reason (exit reason number, errno…). */
+  Detail: 10,
+  /** Number of exits handled, for statistics. */
+  Exits: 11,
+} as const
+export const CONTROL_INTS = 16
+
+export const State = { Idle: 0, Request: 1, Response: 2 } as const
+export const Kind = { Io: 1, Mmio: 2 } as const
+
+/** Why a vCPU stopped running. */
+export const TerminalReason = {
+  Stopped: 1,
+  /** Guest asked to power off (ACPI S5 / port write handled as power-off). */
+  PowerOff: 2,
+  /** Guest reset/reboot (i8042 reset, KVM_SYSTEM_EVENT_RESET). */
+  Reset: 3,
+  /** Triple fault (KVM_EXIT_SHUTDOWN). */
+  Shutdown: 4,
+  /** KVM could not enter or run the guest (FAIL_ENTRY, INTERNAL_ERROR, an unexpected exit). */
+  Failed: 5,
+} as const
+export type TerminalReason = (typeof TerminalReason)[keyof typeof TerminalReason]
+
+/** What the main thread answers to a request: a value for reads, or an instruction to stop. */
+export const Answer = { Continue: 0, PowerOff: 1, Reset: 2 } as const
+
+/** Register values to load into a vCPU before its first run: dotted kvm_regs/kvm_sregs paths. */
+export interface CpuState {
+  regs: Record<string, number | bigint>
+  sregs: Record<string, number | bigint>
+}
+
+export interface VcpuWorkerData {
+  vmFd: number
+  id: number
+  runMmapSize: number
+  /** Encoded kvm_cpuid2 for this vCPU. */
+  cpuid: Uint8Array
+  /** MSR values to set on every vCPU before it runs. */
+  msrs: { index: number; data: number }[]
+  /** Boot CPU only: its entry state. Application processors wait for INIT/SIPI in the kernel. */
+  boot?: CpuState
+  control: SharedArrayBuffer
+  kickSignal: number
+}

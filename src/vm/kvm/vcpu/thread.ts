@@ -1,0 +1,146 @@
+/**
+ * The main thread's handle on one vCPU worker: starts it, answers its device accesses, kicks it
+ * out of KVM_RUN and waits for it to leave.
+ */
+import { Worker } from 'node:worker_threads'
+import { RUN_OFFSETS } from '../../../../native-shims/kvm/abi.js'
+import { munmap, tgkill, view } from '../../../../native-shims/libc.js'
+import { Answer, CONTROL_INTS, Kind, Slot, State, TerminalReason, type CpuState } from './protocol.js'
+
+export interface DeviceAccess {
+  kind: 'io' | 'mmio'
+  write: boolean
+  size: number
+  addr: number
+  value: bigint
+}
+
+/** What a device bus says to an access: the value read (ignored for writes) and whether to stop. */
+export interface AccessResult {
+  value?: bigint
+  stop?: 'power-off' | 'reset'
+}
+
+export interface VcpuExit {
+  reason: TerminalReason
+  detail: number
+  exits: number
+}
+
+const workerUrl = new URL('./worker.js', import.meta.url)
+
+export class VcpuThread {
+  private readonly control = new SharedArrayBuffer(CONTROL_INTS * 4)
+  private readonly ctl = new Int32Array(this.control)
+  private readonly worker: Worker
+  private tid: number | undefined
+  private pid: number | undefined
+  private runPage: DataView | undefined
+  private runAddr: bigint | undefined
+  private gone = false
+  private serving = true
+  private readonly kickSignal: number
+  readonly ready: Promise<void>
+  readonly exited: Promise<VcpuExit>
+
+  constructor(opts: {
+    vmFd: number
+    id: number
+    runMmapSize: number
+    cpuid: Uint8Array
+    msrs: { index: number; data: number }[]
+    boot?: CpuState
+    kickSignal: number
+    onAccess: (a: DeviceAccess) => AccessResult
+    onError: (message: string) => void
+  }) {
+    this.kickSignal = opts.kickSignal
+    this.worker = new Worker(workerUrl, {
+      workerData: {
+        vmFd: opts.vmFd,
+        id: opts.id,
+        runMmapSize: opts.runMmapSize,
+        cpuid: opts.cpuid,
+        msrs: opts.msrs,
+        boot: opts.boot,
+        control: this.control,
+        kickSignal: opts.kickSignal,
+      },
+    })
+    this.ready = new Promise((resolve, reject) => {
+      this.worker.on('message', (m: { kind: string; tid?: number; pid?: number; runAddr?: bigint; message?: string }) => {
+        if (m.kind === 'ready') {
+          this.tid = m.tid
+          this.pid = m.pid
+          this.runAddr = m.runAddr!
+          this.runPage = new DataView(view(m.runAddr!, opts.runMmapSize))
+          resolve()
+        } else if (m.kind === 'error') opts.onError(`vCPU ${opts.id}: ${m.message}`)
+      })
+      this.worker.once('error', reject)
+      this.worker.once('exit', () => reject(new Error(`vCPU ${opts.id} worker exited during set-up`)))
+    })
+    this.exited = new Promise((resolve) => {
+      this.worker.once('exit', () => {
+        this.serving = false
+        this.gone = true
+        this.runPage = undefined
+        if (this.runAddr !== undefined) munmap(this.runAddr, opts.runMmapSize)
+        resolve({
+          reason: (Atomics.load(this.ctl, Slot.Terminal) || TerminalReason.Failed) as TerminalReason,
+          detail: this.ctl[Slot.Detail]!,
+          exits: this.ctl[Slot.Exits]!,
+        })
+      })
+      this.worker.on('error', (e) => opts.onError(`vCPU ${opts.id}: ${e.message}`))
+    })
+    void this.serve(opts.onAccess)
+  }
+
+  /** Answer the worker's requests as they come, until it exits. */
+  private async serve(onAccess: (a: DeviceAccess) => AccessResult): Promise<void> {
+    const ctl = this.ctl
+    while (this.serving) {
+      const state = Atomics.load(ctl, Slot.State)
+      if (state !== State.Request) {
+        const w = Atomics.waitAsync(ctl, Slot.State, state, 200)
+        if (w.async) await w.value
+        continue
+      }
+      const addr = (ctl[Slot.AddrLo]! >>> 0) + (ctl[Slot.AddrHi]! >>> 0) * 0x1_0000_0000
+      const value = (BigInt(ctl[Slot.DataHi]! >>> 0) << 32n) | BigInt(ctl[Slot.DataLo]! >>> 0)
+      let result: AccessResult
+      try {
+        result = onAccess({
+          kind: ctl[Slot.Kind] === Kind.Io ? 'io' : 'mmio',
+          write: ctl[Slot.IsWrite] === 1,
+          size: ctl[Slot.Size]!,
+          addr,
+          value,
+        })
+      } catch {
+        result = {}
+      }
+      const v = result.value ?? 0n
+      ctl[Slot.DataLo] = Number(v & 0xffff_ffffn) | 0
+      ctl[Slot.DataHi] = Number((v >> 32n) & 0xffff_ffffn) | 0
+      ctl[Slot.Kind] = result.stop === 'power-off' ? Answer.PowerOff : result.stop === 'reset' ? Answer.Reset : Answer.Continue
+      Atomics.store(ctl, Slot.State, State.Response)
+      Atomics.notify(ctl, Slot.State)
+    }
+  }
+
+  /** Make the worker leave KVM_RUN and its loop: stop flag, immediate_exit, and a signal. */
+  kick(): void {
+    if (this.gone) return
+    Atomics.store(this.ctl, Slot.Stop, 1)
+    this.runPage?.setUint8(RUN_OFFSETS.immediate_exit, 1)
+    if (this.tid !== undefined && this.pid !== undefined) {
+      try {
+        tgkill(this.pid, this.tid, this.kickSignal)
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+}
