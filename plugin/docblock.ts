@@ -23,9 +23,11 @@ export interface KtstrDocblock {
   timeoutS?: number
   /** As written; a relative path (`./x`, `../x`) is resolved by the caller against the file's folder. */
   kernel?: string
+  /** Host files or directories copied into the guest (payloads); relative to the file's folder. */
+  include?: string[]
 }
 
-const KEYS = ['topology', 'memory', 'scheduler', 'sched-args', 'backend', 'timeout', 'kernel', 'disk'] as const
+const KEYS = ['topology', 'memory', 'scheduler', 'sched-args', 'backend', 'timeout', 'kernel', 'include', 'disk'] as const
 export type DocblockKey = (typeof KEYS)[number]
 const KNOWN = KEYS.filter((k) => k !== 'disk').join(', ')
 
@@ -103,6 +105,13 @@ export function setSpecValue(spec: KtstrDocblock, key: DocblockKey, value: strin
       if (value === '') bad('expected a kernel path or cache key')
       spec.kernel = value
       break
+    case 'include': {
+      // Comma-separated paths, e.g. include=./bench.sh,/usr/bin/stress-ng
+      const paths = value.split(',').map((p) => p.trim())
+      if (paths.some((p) => p === '')) bad('expected comma-separated paths, e.g. include=./payload.sh,/usr/bin/stress-ng')
+      spec.include = paths
+      break
+    }
     case 'disk':
       throw new KtstrError(`${source} key "disk" is reserved for a later version of ktstr and not supported yet`)
   }

@@ -25,9 +25,11 @@ export interface KtstrOptions {
   schedArgs?: string[] | string
   /** Wall-clock limit per test file in seconds, boot included (default 300). */
   timeout?: number
+  /** Host files or directories every guest gets at the same paths (payloads); executables bring their libraries. */
+  include?: string[]
 }
 
-export type VmSpec = Pick<VmRequest, 'kernel' | 'backend' | 'topology' | 'memoryMib' | 'scheduler' | 'schedArgs' | 'timeoutS'>
+export type VmSpec = Pick<VmRequest, 'kernel' | 'backend' | 'topology' | 'memoryMib' | 'scheduler' | 'schedArgs' | 'timeoutS' | 'include'>
 
 /** Validate plugin options; a bad value throws a KtstrError naming the option. */
 export function specFromOptions(o: KtstrOptions): VmSpec {
@@ -39,6 +41,12 @@ export function specFromOptions(o: KtstrOptions): VmSpec {
   if (o.backend !== undefined) setSpecValue(doc, 'backend', o.backend, src)
   if (o.scheduler !== undefined) setSpecValue(doc, 'scheduler', o.scheduler, src)
   if (o.kernel !== undefined) setSpecValue(doc, 'kernel', o.kernel, src)
+  if (o.include !== undefined) {
+    if (!Array.isArray(o.include) || o.include.some((p) => typeof p !== 'string' || p === '')) {
+      throw new KtstrError('bad ktstr() option include: expected an array of paths')
+    }
+    doc.include = [...o.include]
+  }
   if (typeof o.schedArgs === 'string') setSpecValue(doc, 'sched-args', o.schedArgs, src)
   else if (o.schedArgs !== undefined) {
     if (!Array.isArray(o.schedArgs) || o.schedArgs.some((a) => typeof a !== 'string')) {
@@ -62,6 +70,7 @@ export function applyDocblock(defaults: VmSpec, doc: KtstrDocblock, fileDir: str
   if (doc.timeoutS !== undefined) spec.timeoutS = doc.timeoutS
   if (doc.backend !== undefined) spec.backend = doc.backend
   if (doc.kernel !== undefined) spec.kernel = isRelativePath(doc.kernel) ? path.resolve(fileDir, doc.kernel) : doc.kernel
+  if (doc.include !== undefined) spec.include = [...(defaults.include ?? []), ...doc.include.map((p) => path.resolve(fileDir, p))]
   if (doc.scheduler !== undefined && doc.scheduler !== defaults.scheduler) {
     delete spec.schedArgs
     if (doc.scheduler === null) delete spec.scheduler
@@ -95,7 +104,7 @@ export function sameSpec(a: VmSpec, b: VmSpec): boolean {
 }
 
 const specKey = (s: VmSpec) =>
-  JSON.stringify([s.kernel, s.backend, s.topology, s.memoryMib, s.scheduler, s.schedArgs, s.timeoutS])
+  JSON.stringify([s.kernel, s.backend, s.topology, s.memoryMib, s.scheduler, s.schedArgs, s.timeoutS, s.include])
 
 /** What one guest of this spec takes from the host (vCPUs and guest RAM). */
 export function guestSize(spec: VmSpec): { cpus: number; memoryMib: number } {

@@ -79,6 +79,17 @@ describe.skipIf(guestSkipReason)('vitest --pool=ktstr on real guests', () => {
     expect(second.json.numPassedTests).toBe(2)
   })
 
+  it('turns a TAP payload into separate tests', { timeout: 300_000 }, async () => {
+    const r = await vitest(['run'], ['tap'])
+    const file = r.json.testResults.find((t) => t.name.endsWith('tap.sched.test.ts'))!
+    expect(file.assertionResults.map((a) => [a.title, a.status])).toEqual([
+      ['sched_ext sysfs exists', 'passed'],
+      ['two CPUs online', 'passed'],
+      ['needs a disk', 'skipped'],
+    ])
+    expect(r.code).toBe(0)
+  })
+
   it('vitest list --json names the tests of a sched file', { timeout: 300_000 }, async () => {
     const child = await new Promise<{ code: number | null; out: string }>((resolve) => {
       const env = { ...process.env, NO_COLOR: '1' }
