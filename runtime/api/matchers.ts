@@ -1,0 +1,120 @@
+/**
+ * Vitest matchers over run reports: `expect(r).toHaveNoStarvation()`, `toHaveMaxGapBelow(ms)`,
+ * `toBeFairWithin({ spreadPct })`, `toStayInCpuset()`, `toKeepSchedulerAttached()`. Each accepts the
+ * report, `r.cgroup(name)`, or worker telemetry. Registered on Vitest's `expect` automatically when
+ * this package is imported inside a Vitest worker; `registerMatchers(expect)` does it explicitly.
+ */
+import {
+  checkCpuset,
+  checkFairness,
+  checkMaxGap,
+  checkScheduler,
+  checkStarvation,
+  isCheckable,
+  workersOf,
+  type Checkable,
+  type CheckResult,
+} from './checks.js'
+import type { SchedulerState, WorkerSet } from './report.js'
+
+export interface KtstrMatchers<R = unknown> {
+  /** Every worker did work and none waited `maxGapMs` (default 2000) or more between checkpoints. */
+  toHaveNoStarvation(opts?: { maxGapMs?: number }): R
+  /** Every worker's longest gap between work checkpoints is below `ms`. */
+  toHaveMaxGapBelow(ms: number): R
+  /** Within each cgroup, the off-CPU% spread (max − min) is below `spreadPct` points (default 15). */
+  toBeFairWithin(opts?: { spreadPct?: number }): R
+  /** No worker was seen on a CPU its cgroup's cpuset did not allow at the time. */
+  toStayInCpuset(opts?: { graceMs?: number }): R
+  /** The sched_ext scheduler was attached at the start and stayed attached to the end. */
+  toKeepSchedulerAttached(): R
+}
+
+declare module 'vitest' {
+  // eslint-disable-next-line @typescript-eslint/no-empty-object-type, @typescript-eslint/no-explicit-any
+  interface Matchers<T = any> extends KtstrMatchers<T> {}
+}
+
+interface MatcherContext {
+  isNot?: boolean
+}
+
+interface MatcherResult {
+  pass: boolean
+  message: () => string
+}
+
+const MAX_LINES = 12
+
+function label(x: Checkable): string {
+  return !Array.isArray(x) && typeof (x as WorkerSet).label === 'string' ? (x as WorkerSet).label! : `${workersOf(x).length} workers`
+}
+
+function verdict(ctx: MatcherContext, name: string, received: unknown, check: (c: Checkable) => CheckResult): MatcherResult {
+  if (!isCheckable(received)) {
+    return { pass: false, message: () => `${name}: expected a ktstr run report, r.cgroup(name) or worker telemetry, got ${typeof received}` }
+  }
+  const r = check(received)
+  return {
+    pass: r.pass,
+    message: () => {
+      if (ctx.isNot) return `expected ${name} to fail for ${label(received)}, but it passed: ${r.summary}`
+      const lines = r.failures.slice(0, MAX_LINES)
+      if (r.failures.length > MAX_LINES) lines.push(`… and ${r.failures.length - MAX_LINES} more`)
+      return `${name} failed for ${label(received)}:\n  ${lines.join('\n  ')}`
+    },
+  }
+}
+
+function schedulerOf(received: unknown): SchedulerState | undefined {
+  if (received && typeof received === 'object') {
+    if ('scheduler' in received) return (received as { scheduler?: SchedulerState }).scheduler
+    if ('kind' in received && 'attached' in received) return received as SchedulerState
+  }
+  return undefined
+}
+
+export const matchers = {
+  toHaveNoStarvation(this: MatcherContext, received: unknown, opts?: { maxGapMs?: number }): MatcherResult {
+    return verdict(this, 'toHaveNoStarvation', received, (c) => checkStarvation(c, opts))
+  },
+  toHaveMaxGapBelow(this: MatcherContext, received: unknown, ms: number): MatcherResult {
+    if (typeof ms !== 'number' || !(ms > 0)) return { pass: false, message: () => `toHaveMaxGapBelow(ms) needs a limit in milliseconds above 0, got ${String(ms)}` }
+    return verdict(this, 'toHaveMaxGapBelow', received, (c) => checkMaxGap(c, ms))
+  },
+  toBeFairWithin(this: MatcherContext, received: unknown, opts?: { spreadPct?: number }): MatcherResult {
+    return verdict(this, 'toBeFairWithin', received, (c) => checkFairness(c, opts))
+  },
+  toStayInCpuset(this: MatcherContext, received: unknown, opts?: { graceMs?: number }): MatcherResult {
+    return verdict(this, 'toStayInCpuset', received, (c) => checkCpuset(c, opts))
+  },
+  toKeepSchedulerAttached(this: MatcherContext, received: unknown): MatcherResult {
+    const r = checkScheduler(schedulerOf(received))
+    return {
+      pass: r.pass,
+      message: () => (this.isNot ? `expected the scheduler to detach, but: ${r.summary}` : `toKeepSchedulerAttached failed: ${r.failures.join('; ')}`),
+    }
+  },
+}
+
+export interface Extendable {
+  extend(matchers: Record<string, (...args: any[]) => any>): void
+}
+
+export function registerMatchers(expect: Extendable): void {
+  expect.extend(matchers)
+}
+
+/** Inside a Vitest worker, register on its `expect`; elsewhere do nothing. Returns whether it did. */
+export async function autoRegisterMatchers(): Promise<boolean> {
+  const inVitest = '__vitest_worker__' in globalThis || process.env.VITEST !== undefined
+  if (!inVitest) return false
+  try {
+    const vitest = (await import('vitest')) as unknown as { expect?: Extendable }
+    if (!vitest.expect) return false
+    registerMatchers(vitest.expect)
+    return true
+  } catch {
+    return false
+  }
+}
