@@ -32,7 +32,17 @@ export function readKernelLog(): string[] {
   return lines
 }
 
-/** The newest "sched_ext: … disabled (reason)" style lines, most useful last. */
+/**
+ * sched_ext's own account of why a scheduler stopped: the newest `sched_ext: BPF scheduler "x"
+ * disabled (reason)` line, not the warnings it prints while loading (e.g. about cgroup support).
+ */
+export function schedExtExitLine(): string | undefined {
+  return schedExtLogLines()
+    .filter((l) => / disabled \(/.test(l))
+    .at(-1)
+}
+
+/** Every `sched_ext:` line the kernel log holds, oldest first. */
 export function schedExtLogLines(): string[] {
   return readKernelLog().filter((l) => l.startsWith('sched_ext:'))
 }

@@ -4,7 +4,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import type { SchedulerExit, SchedulerSpec } from '../protocol/index.js'
-import { schedExtLogLines } from './kmsg.js'
+import { schedExtExitLine } from './kmsg.js'
 
 const SCX = '/sys/kernel/sched_ext'
 const TASKSET = '/ktstr/bin/taskset'
@@ -50,13 +50,20 @@ export class RunningScheduler {
   }
 
   exit(): SchedulerExit {
-    const reason = schedExtLogLines().at(-1)
+    const reason = schedExtExitLine()
     return {
       code: this.exitInfo?.code ?? null,
       signal: this.exitInfo?.signal ?? null,
       output: this.output.trim(),
       ...(reason ? { reason } : {}),
     }
+  }
+
+  /** exit(), after giving the kernel up to `waitMs` to log why sched_ext disabled the scheduler. */
+  async settledExit(waitMs = 1000): Promise<SchedulerExit> {
+    const deadline = Date.now() + waitMs
+    while (!schedExtExitLine() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    return this.exit()
   }
 
   /** Ask it to detach (SIGINT, as a user's Ctrl-C), then SIGKILL after a grace period. */
@@ -123,7 +130,7 @@ export function watchScheduler(sched: RunningScheduler, onGone: (exit: Scheduler
     if (fired) return
     fired = true
     clearInterval(timer)
-    onGone(sched.exit())
+    void sched.settledExit().then(onGone)
   }
   const timer = setInterval(() => {
     if (schedExtState() !== 'enabled') fire()
