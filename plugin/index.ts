@@ -10,6 +10,7 @@ import { specFromOptions } from './spec.js'
 
 export { ktstrPool, type KtstrPoolOptions }
 export type { KtstrOptions } from './spec.js'
+export { ktstrGauntlet, type GauntletOptions, type GauntletProject } from './gauntlet.js'
 export type { BootGuest } from './pool-worker.js'
 
 /** Registers the `ktstr` pool, so `pool: 'ktstr'` and `vitest --pool=ktstr` work. */

@@ -36,6 +36,7 @@ export type BootGuest = (req: VmRequest) => Promise<GuestSession>
 export interface WorkerSetup {
   boot: BootGuest
   defaults: VmSpec
+  fixedTopology: boolean
   /** Admission by host CPUs and memory; undefined when the user chose maxWorkers. */
   gate(options: PoolOptions): ResourceGate | undefined
   /** Compiled runtime/vitest/worker.js, which the guest init imports. */
@@ -157,7 +158,7 @@ export class KtstrPoolWorker implements PoolWorker {
     if (this.failure || !g || g.outcome) return false
     if (JSON.stringify(task.context.environment) !== JSON.stringify(this.options.environment)) return false
     try {
-      return task.context.files.every((f) => sameSpec(fileSpec(this.setup.defaults, f.filepath), g.spec))
+      return task.context.files.every((f) => sameSpec(fileSpec(this.setup.defaults, f.filepath, this.setup.fixedTopology), g.spec))
     } catch {
       return false
     }
@@ -245,7 +246,7 @@ export class KtstrPoolWorker implements PoolWorker {
 
   /** The one spec all these files agree on; errors name the file. */
   private specFor(files: string[], current?: VmSpec): VmSpec {
-    const specs = files.map((f) => fileSpec(this.setup.defaults, f))
+    const specs = files.map((f) => fileSpec(this.setup.defaults, f, this.setup.fixedTopology))
     const spec = current ?? specs[0]!
     const odd = files.filter((_, i) => !sameSpec(specs[i]!, spec))
     if (odd.length > 0) {

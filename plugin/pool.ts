@@ -15,13 +15,16 @@ export { POOL_NAME }
 export interface KtstrPoolOptions extends KtstrOptions {
   /** Boots a guest; replaces ktstr's own `bootGuest` (a seam for tests that use a fake guest). */
   boot?: BootGuest
+  /** The topology and memory given here win over each file's docblock (used by the gauntlet). */
+  fixedTopology?: boolean
 }
 
 export function ktstrPool(options: KtstrPoolOptions = {}): PoolRunnerInitializer {
-  const { boot, ...vmOptions } = options
+  const { boot, fixedTopology, ...vmOptions } = options
   const setup: WorkerSetup = {
     boot: boot ?? bootGuest,
     defaults: specFromOptions(vmOptions),
+    fixedTopology: fixedTopology === true,
     gate: (o) => (userChoseMaxWorkers(o.project) ? undefined : sharedGate()),
     workerEntry: path.join(packageRoot(), 'dist', 'runtime', 'vitest', 'worker.js'),
     snapshotEnvironment: snapshotEnvironmentPath(),

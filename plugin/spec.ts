@@ -83,8 +83,11 @@ export function applyDocblock(defaults: VmSpec, doc: KtstrDocblock, fileDir: str
   return spec
 }
 
-/** The spec for one test file; errors name the file. */
-export function fileSpec(defaults: VmSpec, filepath: string): VmSpec {
+/**
+ * The spec for one test file; errors name the file. With `fixedTopology` (the gauntlet) the
+ * defaults' topology and memory win over the file's docblock.
+ */
+export function fileSpec(defaults: VmSpec, filepath: string, fixedTopology = false): VmSpec {
   let source: string
   try {
     source = fs.readFileSync(filepath, 'utf8')
@@ -92,7 +95,12 @@ export function fileSpec(defaults: VmSpec, filepath: string): VmSpec {
     throw new KtstrError(`cannot read ${filepath}: ${(e as Error).message}`)
   }
   try {
-    return applyDocblock(defaults, parseDocblock(source), path.dirname(filepath))
+    const spec = applyDocblock(defaults, parseDocblock(source), path.dirname(filepath))
+    if (fixedTopology) {
+      if (defaults.topology !== undefined) spec.topology = defaults.topology
+      if (defaults.memoryMib !== undefined) spec.memoryMib = defaults.memoryMib
+    }
+    return spec
   } catch (e) {
     if (e instanceof KtstrError) throw new KtstrError(`${path.basename(filepath)}: ${e.message}`)
     throw e

@@ -90,6 +90,12 @@ describe.skipIf(guestSkipReason)('vitest --pool=ktstr on real guests', () => {
     expect(r.code).toBe(0)
   })
 
+  it('runs a payload in its own cgroup beside a run() workload', { timeout: 300_000 }, async () => {
+    const r = await vitest(['run'], ['payload-run'])
+    expect(r.json.numPassedTests).toBe(1)
+    expect(r.code).toBe(0)
+  })
+
   it('vitest list --json names the tests of a sched file', { timeout: 300_000 }, async () => {
     const child = await new Promise<{ code: number | null; out: string }>((resolve) => {
       const env = { ...process.env, NO_COLOR: '1' }
