@@ -11,6 +11,7 @@ import { parseTopology } from '../src/topology/topology.js'
 import { KtstrError } from '../src/util/errors.js'
 import { shellWords } from '../src/util/shell-words.js'
 import { MIN_MEMORY_MIB } from '../src/vm/defaults.js'
+import { parseDiskSpec } from '../src/vm/disk.js'
 import type { BackendName } from '../src/vm/session.js'
 
 export interface KtstrDocblock {
@@ -25,11 +26,13 @@ export interface KtstrDocblock {
   kernel?: string
   /** Host files or directories copied into the guest (payloads); relative to the file's folder. */
   include?: string[]
+  /** A virtio-blk disk, `FILE[,ro][,iops=N][,bps=N]`, as written (FILE relative to the file's folder). */
+  disk?: string
 }
 
 const KEYS = ['topology', 'memory', 'scheduler', 'sched-args', 'backend', 'timeout', 'kernel', 'include', 'disk'] as const
 export type DocblockKey = (typeof KEYS)[number]
-const KNOWN = KEYS.filter((k) => k !== 'disk').join(', ')
+const KNOWN = KEYS.join(', ')
 
 /** Scheduler names that mean "the kernel's default scheduler (EEVDF), no sched_ext". */
 export const NO_SCHEDULER = ['eevdf', 'none'] as const
@@ -113,7 +116,13 @@ export function setSpecValue(spec: KtstrDocblock, key: DocblockKey, value: strin
       break
     }
     case 'disk':
-      throw new KtstrError(`${source} key "disk" is reserved for a later version of ktstr and not supported yet`)
+      try {
+        parseDiskSpec(value)
+      } catch (e) {
+        bad((e as Error).message)
+      }
+      spec.disk = value
+      break
   }
 }
 

@@ -8,6 +8,7 @@ import { KtstrError } from '../src/util/errors.js'
 import { DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_S, DEFAULT_TOPOLOGY } from '../src/vm/defaults.js'
 import type { BackendName, VmRequest } from '../src/vm/session.js'
 import { parseDocblock, setSpecValue, type KtstrDocblock } from './docblock.js'
+import { parseDiskSpec } from '../src/vm/disk.js'
 
 /** Options of `ktstr()` and `ktstrPool()`: the defaults for every test file. */
 export interface KtstrOptions {
@@ -29,7 +30,7 @@ export interface KtstrOptions {
   include?: string[]
 }
 
-export type VmSpec = Pick<VmRequest, 'kernel' | 'backend' | 'topology' | 'memoryMib' | 'scheduler' | 'schedArgs' | 'timeoutS' | 'include'>
+export type VmSpec = Pick<VmRequest, 'kernel' | 'backend' | 'topology' | 'memoryMib' | 'scheduler' | 'schedArgs' | 'timeoutS' | 'include' | 'disks'>
 
 /** Validate plugin options; a bad value throws a KtstrError naming the option. */
 export function specFromOptions(o: KtstrOptions): VmSpec {
@@ -70,6 +71,7 @@ export function applyDocblock(defaults: VmSpec, doc: KtstrDocblock, fileDir: str
   if (doc.timeoutS !== undefined) spec.timeoutS = doc.timeoutS
   if (doc.backend !== undefined) spec.backend = doc.backend
   if (doc.kernel !== undefined) spec.kernel = isRelativePath(doc.kernel) ? path.resolve(fileDir, doc.kernel) : doc.kernel
+  if (doc.disk !== undefined) spec.disks = [parseDiskSpec(doc.disk, fileDir)]
   if (doc.include !== undefined) spec.include = [...(defaults.include ?? []), ...doc.include.map((p) => path.resolve(fileDir, p))]
   if (doc.scheduler !== undefined && doc.scheduler !== defaults.scheduler) {
     delete spec.schedArgs
@@ -112,7 +114,7 @@ export function sameSpec(a: VmSpec, b: VmSpec): boolean {
 }
 
 const specKey = (s: VmSpec) =>
-  JSON.stringify([s.kernel, s.backend, s.topology, s.memoryMib, s.scheduler, s.schedArgs, s.timeoutS, s.include])
+  JSON.stringify([s.kernel, s.backend, s.topology, s.memoryMib, s.scheduler, s.schedArgs, s.timeoutS, s.include, s.disks])
 
 /** What one guest of this spec takes from the host (vCPUs and guest RAM). */
 export function guestSize(spec: VmSpec): { cpus: number; memoryMib: number } {

@@ -5,9 +5,11 @@ import { VM_OPTIONS, vmRequestFrom } from './vm-options.js'
 
 export const EXEC_USAGE = `usage: ktstr exec [--kernel K] [--backend qemu|kvm|auto] [--topology NnNlNcNt] [--memory MIB]
                   [--scheduler NAME|PATH] [--sched-args "..."] [--timeout S] [--timing]
-                  [--include PATH]... [--env NAME=VALUE]... [--nested-kvm] -- CMD [ARGS...]
+                  [--include PATH]... [--env NAME=VALUE]... [--disk FILE[,ro][,iops=N][,bps=N]]...
+                  [--nested-kvm] -- CMD [ARGS...]
 Boots a guest, runs CMD in it and exits with CMD's exit code (125 when ktstr itself failed).
 --include (-i) copies a host file or directory into the guest at the same path; programs bring their libraries.
+--disk attaches a host file as a virtio-blk disk (/dev/vda, /dev/vdb, …), optionally read-only or throttled.
 --nested-kvm gives the guest AMD SVM so it can run KVM itself (used to test the kvm backend without hardware KVM).`
 
 export async function execCommand(argv: string[]): Promise<number> {

@@ -2,6 +2,7 @@
 import type { ParseArgsConfig } from 'node:util'
 import { KtstrError } from '../util/errors.js'
 import { shellWords } from '../util/shell-words.js'
+import { parseDiskSpec } from '../vm/disk.js'
 import type { BackendName, VmRequest } from '../vm/session.js'
 
 export const VM_OPTIONS = {
@@ -16,6 +17,7 @@ export const VM_OPTIONS = {
   include: { type: 'string', short: 'i', multiple: true },
   env: { type: 'string', short: 'e', multiple: true },
   'nested-kvm': { type: 'boolean' },
+  disk: { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options']
 
@@ -39,6 +41,7 @@ export function vmRequestFrom(v: Values, mode: VmRequest['mode']): VmRequest {
   if (v.include?.length) req.include = v.include
   if (v.env?.length) req.env = parseEnv(v.env)
   if (v['nested-kvm']) req.nestedKvm = true
+  if (v.disk?.length) req.disks = v.disk.map((d) => parseDiskSpec(d))
   return req
 }
 

@@ -18,6 +18,7 @@ import { log } from '../util/log.js'
 import { packageRoot } from '../util/paths.js'
 import { probeKvm } from './accel.js'
 import { ConsoleLog } from './console.js'
+import { checkDisk, qemuDiskArgs } from './disk.js'
 import { DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_S, DEFAULT_TOPOLOGY, MIN_MEMORY_MIB, SCHEDULER_ATTACH_TIMEOUT_MS } from './defaults.js'
 import { kernelCmdline } from './qemu/args.js'
 import { launchQemu } from './qemu/launch.js'
@@ -39,6 +40,8 @@ export async function bootGuest(req: VmRequest, opts: BootOptions = {}): Promise
   const timeoutS = req.timeoutS ?? DEFAULT_TIMEOUT_S
   if (!(timeoutS > 0)) throw new KtstrError(`timeout must be a positive number of seconds, got ${timeoutS}`)
   const { vmm, accel } = chooseBackend(req.backend ?? 'auto')
+  for (const d of req.disks ?? []) checkDisk(d)
+  if (vmm === 'kvm' && req.disks?.length) throw new KtstrError('disks are not wired into the kvm backend yet; use --backend qemu')
   const kernel = await resolveKernel(req.kernel)
   const scheduler = req.scheduler ? resolveScheduler(kernel, req.scheduler) : undefined
   if (req.nestedKvm && kernel.config.get('CONFIG_KVM_AMD') !== 'y') {
@@ -82,6 +85,7 @@ export async function bootGuest(req: VmRequest, opts: BootOptions = {}): Promise
               channelSocket: path.join(tmp, 'channel.sock'),
               accel,
               nestedKvm: req.nestedKvm === true,
+              extra: (req.disks ?? []).flatMap((d, i) => qemuDiskArgs(d, i)),
             },
             console,
           )

@@ -3,6 +3,7 @@
  */
 import type { HostEndpoint } from '../channel/host-endpoint.js'
 import type { RunMode, SchedulerExit } from '../../runtime/protocol/index.js'
+import type { DiskSpec } from './disk.js'
 
 export type BackendName = 'qemu' | 'kvm' | 'auto'
 
@@ -25,6 +26,8 @@ export interface VmRequest {
    * executables bring their ELF library closure.
    */
   include?: string[]
+  /** virtio-blk disks, in order: /dev/vda, /dev/vdb, … */
+  disks?: DiskSpec[]
   /** Give the guest a virtual CPU with AMD SVM so it can run KVM itself (nested virtualisation). */
   nestedKvm?: boolean
   mode: RunMode

@@ -41,6 +41,14 @@ describe('parseDocblock', () => {
     expect(parseDocblock(file('/** @ktstr scheduler=x sched-args="" */')).schedArgs).toEqual([])
   })
 
+  it('reads include= paths and a disk= spec, resolved against the file folder', () => {
+    const doc = parseDocblock(file('/** @ktstr include=./bench.sh,/usr/bin/stress-ng disk=./scratch.img,ro,iops=100 */'))
+    expect(doc.include).toEqual(['./bench.sh', '/usr/bin/stress-ng'])
+    const spec = applyDocblock({}, doc, '/proj/tests')
+    expect(spec.include).toEqual(['/proj/tests/bench.sh', '/usr/bin/stress-ng'])
+    expect(spec.disks).toEqual([{ path: '/proj/tests/scratch.img', readOnly: true, iops: 100 }])
+  })
+
   it('treats scheduler=eevdf (or none) as no sched_ext scheduler', () => {
     expect(parseDocblock(file('/** @ktstr scheduler=eevdf */')).scheduler).toBeNull()
     expect(parseDocblock(file('/** @ktstr scheduler=none */')).scheduler).toBeNull()
@@ -60,7 +68,9 @@ describe('parseDocblock', () => {
     ['/** @ktstr timeout=60s */', 'bad @ktstr timeout="60s"'],
     ['/** @ktstr backend=xen */', 'bad @ktstr backend="xen": expected qemu, kvm or auto'],
     ['/** @ktstr scheduler= */', 'bad @ktstr scheduler="": expected a scheduler name'],
-    ['/** @ktstr disk=/tmp/x.img */', '@ktstr key "disk" is reserved'],
+    ['/** @ktstr disk=/tmp/x.img,rw */', 'bad @ktstr disk="/tmp/x.img,rw": bad disk option "rw"'],
+    ['/** @ktstr disk=/tmp/x.img,iops=0 */', 'use ro, iops=N or bps=N (N > 0)'],
+    ['/** @ktstr include=a,,b */', 'bad @ktstr include="a,,b": expected comma-separated paths'],
     ['/** @ktstr scheduler=x sched-args="-v */', 'unterminated " quote'],
   ])('rejects %s', (docblock, message) => {
     expect(() => parseDocblock(file(docblock))).toThrow(message)
