@@ -12,9 +12,9 @@ export { work, WORK_TYPES, describeWork, type Policy, type SchedOptions, type Wo
 export { op, step, type Hold, type Op, type Step } from './api/steps.js'
 export { scenarios, type ScenarioName, type ScenarioOptions } from './api/scenarios.js'
 export { topology, topologyFromSpec, topologyFromSysfs, Topo } from './api/topology/topo.js'
-export { parseTopology, resolveTopology, validateTopology, formatTopology, cpuCount, type TopologySpec } from './api/topology/model.js'
-export { PRESETS, presetNames, findPreset, type TopologyPreset } from './api/topology/presets.js'
-export { parseCpuList, formatCpuList } from './api/cpulist.js'
+export { parseTopology, resolveTopology, validateTopology, formatTopology, cpuCount, type TopologySpec } from './protocol/topology.js'
+export { PRESETS, presetNames, findPreset, type TopologyPreset } from './protocol/presets.js'
+export { parseCpuList, formatCpuList } from './protocol/cpulist.js'
 export { parseDuration, type Duration } from './api/duration.js'
 export {
   Report,
@@ -40,7 +40,7 @@ export {
 export { matchers, registerMatchers, autoRegisterMatchers, type KtstrMatchers } from './api/matchers.js'
 export { currentScheduler, startScheduler, type SchedulerHandle } from './api/scheduler.js'
 export { ab, ratioOf, type AbOptions, type AbResult } from './api/ab.js'
-export { KtstrError } from './api/errors.js'
+export { KtstrError } from './protocol/errors.js'
 
 await autoRegisterMatchers()
 export { payload, tapTests, parseTap, numericLeaves, type PayloadOptions, type PayloadResult, type TapCase } from './payload/index.js'

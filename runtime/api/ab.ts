@@ -6,7 +6,7 @@
  * The baseline needs EEVDF, so the file itself must run without a host-attached scheduler; ab()
  * starts and stops the scheduler binary (which must be in the guest, e.g. `--include`).
  */
-import { KtstrError } from './errors.js'
+import { KtstrError } from '../protocol/errors.js'
 import type { Report } from './report.js'
 import { run, type RunOptions } from './run.js'
 import { currentScheduler, startScheduler } from './scheduler.js'

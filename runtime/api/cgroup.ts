@@ -3,7 +3,7 @@
  * each call returns a new definition, so a base definition can be reused across scenarios.
  * Names may nest with '/', e.g. 'cg_0/sub_a'; parents are created as needed.
  */
-import { KtstrError } from './errors.js'
+import { KtstrError } from '../protocol/errors.js'
 import type { Topo } from './topology/topo.js'
 import { isPaired, work, type WorkSpec } from './work.js'
 

@@ -6,8 +6,8 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import { formatCpuList, parseCpuList } from './cpulist.js'
-import { KtstrError } from './errors.js'
+import { formatCpuList, parseCpuList } from '../protocol/cpulist.js'
+import { KtstrError } from '../protocol/errors.js'
 
 export const CGROUP_ROOT = '/sys/fs/cgroup'
 const CONTROLLERS = ['cpuset', 'cpu']

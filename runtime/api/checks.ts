@@ -3,7 +3,7 @@
  * scheduling gaps, fairness spread, cpuset isolation, scheduler attachment. Messages name the worker,
  * its cgroup, the CPU and the run-relative time.
  */
-import { formatCpuList } from './cpulist.js'
+import { formatCpuList } from '../protocol/cpulist.js'
 import type { SchedulerState, WorkerSet, WorkerTelemetry } from './report.js'
 
 /** ktstr's release thresholds (assert.rs): longest gap 2000 ms, off-CPU spread 15 points. */

@@ -1,5 +1,5 @@
 /** Durations in the test API: a number of milliseconds, or a string such as '500ms', '2s', '1.5s', '1m'. */
-import { KtstrError } from './errors.js'
+import { KtstrError } from '../protocol/errors.js'
 
 export type Duration = number | `${number}ms` | `${number}s` | `${number}m` | string
 

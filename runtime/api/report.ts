@@ -3,7 +3,7 @@
  * scheduler's state. Plain data underneath (`toJSON()` / `reportFromJSON()`), so a report crosses to
  * the host intact and the matchers work on either side.
  */
-import { KtstrError } from './errors.js'
+import { KtstrError } from '../protocol/errors.js'
 import type { WorkTypeName } from './work.js'
 
 export interface MigrationEvent {

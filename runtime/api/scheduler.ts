@@ -8,7 +8,7 @@ import fs from 'node:fs'
 import { RUN_SPEC_PATH, type RunSpec } from '../protocol/index.js'
 import { schedExtLogLines } from '../init/kmsg.js'
 import { startScheduler as initStart, type RunningScheduler } from '../init/scheduler.js'
-import { KtstrError } from './errors.js'
+import { KtstrError } from '../protocol/errors.js'
 import type { SchedulerState } from './report.js'
 
 const SCX = '/sys/kernel/sched_ext'

@@ -5,7 +5,7 @@
  * step's own `cgroups` exist for that step only; cgroups added with `op.addCgroup` stay until
  * removed or the end of the run.
  */
-import { KtstrError } from './errors.js'
+import { KtstrError } from '../protocol/errors.js'
 import { parseDuration, type Duration } from './duration.js'
 import { validateCgroupName, type AffinityInput, type CgroupDef, type CpusetInput } from './cgroup.js'
 import { isPaired, work as workTypes, type WorkSpec } from './work.js'

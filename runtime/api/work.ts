@@ -2,7 +2,7 @@
  * Work types: what each worker process does (runtime/workloads/ktstr-worker.c runs them). Modelled on
  * ktstr's WorkType; every constructor also takes the worker's scheduling policy, RT priority and nice.
  */
-import { KtstrError } from './errors.js'
+import { KtstrError } from '../protocol/errors.js'
 
 export type Policy = 'other' | 'batch' | 'idle' | 'fifo' | 'rr'
 

@@ -6,7 +6,7 @@ import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:chil
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { KtstrError } from './errors.js'
+import { KtstrError } from '../protocol/errors.js'
 import type { WorkSpec } from './work.js'
 
 /** What the worker prints when it stops (field names as in the C program). */

@@ -2,18 +2,12 @@
  * ktstr's 24 x86_64 gauntlet presets (ktstr src/vm.rs `gauntlet_presets()`), with its memory budgets.
  * aarch64 drops the SMT ones (`threadsPerCore > 1`).
  */
-/** NnNlNcNt as numbers (the same shape as the host's Topology and the test API's TopologySpec). */
-export interface PresetTopology {
-  numaNodes: number
-  llcs: number
-  coresPerLlc: number
-  threadsPerCore: number
-}
+import type { TopologySpec } from './topology.js'
 
 export interface TopologyPreset {
   name: string
   description: string
-  topology: PresetTopology
+  topology: TopologySpec
   memoryMib: number
 }
 

@@ -1,6 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { KtstrError } from '../util/errors.js'
+import { isExecutable } from '../util/which.js'
 import type { GuestKernel } from './resolve.js'
 
 export interface ResolvedScheduler {
@@ -21,7 +22,7 @@ export function listSchedulers(kernel: GuestKernel): string[] {
   } catch {
     return []
   }
-  return names.filter((n) => isExecutableFile(path.join(dir, n))).sort()
+  return names.filter((n) => isExecutable(path.join(dir, n))).sort()
 }
 
 /**
@@ -32,7 +33,7 @@ export function resolveScheduler(kernel: GuestKernel, nameOrPath: string): Resol
   if (nameOrPath.includes('/')) {
     const abs = path.resolve(process.cwd(), nameOrPath)
     if (!fs.existsSync(abs)) throw new KtstrError(`scheduler ${abs} does not exist`)
-    if (!isExecutableFile(abs)) throw new KtstrError(`scheduler ${abs} is not an executable file; check the path or chmod +x it`)
+    if (!isExecutable(abs)) throw new KtstrError(`scheduler ${abs} is not an executable file; check the path or chmod +x it`)
     return { path: abs, name: path.basename(abs) }
   }
   const names = listSchedulers(kernel)
@@ -45,13 +46,3 @@ export function resolveScheduler(kernel: GuestKernel, nameOrPath: string): Resol
   throw new KtstrError(`unknown scheduler "${nameOrPath}": ${have}; a path to a scheduler binary (containing /) works too`)
 }
 
-function isExecutableFile(p: string): boolean {
-  try {
-    const st = fs.statSync(p)
-    if (!st.isFile()) return false
-    fs.accessSync(p, fs.constants.X_OK)
-    return true
-  } catch {
-    return false
-  }
-}

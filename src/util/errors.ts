@@ -1,14 +1,11 @@
 /**
- * An error the user can act on: `message` says what went wrong and how to fix it, in one line.
- * Anything that is not a KtstrError is a bug in ktstr and is reported with its stack under
- * KTSTR_LOG=debug.
+ * KtstrError (one class for host and guest, from runtime/protocol): an error the user can act on,
+ * whose message says what went wrong and how to fix it, in one line. Anything else is a bug in
+ * ktstr and is reported with its stack under KTSTR_LOG=debug.
  */
-export class KtstrError extends Error {
-  override readonly name = 'KtstrError'
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options)
-  }
-}
+import { KtstrError } from '../../runtime/protocol/errors.js'
+
+export { KtstrError }
 
 export function isKtstrError(e: unknown): e is KtstrError {
   return e instanceof KtstrError

@@ -12,7 +12,7 @@ import { composeInitrd } from '../image/initrd.js'
 import { runArchive } from '../image/run-archive.js'
 import { resolveKernel } from '../kernel/resolve.js'
 import { resolveScheduler, type ResolvedScheduler } from '../kernel/schedulers.js'
-import { parseTopology } from '../topology/topology.js'
+import { resolveTopology } from '../topology/topology.js'
 import { KtstrError } from '../util/errors.js'
 import { log } from '../util/log.js'
 import { packageRoot } from '../util/paths.js'
@@ -32,7 +32,7 @@ export interface BootOptions {
 
 export async function bootGuest(req: VmRequest, opts: BootOptions = {}): Promise<GuestSession> {
   const t0 = performance.now()
-  const topology = parseTopology(req.topology ?? DEFAULT_TOPOLOGY)
+  const topology = resolveTopology(req.topology ?? DEFAULT_TOPOLOGY)
   const memoryMib = req.memoryMib ?? DEFAULT_MEMORY_MIB
   if (!Number.isInteger(memoryMib) || memoryMib < MIN_MEMORY_MIB) {
     throw new KtstrError(`memory ${memoryMib} MiB is too small for a guest; use at least ${MIN_MEMORY_MIB}`)

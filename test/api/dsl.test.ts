@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { cgroup } from '../../runtime/api/cgroup.js'
-import { formatCpuList, parseCpuList } from '../../runtime/api/cpulist.js'
+import { formatCpuList, parseCpuList } from '../../runtime/protocol/cpulist.js'
 import { parseDuration } from '../../runtime/api/duration.js'
 import { skipReason } from '../../runtime/api/run.js'
 import { scenarios } from '../../runtime/api/scenarios.js'

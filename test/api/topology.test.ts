@@ -2,10 +2,10 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { findPreset, PRESETS, presetNames } from '../../runtime/api/topology/presets.js'
-import { cpuCount, formatTopology, parseTopology, resolveTopology } from '../../runtime/api/topology/model.js'
+import { findPreset, PRESETS, presetNames } from '../../runtime/protocol/presets.js'
+import { cpuCount, formatTopology, parseTopology, resolveTopology } from '../../runtime/protocol/topology.js'
 import { topologyFromSpec, topologyFromSysfs } from '../../runtime/api/topology/topo.js'
-import { formatCpuList } from '../../runtime/api/cpulist.js'
+import { formatCpuList } from '../../runtime/protocol/cpulist.js'
 import * as host from '../../src/topology/topology.js'
 
 describe('NnNlNcNt model', () => {

@@ -44,7 +44,7 @@ describe.skipIf(!built)('ktstr exec rejects bad input before booting', () => {
   it.skipIf(!kernel)('missing qemu', async () => {
     const r = await runCli(['exec', '--', 'true'], { env: { PATH: '/nonexistent' } })
     expectOneLineError(r, /qemu-system-x86_64 not found on PATH; install it: apt-get install qemu-system-x86/)
-    expect(strayQemus()).toEqual([])
+    expect(strayQemus(r)).toEqual([])
   })
 
   it('bad flags and values', async () => {

@@ -40,10 +40,17 @@ describe.skipIf(guestSkipReason)('ktstr exec (real guests)', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /) // no stack trace
   })
 
+  it('a guest past its timeout is killed: one clear line, no VM left behind', { timeout: BOOT }, async () => {
+    const r = await runCli(['exec', '--timeout', '2', '--', 'sleep', '60'])
+    expect(r.code).toBe(125)
+    expect(r.stderr).toMatch(/^ktstr: (guest failed to boot: )?guest did not finish within 2s \(raise it with --timeout/m)
+    expect(strayQemus(r)).toEqual([])
+  })
+
   it("propagates the command's exit code and its stdin", { timeout: BOOT }, async () => {
     const r = await runCli(['exec', '--', 'sh', '-c', 'read line; echo "got $line" >&2; exit 7'], { input: 'ping\n' })
     expect(r.stderr).toContain('got ping')
     expect(r.code).toBe(7)
-    expect(strayQemus()).toEqual([])
+    expect(strayQemus(r)).toEqual([])
   })
 })

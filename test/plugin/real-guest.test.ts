@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { guestSkipReason, repoRoot, strayQemus } from '../helpers/guest.js'
@@ -18,10 +19,13 @@ interface Run {
   json: { numPassedTests: number; numFailedTests: number; testResults: { name: string; status: string; message: string; assertionResults: { title: string; status: string; failureMessages: string[] }[] }[] }
 }
 
+/** Each run gets its own TMPDIR, so the VMs it started can be told from others (strayQemus). */
+const tmpdir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-pool-'))
+
 function vitest(args: string[], files: string[]): Promise<Run> {
   const jsonFile = path.join(dir, `report-${Date.now()}.json`)
   return new Promise((resolve) => {
-    const env = { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' }
+    const env = { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', TMPDIR: tmpdir }
     delete env.CI // CI mode refuses to write new snapshots; the first run must write them
     const child = spawn(process.execPath, [VITEST, ...args, '--root', dir, '--reporter=default', '--reporter=json', `--outputFile.json=${jsonFile}`, ...files], { cwd: dir, env })
     let out = ''
@@ -65,7 +69,7 @@ describe.skipIf(guestSkipReason)('vitest --pool=ktstr on real guests', () => {
     expect(fs_.status).toBe('failed')
     expect(`${fs_.message}\n${fs_.assertionResults.flatMap((a) => a.failureMessages).join('\n')}`).toMatch(/scheduler false exited before attaching \(exit code 1\)/)
     expect(r.out).not.toMatch(/Timeout starting|timed out/i)
-    expect(strayQemus()).toEqual([])
+    expect(strayQemus({ tmpdir })).toEqual([])
   })
 
   it('writes file and inline snapshots on the host, then matches them in a new guest', { timeout: 300_000 }, async () => {

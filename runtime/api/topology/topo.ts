@@ -6,9 +6,9 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import { formatCpuList, intersect, parseCpuList } from '../cpulist.js'
-import { KtstrError } from '../errors.js'
-import { formatTopology, resolveTopology, validateTopology, type TopologySpec } from './model.js'
+import { formatCpuList, intersect, parseCpuList } from '../../protocol/cpulist.js'
+import { KtstrError } from '../../protocol/errors.js'
+import { formatTopology, resolveTopology, validateTopology, type TopologySpec } from '../../protocol/topology.js'
 
 export class Topo {
   /** Online CPU ids, ascending. */

@@ -4,7 +4,7 @@
  * evenly over nodes, so `llcs` must be a multiple of `numaNodes`. CPU numbering matches the host's
  * VM layout (src/topology/topology.ts): LLC-major, then core, then thread, so SMT siblings are adjacent.
  */
-import { KtstrError } from '../errors.js'
+import { KtstrError } from './errors.js'
 import { PRESETS } from './presets.js'
 
 export interface TopologySpec {
