@@ -1,3 +1,4 @@
+import { stripVTControlCharacters } from 'node:util'
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -103,9 +104,9 @@ describe.skipIf(!haveMake)('buildKernel flow (stand-in tree)', () => {
 
   it('`ktstr kernel build` prints the phase, the log path and the last 20 log lines on failure', async () => {
     vi.stubEnv('FAIL_TINY', '1')
-    vi.stubEnv('NO_COLOR', '1')
     let err = ''
-    vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true))
+    // picocolors decides on colour when it is first imported (CI=true turns it on): strip it here.
+    vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += stripVTControlCharacters(String(s))), true))
     vi.spyOn(process.stdout, 'write').mockImplementation(() => true)
     expect(await kernelCommand(['build', '--source', tree])).toBe(1)
     const lines = err.trimEnd().split('\n')
