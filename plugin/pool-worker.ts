@@ -26,6 +26,7 @@ import { failureFrom, ktstrError, outcomeFailure } from './failure.js'
 import { guestEnv } from './guest-env.js'
 import { serveHostFs } from './host-fs.js'
 import { RunTracker, type HostCall, type ProjectInfo } from './run-tracker.js'
+import { watchSchedulerOf } from './scheduler-watch.js'
 import { fileSpec, guestSize, sameSpec, type VmSpec } from './spec.js'
 
 export const POOL_NAME = 'ktstr'
@@ -213,6 +214,7 @@ export class KtstrPoolWorker implements PoolWorker {
   /** Boot a guest for these files and bring its Vitest worker to `started`. */
   private async bootFor(files: string[]): Promise<void> {
     const spec = this.specFor(files)
+    watchSchedulerOf(this.options.project.vitest, spec, files)
     const gate = this.setup.gate(this.options)
     const signal = this.interrupt.signal
     const release = gate
