@@ -3,6 +3,7 @@ import pc from 'picocolors'
 import { BuildFailure, buildKernel } from '../kernel/build.js'
 import { kernelsDir, listCachedKernels } from '../kernel/cache.js'
 import { createProgressDisplay, formatElapsed } from '../kernel/progress.js'
+import { assertImportable, importKernel } from '../kernel/import.js'
 import { resolveKernel } from '../kernel/resolve.js'
 import { listSchedulers } from '../kernel/schedulers.js'
 import { KtstrError, isKtstrError } from '../util/errors.js'
@@ -12,6 +13,8 @@ export const KERNEL_USAGE = `usage: ktstr kernel <command>
   build [--source DIR|debian] [--force] [--jobs N]
         build a sched_ext guest kernel and the example schedulers into the cache
         (default source: Debian's linux-source-6.12; DIR must be a clean Linux >= 6.12 tree)
+  import DIR
+        copy a ready kernel folder (bzImage, config, scx/) into the cache
   list  show cached kernels; * marks the one used when neither --kernel nor KTSTR_KERNEL is given
   path [--kernel K]
         print the bzImage that would be booted`
@@ -26,6 +29,14 @@ export async function kernelCommand(argv: string[]): Promise<number> {
       case 'list':
         parse(rest, {})
         return list()
+      case 'import': {
+        const dir = rest[0]
+        if (!dir || rest.length > 1) throw new KtstrError('usage: ktstr kernel import DIR (a folder holding bzImage, config, scx/)')
+        assertImportable(dir)
+        const r = importKernel(dir)
+        process.stdout.write(`${r.imported ? 'imported' : 'already cached'}: ${r.key} (${r.kernel.bzImage})\n`)
+        return 0
+      }
       case 'path': {
         const { values } = parse(rest, { kernel: { type: 'string' } })
         const kernel = await resolveKernel(values.kernel)
@@ -39,7 +50,7 @@ export async function kernelCommand(argv: string[]): Promise<number> {
         process.stdout.write(`${KERNEL_USAGE}\n`)
         return sub === undefined ? 2 : 0
       default:
-        throw new KtstrError(`unknown command \`ktstr kernel ${sub}\`; use build, list or path`)
+        throw new KtstrError(`unknown command \`ktstr kernel ${sub}\`; use build, import, list or path`)
     }
   } catch (e) {
     if (!isKtstrError(e)) throw e

@@ -1,0 +1,51 @@
+/**
+ * `ktstr kernel import DIR`: put a ready kernel (a folder with `bzImage`, its `config` or an
+ * embedded one, and optionally `scx/`) into the cache, so resolution finds it without
+ * KTSTR_KERNEL — e.g. a prebuilt kernel shared between machines.
+ */
+import { createHash } from 'node:crypto'
+import fs from 'node:fs'
+import path from 'node:path'
+import { KtstrError } from '../util/errors.js'
+import { kernelsDir, type KernelMeta } from './cache.js'
+import { kernelFromSpec, type GuestKernel } from './resolve.js'
+import { listSchedulers } from './schedulers.js'
+
+export function importKernel(dir: string): { key: string; kernel: GuestKernel; imported: boolean } {
+  const src = kernelFromSpec(dir, 'option') // validates: bzImage present, sched_ext in its config
+  const image = fs.readFileSync(src.bzImage)
+  const version = /Linux\/\S+ (\S+) Kernel Configuration/.exec(configText(src))?.[1] ?? 'unknown'
+  const key = `${version}-import-${createHash('sha256').update(image).digest('hex').slice(0, 10)}`
+  const dest = path.join(kernelsDir(), key)
+  if (fs.existsSync(path.join(dest, 'meta.json'))) return { key, kernel: kernelFromSpec(dest, 'cache'), imported: false }
+  const tmp = path.join(kernelsDir(), `.${key}-${process.pid}`)
+  fs.rmSync(tmp, { recursive: true, force: true })
+  fs.mkdirSync(path.join(tmp, 'scx'), { recursive: true })
+  fs.copyFileSync(src.bzImage, path.join(tmp, 'bzImage'))
+  fs.writeFileSync(path.join(tmp, 'config'), configText(src))
+  const schedulers = listSchedulers(src)
+  for (const s of schedulers) fs.copyFileSync(path.join(src.schedulersDir!, s), path.join(tmp, 'scx', s))
+  const meta: KernelMeta = {
+    key,
+    version,
+    source: `import:${path.resolve(dir)}`,
+    createdAt: new Date().toISOString(),
+    fragmentHash: '',
+    schedulers,
+  }
+  fs.writeFileSync(path.join(tmp, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`)
+  fs.rmSync(dest, { recursive: true, force: true })
+  fs.renameSync(tmp, dest)
+  return { key, kernel: kernelFromSpec(dest, 'cache'), imported: true }
+}
+
+function configText(k: GuestKernel): string {
+  const file = ['config', '.config'].map((n) => path.join(k.dir, n)).find((p) => fs.existsSync(p))
+  if (file) return fs.readFileSync(file, 'utf8')
+  // Embedded only: write it back out in .config form.
+  return [...k.config].map(([key, v]) => (v === 'n' ? `# ${key} is not set` : `${key}=${v}`)).join('\n') + '\n'
+}
+
+export function assertImportable(dir: string): void {
+  if (!fs.existsSync(dir)) throw new KtstrError(`${dir} does not exist; give a folder holding bzImage (and config, scx/)`)
+}
