@@ -59,10 +59,13 @@ export class RunningScheduler {
     }
   }
 
-  /** exit(), after giving the kernel up to `waitMs` to log why sched_ext disabled the scheduler. */
+  /**
+   * exit(), after giving the process up to `waitMs` to finish dying (its status) and the kernel to
+   * log why sched_ext disabled it: an ejection is seen in sysfs before either is in.
+   */
   async settledExit(waitMs = 1000): Promise<SchedulerExit> {
     const deadline = Date.now() + waitMs
-    while (!schedExtExitLine() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    while ((!this.exited || !schedExtExitLine()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
     return this.exit()
   }
 

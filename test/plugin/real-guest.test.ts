@@ -4,50 +4,23 @@
  */
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { guestSkipReason, repoRoot, strayQemus } from '../helpers/guest.js'
+import { fixtureProject, type FixtureProject } from '../helpers/vitest-run.js'
 
 const FIXTURE = path.join(repoRoot, 'test', 'fixtures', 'real')
 const VITEST = path.join(repoRoot, 'node_modules', 'vitest', 'vitest.mjs')
+let project: FixtureProject
 let dir = ''
-
-interface Run {
-  code: number | null
-  out: string
-  json: { numPassedTests: number; numFailedTests: number; testResults: { name: string; status: string; message: string; assertionResults: { title: string; status: string; failureMessages: string[] }[] }[] }
-}
-
-/** Each run gets its own TMPDIR, so the VMs it started can be told from others (strayQemus). */
-const tmpdir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-pool-'))
-
-function vitest(args: string[], files: string[]): Promise<Run> {
-  const jsonFile = path.join(dir, `report-${Date.now()}.json`)
-  return new Promise((resolve) => {
-    const env = { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', TMPDIR: tmpdir }
-    delete env.CI // CI mode refuses to write new snapshots; the first run must write them
-    const child = spawn(process.execPath, [VITEST, ...args, '--root', dir, '--reporter=default', '--reporter=json', `--outputFile.json=${jsonFile}`, ...files], { cwd: dir, env })
-    let out = ''
-    child.stdout.on('data', (b) => (out += b))
-    child.stderr.on('data', (b) => (out += b))
-    child.on('close', (code) => {
-      const json = fs.existsSync(jsonFile) ? JSON.parse(fs.readFileSync(jsonFile, 'utf8')) : undefined
-      resolve({ code, out, json })
-    })
-  })
-}
+const vitest = (args: string[], files: string[]) => project.vitest(args, files)
 
 describe.skipIf(guestSkipReason)('vitest --pool=ktstr on real guests', () => {
   beforeAll(() => {
-    const tmpRoot = path.join(repoRoot, 'test', 'fixtures', '.tmp')
-    fs.mkdirSync(tmpRoot, { recursive: true })
-    dir = fs.mkdtempSync(path.join(tmpRoot, 'real-'))
-    for (const f of fs.readdirSync(FIXTURE)) {
-      fs.copyFileSync(path.join(FIXTURE, f), path.join(dir, f.replace(/\.sched\.txt$/, '.sched.test.ts')))
-    }
+    project = fixtureProject(FIXTURE)
+    dir = project.dir
   })
-  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
+  afterAll(() => project.remove())
 
   it('runs each file in its own guest: counts, diff, console capture, scheduler failure', { timeout: 300_000 }, async () => {
     const r = await vitest(['run'], ['pass-fail', 'false-scheduler'])
@@ -69,7 +42,7 @@ describe.skipIf(guestSkipReason)('vitest --pool=ktstr on real guests', () => {
     expect(fs_.status).toBe('failed')
     expect(`${fs_.message}\n${fs_.assertionResults.flatMap((a) => a.failureMessages).join('\n')}`).toMatch(/scheduler false exited before attaching \(exit code 1\)/)
     expect(r.out).not.toMatch(/Timeout starting|timed out/i)
-    expect(strayQemus({ tmpdir })).toEqual([])
+    expect(strayQemus(project)).toEqual([])
   })
 
   it('writes file and inline snapshots on the host, then matches them in a new guest', { timeout: 300_000 }, async () => {

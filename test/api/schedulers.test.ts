@@ -1,0 +1,34 @@
+/**
+ * The example schedulers under the test API, through the real pool: scx_qmap, scx_central and
+ * scx_flatcg each run the steady scenario; a scheduler killed mid-file fails it as "scheduler exited".
+ */
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { guestSkipReason, repoRoot } from '../helpers/guest.js'
+import { fixtureProject, type FixtureProject } from '../helpers/vitest-run.js'
+
+let project: FixtureProject
+
+describe.skipIf(guestSkipReason)('example schedulers in guests', () => {
+  beforeAll(() => {
+    project = fixtureProject(path.join(repoRoot, 'test', 'fixtures', 'schedulers'))
+  })
+  afterAll(() => project.remove())
+
+  it('scx_qmap, scx_central and scx_flatcg each run the steady scenario without starvation', { timeout: 600_000 }, async () => {
+    const r = await project.vitest(['run'], ['steady-'])
+    const results = r.json.testResults.map((t) => [path.basename(t.name), t.status, t.message || t.assertionResults.flatMap((a) => a.failureMessages).join('\n').slice(0, 500)])
+    expect(results.sort()).toEqual([
+      ['steady-central.sched.test.ts', 'passed', ''],
+      ['steady-flatcg.sched.test.ts', 'passed', ''],
+      ['steady-qmap.sched.test.ts', 'passed', ''],
+    ])
+  })
+
+  it('a scheduler killed during the file fails it as "scheduler exited", with sched_ext\'s reason', { timeout: 300_000 }, async () => {
+    const r = await project.vitest(['run'], ['killed'])
+    expect(r.code).toBe(1)
+    // (Vitest's printer may escape the quotes.)
+    expect(r.out).toMatch(/scheduler scx_simple exited while the guest was running \(killed by SIGKILL; kernel: sched_ext: BPF scheduler \\?"simple\\?" disabled \(unregistered from user space\)\)/)
+  })
+})
