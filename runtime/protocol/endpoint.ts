@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
-import { FrameDecoder, FrameType, encodeFrame, type FrameError } from './frame.js'
+import { FrameDecoder, FrameType, encodeFrame, type Frame, type FrameError } from './frame.js'
 
 export interface EndpointEvents<In> {
   control: [msg: In]
@@ -19,6 +19,7 @@ export class Endpoint<In, Out> extends EventEmitter<EndpointEvents<In>> {
   private readonly decoder = new FrameDecoder()
   private broken = false
   private closed = false
+  private held: Frame[] | undefined
 
   constructor(
     private readonly stream: Duplex,
@@ -41,6 +42,28 @@ export class Endpoint<In, Out> extends EventEmitter<EndpointEvents<In>> {
 
   sendVitest(payload: Uint8Array): boolean {
     return this.write(encodeFrame(FrameType.Vitest, payload))
+  }
+
+  /**
+   * Hold incoming frames (they are kept, in order) until resume(): lets a new owner attach its
+   * listeners without losing frames that arrived in the same read as the one it reacted to.
+   */
+  hold(): void {
+    this.held ??= []
+  }
+
+  resume(): void {
+    const frames = this.held ?? []
+    this.held = undefined
+    for (let i = 0; i < frames.length; i++) {
+      this.deliver(frames[i]!)
+      // A listener held again while we replayed: the rest wait for the next resume().
+      const again = this.held as Frame[] | undefined
+      if (again) {
+        again.unshift(...frames.slice(i + 1))
+        return
+      }
+    }
   }
 
   get isOpen(): boolean {
@@ -74,24 +97,30 @@ export class Endpoint<In, Out> extends EventEmitter<EndpointEvents<In>> {
     }
     for (const f of frames) {
       if (this.broken) return
-      switch (f.type) {
-        case FrameType.Control: {
-          let msg: In
-          try {
-            msg = this.decodeControl(f.payload)
-          } catch (e) {
-            return this.fail(e as Error)
-          }
-          this.emit('control', msg)
-          break
+      if (this.held) this.held.push(f)
+      else this.deliver(f)
+    }
+  }
+
+  private deliver(f: Frame): void {
+    if (this.broken) return
+    switch (f.type) {
+      case FrameType.Control: {
+        let msg: In
+        try {
+          msg = this.decodeControl(f.payload)
+        } catch (e) {
+          return this.fail(e as Error)
         }
-        case FrameType.Data:
-          this.emit('data', f.stream, f.payload)
-          break
-        case FrameType.Vitest:
-          this.emit('vitest', f.payload)
-          break
+        this.emit('control', msg)
+        break
       }
+      case FrameType.Data:
+        this.emit('data', f.stream, f.payload)
+        break
+      case FrameType.Vitest:
+        this.emit('vitest', f.payload)
+        break
     }
   }
 

@@ -67,6 +67,9 @@ export async function startSession(
   const hello = new Promise<boolean>((resolve) => {
     channel.on('control', (msg) => {
       if (msg.kind === 'hello') {
+        // Frames that came in the same read as the hello wait until whoever awaited bootGuest()
+        // has attached its listeners (resumed below, after their continuation has run).
+        channel.hold()
         timing.initMs = since(performance.now())
         timing.guestKernelMs = msg.uptimeMs
         resolve(true)
@@ -112,6 +115,7 @@ export async function startSession(
   }
 
   if (!(await hello)) throw failure(vm, await done)
+  setImmediate(() => channel.resume())
 
   const stop = async (): Promise<GuestOutcome> => {
     forced ??= reported ?? { kind: 'stopped' }

@@ -96,3 +96,29 @@ describe('Endpoint over a socket pair', () => {
     expect(host.sendControl({ kind: 'shutdown' })).toBe(false)
   })
 })
+
+describe('Endpoint hold/resume', () => {
+  it('keeps frames that arrive while held and delivers them in order on resume', async () => {
+    const [a, b, done] = await socketPair()
+    cleanups.push(done)
+    const host = new Endpoint<GuestMessage, HostMessage>(a, decodeGuestMessage)
+    const got: string[] = []
+    host.on('control', (m) => {
+      got.push(m.kind)
+      if (m.kind === 'hello') host.hold() // as the session does: later frames wait for new listeners
+    })
+    // hello and the command's output in one write, as a fast guest sends them
+    b.write(
+      Buffer.concat([
+        encodeFrame(FrameType.Control, Buffer.from(JSON.stringify({ kind: 'hello', uptimeMs: 1, nodeVersion: 'v20' }))),
+        encodeFrame(FrameType.Data, Buffer.from('early output'), StreamId.Stderr),
+        encodeFrame(FrameType.Control, Buffer.from(JSON.stringify({ kind: 'exit', code: 127, signal: null, uptimeMs: 2 }))),
+      ]),
+    )
+    await new Promise((r) => setTimeout(r, 50))
+    expect(got).toEqual(['hello'])
+    host.on('data', (_s, c) => got.push(c.toString()))
+    host.resume()
+    expect(got).toEqual(['hello', 'early output', 'exit'])
+  })
+})
