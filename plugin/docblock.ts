@@ -7,7 +7,7 @@
  * Strict: an unknown key, a repeated key or a bad value is an error that names the key.
  * Several `@ktstr` tags (one per line of a docblock) are merged.
  */
-import { parseTopology } from '../src/topology/topology.js'
+import { resolveTopology } from '../src/topology/topology.js'
 import { KtstrError } from '../src/util/errors.js'
 import { shellWords } from '../src/util/shell-words.js'
 import { MIN_MEMORY_MIB } from '../src/vm/defaults.js'
@@ -73,9 +73,9 @@ export function setSpecValue(spec: KtstrDocblock, key: DocblockKey, value: strin
   }
   switch (key) {
     case 'topology':
-      if (!/^\d+n\d+l\d+c\d+t$/.test(value)) bad('expected NnNlNcNt (NUMA nodes, LLCs, cores per LLC, threads per core), e.g. 1n2l4c1t')
+      // NnNlNcNt or a gauntlet preset name (smt-2llc); either is validated here.
       try {
-        parseTopology(value)
+        resolveTopology(value)
       } catch (e) {
         bad((e as Error).message.replace(/^bad topology "[^"]*": /, ''))
       }

@@ -49,6 +49,10 @@ describe('parseDocblock', () => {
     expect(spec.disks).toEqual([{ path: '/proj/tests/scratch.img', readOnly: true, iops: 100 }])
   })
 
+  it('accepts a gauntlet preset name as the topology', () => {
+    expect(parseDocblock(file('/** @ktstr topology=smt-2llc */')).topology).toBe('smt-2llc')
+  })
+
   it('treats scheduler=eevdf (or none) as no sched_ext scheduler', () => {
     expect(parseDocblock(file('/** @ktstr scheduler=eevdf */')).scheduler).toBeNull()
     expect(parseDocblock(file('/** @ktstr scheduler=none */')).scheduler).toBeNull()
