@@ -3,7 +3,7 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import { cpuCount, parseTopology } from '../src/topology/topology.js'
+import { cpuCount, resolveTopology } from '../src/topology/topology.js'
 import { KtstrError } from '../src/util/errors.js'
 import { DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_S, DEFAULT_TOPOLOGY } from '../src/vm/defaults.js'
 import type { BackendName, VmRequest } from '../src/vm/session.js'
@@ -119,7 +119,7 @@ const specKey = (s: VmSpec) =>
 /** What one guest of this spec takes from the host (vCPUs and guest RAM). */
 export function guestSize(spec: VmSpec): { cpus: number; memoryMib: number } {
   return {
-    cpus: cpuCount(parseTopology(spec.topology ?? DEFAULT_TOPOLOGY)),
+    cpus: cpuCount(resolveTopology(spec.topology ?? DEFAULT_TOPOLOGY)),
     memoryMib: spec.memoryMib ?? DEFAULT_MEMORY_MIB,
   }
 }
