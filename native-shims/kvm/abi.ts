@@ -39,6 +39,7 @@ import {
   kvm_run,
   kvm_sregs,
   kvm_userspace_memory_region,
+  kvm_xcrs,
 } from './structs.js'
 
 export * from './constants.js'
@@ -91,6 +92,8 @@ export const KVM_IOCTL = {
   SET_MP_STATE: _IOW(KVMIO, 0x99, kvm_mp_state),
   NMI: _IO(KVMIO, 0x9a),
   KVMCLOCK_CTRL: _IO(KVMIO, 0xad),
+  GET_XCRS: _IOR(KVMIO, 0xa6, kvm_xcrs),
+  SET_XCRS: _IOW(KVMIO, 0xa7, kvm_xcrs),
 } as const
 
 /** Every numeric table with its C macro prefix: the constants abi-check.ts verifies against gcc. */

@@ -196,6 +196,16 @@ export const kvm_msi = k.struct({
 
 export const kvm_mp_state = k.struct({ mp_state: u32 })
 
+export const kvm_xcr = k.struct({ xcr: u32, reserved: u32, value: u64 })
+
+/** Extended control registers (XCR0 is index 0) for KVM_GET_XCRS / KVM_SET_XCRS. */
+export const kvm_xcrs = k.struct({
+  nr_xcrs: u32,
+  flags: u32,
+  xcrs: k.array(kvm_xcr, 16),
+  padding: arr(u64, 16),
+})
+
 export const kvm_enable_cap = k.struct({
   cap: u32,
   flags: u32,
@@ -231,5 +241,7 @@ export const ABI_STRUCTS: Readonly<Record<string, TypeObject>> = {
   kvm_irq_routing,
   kvm_msi,
   kvm_mp_state,
+  kvm_xcr,
+  kvm_xcrs,
   kvm_enable_cap,
 }

@@ -71,7 +71,11 @@ export async function bootGuest(req: VmRequest, opts: BootOptions = {}): Promise
     log.debug(`image ready in ${imageMs.toFixed(0)} ms (base ${base.built ? 'built' : 'cached'}: ${base.path})`)
 
     const console = new ConsoleLog(400, process.env.KTSTR_CONSOLE_LOG, opts.onConsoleLine)
-    const cmdline = kernelCmdline({ nodePath: process.execPath, initScript })
+    // Under QEMU's TCG (7.2) emulation of SVM nested paging, guests of the inner KVM hang at
+    // random points (a vCPU whose LAPIC timer never fires, a spinlock whose release is never
+    // seen); with shadow paging (npt=0) they boot, so the guest's KVM gets that.
+    const nestedNpt = req.nestedKvm && vmm === 'qemu' && accel === 'tcg' ? ['kvm_amd.npt=0'] : []
+    const cmdline = kernelCmdline({ nodePath: process.execPath, initScript, extra: nestedNpt })
     const vm =
       vmm === 'kvm'
         ? await (await import('./kvm/launch.js')).launchKvm({ kernel: kernel.bzImage, initrd, cmdline, topology, memoryMib }, console)

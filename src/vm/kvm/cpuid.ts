@@ -7,6 +7,10 @@
  *  0x0         max basic leaf raised to 0xB (we always provide the extended topology leaf)
  *  0x1         EBX[31:24] initial APIC id, EBX[23:16] addressable ids per package, EDX.HTT;
  *              ECX: +hypervisor, +x2APIC, +TSC-deadline (option), -MONITOR/MWAIT, -VMX
+ *  0xD         state components whose feature bit the guest does not see are dropped from
+ *              0xD.0 EAX/EDX (and ECX, the size they need, recomputed): KVM can report PKRU
+ *              there while leaf 7 lacks PKU (e.g. kvm_amd npt=0), and Linux enables only what
+ *              the features back, so XCR0 and the advertised list would disagree
  *  0x4         cache sharing: L1/L2 per core (SMT siblings), L3 per LLC; synthesized on Intel when
  *              missing
  *  0xB, 0x1F   rebuilt: SMT level (shift smtBits, threadsPerCore), core level (shift
@@ -63,6 +67,7 @@ export const FEATURE = {
   /** Leaf 1 ECX. */
   MONITOR: 1 << 3,
   VMX: 1 << 5,
+  XSAVE: 1 << 26,
   X2APIC: 1 << 21,
   TSC_DEADLINE: 1 << 24,
   HYPERVISOR: 1 << 31,
@@ -152,6 +157,8 @@ export function cpuidForVcpu(supported: readonly CpuidEntry[], t: Topology, cpu:
   l1.ecx = u32((l1.ecx | FEATURE.HYPERVISOR | FEATURE.X2APIC) & ~(FEATURE.MONITOR | FEATURE.VMX))
   if (opts.tscDeadline ?? true) l1.ecx = u32(l1.ecx | FEATURE.TSC_DEADLINE)
 
+  normalizeXsaveLeaf(out)
+
   // Leaf 4: deterministic cache parameters.
   const leaf4 = out.filter(e => e.function === 4)
   if (leaf4.length === 0 && vendor === 'intel') {
@@ -230,6 +237,57 @@ export function cpuidForVcpu(supported: readonly CpuidEntry[], t: Topology, cpu:
   }
 
   return out.sort((a, b) => a.function - b.function || a.index - b.index)
+}
+
+/** Leaf 0xD state components (XCR0 bits) and the CPUID feature each one needs (Linux: xsave_cpuid_features). */
+const XSTATE_FEATURE: readonly { bits: number[]; fn: number; reg: 'ebx' | 'ecx' | 'edx'; bit: number }[] = [
+  { bits: [2], fn: 1, reg: 'ecx', bit: 28 }, // YMM: AVX
+  { bits: [3, 4], fn: 7, reg: 'ebx', bit: 14 }, // BNDREGS, BNDCSR: MPX
+  { bits: [5, 6, 7], fn: 7, reg: 'ebx', bit: 16 }, // opmask, ZMM_Hi256, Hi16_ZMM: AVX512F
+  { bits: [9], fn: 7, reg: 'ecx', bit: 3 }, // PKRU: PKU
+  { bits: [17, 18], fn: 7, reg: 'edx', bit: 24 }, // XTILE_CFG, XTILE_DATA: AMX-TILE
+]
+/** Legacy region (512) + XSAVE header (64): the size with x87 and SSE only. */
+const XSAVE_LEGACY_SIZE = 576
+
+/**
+ * Make leaf 0xD.0 list only state components the other leaves back, so the XCR0 Linux picks
+ * equals EDX:EAX here; ECX (the buffer size they need) follows. EBX is KVM's to keep current.
+ */
+function normalizeXsaveLeaf(out: CpuidEntry[]): void {
+  const d0 = out.find(e => e.function === 0xd && e.index === 0)
+  if (!d0) return
+  const has = (fn: number, reg: 'ebx' | 'ecx' | 'edx', bit: number) => {
+    const l = out.find(e => e.function === fn && e.index === 0)
+    return l !== undefined && ((l[reg] >>> bit) & 1) === 1
+  }
+  for (const f of XSTATE_FEATURE) {
+    if (has(f.fn, f.reg, f.bit)) continue
+    for (const b of f.bits) {
+      if (b < 32) d0.eax = u32(d0.eax & ~(1 << b))
+      else d0.edx = u32(d0.edx & ~(1 << (b - 32)))
+    }
+  }
+  let size = XSAVE_LEGACY_SIZE
+  for (let b = 2; b < 64; b++) {
+    const on = b < 32 ? (d0.eax >>> b) & 1 : (d0.edx >>> (b - 32)) & 1
+    const sub = on ? out.find(e => e.function === 0xd && e.index === b) : undefined
+    if (sub) size = Math.max(size, sub.ebx + sub.eax) // non-compacted: offset EBX, size EAX
+  }
+  d0.ecx = size
+}
+
+/**
+ * XCR0 as the guest will set it: the state components leaf 0xD.0 advertises (EDX:EAX, made
+ * consistent with the feature leaves by normalizeXsaveLeaf), when leaf 1 says XSAVE; undefined
+ * without XSAVE. Linux enables exactly these (all it knows of: x87 … AVX-512, PKRU, AMX), so
+ * loading this value with KVM_SET_XCRS before the guest runs is what its own XSETBV does.
+ */
+export function advertisedXcr0(entries: readonly CpuidEntry[]): bigint | undefined {
+  const l1 = entries.find(e => e.function === 1)
+  const d0 = entries.find(e => e.function === 0xd && e.index === 0)
+  if (!l1 || !d0 || !(l1.ecx & FEATURE.XSAVE)) return undefined
+  return (BigInt(d0.edx >>> 0) << 32n) | BigInt(d0.eax >>> 0)
 }
 
 /** The CPUID list of every vCPU, CPU 0 first. */

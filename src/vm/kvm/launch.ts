@@ -12,22 +12,26 @@ import { log } from '../../util/log.js'
 import type { ConsoleLog } from '../console.js'
 import type { VmExit, VmProcess } from '../vm-process.js'
 import { buildAcpiTables, writeAcpiTables } from './acpi/tables.js'
+import { addKernelParams } from './boot/cmdline.js'
 import { bootMsrs, type EntryState } from './boot/cpu-state.js'
 import { loadLinux } from './boot/loader.js'
 import { ChannelStream } from './channel-stream.js'
-import { cpuidForVcpu } from './cpuid.js'
+import { advertisedXcr0, cpuidForVcpu } from './cpuid.js'
 import { AcpiPm, ACPI_PM_PORTS } from './devices/acpi-pm.js'
 import { Serial8250 } from './devices/serial.js'
 import { VirtioConsole } from './devices/virtio-console.js'
 import { VirtioMmioTransport, virtioMmioCmdline } from './devices/virtio-mmio.js'
 import { Bus } from './io-bus.js'
+import { stackWords } from './guest-stack.js'
 import { GuestMemory } from './memory/guest-memory.js'
 import { MiB, virtioMmioWindow, x86MemoryLayout } from './memory/layout.js'
 import { COM1, I8042_COMMAND_PORT, I8042_RESET_CPU, UART_PORT_COUNT } from './platform.js'
 import { encodeCpuid, KvmSystem } from './system.js'
 import { apicId } from './topology-ids.js'
-import { TerminalReason, type CpuState } from './vcpu/protocol.js'
-import { VcpuThread, type VcpuExit } from './vcpu/thread.js'
+import { TerminalReason, type CpuState, type VcpuReport } from './vcpu/protocol.js'
+import { VcpuThread, type AccessResult, type DeviceAccess, type VcpuExit } from './vcpu/thread.js'
+
+const REPORT_EVERY_MS = 20_000
 
 export interface KvmPlan {
   kernel: string
@@ -114,7 +118,7 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
     // Firmware tables, kernel, initrd.
     const acpi = buildAcpiTables(t, layout)
     writeAcpiTables(mem, acpi)
-    const cmdline = `${plan.cmdline} pci=off ${virtioMmioCmdline(win)}`
+    const cmdline = addKernelParams(plan.cmdline, ['pci=off', virtioMmioCmdline(win)])
     const boot = loadLinux(mem, {
       kernel: fs.readFileSync(plan.kernel),
       initrd: fs.readFileSync(plan.initrd),
@@ -123,7 +127,8 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
       rsdpAddress: acpi.rsdpAddress,
       label: plan.kernel,
     })
-    log.debug(`kvm: kernel at 0x${boot.kernelLoadAddress.toString(16)}, initrd ${boot.initrd?.size} bytes, cmdline ${cmdline}`)
+    const ms = () => `${(performance.now() - startedAt).toFixed(0)} ms`
+    log.debug(`kvm: kernel at 0x${boot.kernelLoadAddress.toString(16)}, initrd ${boot.initrd?.size} bytes, loaded at ${ms()}; cmdline ${cmdline}`)
 
     // vCPUs: ids are the topology's APIC ids; vCPU 0 starts at the kernel entry, the rest wait for SIPI.
     const supported = sys.supportedCpuid()
@@ -131,27 +136,64 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
     const runMmapSize = sys.vcpuMmapSize()
     const kickSignal = sigrtmin() + 4
     const errors: string[] = []
+    // KTSTR_LOG=debug: exit statistics, and every REPORT_EVERY_MS each vCPU's RIP (to see where a stuck guest is).
+    let deviceMs = 0
+    const onAccess = (a: DeviceAccess): AccessResult => {
+      if (!log.isDebug) return a.kind === 'io' ? io.access(a) : mmio.access(a)
+      const t0 = performance.now()
+      const r = a.kind === 'io' ? io.access(a) : mmio.access(a)
+      deviceMs += performance.now() - t0
+      return r
+    }
+    const onReport = log.isDebug
+      ? (cpu: number) => (r: VcpuReport) => {
+          const s = r.stats
+          const top = Object.entries(s.counts).sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, n]) => `${k}=${n}`).join(' ')
+          const exits = Object.values(s.counts).reduce((a, b) => a + b, 0)
+          log.debug(
+            `kvm: vCPU ${cpu} at ${(s.elapsedMs / 1000).toFixed(1)} s: rip ${r.rip} rflags ${r.rflags} cr3 ${r.cr3} mp ${r.mpState}; ` +
+              `${exits} exits (${top}); in KVM_RUN ${(s.runMs / 1000).toFixed(1)} s; ${s.asks} handed over, ` +
+              `${s.asks ? ((s.askMs * 1000) / s.asks).toFixed(0) : 0} µs each (devices ${deviceMs.toFixed(0)} ms total); ${r.lapic}`,
+          )
+          if (r.rsp && r.cr3 && r.cr4) {
+            const LA57 = 1n << 12n
+            const words = stackWords(mem, BigInt(`0x${r.cr3}`), (BigInt(`0x${r.cr4}`) & LA57) !== 0n, BigInt(`0x${r.rsp}`), 256)
+            const KERNEL_TEXT = 0xffff_ffff_8000_0000n
+            log.debug(`kvm: vCPU ${cpu} stack (kernel text words): ${words.filter((w) => w >= KERNEL_TEXT).map((w) => w.toString(16)).join(' ')}`)
+          }
+        }
+      : undefined
     for (let cpu = 0; cpu < cpuCount(t); cpu++) {
+      const cpuid = cpuidForVcpu(supported, t, cpu, { tscDeadline })
+      const xcr0 = advertisedXcr0(cpuid)
       threads.push(
         new VcpuThread({
           vmFd: vm.fd,
           id: apicId(t, cpu),
           runMmapSize,
-          cpuid: encodeCpuid(cpuidForVcpu(supported, t, cpu, { tscDeadline })),
+          cpuid: encodeCpuid(cpuid),
+          ...(xcr0 !== undefined ? { xcr0 } : {}),
           msrs: bootMsrs(),
           ...(cpu === 0 ? { boot: cpuStateOf(boot.entry) } : {}),
           kickSignal,
-          onAccess: (a) => (a.kind === 'io' ? io.access(a) : mmio.access(a)),
+          onAccess,
           onError: (m) => errors.push(m),
+          ...(onReport ? { onReport: onReport(cpu) } : {}),
         }),
       )
       // KVM wants vCPUs created in order; each worker creates its own.
       await threads.at(-1)!.ready
     }
+    log.debug(`kvm: ${threads.length} vCPU threads ready at ${ms()}`)
+    for (const th of threads) th.start()
+
+    const reporter = onReport ? setInterval(() => threads.forEach((th) => th.requestReport()), REPORT_EVERY_MS) : undefined
+    reporter?.unref()
 
     // The first vCPU to stop decides the outcome; the others are kicked out.
     const firstExit = Promise.race(threads.map((th) => th.exited))
     const exited: Promise<VmExit> = firstExit.then(async (first) => {
+      clearInterval(reporter)
       for (const th of threads) th.kick()
       const all = await Promise.all(threads.map((th) => th.exited))
       flushSerial()

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { KtstrError } from '../../../src/util/errors.js'
 import { HDR, LOADFLAGS, parseBzImage, XLF } from '../../../src/vm/kvm/boot/bzimage.js'
+import { addKernelParams } from '../../../src/vm/kvm/boot/cmdline.js'
 import { BOOT_SELECTORS, bootMsrs, buildBootGdt, CR0, CR4, EFER, entryState, MSR } from '../../../src/vm/kvm/boot/cpu-state.js'
 import { buildE820, E820_TYPE, type E820Entry } from '../../../src/vm/kvm/boot/e820.js'
 import { loadLinux } from '../../../src/vm/kvm/boot/loader.js'
@@ -264,5 +265,18 @@ describe.skipIf(!haveKernel)('loading the guest kernel into guest RAM', () => {
     expect(() => loadLinux(GuestMemory.allocate(small.ram), { kernel: huge, cmdline, layout: small, label: 'k' })).toThrow(
       /k needs guest RAM up to 76 MiB \(loads at 16 MiB, init_size 60 MiB\); give the VM more memory/,
     )
+  })
+})
+
+describe('kernel command line', () => {
+  it('puts VMM parameters before the `--` that starts init\'s arguments', () => {
+    const line = 'console=ttyS0 quiet rdinit=/usr/bin/node -- /init.js --flag'
+    expect(addKernelParams(line, ['pci=off', 'virtio_mmio.device=4K@0xd0000000:5'])).toBe(
+      'console=ttyS0 quiet rdinit=/usr/bin/node pci=off virtio_mmio.device=4K@0xd0000000:5 -- /init.js --flag',
+    )
+  })
+
+  it('appends when there is no `--`', () => {
+    expect(addKernelParams('console=ttyS0  quiet', ['pci=off'])).toBe('console=ttyS0 quiet pci=off')
   })
 })

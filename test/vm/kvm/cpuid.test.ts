@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { cpuCount, cpusPerLlc, parseTopology, type Topology } from '../../../src/topology/topology.js'
-import { cpuidForAllVcpus, cpuidForVcpu, cpuVendor, FEATURE, type CpuidEntry } from '../../../src/vm/kvm/cpuid.js'
+import { advertisedXcr0, cpuidForAllVcpus, cpuidForVcpu, cpuVendor, FEATURE, type CpuidEntry } from '../../../src/vm/kvm/cpuid.js'
 import { apicId, apicIdScheme, bitsFor, cpuPlace, maxApicId, needsX2apic } from '../../../src/vm/kvm/topology-ids.js'
 
 const regs = (s: string) => {
@@ -224,5 +224,46 @@ describe('cache leaves on an Intel host that reports none', () => {
     expect(caches.map(x => x.eax & 0x1f)).toEqual([1, 2, 3, 3, 0])
     expect(linuxView(l, 'intel').llcId).toBe(1)
     expect(((caches[3]!.eax >> 14) & 0xfff) + 1).toBe(8)
+  })
+})
+
+describe('XSAVE state components (leaf 0xD) and the XCR0 preloaded for the guest', () => {
+  const AVX = 1 << 28
+  const PKU = 1 << 3
+  /** What a nested AMD KVM reports under QEMU TCG -cpu max: x87, SSE, AVX, PKRU; PKRU at 0xa80. */
+  const host = (leaf7Ecx: number, avx = true): CpuidEntry[] => [
+    vendorLeaf(0xd, 'AuthenticAMD'),
+    e(1, 0, 0x00a20f12, 0x00100800, (FEATURE.XSAVE | (avx ? AVX : 0)) >>> 0, 0x178bfbff),
+    e(7, 0, 0, 0, leaf7Ecx, 0, 1),
+    e(0xd, 0, 0x207, 0x240, 0xa88, 0, 1),
+    e(0xd, 1, 0x5, 0, 0, 0, 1),
+    e(0xd, 2, 0x100, 0x240, 0, 0, 1),
+    e(0xd, 9, 0x8, 0xa80, 0, 0, 1),
+  ]
+  const t = parseTopology('1n1l2c1t')
+
+  it('keeps what the feature leaves back: XCR0 = 0xD.0 EDX:EAX, ECX covers the last component', () => {
+    const l = cpuidForVcpu(host(PKU), t, 0)
+    expect(find(l, 0xd)!.eax).toBe(0x207)
+    expect(find(l, 0xd)!.ecx).toBe(0xa88)
+    expect(advertisedXcr0(l)).toBe(0x207n)
+  })
+
+  it('drops PKRU when leaf 7 has no PKU (kvm_amd npt=0) and shrinks the size to x87+SSE+AVX', () => {
+    const l = cpuidForVcpu(host(0), t, 1)
+    expect(find(l, 0xd)!.eax).toBe(0x7)
+    expect(find(l, 0xd)!.ecx).toBe(576 + 256)
+    expect(advertisedXcr0(l)).toBe(0x7n)
+  })
+
+  it('drops AVX state without AVX', () => {
+    const l = cpuidForVcpu(host(0, false), t, 0)
+    expect(advertisedXcr0(l)).toBe(0x3n)
+    expect(find(l, 0xd)!.ecx).toBe(576)
+  })
+
+  it('preloads nothing without XSAVE', () => {
+    const noXsave = host(PKU).map(x => (x.function === 1 ? { ...x, ecx: (x.ecx & ~FEATURE.XSAVE) >>> 0 } : x))
+    expect(advertisedXcr0(cpuidForVcpu(noXsave, t, 0))).toBeUndefined()
   })
 })

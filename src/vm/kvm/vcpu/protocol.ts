@@ -22,6 +22,10 @@ export const Slot = {
   Detail: 10,
   /** Number of exits handled, for statistics. */
   Exits: 11,
+  /** Set by the main thread (debug): report registers and exit statistics at the next chance. */
+  Report: 12,
+  /** Set by the main thread once every vCPU exists: only then do the workers enter KVM_RUN. */
+  Go: 13,
 } as const
 export const CONTROL_INTS = 16
 
@@ -51,16 +55,44 @@ export interface CpuState {
   sregs: Record<string, number | bigint>
 }
 
+/** Exit statistics a worker reports (debug): counts by kind (`io:3f8`, `mmio:d0000000`, `hlt`…) and handshake time. */
+export interface VcpuStats {
+  counts: Record<string, number>
+  /** Exits handed to the main thread, and the wall time the worker spent waiting for the answers. */
+  asks: number
+  askMs: number
+  /** Wall time spent inside KVM_RUN, and outside it (exit handling, JS). */
+  runMs: number
+  elapsedMs: number
+}
+
+export interface VcpuReport {
+  stats: VcpuStats
+  /** Guest RIP, RFLAGS and CR3 when the report was taken (the vCPU was kicked out of KVM_RUN for it). */
+  rip?: string
+  rflags?: string
+  cr3?: string
+  cr4?: string
+  rsp?: string
+  mpState?: number
+  /** Local APIC timer, ISR/IRR vectors, TSC and TSC deadline. */
+  lapic?: string
+}
+
 export interface VcpuWorkerData {
   vmFd: number
   id: number
   runMmapSize: number
   /** Encoded kvm_cpuid2 for this vCPU. */
   cpuid: Uint8Array
+  /** XCR0 to load before the first run (vcpu/worker.ts setXcr0); absent without XSAVE. */
+  xcr0?: bigint
   /** MSR values to set on every vCPU before it runs. */
   msrs: { index: number; data: number }[]
   /** Boot CPU only: its entry state. Application processors wait for INIT/SIPI in the kernel. */
   boot?: CpuState
   control: SharedArrayBuffer
   kickSignal: number
+  /** Count exits by kind and time the handshake (KTSTR_LOG=debug). */
+  stats: boolean
 }

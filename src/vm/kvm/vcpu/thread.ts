@@ -5,7 +5,7 @@
 import { Worker } from 'node:worker_threads'
 import { RUN_OFFSETS } from '../../../../native-shims/kvm/abi.js'
 import { munmap, tgkill, view } from '../../../../native-shims/libc.js'
-import { Answer, CONTROL_INTS, Kind, Slot, State, TerminalReason, type CpuState } from './protocol.js'
+import { Answer, CONTROL_INTS, Kind, Slot, State, TerminalReason, type CpuState, type VcpuReport } from './protocol.js'
 
 export interface DeviceAccess {
   kind: 'io' | 'mmio'
@@ -48,11 +48,14 @@ export class VcpuThread {
     id: number
     runMmapSize: number
     cpuid: Uint8Array
+    xcr0?: bigint
     msrs: { index: number; data: number }[]
     boot?: CpuState
     kickSignal: number
     onAccess: (a: DeviceAccess) => AccessResult
     onError: (message: string) => void
+    /** Debug: count exits and time the handshake; reports arrive here (see requestReport). */
+    onReport?: (r: VcpuReport) => void
   }) {
     this.kickSignal = opts.kickSignal
     this.worker = new Worker(workerUrl, {
@@ -61,14 +64,17 @@ export class VcpuThread {
         id: opts.id,
         runMmapSize: opts.runMmapSize,
         cpuid: opts.cpuid,
+        xcr0: opts.xcr0,
         msrs: opts.msrs,
         boot: opts.boot,
         control: this.control,
         kickSignal: opts.kickSignal,
+        stats: opts.onReport !== undefined,
       },
     })
     this.ready = new Promise((resolve, reject) => {
-      this.worker.on('message', (m: { kind: string; tid?: number; pid?: number; runAddr?: bigint; message?: string }) => {
+      this.worker.on('message', (m: { kind: string; tid?: number; pid?: number; runAddr?: bigint; message?: string; report?: VcpuReport }) => {
+        if (m.kind === 'report') return opts.onReport?.(m.report!)
         if (m.kind === 'ready') {
           this.tid = m.tid
           this.pid = m.pid
@@ -130,10 +136,29 @@ export class VcpuThread {
     }
   }
 
+  /** Let the worker enter KVM_RUN (call once every vCPU of the VM exists). */
+  start(): void {
+    Atomics.store(this.ctl, Slot.Go, 1)
+    Atomics.notify(this.ctl, Slot.Go)
+  }
+
   /** Make the worker leave KVM_RUN and its loop: stop flag, immediate_exit, and a signal. */
   kick(): void {
     if (this.gone) return
     Atomics.store(this.ctl, Slot.Stop, 1)
+    Atomics.notify(this.ctl, Slot.Go)
+    this.interrupt()
+  }
+
+  /** Debug: have the worker report its registers and exit statistics (through onReport). */
+  requestReport(): void {
+    if (this.gone) return
+    Atomics.store(this.ctl, Slot.Report, 1)
+    this.interrupt()
+  }
+
+  /** Get the worker out of KVM_RUN (or keep it from entering): immediate_exit and a signal. */
+  private interrupt(): void {
     this.runPage?.setUint8(RUN_OFFSETS.immediate_exit, 1)
     if (this.tid !== undefined && this.pid !== undefined) {
       try {

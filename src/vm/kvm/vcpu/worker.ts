@@ -14,7 +14,9 @@ import {
   kvm_lapic_state,
   kvm_regs,
   kvm_sregs,
+  kvm_xcrs,
   memberAt,
+  offsetOf,
 } from '../../../../native-shims/kvm/abi.js'
 import { MAP_SHARED, PROT_READ, PROT_WRITE } from '../../../../native-shims/constants.js'
 import {
@@ -29,12 +31,71 @@ import {
   tryIoctlVal,
   view,
 } from '../../../../native-shims/libc.js'
-import { Answer, Kind, Slot, State, TerminalReason, type CpuState, type VcpuWorkerData } from './protocol.js'
+import { Answer, Kind, Slot, State, TerminalReason, type CpuState, type VcpuReport, type VcpuWorkerData } from './protocol.js'
 
 const data = workerData as VcpuWorkerData
 const ctl = new Int32Array(data.control)
 const EINTR = 4
 const EAGAIN = 11
+
+/** Debug statistics (data.stats): exits by kind, time in KVM_RUN and in the main-thread handshake. */
+const counts = new Map<string, number>()
+let asks = 0
+let askMs = 0
+let runMs = 0
+const startedAt = performance.now()
+const count = (key: string) => counts.set(key, (counts.get(key) ?? 0) + 1)
+
+/** The local APIC timer and pending vectors, and the TSC against the TSC deadline, for a stuck guest. */
+function lapicSummary(vcpu: number): string {
+  const lapic = Buffer.alloc(koffi.sizeof(kvm_lapic_state))
+  ioctlPtr(vcpu, KVM_IOCTL.GET_LAPIC, lapic)
+  const reg = (off: number) => lapic.readUInt32LE(off)
+  const vectors = (base: number) => {
+    const v: string[] = []
+    for (let i = 0; i < 8; i++) {
+      const w = reg(base + 0x10 * i)
+      for (let b = 0; b < 32; b++) if (w & (1 << b)) v.push((i * 32 + b).toString(16))
+    }
+    return v.join(',')
+  }
+  const msrs = Buffer.alloc(8 + 16 * 2)
+  msrs.writeUInt32LE(2, 0)
+  msrs.writeUInt32LE(0x10, 8) // IA32_TSC
+  msrs.writeUInt32LE(0x6e0, 24) // IA32_TSC_DEADLINE
+  ioctlPtr(vcpu, KVM_IOCTL.GET_MSRS, msrs)
+  const tsc = msrs.readBigUInt64LE(16)
+  const deadline = msrs.readBigUInt64LE(32)
+  return (
+    `lvtt ${reg(0x320).toString(16)} tmict ${reg(0x380).toString(16)} tmcct ${reg(0x390).toString(16)} ` +
+    `isr [${vectors(0x100)}] irr [${vectors(0x200)}] tsc ${tsc} deadline ${deadline}` +
+    (deadline ? ` (in ${(deadline - tsc).toString()} cycles)` : '')
+  )
+}
+
+function report(vcpu: number): VcpuReport {
+  const out: VcpuReport = {
+    stats: { counts: Object.fromEntries(counts), asks, askMs, runMs, elapsedMs: performance.now() - startedAt },
+  }
+  try {
+    const regs = Buffer.alloc(koffi.sizeof(kvm_regs))
+    ioctlPtr(vcpu, KVM_IOCTL.GET_REGS, regs)
+    out.rip = regs.readBigUInt64LE(memberAt(kvm_regs, 'rip').offset).toString(16)
+    out.rflags = regs.readBigUInt64LE(memberAt(kvm_regs, 'rflags').offset).toString(16)
+    const sregs = Buffer.alloc(koffi.sizeof(kvm_sregs))
+    ioctlPtr(vcpu, KVM_IOCTL.GET_SREGS, sregs)
+    out.cr3 = sregs.readBigUInt64LE(memberAt(kvm_sregs, 'cr3').offset).toString(16)
+    out.cr4 = sregs.readBigUInt64LE(memberAt(kvm_sregs, 'cr4').offset).toString(16)
+    out.rsp = regs.readBigUInt64LE(memberAt(kvm_regs, 'rsp').offset).toString(16)
+    const mp = Buffer.alloc(4)
+    ioctlPtr(vcpu, KVM_IOCTL.GET_MP_STATE, mp)
+    out.mpState = mp.readUInt32LE(0)
+    out.lapic = lapicSummary(vcpu)
+  } catch {
+    /* registers are best effort */
+  }
+  return out
+}
 
 function patch(buf: Buffer, type: TypeObject, values: Record<string, number | bigint>): void {
   for (const [path, v] of Object.entries(values)) {
@@ -78,6 +139,23 @@ function initFpu(vcpu: number): void {
   ioctlPtr(vcpu, KVM_IOCTL.SET_FPU, fpu)
 }
 
+/**
+ * XCR0 before the guest's first XSETBV. Only matters where the host does not trap XSETBV for
+ * KVM: QEMU's TCG SVM (7.2) lets a nested guest's XSETBV through, so KVM keeps its own XCR0
+ * (x87 only) and loads it on every VM entry — the guest then loses its SSE/AVX state on context
+ * switches and sees CPUID 0xD.0 EBX disagree ("XSAVE consistency problem"). Preloading the value
+ * the guest will choose (cpuid.ts advertisedXcr0) keeps both right; elsewhere the guest's own
+ * XSETBV sets the same value.
+ */
+function setXcr0(vcpu: number, value: bigint): void {
+  const buf = Buffer.alloc(koffi.sizeof(kvm_xcrs))
+  buf.writeUInt32LE(1, offsetOf(kvm_xcrs, 'nr_xcrs'))
+  const xcr = offsetOf(kvm_xcrs, 'xcrs')
+  buf.writeUInt32LE(0, xcr) // XCR0
+  buf.writeBigUInt64LE(value, xcr + 8)
+  ioctlPtr(vcpu, KVM_IOCTL.SET_XCRS, buf)
+}
+
 /** LINT0 = ExtINT (the legacy PIC's output), LINT1 = NMI, as a PC's BIOS leaves them (MP spec §3.6.2). */
 function initLapicLints(vcpu: number): void {
   const lapic = Buffer.alloc(koffi.sizeof(kvm_lapic_state))
@@ -100,6 +178,7 @@ function ask(kind: number, isWrite: boolean, size: number, addr: number, value: 
   ctl[Slot.AddrHi] = Math.floor(addr / 0x1_0000_0000) | 0
   ctl[Slot.DataLo] = Number(value & 0xffff_ffffn) | 0
   ctl[Slot.DataHi] = Number(value >> 32n) | 0
+  const t0 = data.stats ? performance.now() : 0
   Atomics.store(ctl, Slot.State, State.Request)
   Atomics.notify(ctl, Slot.State)
   while (Atomics.load(ctl, Slot.State) !== State.Response) Atomics.wait(ctl, Slot.State, State.Request, 1000)
@@ -107,6 +186,10 @@ function ask(kind: number, isWrite: boolean, size: number, addr: number, value: 
   const answer = ctl[Slot.Kind]!
   Atomics.store(ctl, Slot.State, State.Idle)
   Atomics.notify(ctl, Slot.State)
+  if (data.stats) {
+    asks++
+    askMs += performance.now() - t0
+  }
   return { value: result, answer }
 }
 
@@ -123,7 +206,10 @@ function writeLe(dv: DataView, off: number, size: number, v: bigint): void {
 function runLoop(vcpu: number, run: DataView): { reason: TerminalReason; detail: number } {
   for (;;) {
     if (Atomics.load(ctl, Slot.Stop)) return { reason: TerminalReason.Stopped, detail: 0 }
+    if (Atomics.exchange(ctl, Slot.Report, 0)) parentPort!.postMessage({ kind: 'report', report: report(vcpu) })
+    const t0 = data.stats ? performance.now() : 0
     const r = tryIoctlVal(vcpu, KVM_IOCTL.RUN, 0)
+    if (data.stats) runMs += performance.now() - t0
     if (r < 0) {
       if (-r === EINTR || -r === EAGAIN) {
         run.setUint8(RUN_OFFSETS.immediate_exit, 0)
@@ -133,6 +219,11 @@ function runLoop(vcpu: number, run: DataView): { reason: TerminalReason; detail:
     }
     Atomics.add(ctl, Slot.Exits, 1)
     const exit = run.getUint32(RUN_OFFSETS.exit_reason, true)
+    if (data.stats) {
+      if (exit === KVM_EXIT.IO) count(`io:${run.getUint16(RUN_OFFSETS.io_port, true).toString(16)}`)
+      else if (exit === KVM_EXIT.MMIO) count(`mmio:${run.getBigUint64(RUN_OFFSETS.mmio_phys_addr, true).toString(16)}`)
+      else count(`exit:${exit}`)
+    }
     switch (exit) {
       case KVM_EXIT.IO: {
         const out = run.getUint8(RUN_OFFSETS.io_direction) === 1
@@ -189,11 +280,14 @@ function main(): void {
   const runAddr = mmap(data.runMmapSize, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0)
   const run = new DataView(view(runAddr, data.runMmapSize))
   ioctlPtr(vcpu, KVM_IOCTL.SET_CPUID2, Buffer.from(data.cpuid.buffer, data.cpuid.byteOffset, data.cpuid.byteLength))
+  if (data.xcr0 !== undefined) setXcr0(vcpu, data.xcr0)
   initFpu(vcpu)
   setMsrs(vcpu, data.msrs)
   initLapicLints(vcpu)
   if (data.boot) loadBootState(vcpu, data.boot)
   parentPort!.postMessage({ kind: 'ready', tid: gettid(), pid: getpid(), runAddr })
+  // A guest that sends its INIT/SIPI before the target vCPU exists would lose that CPU.
+  while (!Atomics.load(ctl, Slot.Go) && !Atomics.load(ctl, Slot.Stop)) Atomics.wait(ctl, Slot.Go, 0, 1000)
   let result: { reason: TerminalReason; detail: number }
   try {
     result = runLoop(vcpu, run)
@@ -201,6 +295,7 @@ function main(): void {
     parentPort!.postMessage({ kind: 'error', message: (e as Error).message })
     result = { reason: TerminalReason.Failed, detail: -1 }
   }
+  if (data.stats) parentPort!.postMessage({ kind: 'report', report: report(vcpu) })
   ctl[Slot.Detail] = result.detail
   Atomics.store(ctl, Slot.Terminal, result.reason)
   // The run page stays mapped: the main thread may still be writing immediate_exit into it. It
