@@ -96,6 +96,25 @@ export async function startScheduler(spec: SchedulerSpec, timeoutMs: number): Pr
   if (!fs.existsSync(`${SCX}/state`)) {
     return { ok: false, message: `this kernel has no sched_ext (${SCX} is missing); build one with \`ktstr kernel build\`` }
   }
+  // ops.init runs on a kthread sched_ext creates at load time; it starts where kthreadd forks it.
+  // Schedulers that must initialise on CPU 0 (scx_central: "init from non-central CPU") fail at
+  // random unless kthreadd is pinned there for the load. Restored afterwards.
+  const restore = pinKthreadd()
+  try {
+    return await startOnce(spec, timeoutMs)
+  } finally {
+    restore()
+  }
+}
+
+function pinKthreadd(): () => void {
+  const before = spawnSync(TASKSET, ['-p', '2'], { encoding: 'utf8' }).stdout?.match(/affinity mask: (\S+)/)?.[1]
+  if (!before) return () => {}
+  spawnSync(TASKSET, ['-p', '1', '2'], { stdio: 'ignore' })
+  return () => void spawnSync(TASKSET, ['-p', before, '2'], { stdio: 'ignore' })
+}
+
+async function startOnce(spec: SchedulerSpec, timeoutMs: number): Promise<StartResult> {
   const child = spawn(TASKSET, ['-c', '0', spec.path, ...spec.args], { stdio: ['ignore', 'pipe', 'pipe'] })
   const sched = new RunningScheduler(spec, child)
   const deadline = Date.now() + timeoutMs
