@@ -312,11 +312,14 @@ class Runner {
       this.checkUnique(own.map((d) => d.name))
       await this.startWorkers(this.createCgroups(own))
     }
-    const end = start + hold * 1e6
+    // The hold counts from when the step's state is in place: starting workers can take a large
+    // part of a short hold on a loaded or emulated guest, and they must get the whole of it.
+    const held = monotonicNs()
+    const end = held + hold * 1e6
     if (s.every !== undefined) {
       const every = parseDuration(s.every, 'every')
       if (every <= 0) throw new KtstrError('step every must be above 0 ms')
-      for (let next = start + every * 1e6; next < end; next += every * 1e6) {
+      for (let next = held + every * 1e6; next < end; next += every * 1e6) {
         await sleep((next - monotonicNs()) / 1e6)
         await this.runOps(s.ops ?? [])
       }

@@ -1,7 +1,7 @@
 /**
  * Steps and ops (ktstr Step/Op/HoldSpec). A step runs its ops, then creates its own cgroups (ops run
- * before setup, as in ktstr), and holds until `hold` after the step began (time the ops took
- * included); with `every`, the ops repeat at that interval during the hold (HoldSpec::Loop). A
+ * before setup, as in ktstr), and then holds for `hold` (unlike ktstr, the time the ops took is not
+ * counted: workers added by a step get its whole hold even where starting them is slow); with `every`, the ops repeat at that interval during the hold (HoldSpec::Loop). A
  * step's own `cgroups` exist for that step only; cgroups added with `op.addCgroup` stay until
  * removed or the end of the run.
  */

@@ -5,6 +5,8 @@
 import fs from 'node:fs'
 
 const PANIC = /Kernel panic - not syncing: ?(.*)$/
+/** kernel/reboot.c: what the kernel prints as it resets the machine (reboot, or panic=-1). */
+const RESTART = /reboot: Restarting system/
 const SCX_DISABLED = /sched_ext: BPF scheduler "([^"]*)" disabled \((.*)\)$/
 
 export class ConsoleLog {
@@ -14,6 +16,8 @@ export class ConsoleLog {
   /** Host time (ms, performance.now()) of the first byte, if any arrived. */
   firstByteAt: number | undefined
   panic: string | undefined
+  /** The kernel said it is resetting the machine. */
+  restarted = false
   /** The last sched_ext "disabled (reason)" line seen. */
   schedExtExit: { scheduler: string; reason: string } | undefined
 
@@ -55,6 +59,7 @@ export class ConsoleLog {
     this.echo?.(line)
     const p = PANIC.exec(line)
     if (p && this.panic === undefined) this.panic = p[1]!.trim() || 'kernel panic'
+    if (RESTART.test(line)) this.restarted = true
     const s = SCX_DISABLED.exec(line)
     if (s) this.schedExtExit = { scheduler: s[1]!, reason: s[2]! }
   }

@@ -12,6 +12,9 @@ import { describeOutcome } from './outcome.js'
 import type { BootTiming, GuestOutcome, GuestSession } from './session.js'
 import type { VmExit, VmProcess } from './vm-process.js'
 
+/** How long a VM's exit waits for the guest's last channel bytes to be read. */
+const CHANNEL_DRAIN_MS = 1000
+
 const live = new Set<VmProcess>()
 let exitHookInstalled = false
 
@@ -42,7 +45,20 @@ export async function startSession(
     vm.kill()
   }, opts.timeoutS * 1000)
 
-  const done: Promise<GuestOutcome> = vm.exited.then((exit) => {
+  // What the guest wrote before the VM went away is still in flight on the host side: let the
+  // channel drain (bounded) before deciding the outcome, so a last report or output is not lost.
+  const channelDrained = vm.channel.then(
+    (s) => new Promise<void>((resolve) => {
+      if (s.readableEnded || s.destroyed) return resolve()
+      s.once('end', resolve)
+      s.once('close', resolve)
+    }),
+    () => undefined,
+  )
+  const done: Promise<GuestOutcome> = vm.exited.then(async (exit) => {
+    let drainTimer: NodeJS.Timeout | undefined
+    await Promise.race([channelDrained, new Promise((r) => (drainTimer = setTimeout(r, CHANNEL_DRAIN_MS)))])
+    clearTimeout(drainTimer)
     clearTimeout(timer)
     timing.endMs = since(performance.now())
     if (vm.console.firstByteAt !== undefined) timing.kernelMs = since(vm.console.firstByteAt)
@@ -138,11 +154,14 @@ export async function startSession(
 /** The VM is gone and the guest never said how: read the console for why. */
 function unreported(vm: VmProcess, exit: VmExit): GuestOutcome {
   if (vm.console.panic) return { kind: 'panic', message: vm.console.panic }
+  if (vm.console.restarted) return { kind: 'vm-died', message: 'the guest kernel restarted the machine (a reboot in the guest) before the guest reported a result' }
   const how = exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`
   const detail = exit.stderr ? `: ${exit.stderr.split('\n').slice(-3).join(' | ')}` : ''
   return { kind: 'vm-died', message: `the VM exited (${how}) before the guest reported a result${detail}` }
 }
 
 function failure(vm: VmProcess, outcome: GuestOutcome): BootFailure {
-  return new BootFailure(`guest failed to boot: ${describeOutcome(outcome)}`, outcome, vm.console.tail(30))
+  // A guest that reset itself did boot; it just never got as far as its init's hello.
+  const what = vm.console.restarted ? 'guest ended before its init reported in' : 'guest failed to boot'
+  return new BootFailure(`${what}: ${describeOutcome(outcome)}`, outcome, vm.console.tail(30))
 }

@@ -1,6 +1,6 @@
 /** `ktstr exec` end to end: real guests under QEMU. */
 import { describe, expect, it } from 'vitest'
-import { guestSkipReason, runCli, strayQemus } from '../helpers/guest.js'
+import { guestSkipReason, PANIC_SCRIPT, runCli, strayQemus } from '../helpers/guest.js'
 
 const BOOT = 120_000
 
@@ -52,5 +52,20 @@ describe.skipIf(guestSkipReason)('ktstr exec (real guests)', () => {
     expect(r.stderr).toContain('got ping')
     expect(r.code).toBe(7)
     expect(strayQemus(r)).toEqual([])
+  })
+
+  it('a guest kernel panic is reported as one, with the console', { timeout: BOOT }, async () => {
+    const r = await runCli(['exec', '--memory', '512', '--', 'sh', '-c', PANIC_SCRIPT])
+    expect(r.stderr).toMatch(/^ktstr: guest kernel panic: Out of memory: system-wide panic_on_oom is enabled$/m)
+    expect(r.stderr).toContain('--- last kernel console lines ---')
+    expect(r.code).toBe(125)
+    expect(strayQemus(r)).toEqual([])
+  })
+
+  it('a guest that resets itself ends the run with one line, its output kept', { timeout: BOOT }, async () => {
+    const r = await runCli(['exec', '--', 'sh', '-c', 'echo before; sleep 1; reboot -f'])
+    expect(r.stdout).toBe('before\n')
+    expect(r.stderr).toMatch(/^ktstr: the guest kernel restarted the machine \(a reboot in the guest\) before the guest reported a result$/m)
+    expect(r.code).toBe(125)
   })
 })
