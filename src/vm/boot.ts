@@ -41,7 +41,6 @@ export async function bootGuest(req: VmRequest, opts: BootOptions = {}): Promise
   if (!(timeoutS > 0)) throw new KtstrError(`timeout must be a positive number of seconds, got ${timeoutS}`)
   const { vmm, accel } = chooseBackend(req.backend ?? 'auto')
   for (const d of req.disks ?? []) checkDisk(d)
-  if (vmm === 'kvm' && req.disks?.length) throw new KtstrError('disks are not wired into the kvm backend yet; use --backend qemu')
   const kernel = await resolveKernel(req.kernel)
   const scheduler = req.scheduler ? resolveScheduler(kernel, req.scheduler) : undefined
   if (req.nestedKvm && kernel.config.get('CONFIG_KVM_AMD') !== 'y') {
@@ -78,7 +77,7 @@ export async function bootGuest(req: VmRequest, opts: BootOptions = {}): Promise
     const cmdline = kernelCmdline({ nodePath: process.execPath, initScript, extra: nestedNpt })
     const vm =
       vmm === 'kvm'
-        ? await (await import('./kvm/launch.js')).launchKvm({ kernel: kernel.bzImage, initrd, cmdline, topology, memoryMib }, console)
+        ? await (await import('./kvm/launch.js')).launchKvm({ kernel: kernel.bzImage, initrd, cmdline, topology, memoryMib, disks: req.disks ?? [] }, console)
         : await launchQemu(
             {
               kernel: kernel.bzImage,

@@ -9,9 +9,13 @@ import {
   KVM_IOCTL,
   kvm_cpuid2,
   kvm_cpuid_entry2,
+  KVM_IOEVENTFD_FLAG,
+  kvm_ioeventfd,
   kvm_irq_level,
+  kvm_irqfd,
   kvm_pit_config,
   kvm_userspace_memory_region,
+  offsetOf,
 } from '../../../native-shims/kvm/abi.js'
 import { O_CLOEXEC, O_RDWR } from '../../../native-shims/constants.js'
 import { close, ioctlPtr, ioctlVal, open, tryIoctlPtr } from '../../../native-shims/libc.js'
@@ -107,6 +111,28 @@ export class KvmVm {
   pulseIrq(gsi: number): void {
     this.irqLine(gsi, 1)
     this.irqLine(gsi, 0)
+  }
+
+  /**
+   * KVM_IOEVENTFD: a guest MMIO write of `len` bytes at `addr` (with `datamatch`, only of that
+   * value) signals the eventfd `fd` inside KVM instead of exiting to the VMM.
+   */
+  addIoeventfd(fd: number, addr: number, len: 1 | 2 | 4 | 8, datamatch?: number): void {
+    const b = Buffer.alloc(koffi.sizeof(kvm_ioeventfd))
+    b.writeBigUInt64LE(BigInt(datamatch ?? 0), offsetOf(kvm_ioeventfd, 'datamatch'))
+    b.writeBigUInt64LE(BigInt(addr), offsetOf(kvm_ioeventfd, 'addr'))
+    b.writeUInt32LE(len, offsetOf(kvm_ioeventfd, 'len'))
+    b.writeInt32LE(fd, offsetOf(kvm_ioeventfd, 'fd'))
+    b.writeUInt32LE(datamatch === undefined ? 0 : KVM_IOEVENTFD_FLAG.DATAMATCH, offsetOf(kvm_ioeventfd, 'flags'))
+    ioctlPtr(this.fd, KVM_IOCTL.IOEVENTFD, b)
+  }
+
+  /** KVM_IRQFD: a write to the eventfd `fd` pulses interrupt line `gsi` (an edge, like pulseIrq). */
+  addIrqfd(fd: number, gsi: number): void {
+    const b = Buffer.alloc(koffi.sizeof(kvm_irqfd))
+    b.writeUInt32LE(fd, offsetOf(kvm_irqfd, 'fd'))
+    b.writeUInt32LE(gsi, offsetOf(kvm_irqfd, 'gsi'))
+    ioctlPtr(this.fd, KVM_IOCTL.IRQFD, b)
   }
 
   close(): void {

@@ -7,12 +7,32 @@ import { FileBacking, type Backing } from '../../../../src/vm/kvm/devices/blk/ba
 import { VIRTIO_F_RING_EVENT_IDX, VIRTIO_F_VERSION_1 } from '../../../../src/vm/kvm/devices/blk/constants.js'
 import { VirtioBlkDevice, type BlkDeviceOptions } from '../../../../src/vm/kvm/devices/blk/device.js'
 import type { BlkQueueHandler } from '../../../../src/vm/kvm/devices/blk/handler.js'
+import { blkWorkerScript } from '../../../../src/vm/kvm/devices/blk/worker.js'
 import { RegionGuestRam } from '../../../../src/vm/kvm/virtio/guest-ram.js'
 import { GuestDriver } from './driver.js'
 
 /** Guest RAM starts above 0 so gpa/offset mix-ups show. */
 export const RAM_BASE = 0x10_0000
 export const RAM_SIZE = 8 << 20
+
+/** The worker runs compiled JavaScript; skip (with the reason) when dist/ is missing or older than src/. */
+export function workerSkipReason(): string | undefined {
+  try {
+    blkWorkerScript()
+  } catch (e) {
+    return (e as Error).message
+  }
+  const root = path.resolve(import.meta.dirname, '../../../..')
+  for (const dir of ['src/vm/kvm/devices/blk', 'src/vm/kvm/virtio']) {
+    for (const f of fs.readdirSync(path.join(root, dir)).filter((n) => n.endsWith('.ts'))) {
+      const built = path.join(root, 'dist', dir, f.replace(/\.ts$/, '.js'))
+      if (!fs.existsSync(built) || fs.statSync(built).mtimeMs < fs.statSync(path.join(root, dir, f)).mtimeMs) {
+        return `${built} is missing or older than its source; run \`npm run build\``
+      }
+    }
+  }
+  return undefined
+}
 
 export function tempDir(): { dir: string; cleanup: () => void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-blk-'))

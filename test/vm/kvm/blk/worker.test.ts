@@ -3,37 +3,17 @@
 // kick → used entry → irqfd readable; EVENT_IDX suppression; reset and teardown never hang; and
 // the whole path once through the virtio-mmio transport's registers.
 import fs from 'node:fs'
-import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { EFD_CLOEXEC, EFD_NONBLOCK, MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE } from '../../../../native-shims/constants.js'
 import * as libc from '../../../../native-shims/libc.js'
 import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP } from '../../../../src/vm/kvm/devices/blk/constants.js'
 import { VirtioBlkDevice, type BlkDeviceOptions } from '../../../../src/vm/kvm/devices/blk/device.js'
-import { blkWorkerScript } from '../../../../src/vm/kvm/devices/blk/worker.js'
 import { DEVICE_STATUS as S, MMIO_REG as R, VirtioMmioTransport, type VirtioActivation } from '../../../../src/vm/kvm/devices/virtio-mmio.js'
 import { RegionGuestRam, type GuestRamRegion } from '../../../../src/vm/kvm/virtio/guest-ram.js'
 import { GuestDriver } from './driver.js'
-import { FEATURES, makeDisk, pattern, RAM_BASE, RAM_SIZE, tempDir } from './setup.js'
+import { FEATURES, makeDisk, pattern, RAM_BASE, RAM_SIZE, tempDir, workerSkipReason } from './setup.js'
 
-/** The worker runs compiled JavaScript; skip (with the reason) when dist/ is missing or older than src/. */
-function staleReason(): string | undefined {
-  try {
-    blkWorkerScript()
-  } catch (e) {
-    return (e as Error).message
-  }
-  const root = path.resolve(import.meta.dirname, '../../../..')
-  for (const dir of ['src/vm/kvm/devices/blk', 'src/vm/kvm/virtio']) {
-    for (const f of fs.readdirSync(path.join(root, dir)).filter((n) => n.endsWith('.ts'))) {
-      const built = path.join(root, 'dist', dir, f.replace(/\.ts$/, '.js'))
-      if (!fs.existsSync(built) || fs.statSync(built).mtimeMs < fs.statSync(path.join(root, dir, f)).mtimeMs) {
-        return `${built} is missing or older than its source; run \`npm run build\``
-      }
-    }
-  }
-  return undefined
-}
-const skip = staleReason()
+const skip = workerSkipReason()
 if (skip) console.warn(`[ktstr tests] skipping the blk worker-thread tests: ${skip}`)
 
 const tmp = tempDir()

@@ -3,7 +3,7 @@
 // available ring, and raises a used-buffer interrupt when the driver wants one (InterruptStatus
 // bit 0, then the irqfd). Teardown sets a stop flag in shared memory and writes the kick eventfd,
 // so the thread never stays blocked in native code, where it could not be terminated
-// (notes/koffi-ffi.md §3).
+// (notes/koffi-ffi.md §3); the thread then fdatasyncs a writable backing and closes it.
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -145,6 +145,13 @@ export function runBlkWorker(data: BlkThreadData, post: (m: BlkWorkerMessage) =>
     post({ type: 'error', message: message(e) })
   } finally {
     stopped()
+    // Writes the guest did not flush still reach the disk once the VM stops (QEMU flushes on
+    // close too); a failing sync is reported, the backing is closed either way.
+    try {
+      if (!backing.readOnly) backing.syncData()
+    } catch (e) {
+      post({ type: 'error', message: `fdatasync of the backing at stop failed: ${message(e)}` })
+    }
     backing.close()
   }
   post({ type: 'stopped', stats: handler.stats, queueState: queue.state })

@@ -1,0 +1,149 @@
+/**
+ * The kvm backend's disks (`--disk`, docblock `disk=`): disk i is a virtio-blk device on
+ * virtio-mmio window 1 + i (window 0 is the virtio-console channel), announced on the kernel
+ * command line after the console, so Linux probes them in order and names them /dev/vda, /dev/vdb, …
+ *
+ * Each device's blk worker thread serves its queue without the main thread: the driver's
+ * QueueNotify write signals an ioeventfd inside KVM, which the worker blocks on, and the worker
+ * raises the used-buffer interrupt through an irqfd (setting InterruptStatus itself first). The
+ * main thread only handles the register accesses of setup and of the interrupt handler.
+ */
+import { EFD_CLOEXEC, EFD_NONBLOCK } from '../../../native-shims/constants.js'
+import * as libc from '../../../native-shims/libc.js'
+import { KtstrError } from '../../util/errors.js'
+import { log } from '../../util/log.js'
+import type { DiskSpec } from '../disk.js'
+import { VirtioBlkDevice } from './devices/blk/device.js'
+import type { ThrottleOptions } from './devices/blk/throttle.js'
+import { MMIO_REG, VirtioMmioTransport, virtioMmioCmdline } from './devices/virtio-mmio.js'
+import type { Bus } from './io-bus.js'
+import { VIRTIO_MMIO_IRQS, virtioMmioWindow, type MmioDeviceWindow } from './memory/layout.js'
+import type { ShareableGuestRam } from './virtio/guest-ram.js'
+
+/** virtio-mmio windows before the disks' (the virtio-console channel). */
+export const FIRST_DISK_WINDOW = 1
+/** One virtio-mmio IRQ per disk. */
+export const MAX_KVM_DISKS = VIRTIO_MMIO_IRQS.length - FIRST_DISK_WINDOW
+
+/** What the disks need of the VM: KvmVm, or a test double that routes the eventfds itself. */
+export interface DiskEventfds {
+  addIoeventfd(fd: number, addr: number, len: 1 | 2 | 4 | 8, datamatch?: number): void
+  addIrqfd(fd: number, gsi: number): void
+}
+
+export interface KvmDisk {
+  readonly spec: DiskSpec
+  readonly window: MmioDeviceWindow
+  readonly device: VirtioBlkDevice
+  readonly transport: VirtioMmioTransport
+  /** The ioeventfd on the window's QueueNotify (queue 0). */
+  readonly kickFd: number
+  /** The irqfd on the window's IRQ. */
+  readonly irqFd: number
+}
+
+export interface KvmDisks {
+  readonly disks: readonly KvmDisk[]
+  /** The `virtio_mmio.device=` parameters, in disk order. */
+  readonly cmdline: readonly string[]
+  /**
+   * Stops every blk worker thread (each fdatasyncs and closes its backing) and closes the
+   * eventfds. Call once no vCPU runs and before guest RAM is unmapped; never rejects.
+   */
+  close(): Promise<void>
+}
+
+/**
+ * `iops=N` / `bps=N` as token buckets. Like QEMU's throttling without a `-max` (util/throttle.c),
+ * a tenth of a second's worth may go at once; an IOPS bucket always admits one request at once.
+ */
+export function diskThrottle(d: Pick<DiskSpec, 'iops' | 'bps'>): ThrottleOptions | undefined {
+  if (!d.iops && !d.bps) return undefined
+  return {
+    ...(d.iops ? { iops: { rate: d.iops, burst: Math.max(1, d.iops / 10) } } : {}),
+    ...(d.bps ? { bytesPerSec: { rate: d.bps, burst: d.bps / 10 } } : {}),
+  }
+}
+
+/**
+ * Creates the devices for `specs` on `mmio` and registers their eventfds with `vm`. On a failure
+ * nothing stays open.
+ */
+export function attachDisks(specs: readonly DiskSpec[], deps: { vm: DiskEventfds; ram: ShareableGuestRam; mmio: Bus }): KvmDisks {
+  if (specs.length > MAX_KVM_DISKS) {
+    throw new KtstrError(`the kvm backend attaches at most ${MAX_KVM_DISKS} disks (one virtio-mmio interrupt each); got ${specs.length}`)
+  }
+  const disks: KvmDisk[] = []
+  const fds: number[] = []
+  const eventfd = (flags: number) => {
+    const fd = libc.eventfd(0, EFD_CLOEXEC | flags)
+    fds.push(fd)
+    return fd
+  }
+  const closeFds = () => {
+    for (const fd of fds.splice(0)) libc.close(fd)
+  }
+  try {
+    specs.forEach((spec, i) => {
+      const window = virtioMmioWindow(FIRST_DISK_WINDOW + i)
+      // The worker blocks in read() on the kick fd; the irqfd is only ever written.
+      const kickFd = eventfd(0)
+      const irqFd = eventfd(EFD_NONBLOCK)
+      const throttle = diskThrottle(spec)
+      const device = new VirtioBlkDevice({
+        backing: { kind: 'file', path: spec.path, readOnly: spec.readOnly },
+        ram: deps.ram,
+        kickFd,
+        irqFd,
+        serial: `ktstr-disk${i}`,
+        ...(throttle ? { throttle } : {}),
+      })
+      const name = `virtio-blk${i}`
+      const transport = new VirtioMmioTransport(device, {
+        // Configuration changes and DEVICE_NEEDS_RESET; used buffers come from the worker.
+        onInterrupt: () => signal(irqFd),
+        onProtocolError: (m) => log.debug(`${name}: ${m}`),
+      })
+      deps.vm.addIoeventfd(kickFd, window.base + MMIO_REG.QUEUE_NOTIFY, 4, 0)
+      deps.vm.addIrqfd(irqFd, window.irq)
+      deps.mmio.add(name, window.base, window.size, {
+        read: (off, size) => transport.read(off, size),
+        write: (off, size, v) => transport.write(off, size, Number(v)),
+      })
+      disks.push({ spec, window, device, transport, kickFd, irqFd })
+    })
+  } catch (e) {
+    closeFds()
+    throw e
+  }
+  let closing: Promise<void> | undefined
+  return {
+    disks,
+    cmdline: disks.map((d) => virtioMmioCmdline(d.window)),
+    close: () =>
+      (closing ??= (async () => {
+        await Promise.all(
+          disks.map(async (d) => {
+            try {
+              const r = await d.device.close()
+              if (r) log.debug(`virtio-blk ${d.spec.path}: ${JSON.stringify(r.stats)}`)
+            } catch (e) {
+              log.warn(`virtio-blk ${d.spec.path}: stopping its worker failed: ${e instanceof Error ? e.message : String(e)}`)
+            }
+          }),
+        )
+        closeFds()
+      })()),
+  }
+}
+
+const ONE = new BigUint64Array([1n])
+
+/** Writes 1 to an eventfd; a full counter (EAGAIN) already means "signalled". */
+function signal(fd: number): void {
+  try {
+    libc.write(fd, ONE, 8)
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'EAGAIN') throw e
+  }
+}
