@@ -6,7 +6,8 @@ export function timingPhases(t: BootTiming): [string, number | undefined][] {
   const d = (a?: number, b?: number) => (a !== undefined && b !== undefined ? Math.max(0, a - b) : undefined)
   return [
     ['image', t.imageMs],
-    ['qemu start', d(kernelStart, t.vmStartedMs)],
+    // QEMU's start and firmware, or our VMM's image load and vCPU setup, up to the kernel's first instruction.
+    ['vmm start', d(kernelStart, t.vmStartedMs)],
     ['kernel', t.guestKernelMs],
     ['init', d(t.commandMs, t.initMs)],
     ['command', d(t.exitMs, t.commandMs)],

@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { expect, it } from 'vitest'
 import { reportFromJSON } from '../../runtime/index.js'
-import { repoRoot } from '../helpers/guest.js'
+import { repoRoot } from '../helpers/repo.js'
 
 it('registers the matchers on import', () => {
   const r = reportFromJSON({

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildWorker } from '../../runtime/workloads/build-worker.js'
 import { monotonicNs, setAffinity, setScheduler, WorkerProcess, workerArgv, type RawWorkerReport, type WorkerArgs } from '../../runtime/api/worker-process.js'
 import { work, type WorkSpec } from '../../runtime/api/work.js'
-import { repoRoot } from '../helpers/guest.js'
+import { repoRoot } from '../helpers/repo.js'
 
 const hasCc = ['cc', 'gcc'].some((c) => spawnSync(c, ['--version'], { stdio: 'ignore' }).status === 0)
 const skipReason = !hasCc ? 'no C compiler (apt-get install gcc)' : process.platform !== 'linux' ? 'not Linux' : undefined

@@ -1,6 +1,7 @@
 /** `ktstr exec` end to end: real guests under QEMU. */
 import { describe, expect, it } from 'vitest'
-import { guestSkipReason, PANIC_SCRIPT, runCli, strayQemus } from '../helpers/guest.js'
+import { guestSkipReason, runCli, strayQemus } from '../helpers/guest.js'
+import { PANIC_SCRIPT } from '../helpers/panic.js'
 
 const BOOT = 120_000
 

@@ -8,8 +8,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { which } from '../../src/util/which.js'
 
-export const repoRoot = path.resolve(import.meta.dirname, '..', '..')
-export const cliPath = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js')
+import { cliPath, repoRoot } from './repo.js'
+
+export { cliPath, repoRoot }
 
 /** The project's shared prebuilt kernel, used when KTSTR_KERNEL is not set. */
 const sharedKernel = path.resolve(repoRoot, '..', 'shared', 'guest')
@@ -72,9 +73,3 @@ export function strayQemus(run: { tmpdir: string }): string[] {
   }
   return out
 }
-
-/**
- * A real kernel panic from userspace without sysrq (not in the guest kernel): the OOM killer with
- * vm.panic_on_oom set, fed by a process that allocates until the guest's memory is gone.
- */
-export const PANIC_SCRIPT = 'echo 1 > /proc/sys/vm/panic_on_oom; exec node -e "const k=[]; for (;;) k.push(Buffer.alloc(1 << 20, 1))"'

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { repoRoot } from './guest.js'
+import { repoRoot } from './repo.js'
 
 const VITEST = path.join(repoRoot, 'node_modules', 'vitest', 'vitest.mjs')
 

@@ -3,56 +3,9 @@
  * Needs a usable /dev/kvm; `npm run test:kvm` provides one nested inside a QEMU-TCG guest where
  * the host has none.
  */
-import { spawn } from 'node:child_process'
-import fs from 'node:fs'
-import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { probeKvm } from '../../src/vm/accel.js'
-
-const repoRoot = path.resolve(import.meta.dirname, '..', '..')
-const cliPath = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js')
-const sharedKernel = path.resolve(repoRoot, '..', 'shared', 'guest')
-const kernel = process.env.KTSTR_KERNEL ?? (fs.existsSync(path.join(sharedKernel, 'bzImage')) ? sharedKernel : undefined)
-
-const kvm = probeKvm()
-const skipReason = !kvm.usable
-  ? `KVM is not usable here (${kvm.reason}); run npm run test:kvm`
-  : !fs.existsSync(cliPath)
-    ? `${cliPath} is missing (npm run build)`
-    : !kernel
-      ? 'no guest kernel (set KTSTR_KERNEL)'
-      : undefined
-if (skipReason) console.warn(`[ktstr tests] skipping kvm-backend guests: ${skipReason}`)
-
-/** Nested under TCG a boot takes tens of seconds; the 8-vCPU topology the longest. */
-const BOOT = 280_000
-
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-function exec(args: string[], cmd: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, 'exec', '--backend', 'kvm', '--timeout', '240', ...args, '--', ...cmd], {
-      env: { ...process.env, KTSTR_KERNEL: kernel, NO_COLOR: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (b) => (stdout += b))
-    child.stderr.on('data', (b) => (stderr += b))
-    child.on('error', reject)
-    child.on('close', (code) => {
-      // Shown in the test log: the boot phases nested runs take, or why ktstr failed.
-      const timing = /ktstr timing:[\s\S]*/.exec(stderr)?.[0]
-      if (timing) console.log(`${cmd.join(' ').slice(0, 60)}\n${timing}`)
-      if (code === 125) console.log(`ktstr failed:\n${stderr.split('\n').slice(-60).join('\n')}`)
-      resolve({ code, stdout, stderr })
-    })
-  })
-}
+import { PANIC_SCRIPT } from '../helpers/panic.js'
+import { BOOT, exec, skipReason } from './helpers.js'
 
 describe.skipIf(skipReason)('ktstr exec --backend kvm (our VMM)', () => {
   it("boots to the command's output", { timeout: BOOT }, async () => {
@@ -96,8 +49,15 @@ describe.skipIf(skipReason)('ktstr exec --backend kvm (our VMM)', () => {
   })
 
   it('reports a guest kernel panic as one', { timeout: BOOT }, async () => {
-    const r = await exec([], ['sh', '-c', 'echo c > /proc/sysrq-trigger'])
-    expect(r.stderr).toMatch(/^ktstr: guest kernel panic: .*sysrq/im)
+    const r = await exec(['--memory', '512'], ['sh', '-c', PANIC_SCRIPT])
+    expect(r.stderr).toMatch(/^ktstr: guest kernel panic: .*panic_on_oom/im)
+    expect(r.code).toBe(125)
+  })
+
+  it('reports a guest that resets itself', { timeout: BOOT }, async () => {
+    const r = await exec([], ['sh', '-c', 'echo before; sleep 1; reboot -f'])
+    expect(r.stdout).toBe('before\n')
+    expect(r.stderr).toMatch(/^ktstr: .*restarted the machine/m)
     expect(r.code).toBe(125)
   })
 })

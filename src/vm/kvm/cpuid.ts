@@ -81,6 +81,24 @@ export const FEATURE = {
   KVM_MSI_EXT_DEST_ID: 1 << 15,
 } as const
 
+/** Leaf 0x4000_0001 EAX: the KVM paravirtual features (Linux Documentation/virt/kvm/x86/cpuid.rst). */
+export const KVM_PV_FEATURE = {
+  clocksource: 1 << 0,
+  'nop-io-delay': 1 << 1,
+  clocksource2: 1 << 3,
+  'async-pf': 1 << 4,
+  'steal-time': 1 << 5,
+  'pv-eoi': 1 << 6,
+  'pv-unhalt': 1 << 7,
+  'pv-tlb-flush': 1 << 9,
+  'async-pf-vmexit': 1 << 10,
+  'pv-send-ipi': 1 << 11,
+  'poll-control': 1 << 12,
+  'pv-sched-yield': 1 << 13,
+  'async-pf-int': 1 << 14,
+} as const
+export type KvmPvFeature = keyof typeof KVM_PV_FEATURE
+
 /** "KVMKVMKVM\0\0\0" as EBX, ECX, EDX. */
 export const KVM_SIGNATURE = { ebx: 0x4b4d564b, ecx: 0x564b4d56, edx: 0x0000004d } as const
 
@@ -94,6 +112,8 @@ export interface CpuidOptions {
    * KVM_CHECK_EXTENSION(KVM_CAP_TSC_DEADLINE_TIMER) is 0. Default true.
    */
   readonly tscDeadline?: boolean
+  /** KVM paravirtual features to withhold from the guest (leaf 0x4000_0001 EAX). */
+  readonly withholdPv?: readonly KvmPvFeature[]
 }
 
 /** A geometry for synthesized cache leaves; sizes only show in /sys, sharing is what matters. */
@@ -194,10 +214,9 @@ export function cpuidForVcpu(supported: readonly CpuidEntry[], t: Topology, cpu:
   const h0 = ensure(0x4000_0000)
   Object.assign(h0, KVM_SIGNATURE)
   h0.eax = Math.max(h0.eax, 0x4000_0001)
-  if (x2) {
-    const h1 = ensure(0x4000_0001)
-    h1.eax = u32(h1.eax | FEATURE.KVM_MSI_EXT_DEST_ID)
-  }
+  const h1 = ensure(0x4000_0001)
+  if (x2) h1.eax = u32(h1.eax | FEATURE.KVM_MSI_EXT_DEST_ID)
+  for (const f of opts.withholdPv ?? []) h1.eax = u32(h1.eax & ~KVM_PV_FEATURE[f])
 
   // Extended leaves.
   const ext1 = find(0x8000_0001)

@@ -1,26 +1,30 @@
 /**
  * The kvm backend: our own VMM on /dev/kvm. Guest RAM is mmap'd memory registered with KVM, one
  * worker thread per vCPU runs KVM_RUN, and the devices (UART console, ACPI power-off, the
- * virtio-console channel) answer trapped accesses on the main thread.
+ * virtio-console channel, the virtio-blk disks' registers) answer trapped accesses on the main
+ * thread; each disk's requests are served by its blk worker thread (disks.ts).
  */
 import fs from 'node:fs'
 import { KVM_CAP } from '../../../native-shims/kvm/abi.js'
 import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_SHARED, PROT_READ, PROT_WRITE } from '../../../native-shims/constants.js'
 import { mmap, munmap, sigrtmin, view } from '../../../native-shims/libc.js'
 import { cpuCount, type Topology } from '../../topology/topology.js'
+import { KtstrError } from '../../util/errors.js'
 import { log } from '../../util/log.js'
 import type { ConsoleLog } from '../console.js'
+import type { DiskSpec } from '../disk.js'
 import type { VmExit, VmProcess } from '../vm-process.js'
 import { buildAcpiTables, writeAcpiTables } from './acpi/tables.js'
 import { addKernelParams } from './boot/cmdline.js'
 import { bootMsrs, type EntryState } from './boot/cpu-state.js'
 import { loadLinux } from './boot/loader.js'
 import { ChannelStream } from './channel-stream.js'
-import { advertisedXcr0, cpuidForVcpu } from './cpuid.js'
+import { advertisedXcr0, cpuidForVcpu, KVM_PV_FEATURE, type KvmPvFeature } from './cpuid.js'
 import { AcpiPm, ACPI_PM_PORTS } from './devices/acpi-pm.js'
 import { Serial8250 } from './devices/serial.js'
 import { VirtioConsole } from './devices/virtio-console.js'
 import { VirtioMmioTransport, virtioMmioCmdline } from './devices/virtio-mmio.js'
+import { attachDisks, type KvmDisks } from './disks.js'
 import { Bus } from './io-bus.js'
 import { stackWords } from './guest-stack.js'
 import { GuestMemory } from './memory/guest-memory.js'
@@ -39,6 +43,8 @@ export interface KvmPlan {
   cmdline: string
   topology: Topology
   memoryMib: number
+  /** virtio-blk disks, in order: /dev/vda, /dev/vdb, … */
+  disks?: readonly DiskSpec[]
 }
 
 /** kvm_regs / kvm_sregs values as the dotted paths the vCPU worker patches. */
@@ -58,6 +64,7 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
   const t = plan.topology
   const mapped: { addr: bigint; size: number }[] = []
   const threads: VcpuThread[] = []
+  let disks: KvmDisks | undefined
   let serialBuf: number[] = []
   const flushSerial = () => {
     if (serialBuf.length) console.push(Buffer.from(serialBuf))
@@ -115,10 +122,13 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
       write: (off, size, v) => transport.write(off, size, Number(v)),
     })
 
+    disks = attachDisks(plan.disks ?? [], { vm, ram: mem, mmio })
+
     // Firmware tables, kernel, initrd.
     const acpi = buildAcpiTables(t, layout)
     writeAcpiTables(mem, acpi)
-    const cmdline = addKernelParams(plan.cmdline, ['pci=off', virtioMmioCmdline(win)])
+    // The console's window first, then the disks': Linux probes them in this order.
+    const cmdline = addKernelParams(plan.cmdline, ['pci=off', virtioMmioCmdline(win), ...disks.cmdline])
     const boot = loadLinux(mem, {
       kernel: fs.readFileSync(plan.kernel),
       initrd: fs.readFileSync(plan.initrd),
@@ -132,6 +142,7 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
 
     // vCPUs: ids are the topology's APIC ids; vCPU 0 starts at the kernel entry, the rest wait for SIPI.
     const supported = sys.supportedCpuid()
+    const withholdPv = withheldPvFeatures(process.env.KTSTR_KVM_WITHHOLD_PV)
     const tscDeadline = sys.checkExtension(KVM_CAP.TSC_DEADLINE_TIMER!) > 0
     const runMmapSize = sys.vcpuMmapSize()
     const kickSignal = sigrtmin() + 4
@@ -164,7 +175,7 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
         }
       : undefined
     for (let cpu = 0; cpu < cpuCount(t); cpu++) {
-      const cpuid = cpuidForVcpu(supported, t, cpu, { tscDeadline })
+      const cpuid = cpuidForVcpu(supported, t, cpu, { tscDeadline, withholdPv })
       const xcr0 = advertisedXcr0(cpuid)
       threads.push(
         new VcpuThread({
@@ -196,6 +207,8 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
       clearInterval(reporter)
       for (const th of threads) th.kick()
       const all = await Promise.all(threads.map((th) => th.exited))
+      // The blk workers write into guest RAM: they stop (syncing their backings) before it goes.
+      await disks?.close()
       flushSerial()
       console.close()
       channel.vmGone()
@@ -212,9 +225,29 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
   } catch (e) {
     for (const th of threads) th.kick()
     await Promise.all(threads.map((th) => th.exited.catch(() => undefined)))
+    await disks?.close()
     teardown(vm, sys, mapped)
     throw e
   }
+}
+
+/**
+ * KVM paravirtual features the guest does not get by default, so it schedules as on hardware:
+ * async page faults put the host's paging into the guest's scheduler (tasks parked on "page not
+ * present"), steal time makes vcpu_is_preempted() steer idle-CPU choice and takes stolen time out
+ * of task clocks (PV TLB flush depends on it), and PV spinlocks halt lock waiters. Nested under
+ * QEMU's TCG, leaving them on also hangs sched_ext loads with every vCPU halted (see
+ * ../shared/notes/kvm-backend.md).
+ */
+export const DEFAULT_WITHHELD_PV: readonly KvmPvFeature[] = ['async-pf', 'async-pf-int', 'async-pf-vmexit', 'steal-time', 'pv-tlb-flush', 'pv-unhalt']
+
+/** KTSTR_KVM_WITHHOLD_PV=async-pf,pv-eoi,… replaces the default list ('' withholds nothing). */
+export function withheldPvFeatures(env: string | undefined): readonly KvmPvFeature[] {
+  if (env === undefined) return DEFAULT_WITHHELD_PV
+  const names = env.split(',').map((n) => n.trim()).filter(Boolean)
+  const bad = names.filter((n) => !(n in KVM_PV_FEATURE))
+  if (bad.length) throw new KtstrError(`KTSTR_KVM_WITHHOLD_PV: unknown feature ${bad.join(', ')}; known: ${Object.keys(KVM_PV_FEATURE).join(', ')}`)
+  return names as KvmPvFeature[]
 }
 
 function teardown(vm: { close(): void }, sys: KvmSystem, mapped: { addr: bigint; size: number }[]): void {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { cpuCount, cpusPerLlc, parseTopology, type Topology } from '../../../src/topology/topology.js'
-import { advertisedXcr0, cpuidForAllVcpus, cpuidForVcpu, cpuVendor, FEATURE, type CpuidEntry } from '../../../src/vm/kvm/cpuid.js'
+import { advertisedXcr0, cpuidForAllVcpus, cpuidForVcpu, cpuVendor, FEATURE, KVM_PV_FEATURE, type CpuidEntry } from '../../../src/vm/kvm/cpuid.js'
+import { withheldPvFeatures } from '../../../src/vm/kvm/launch.js'
 import { apicId, apicIdScheme, bitsFor, cpuPlace, maxApicId, needsX2apic } from '../../../src/vm/kvm/topology-ids.js'
 
 const regs = (s: string) => {
@@ -265,5 +266,29 @@ describe('XSAVE state components (leaf 0xD) and the XCR0 preloaded for the guest
   it('preloads nothing without XSAVE', () => {
     const noXsave = host(PKU).map(x => (x.function === 1 ? { ...x, ecx: (x.ecx & ~FEATURE.XSAVE) >>> 0 } : x))
     expect(advertisedXcr0(cpuidForVcpu(noXsave, t, 0))).toBeUndefined()
+  })
+})
+
+describe('KVM paravirtual features', () => {
+  const t = parseTopology('1n1l2c1t')
+  const pv = (opts: Parameters<typeof cpuidForVcpu>[3]) => find(cpuidForVcpu(intelHost, t, 0, opts), 0x40000001)!.eax
+
+  it('withholds exactly the features asked for, keeping the rest KVM supports', () => {
+    const all = pv({})
+    expect(all).toBe(0x01007afb)
+    const some = pv({ withholdPv: ['async-pf', 'steal-time'] })
+    expect(some).toBe((all & ~(KVM_PV_FEATURE['async-pf'] | KVM_PV_FEATURE['steal-time'])) >>> 0)
+  })
+
+  it('by default the guest gets no async page faults, steal time, PV TLB flush or PV spinlocks', () => {
+    const eax = pv({ withholdPv: withheldPvFeatures(undefined) })
+    for (const f of ['async-pf', 'async-pf-int', 'async-pf-vmexit', 'steal-time', 'pv-tlb-flush', 'pv-unhalt'] as const) expect(eax & KVM_PV_FEATURE[f], f).toBe(0)
+    for (const f of ['clocksource2', 'pv-eoi', 'pv-send-ipi', 'pv-sched-yield'] as const) expect(eax & KVM_PV_FEATURE[f], f).not.toBe(0)
+  })
+
+  it('KTSTR_KVM_WITHHOLD_PV replaces the default list and names what it does not know', () => {
+    expect(withheldPvFeatures('')).toEqual([])
+    expect(withheldPvFeatures('pv-eoi, pv-send-ipi')).toEqual(['pv-eoi', 'pv-send-ipi'])
+    expect(() => withheldPvFeatures('pv-eoi,warp-drive')).toThrow(/KTSTR_KVM_WITHHOLD_PV: unknown feature warp-drive; known: clocksource, /)
   })
 })
