@@ -19,10 +19,18 @@ if (kvm.usable) {
 }
 
 const sharedKernel = path.resolve(repo, '..', 'shared', 'guest')
-const kernel = process.env.KTSTR_KERNEL || (fs.existsSync(path.join(sharedKernel, 'bzImage')) ? sharedKernel : undefined)
+// The outer guest's kernel needs KVM and KVM_AMD (the project's kconfig fragment has both):
+// KTSTR_KERNEL, else ../shared/guest, else the kernel ktstr itself would use (the cache).
+let kernel = process.env.KTSTR_KERNEL || (fs.existsSync(path.join(sharedKernel, 'bzImage')) ? sharedKernel : undefined)
 if (!kernel) {
-  console.error('test:kvm: no usable /dev/kvm and no KTSTR_KERNEL for the outer guest; set KTSTR_KERNEL to a kernel with CONFIG_KVM_AMD=y')
-  process.exit(1)
+  const { resolveKernel } = await import(path.join(repo, 'dist/src/kernel/resolve.js'))
+  kernel = await resolveKernel().then(
+    (k) => k.dir,
+    (e) => {
+      console.error(`test:kvm: no usable /dev/kvm and no kernel for the outer guest (${e.message})`)
+      process.exit(1)
+    },
+  )
 }
 console.log(`test:kvm: ${kvm.reason}; running the suite inside an outer QEMU-TCG guest with nested SVM`)
 // The outer guest gets the project (sources for Vitest's transform, dist, node_modules) and the
