@@ -10,6 +10,7 @@ import { registerMatchers } from '../../runtime/api/matchers.js'
 import { reportFromJSON, type Report, type WorkerTelemetry } from '../../runtime/api/report.js'
 import { buildWorker } from '../../runtime/workloads/build-worker.js'
 import { guestSkipReason, repoRoot, runCli } from '../helpers/guest.js'
+import { failure } from '../helpers/failure.js'
 
 registerMatchers(expect)
 
@@ -33,16 +34,6 @@ const report = (res: Results, name: string): Report => {
   const v = res.get(name)
   if (!v) throw new Error(`guest printed no result "${name}" (got ${[...res.keys()].join(', ')})`)
   return reportFromJSON(v as never)
-}
-
-/** The message a failing expect() throws. */
-function failure(fn: () => void): string {
-  try {
-    fn()
-  } catch (e) {
-    return (e as Error).message
-  }
-  throw new Error('expected the assertion to fail')
 }
 
 const summary = (r: Report) =>

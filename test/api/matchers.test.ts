@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { checkCpuset, checkFairness, checkMaxGap, checkScheduler, checkStarvation } from '../../runtime/api/checks.js'
 import { matchers, registerMatchers } from '../../runtime/api/matchers.js'
 import { Report, reportFromJSON, type ReportData, type SchedulerState, type WorkerTelemetry } from '../../runtime/api/report.js'
+import { failure } from '../helpers/failure.js'
 
 registerMatchers(expect)
 
@@ -55,16 +56,6 @@ const attached: SchedulerState = { name: 'scx_simple', kind: 'sched_ext', ops: '
 
 function report(workers: WorkerTelemetry[], scheduler: SchedulerState = attached, cpusets: ReportData['cgroupCpusets'] = {}): Report {
   return new Report({ version: 1, durationMs: 2000, topology: '1n2l2c1t (4 CPUs)', scheduler, workers, cgroupCpusets: cpusets, steps: [] })
-}
-
-/** The message a failing `expect(...)` throws. */
-function failure(fn: () => void): string {
-  try {
-    fn()
-  } catch (e) {
-    return (e as Error).message
-  }
-  throw new Error('expected the assertion to fail')
 }
 
 describe('starvation and gaps', () => {

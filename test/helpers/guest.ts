@@ -2,74 +2,26 @@
  * Real-guest tests need a sched_ext kernel, QEMU and the compiled CLI. Where one is missing they
  * skip with the reason printed; CI provides all three (the kernel through ../shared/guest).
  */
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
+import { cacheRoot } from '../../src/util/paths.js'
 import { which } from '../../src/util/which.js'
+import { cliPath, repoRoot, testKernel } from './repo.js'
 
-import { cliPath, repoRoot } from './repo.js'
-
+export { runCli, strayQemus, type CliResult } from './cli.js'
 export { cliPath, repoRoot }
 
-/** The project's shared prebuilt kernel, used when KTSTR_KERNEL is not set. */
-const sharedKernel = path.resolve(repoRoot, '..', 'shared', 'guest')
-if (!process.env.KTSTR_KERNEL && fs.existsSync(path.join(sharedKernel, 'bzImage'))) process.env.KTSTR_KERNEL = sharedKernel
+// The CLI runs these tests start resolve the kernel through KTSTR_KERNEL.
+if (testKernel) process.env.KTSTR_KERNEL = testKernel
 
 function missing(): string | undefined {
   if (!which('qemu-system-x86_64')) return 'qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)'
   if (!fs.existsSync(cliPath)) return `${cliPath} is missing (npm run build)`
   const k = process.env.KTSTR_KERNEL
-  const cache = path.join(process.env.XDG_CACHE_HOME ?? path.join(process.env.HOME ?? '/root', '.cache'), 'ktstr', 'kernels')
+  const cache = path.join(cacheRoot(), 'kernels')
   if (!k && !(fs.existsSync(cache) && fs.readdirSync(cache).length)) return 'no guest kernel (set KTSTR_KERNEL or run ktstr kernel build)'
   return undefined
 }
 
 export const guestSkipReason = missing()
 if (guestSkipReason) console.warn(`[ktstr tests] skipping real-guest tests: ${guestSkipReason}`)
-
-export interface CliResult {
-  code: number | null
-  stdout: string
-  stderr: string
-  /** The TMPDIR this run had: every VM it started has it in its command line (see strayQemus). */
-  tmpdir: string
-}
-
-export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
-  const tmpdir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-cli-'))
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], {
-      env: { ...process.env, TMPDIR: tmpdir, ...opts.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (b) => (stdout += b))
-    child.stderr.on('data', (b) => (stderr += b))
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`ktstr ${args.join(' ')} did not finish within ${opts.timeoutMs ?? 120_000} ms\n${stderr}`))
-    }, opts.timeoutMs ?? 120_000)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      fs.rmSync(tmpdir, { recursive: true, force: true })
-      resolve({ code, stdout, stderr, tmpdir })
-    })
-    child.stdin.end(opts.input ?? '')
-  })
-}
-
-/** QEMU processes still alive that a CLI run started (their command line names its TMPDIR). */
-export function strayQemus(run: { tmpdir: string }): string[] {
-  const out: string[] = []
-  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8')
-      if (cmd.includes('qemu-system') && cmd.includes(run.tmpdir)) out.push(pid)
-    } catch {
-      /* gone */
-    }
-  }
-  return out
-}
