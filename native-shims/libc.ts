@@ -192,6 +192,17 @@ export function eventfd(initval = 0, flags = 0): number {
   return check(L().eventfd(initval, flags), 'eventfd')
 }
 
+const EVENTFD_ONE = new BigUint64Array([1n])
+
+/** Adds 1 to an eventfd's counter; on a non-blocking fd a full counter (EAGAIN) already means "signalled". */
+export function signalEventfd(fd: number): void {
+  try {
+    write(fd, EVENTFD_ONE, 8)
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'EAGAIN') throw e
+  }
+}
+
 export interface Iovec {
   addr: bigint
   len: number

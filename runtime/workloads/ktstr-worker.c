@@ -427,16 +427,20 @@ static void run_yield(void)
 	}
 }
 
+/* One step of the mixed work type: a short spin, then give the CPU away (nice_sweep does the same). */
+static void mixed_step(void)
+{
+	spin(1024);
+	sched_yield();
+	c_yields++;
+	units += 1024;
+	iterations++;
+	checkpoint();
+}
+
 static void run_mixed(void)
 {
-	while (!stop_flag) {
-		spin(1024);
-		sched_yield();
-		c_yields++;
-		units += 1024;
-		iterations++;
-		checkpoint();
-	}
+	while (!stop_flag) mixed_step();
 }
 
 static void run_io_sync(void)
@@ -628,12 +632,7 @@ static void run_nice_sweep(void)
 				if (got > c_nice_max) c_nice_max = got;
 			} else c_nice_errors++;
 		} else c_nice_errors++;
-		spin(1024);
-		sched_yield();
-		c_yields++;
-		units += 1024;
-		iterations++;
-		checkpoint();
+		mixed_step();
 		n = n == 19 ? -20 : n + 1;
 	}
 }

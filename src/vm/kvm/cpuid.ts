@@ -77,8 +77,6 @@ export const FEATURE = {
   CMP_LEGACY: 1 << 1,
   SVM: 1 << 2,
   TOPOEXT: 1 << 22,
-  /** Leaf 0x4000_0001 EAX. */
-  KVM_MSI_EXT_DEST_ID: 1 << 15,
 } as const
 
 /** Leaf 0x4000_0001 EAX: the KVM paravirtual features (Linux Documentation/virt/kvm/x86/cpuid.rst). */
@@ -96,6 +94,7 @@ export const KVM_PV_FEATURE = {
   'poll-control': 1 << 12,
   'pv-sched-yield': 1 << 13,
   'async-pf-int': 1 << 14,
+  'msi-ext-dest-id': 1 << 15,
 } as const
 export type KvmPvFeature = keyof typeof KVM_PV_FEATURE
 
@@ -215,7 +214,7 @@ export function cpuidForVcpu(supported: readonly CpuidEntry[], t: Topology, cpu:
   Object.assign(h0, KVM_SIGNATURE)
   h0.eax = Math.max(h0.eax, 0x4000_0001)
   const h1 = ensure(0x4000_0001)
-  if (x2) h1.eax = u32(h1.eax | FEATURE.KVM_MSI_EXT_DEST_ID)
+  if (x2) h1.eax = u32(h1.eax | KVM_PV_FEATURE['msi-ext-dest-id'])
   for (const f of opts.withholdPv ?? []) h1.eax = u32(h1.eax & ~KVM_PV_FEATURE[f])
 
   // Extended leaves.

@@ -101,7 +101,7 @@ export function attachDisks(specs: readonly DiskSpec[], deps: { vm: DiskEventfds
       const name = `virtio-blk${i}`
       const transport = new VirtioMmioTransport(device, {
         // Configuration changes and DEVICE_NEEDS_RESET; used buffers come from the worker.
-        onInterrupt: () => signal(irqFd),
+        onInterrupt: () => libc.signalEventfd(irqFd),
         onProtocolError: (m) => log.debug(`${name}: ${m}`),
       })
       deps.vm.addIoeventfd(kickFd, window.base + MMIO_REG.QUEUE_NOTIFY, 4, 0)
@@ -134,16 +134,5 @@ export function attachDisks(specs: readonly DiskSpec[], deps: { vm: DiskEventfds
         )
         closeFds()
       })()),
-  }
-}
-
-const ONE = new BigUint64Array([1n])
-
-/** Writes 1 to an eventfd; a full counter (EAGAIN) already means "signalled". */
-function signal(fd: number): void {
-  try {
-    libc.write(fd, ONE, 8)
-  } catch (e) {
-    if ((e as { code?: string }).code !== 'EAGAIN') throw e
   }
 }

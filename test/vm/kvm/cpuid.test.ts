@@ -163,7 +163,7 @@ describe.each([
         expect(find(l, 0x80000001)!.ecx & FEATURE.SVM).toBe(0)
         const h = find(l, 0x40000000)!
         expect(Buffer.from(new Uint32Array([h.ebx, h.ecx, h.edx]).buffer).toString('latin1')).toBe('KVMKVMKVM\0\0\0')
-        expect((find(l, 0x40000001)?.eax ?? 0) & FEATURE.KVM_MSI_EXT_DEST_ID).toBe(0) // small ids need no extended MSI
+        expect((find(l, 0x40000001)?.eax ?? 0) & KVM_PV_FEATURE['msi-ext-dest-id']).toBe(0) // small ids need no extended MSI
         expect(find(l, 0)!.eax).toBeGreaterThanOrEqual(0xb)
         expect(l.filter(x => x.function === 0xb && x.index === 0)).toHaveLength(1)
       }
@@ -200,7 +200,7 @@ describe.each([
   it('enables extended MSI destinations when APIC ids pass 254', () => {
     const t = parseTopology('2n14l9c2t')
     const l = cpuidForVcpu(host, t, cpuCount(t) - 1)
-    expect(find(l, 0x40000001)!.eax & FEATURE.KVM_MSI_EXT_DEST_ID).not.toBe(0)
+    expect(find(l, 0x40000001)!.eax & KVM_PV_FEATURE['msi-ext-dest-id']).not.toBe(0)
     expect(find(l, 0xb, 0)!.edx).toBe(maxApicId(t))
   })
 

@@ -5,7 +5,7 @@
 import { Worker } from 'node:worker_threads'
 import { RUN_OFFSETS } from '../../../../native-shims/kvm/abi.js'
 import { munmap, tgkill, view } from '../../../../native-shims/libc.js'
-import { Answer, CONTROL_INTS, Kind, Slot, State, TerminalReason, type CpuState, type VcpuReport } from './protocol.js'
+import { Answer, CONTROL_INTS, Kind, Slot, State, TerminalReason, type VcpuReport, type VcpuWorkerData } from './protocol.js'
 
 export interface DeviceAccess {
   kind: 'io' | 'mmio'
@@ -43,20 +43,14 @@ export class VcpuThread {
   readonly ready: Promise<void>
   readonly exited: Promise<VcpuExit>
 
-  constructor(opts: {
-    vmFd: number
-    id: number
-    runMmapSize: number
-    cpuid: Uint8Array
-    xcr0?: bigint
-    msrs: { index: number; data: number }[]
-    boot?: CpuState
-    kickSignal: number
-    onAccess: (a: DeviceAccess) => AccessResult
-    onError: (message: string) => void
-    /** Debug: count exits and time the handshake; reports arrive here (see requestReport). */
-    onReport?: (r: VcpuReport) => void
-  }) {
+  constructor(
+    opts: Omit<VcpuWorkerData, 'control' | 'stats'> & {
+      onAccess: (a: DeviceAccess) => AccessResult
+      onError: (message: string) => void
+      /** Debug: count exits and time the handshake; reports arrive here (see requestReport). */
+      onReport?: (r: VcpuReport) => void
+    },
+  ) {
     this.kickSignal = opts.kickSignal
     this.worker = new Worker(workerUrl, {
       workerData: {
@@ -70,7 +64,7 @@ export class VcpuThread {
         control: this.control,
         kickSignal: opts.kickSignal,
         stats: opts.onReport !== undefined,
-      },
+      } satisfies VcpuWorkerData,
     })
     this.ready = new Promise((resolve, reject) => {
       this.worker.on('message', (m: { kind: string; tid?: number; pid?: number; runAddr?: bigint; message?: string; report?: VcpuReport }) => {

@@ -225,7 +225,7 @@ export class VirtioBlkDevice implements VirtioDevice {
       }
       return
     }
-    if (this.running) libc.write(this.running.kickFd, new BigUint64Array([1n]), 8)
+    if (this.running) libc.signalEventfd(this.running.kickFd)
   }
 
   /**

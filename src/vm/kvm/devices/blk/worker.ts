@@ -72,17 +72,6 @@ export interface BlkThreadData {
   control: SharedArrayBuffer
 }
 
-const ONE = new BigUint64Array([1n])
-
-/** Writes 1 to an eventfd; a full counter (EAGAIN) already means "signalled". */
-function signalEventfd(fd: number): void {
-  try {
-    libc.write(fd, ONE, 8)
-  } catch (e) {
-    if ((e as { code?: string }).code !== 'EAGAIN') throw e
-  }
-}
-
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e))
 
 /**
@@ -114,7 +103,7 @@ export function runBlkWorker(data: BlkThreadData, post: (m: BlkWorkerMessage) =>
       notify: () => {
         if (irqFd === undefined) return post({ type: 'used' })
         if (isr && Atomics.or(isr, 0, USED_BUFFER) & USED_BUFFER) return
-        signalEventfd(irqFd)
+        libc.signalEventfd(irqFd)
       },
       sleep: (ms) => Atomics.wait(ctl, CTL_WAKE, 0, ms) === 'timed-out',
       stopRequested: () => Atomics.load(ctl, CTL_STOP) !== 0,
@@ -256,7 +245,7 @@ export class BlkWorker {
     Atomics.store(this.control, CTL_STOP, 1)
     if (Atomics.load(this.control, CTL_STATE) === STATE_STOPPED) return
     Atomics.notify(this.control, CTL_WAKE)
-    signalEventfd(this.kickFd)
+    libc.signalEventfd(this.kickFd)
   }
 
   /**
