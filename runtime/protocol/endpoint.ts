@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
-import { FrameDecoder, FrameType, encodeFrame, type Frame, type FrameError } from './frame.js'
+import { FrameDecoder, FrameType, encodeFrame, type Frame } from './frame.js'
 
 export interface EndpointEvents<In> {
   control: [msg: In]
@@ -89,17 +89,14 @@ export class Endpoint<In, Out> extends EventEmitter<EndpointEvents<In>> {
 
   private onBytes(chunk: Buffer): void {
     if (this.broken) return
-    let frames
-    try {
-      frames = this.decoder.push(chunk)
-    } catch (e) {
-      return this.fail(e as FrameError)
-    }
+    // The frames before a corruption are delivered first (the guest's last output explains it).
+    const { frames, error } = this.decoder.decode(chunk)
     for (const f of frames) {
       if (this.broken) return
       if (this.held) this.held.push(f)
       else this.deliver(f)
     }
+    if (error) this.fail(error)
   }
 
   private deliver(f: Frame): void {

@@ -65,18 +65,25 @@ function frameCrc(header: Uint8Array, payload: Uint8Array): number {
   return crc32(payload, crc32(header)) >>> 0
 }
 
+/** What one chunk of input yielded: its whole frames, in order, and the corruption that ended the stream. */
+export interface FrameBatch {
+  frames: Frame[]
+  error?: FrameError
+}
+
 /**
  * Incremental decoder: feed it chunks as they arrive, get whole frames back.
- * After the first error it stays broken (every later push throws the same error): a stream that
- * lost sync cannot be trusted again.
+ * After the first error it stays broken (every later call reports the same error): a stream that
+ * lost sync cannot be trusted again. Frames before the corruption are still returned.
  */
 export class FrameDecoder {
   private chunks: Buffer[] = []
   private buffered = 0
   private failure: FrameError | undefined
 
-  push(chunk: Uint8Array): Frame[] {
-    if (this.failure) throw this.failure
+  /** Never throws: the frames this chunk completed, and the error if the stream is (now) corrupt. */
+  decode(chunk: Uint8Array): FrameBatch {
+    if (this.failure) return { frames: [], error: this.failure }
     if (chunk.length > 0) {
       this.chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length))
       this.buffered += chunk.length
@@ -90,8 +97,18 @@ export class FrameDecoder {
       }
     } catch (e) {
       this.failure = e as FrameError
-      throw e
+      return { frames, error: this.failure }
     }
+    return { frames }
+  }
+
+  /**
+   * decode() that throws the corruption: at once when no frame came before it in this chunk,
+   * otherwise at the next push (so no good frame is lost).
+   */
+  push(chunk: Uint8Array): Frame[] {
+    const { frames, error } = this.decode(chunk)
+    if (error && frames.length === 0) throw error
     return frames
   }
 
