@@ -10,7 +10,7 @@ export interface EndpointEvents<In> {
   control: [msg: In]
   data: [stream: number, chunk: Buffer]
   vitest: [payload: Buffer]
-  /** Framing or decoding failed; the endpoint ignores further input. Emitted at most once. */
+  /** Framing or decoding failed (or a listener threw); the endpoint ignores further input. Emitted at most once. */
   corrupt: [err: Error]
   close: []
 }
@@ -101,6 +101,16 @@ export class Endpoint<In, Out> extends EventEmitter<EndpointEvents<In>> {
 
   private deliver(f: Frame): void {
     if (this.broken) return
+    try {
+      this.dispatch(f)
+    } catch (e) {
+      // A listener threw: that must not escape into the stream's 'data' handler (it would crash the
+      // process, or kill the kvm console device); the endpoint fails instead, like on bad input.
+      this.fail(e instanceof Error ? e : new Error(String(e)))
+    }
+  }
+
+  private dispatch(f: Frame): void {
     switch (f.type) {
       case FrameType.Control: {
         let msg: In

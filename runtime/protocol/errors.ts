@@ -8,3 +8,16 @@ export class KtstrError extends Error {
     super(message, options)
   }
 }
+
+/**
+ * The guest sent a message the host cannot accept (the guest is not trusted): one line,
+ * `guest sent a malformed <kind> message: <what is wrong>`.
+ */
+export class MalformedMessage extends KtstrError {
+  constructor(
+    readonly kind: string,
+    readonly detail: string,
+  ) {
+    super(`guest sent a malformed ${kind} message: ${detail}`)
+  }
+}

@@ -7,13 +7,10 @@
 
 export const ENVELOPE_MARK = '__ktstr__'
 
-export type HostFsOp =
-  | { op: 'read'; path: string }
-  | { op: 'write'; path: string; content: string }
-  | { op: 'remove'; path: string }
-
-/** guest → host */
-export type HostFsRequest = { [ENVELOPE_MARK]: 'fs'; id: number } & HostFsOp
+// The guest's requests are defined by their schema, which the host checks them against
+// (guest-schema.ts, host only: the guest imports just these types).
+export type { HostFsOp, HostFsRequest } from './guest-schema.js'
+import type { HostFsRequest } from './guest-schema.js'
 
 /** host → guest; `value` is the file's text for `read` (null when it does not exist). */
 export type HostFsReply =

@@ -23,6 +23,8 @@ export function describeOutcome(o: GuestOutcome): string {
       return o.message
     case 'channel-corrupt':
       return `host↔guest channel failed: ${o.message}`
+    case 'malformed-message':
+      return o.message
     case 'guest-error':
       return `guest init failed: ${o.message}`
     case 'stopped':

@@ -3,7 +3,7 @@
  * tracks what the guest reports, enforces the wall-clock limit, and cleans up when the VM is gone.
  */
 import fs from 'node:fs'
-import type { GuestMessage } from '../../runtime/protocol/index.js'
+import { MalformedMessage, type GuestMessage } from '../../runtime/protocol/index.js'
 import { hostEndpoint } from '../channel/host-endpoint.js'
 import { log } from '../util/log.js'
 import { BootFailure } from './boot-failure.js'
@@ -77,7 +77,7 @@ export async function startSession(
   }
   const channel = hostEndpoint(stream)
   channel.on('corrupt', (err) => {
-    forced ??= { kind: 'channel-corrupt', message: err.message }
+    forced ??= err instanceof MalformedMessage ? { kind: 'malformed-message', message: err.message } : { kind: 'channel-corrupt', message: err.message }
     vm.kill()
   })
   const hello = new Promise<boolean>((resolve) => {

@@ -64,6 +64,8 @@ export type GuestOutcome =
   /** The VM went away without the guest reporting an exit (boot failure, crash, killed). */
   | { kind: 'vm-died'; message: string }
   | { kind: 'channel-corrupt'; message: string }
+  /** The guest sent a message that failed its schema (MalformedMessage's one line). */
+  | { kind: 'malformed-message'; message: string }
   | { kind: 'guest-error'; message: string }
   | { kind: 'stopped' }
 

@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url'
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 const dist = (p) => path.join(repo, 'dist', p)
-const { Endpoint, decodeGuestMessage } = await import(dist('runtime/protocol/index.js'))
+const { Endpoint } = await import(dist('runtime/protocol/index.js'))
+const { decodeGuestMessage } = await import(dist('runtime/protocol/guest-schema.js'))
 const { CpioWriter, MemorySink } = await import(dist('src/image/cpio.js'))
 const { probeKvm } = await import(dist('src/vm/accel.js'))
 

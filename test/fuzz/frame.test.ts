@@ -16,7 +16,8 @@ import {
   MAX_FRAME_PAYLOAD,
   type Frame,
 } from '../../runtime/protocol/frame.js'
-import { decodeGuestMessage, type GuestMessage, type HostMessage } from '../../runtime/protocol/messages.js'
+import { decodeGuestMessage } from '../../runtime/protocol/guest-schema.js'
+import type { GuestMessage, HostMessage } from '../../runtime/protocol/messages.js'
 import { chunked, fuzz, isOneLine } from './config.js'
 
 const frameArb = fc.record({

@@ -7,12 +7,12 @@ import {
   Endpoint,
   FrameType,
   StreamId,
-  decodeGuestMessage,
   decodeHostMessage,
   encodeFrame,
   type GuestMessage,
   type HostMessage,
 } from '../../runtime/protocol/index.js'
+import { decodeGuestMessage } from '../../runtime/protocol/guest-schema.js'
 
 /** A connected pair of unix sockets, as the host and guest ends of the channel. */
 async function socketPair(): Promise<[net.Socket, net.Socket, () => void]> {
@@ -120,5 +120,20 @@ describe('Endpoint hold/resume', () => {
     host.on('data', (_s, c) => got.push(c.toString()))
     host.resume()
     expect(got).toEqual(['hello', 'early output', 'exit'])
+  })
+})
+
+describe('Endpoint listeners', () => {
+  it('a listener that throws fails the endpoint instead of throwing out of the socket handler', async () => {
+    const [a, b, done] = await socketPair()
+    cleanups.push(done)
+    const host = new Endpoint<GuestMessage, HostMessage>(a, decodeGuestMessage)
+    host.on('data', () => {
+      throw new TypeError('a host bug')
+    })
+    const corrupt = new Promise<Error>((r) => host.on('corrupt', r))
+    b.write(encodeFrame(FrameType.Data, Buffer.from('x'), StreamId.Stdout))
+    expect((await corrupt).message).toBe('a host bug')
+    expect(host.isOpen).toBe(false)
   })
 })

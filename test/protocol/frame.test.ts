@@ -6,11 +6,11 @@ import {
   FrameType,
   MAX_FRAME_PAYLOAD,
   StreamId,
-  decodeGuestMessage,
   decodeHostMessage,
   encodeFrame,
   encodeMessage,
 } from '../../runtime/protocol/index.js'
+import { decodeGuestMessage } from '../../runtime/protocol/guest-schema.js'
 
 const sample = () => [
   encodeFrame(FrameType.Control, encodeMessage({ kind: 'hello', uptimeMs: 12, nodeVersion: 'v20' })),
@@ -97,6 +97,6 @@ describe('control messages', () => {
       /from the host: unknown kind "exit"/,
     )
     expect(() => decodeGuestMessage(Buffer.from('{not json'))).toThrow(/not JSON/)
-    expect(() => decodeGuestMessage(Buffer.from('null'))).toThrow(/unknown kind/)
+    expect(() => decodeGuestMessage(Buffer.from('null'))).toThrow(/malformed control message: expected an object, got null/)
   })
 })

@@ -11,9 +11,18 @@ export class ChannelStream extends Duplex {
     super()
   }
 
-  /** Bytes the guest wrote. */
+  /**
+   * Bytes the guest wrote. Never throws: it runs inside the console device's queue handler, where
+   * an exception from a reader (pushed data reaches 'data' listeners synchronously) would stop the
+   * device. A reader's error ends this stream with that error instead.
+   */
   fromGuest(bytes: Uint8Array): void {
-    this.push(Buffer.from(bytes))
+    if (this.destroyed) return
+    try {
+      this.push(Buffer.from(bytes))
+    } catch (e) {
+      this.destroy(e instanceof Error ? e : new Error(String(e)))
+    }
   }
 
   override _read(): void {}

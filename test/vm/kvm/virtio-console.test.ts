@@ -1,3 +1,6 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import {
   CONSOLE_EVENT as EV,
@@ -7,6 +10,10 @@ import {
 } from '../../../src/vm/kvm/devices/virtio-console.js'
 import { DEVICE_STATUS as S, featureBit, MMIO_REG as R, VIRTIO_F, VirtioMmioTransport } from '../../../src/vm/kvm/devices/virtio-mmio.js'
 import { GuestMemory } from '../../../src/vm/kvm/memory/guest-memory.js'
+import { ChannelStream } from '../../../src/vm/kvm/channel-stream.js'
+import { startSession } from '../../../src/vm/session-runner.js'
+import { FrameType, encodeFrame } from '../../../runtime/protocol/index.js'
+import { fakeVm } from '../../helpers/fake-vm.js'
 
 const NEXT = 1
 const WRITE = 2
@@ -68,12 +75,13 @@ const parseControl = (b: Uint8Array) => {
   return { id: dv.getUint32(0, true), event: dv.getUint16(4, true), value: dv.getUint16(6, true), payload: Buffer.from(b.subarray(8)).toString() }
 }
 
-function boot(opts: { multiport?: boolean } = {}) {
+function boot(opts: { multiport?: boolean; onData?: (b: Uint8Array) => void } = {}) {
   const mem = GuestMemory.allocate([{ base: 0, size: 1 << 20 }])
   const received: string[] = []
   const opens: boolean[] = []
   let irqs = 0
-  const dev = new VirtioConsole({ ram: mem, onData: b => received.push(Buffer.from(b).toString()), onGuestOpen: o => opens.push(o) })
+  const onData = opts.onData ?? ((b: Uint8Array) => void received.push(Buffer.from(b).toString()))
+  const dev = new VirtioConsole({ ram: mem, onData, onGuestOpen: o => opens.push(o) })
   const t = new VirtioMmioTransport(dev, { onInterrupt: () => irqs++ })
   const wr = (off: number, v: number) => t.write(off, 4, v)
   const rings = [0, 1, 2, 3].map(i => new Ring(mem, 0x1_0000 * (i + 1), 16))
@@ -221,5 +229,55 @@ describe('virtio-console with one named port', () => {
     wr(R.STATUS, S.ACKNOWLEDGE | S.DRIVER | S.FEATURES_OK | S.DRIVER_OK)
     expect(t.read(R.STATUS, 4) & S.DEVICE_NEEDS_RESET).toBe(S.DEVICE_NEEDS_RESET)
     expect(t.isActivated).toBe(false)
+  })
+})
+
+/** The kvm channel path: guest writes arrive in the device's queue handler (an MMIO write), then the session. */
+describe('virtio-console carrying the channel, with a guest that misbehaves', () => {
+  const frame = (msg: unknown) => encodeFrame(FrameType.Control, Buffer.from(JSON.stringify(msg)))
+  const healthy = (g: ReturnType<typeof boot>) => expect(g.t.read(R.STATUS, 4) & S.DEVICE_NEEDS_RESET).toBe(0)
+
+  it('a malformed message ends the session with one line; the device keeps serving its queues', async () => {
+    let channel!: ChannelStream
+    const g = boot({ onData: b => channel.fromGuest(b) })
+    channel = new ChannelStream(b => g.dev.send(b))
+    const vm = fakeVm(channel, () => channel.vmGone())
+    const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-console-'))
+    try {
+      const started = startSession(vm, { t0: performance.now(), imageMs: 0, timeoutS: 600, tmpDir })
+      g.sendOn(Q.TX, frame({ kind: 'hello', uptimeMs: 1, nodeVersion: 'v20' }))
+      const session = await started
+      // Once threw inside the session's listener, through push() into this MMIO write: the device
+      // failed (NEEDS_RESET), the guest's writes stalled and the run waited for its timeout.
+      expect(() => g.sendOn(Q.TX, frame({ kind: 'scheduler-exited', scheduler: 'scx_simple' }))).not.toThrow()
+      healthy(g)
+      expect(await session.done).toEqual({ kind: 'malformed-message', message: 'guest sent a malformed scheduler-exited message: exit: missing' })
+      expect(vm.kills).toBe(1)
+      g.sendOn(Q.TX, Buffer.from('after'))
+      expect(g.rings[Q.TX]!.used().map(u => u.len)).toEqual([0, 0, 0])
+      healthy(g)
+    } finally {
+      fs.rmSync(tmpDir, { recursive: true, force: true })
+    }
+  })
+
+  it('a reader that throws is not a device fault', () => {
+    const g = boot({ onData: () => { throw new Error('reader bug') } })
+    g.sendOn(Q.TX, Buffer.from('one'))
+    g.sendOn(Q.TX, Buffer.from('two'))
+    expect(g.rings[Q.TX]!.used()).toHaveLength(2)
+    healthy(g)
+  })
+
+  it('ChannelStream: a throwing data listener ends the stream with its error instead of throwing into the device', async () => {
+    const channel = new ChannelStream(() => {})
+    channel.on('data', () => {
+      throw new Error('listener bug')
+    })
+    const failed = new Promise<Error>(resolve => channel.once('error', resolve))
+    await new Promise(resolve => setImmediate(resolve)) // flowing: push() now emits 'data' synchronously
+    expect(() => channel.fromGuest(Buffer.from('x'))).not.toThrow()
+    expect((await failed).message).toBe('listener bug')
+    expect(() => channel.fromGuest(Buffer.from('y'))).not.toThrow()
   })
 })

@@ -172,9 +172,18 @@ export class VirtioConsole implements VirtioDevice {
   private drainTransmit(): void {
     this.drain(CONSOLE_QUEUE.TX, chain => {
       const bytes = this.readChain(chain)
-      if (bytes.length > 0) this.opts.onData(bytes)
+      if (bytes.length > 0) this.deliver(bytes)
       return 0
     })
+  }
+
+  /** The consumer's failure is not the device's: the queue keeps going (and the guest with it). */
+  private deliver(bytes: Uint8Array): void {
+    try {
+      this.opts.onData(bytes)
+    } catch (e) {
+      log.warn(`virtio-console: the channel's reader failed: ${e instanceof Error ? e.message : String(e)}`)
+    }
   }
 
   private drainControl(): void {

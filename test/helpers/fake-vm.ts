@@ -1,0 +1,52 @@
+/**
+ * A VmProcess without a VM, for driving the real session code (src/vm/session-runner.ts) over a
+ * real byte stream: the test plays the guest by writing frames into the channel's other end.
+ * kill() ends the "VM": the channel closes and `exited` settles, as when a VMM dies; the guest
+ * closing its end is the VM powering off.
+ */
+import fs from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import type { Duplex } from 'node:stream'
+import { ConsoleLog } from '../../src/vm/console.js'
+import type { VmExit, VmProcess } from '../../src/vm/vm-process.js'
+
+export interface FakeVm extends VmProcess {
+  readonly kills: number
+}
+
+export function fakeVm(channel: Duplex, onGone: () => void = () => channel.destroy()): FakeVm {
+  let settle!: (e: VmExit) => void
+  const exited = new Promise<VmExit>((r) => (settle = r))
+  let kills = 0
+  // The guest end closing is the VM powering off.
+  channel.once('close', () => settle({ code: 0, signal: null, stderr: '' }))
+  return {
+    console: new ConsoleLog(),
+    channel: Promise.resolve(channel),
+    exited,
+    startedAt: performance.now(),
+    get kills() {
+      return kills
+    },
+    kill() {
+      if (kills++ > 0) return
+      onGone()
+      settle({ code: null, signal: 'SIGKILL', stderr: '' })
+    },
+  }
+}
+
+/** A connected pair of unix sockets (host end, guest end), as QEMU's channel socket gives. */
+export async function unixSocketPair(): Promise<{ host: net.Socket; guest: net.Socket; dir: string }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-fakevm-'))
+  const server = net.createServer()
+  const sock = path.join(dir, 'channel.sock')
+  await new Promise<void>((r) => server.listen(sock, r))
+  const accepted = new Promise<net.Socket>((r) => server.once('connection', r))
+  const guest = net.connect(sock)
+  const host = await accepted
+  server.close()
+  return { host, guest, dir }
+}
