@@ -60,3 +60,8 @@ export function chunked(bytes: Uint8Array, cuts: readonly number[]): Uint8Array[
 
 /** An error message a user sees as one line. */
 export const isOneLine = (msg: string) => msg.length > 0 && !/[\r\n\u2028\u2029]/.test(msg)
+
+/** A cheap assertion for hot fuzz loops (expect() costs more than the code under test). */
+export function check(cond: unknown, what: string | (() => string)): asserts cond {
+  if (!cond) throw new Error(typeof what === 'string' ? what : what())
+}
