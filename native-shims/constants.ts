@@ -18,6 +18,15 @@ export const O_NOFOLLOW = 0o400000
 export const O_CLOEXEC = 0o2000000
 export const O_SYNC = 0o4010000
 
+// fcntl(2): open file description locks and struct flock's l_type, l_whence
+export const F_OFD_GETLK = 36
+export const F_OFD_SETLK = 37
+export const F_OFD_SETLKW = 38
+export const F_RDLCK = 0
+export const F_WRLCK = 1
+export const F_UNLCK = 2
+export const SEEK_SET = 0
+
 // mmap(2)
 export const PROT_NONE = 0
 export const PROT_READ = 1

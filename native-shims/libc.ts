@@ -2,7 +2,7 @@
 // Node-style errors. koffi is loaded on the first call, not at import (see koffi.ts).
 import util from 'node:util'
 import { koffi, type KoffiModule } from './koffi.js'
-import { MAP_FAILED } from './constants.js'
+import { MAP_FAILED, SEEK_SET } from './constants.js'
 
 /** Memory koffi can pass as a `void *`: JS memory (no copy) or a raw address. */
 export type Memory = ArrayBufferView | bigint
@@ -21,7 +21,7 @@ type CFn = (...args: any[]) => any
 interface Libc {
   k: KoffiModule
   open: CFn; close: CFn; read: CFn; write: CFn
-  ioctlPtr: CFn; ioctlVal: CFn
+  ioctlPtr: CFn; ioctlVal: CFn; fcntlPtr: CFn
   mmap: CFn; munmap: CFn; eventfd: CFn
   preadv: CFn; pwritev: CFn; fdatasync: CFn
   mount: CFn; umount2: CFn; reboot: CFn; sync: CFn
@@ -49,6 +49,8 @@ function L(): Libc {
     // twice as fast through koffi. Value slots are `unsigned long`: koffi sign-extends `int`.
     ioctlPtr: lib.func('ioctl', 'int', ['int', 'unsigned long', 'void *']),
     ioctlVal: lib.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']),
+    // Variadic like ioctl; a fixed pointer third argument is ABI-safe the same way.
+    fcntlPtr: lib.func('fcntl', 'int', ['int', 'int', 'void *']),
     mmap: lib.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)'),
     munmap: lib.func('int munmap(void *addr, size_t length)'),
     eventfd: lib.func('int eventfd(unsigned int initval, int flags)'),
@@ -155,6 +157,32 @@ export function tryIoctlPtr(fd: number, request: number, arg: Memory | null): nu
 export function tryIoctlVal(fd: number, request: number, value: number | bigint): number {
   const ret = L().ioctlVal(fd, request, value) as number
   return ret === -1 ? -L().k.errno() : ret
+}
+
+/** struct flock's fields (F_RDLCK/F_WRLCK/F_UNLCK; byte range from the file's start; pid as the kernel reports it). */
+export interface FileLock {
+  type: number
+  start: number
+  len: number
+  pid: number
+}
+
+// struct flock on x86_64/arm64: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid.
+const FLOCK = { size: 32, type: 0, whence: 2, start: 8, len: 16, pid: 24 } as const
+
+/**
+ * fcntl(2) with a struct flock (F_OFD_SETLK, F_OFD_GETLK, …) over bytes [start, start+len).
+ * Returns the struct as the kernel left it: for a GETLK, the first conflicting lock (pid -1 for
+ * an OFD lock), or type F_UNLCK when none conflicts.
+ */
+export function fcntlLock(fd: number, cmd: number, lock: Pick<FileLock, 'type' | 'start' | 'len'>): FileLock {
+  const b = Buffer.alloc(FLOCK.size)
+  b.writeInt16LE(lock.type, FLOCK.type)
+  b.writeInt16LE(SEEK_SET, FLOCK.whence)
+  b.writeBigInt64LE(BigInt(lock.start), FLOCK.start)
+  b.writeBigInt64LE(BigInt(lock.len), FLOCK.len)
+  check(L().fcntlPtr(fd, cmd, b), 'fcntl')
+  return { type: b.readInt16LE(FLOCK.type), start: Number(b.readBigInt64LE(FLOCK.start)), len: Number(b.readBigInt64LE(FLOCK.len)), pid: b.readInt32LE(FLOCK.pid) }
 }
 
 /** Returns the mapping's address. `addr` is a hint, or the exact place with MAP_FIXED. */
@@ -298,6 +326,23 @@ export function siginterrupt(sig: number, interrupt: boolean): void {
 /** The first real-time signal available to applications (glibc reserves the lowest ones). */
 export function sigrtmin(): number {
   return L().sigrtmin() as number
+}
+
+let interrupt: number | undefined
+
+/**
+ * The signal that interrupts another thread's blocking syscall (tgkill it to that thread): a
+ * real-time signal with the do-nothing handler and no SA_RESTART, installed once per process
+ * (handlers are process-wide). The vCPU kick and the blk worker's stop use it.
+ */
+export function interruptSignal(): number {
+  if (interrupt === undefined) {
+    const sig = sigrtmin() + 4
+    signal(sig, 'noop')
+    siginterrupt(sig, true)
+    interrupt = sig
+  }
+  return interrupt
 }
 
 /**

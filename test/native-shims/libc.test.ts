@@ -251,6 +251,35 @@ describe('constants', () => {
   })
 })
 
+describe('fcntlLock', () => {
+  const reason = hasGcc() ? undefined : 'gcc is missing'
+  it.skipIf(reason !== undefined)('lays out struct flock as the C headers do', () => {
+    const fields = ['l_type', 'l_whence', 'l_start', 'l_len', 'l_pid']
+    const facts = [{ key: 'size', cExpr: 'sizeof(struct flock)' }, ...fields.map((f) => ({ key: f, cExpr: `offsetof(struct flock, ${f})` }))]
+    const truth = JSON.parse(compileAndRun(factsProgram(['fcntl.h'], facts, ['_GNU_SOURCE']))) as Record<string, number>
+    expect(truth).toEqual({ size: 32, l_type: 0, l_whence: 2, l_start: 8, l_len: 16, l_pid: 24 })
+  })
+
+  it('OFD locks: two descriptions of one file conflict, even in one process; GETLK reports the holder', () => {
+    const file = path.join(dir, 'locked')
+    fs.writeFileSync(file, 'x')
+    const a = libc.open(file, O_RDWR | O_CLOEXEC)
+    const b = libc.open(file, O_RDWR | O_CLOEXEC)
+    try {
+      libc.fcntlLock(a, C.F_OFD_SETLK, { type: C.F_RDLCK, start: 100, len: 2 })
+      expect(libc.fcntlLock(b, C.F_OFD_GETLK, { type: C.F_WRLCK, start: 101, len: 1 })).toEqual({ type: C.F_RDLCK, start: 100, len: 2, pid: -1 })
+      expect(libc.fcntlLock(b, C.F_OFD_GETLK, { type: C.F_WRLCK, start: 102, len: 1 }).type).toBe(C.F_UNLCK)
+      expect(libc.fcntlLock(a, C.F_OFD_GETLK, { type: C.F_WRLCK, start: 100, len: 1 }).type).toBe(C.F_UNLCK) // its own
+      libc.fcntlLock(b, C.F_OFD_SETLK, { type: C.F_RDLCK, start: 100, len: 1 }) // read locks share
+      expect(thrown(() => libc.fcntlLock(b, C.F_OFD_SETLK, { type: C.F_WRLCK, start: 100, len: 1 }))).toMatchObject({ code: 'EAGAIN', syscall: 'fcntl' })
+      libc.close(a) // the last descriptor of a description drops its locks
+      expect(libc.fcntlLock(b, C.F_OFD_GETLK, { type: C.F_WRLCK, start: 101, len: 1 }).type).toBe(C.F_UNLCK)
+    } finally {
+      libc.close(b)
+    }
+  })
+})
+
 describe('compiled module', () => {
   const root = fileURLToPath(new URL('../../', import.meta.url))
   const built = path.join(root, 'dist/native-shims/libc.js')
