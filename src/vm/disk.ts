@@ -5,6 +5,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { KtstrError } from '../util/errors.js'
+import { checkDiskLock } from './disk-lock.js'
 
 export interface DiskSpec {
   path: string
@@ -28,7 +29,10 @@ export function parseDiskSpec(text: string, baseDir = process.cwd()): DiskSpec {
   return disk
 }
 
-/** The disk file must exist and be a regular file (or block device) the host can open. */
+/**
+ * The disk file must exist, be a regular file (or block device) the host can open, and not be in
+ * use by another guest of either backend or a QEMU (disk-lock.ts).
+ */
 export function checkDisk(d: DiskSpec): void {
   let st: fs.Stats
   try {
@@ -42,6 +46,7 @@ export function checkDisk(d: DiskSpec): void {
   } catch {
     throw new KtstrError(`disk ${d.path} is not ${d.readOnly ? 'readable' : 'read-writable'} by this user${d.readOnly ? '' : '; add ,ro for a read-only disk'}`)
   }
+  checkDiskLock(d.path, d.readOnly)
 }
 
 /** QEMU's virtio-blk for the disk, with QEMU's own throttling (block/throttle-groups). */

@@ -13,6 +13,8 @@ import * as libc from '../../../native-shims/libc.js'
 import { KtstrError } from '../../util/errors.js'
 import { log } from '../../util/log.js'
 import type { DiskSpec } from '../disk.js'
+import { lockDisk } from '../disk-lock.js'
+import { openDiskFile } from './devices/blk/backing.js'
 import { VirtioBlkDevice } from './devices/blk/device.js'
 import type { ThrottleOptions } from './devices/blk/throttle.js'
 import { MMIO_REG, VirtioMmioTransport, virtioMmioCmdline } from './devices/virtio-mmio.js'
@@ -40,6 +42,8 @@ export interface KvmDisk {
   readonly kickFd: number
   /** The irqfd on the window's IRQ. */
   readonly irqFd: number
+  /** The image, open (and locked, as QEMU locks it) for the VM's life; the blk worker borrows it. */
+  readonly fileFd: number
 }
 
 export interface KvmDisks {
@@ -47,10 +51,18 @@ export interface KvmDisks {
   /** The `virtio_mmio.device=` parameters, in disk order. */
   readonly cmdline: readonly string[]
   /**
-   * Stops every blk worker thread (each fdatasyncs and closes its backing) and closes the
-   * eventfds. Call once no vCPU runs and before guest RAM is unmapped; never rejects.
+   * Stops every blk worker thread (each fdatasyncs its backing; bounded, see BlkWorker.stop) and
+   * closes the eventfds and images (dropping their locks). Call once no vCPU runs and before guest
+   * RAM is unmapped; never rejects.
    */
   close(): Promise<void>
+  /**
+   * Resolves once every blk worker thread has exited: guest RAM may be unmapped then. Already
+   * resolved after close() unless a thread is stuck in an uninterruptible backing call.
+   */
+  readonly gone: () => Promise<void>
+  /** Worker threads still alive (after close(): stuck ones). */
+  readonly liveThreads: () => number
 }
 
 /**
@@ -85,13 +97,16 @@ export function attachDisks(specs: readonly DiskSpec[], deps: { vm: DiskEventfds
   }
   try {
     specs.forEach((spec, i) => {
+      const fileFd = openDiskFile(spec.path, spec.readOnly)
+      fds.push(fileFd)
+      lockDisk(fileFd, spec.path, spec.readOnly)
       const window = virtioMmioWindow(FIRST_DISK_WINDOW + i)
       // The worker blocks in read() on the kick fd; the irqfd is only ever written.
       const kickFd = eventfd(0)
       const irqFd = eventfd(EFD_NONBLOCK)
       const throttle = diskThrottle(spec)
       const device = new VirtioBlkDevice({
-        backing: { kind: 'file', path: spec.path, readOnly: spec.readOnly },
+        backing: { kind: 'file', path: spec.path, readOnly: spec.readOnly, fd: fileFd },
         ram: deps.ram,
         kickFd,
         irqFd,
@@ -110,7 +125,7 @@ export function attachDisks(specs: readonly DiskSpec[], deps: { vm: DiskEventfds
         read: (off, size) => transport.read(off, size),
         write: (off, size, v) => transport.write(off, size, Number(v)),
       })
-      disks.push({ spec, window, device, transport, kickFd, irqFd })
+      disks.push({ spec, window, device, transport, kickFd, irqFd, fileFd })
     })
   } catch (e) {
     closeFds()
@@ -132,7 +147,13 @@ export function attachDisks(specs: readonly DiskSpec[], deps: { vm: DiskEventfds
             }
           }),
         )
+        // Safe even with a thread left behind: it was terminated, so it runs no more JavaScript,
+        // and a syscall still in flight holds its own reference to the file.
         closeFds()
       })()),
+    gone: async () => {
+      await Promise.all(disks.map((d) => d.device.threadsGone()))
+    },
+    liveThreads: () => disks.reduce((n, d) => n + d.device.liveThreads, 0),
   }
 }

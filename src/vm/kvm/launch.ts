@@ -6,8 +6,7 @@
  */
 import fs from 'node:fs'
 import { KVM_CAP } from '../../../native-shims/kvm/abi.js'
-import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_SHARED, PROT_READ, PROT_WRITE } from '../../../native-shims/constants.js'
-import { mmap, munmap, sigrtmin, view } from '../../../native-shims/libc.js'
+import { interruptSignal } from '../../../native-shims/libc.js'
 import { cpuCount, type Topology } from '../../topology/topology.js'
 import { KtstrError } from '../../util/errors.js'
 import { log } from '../../util/log.js'
@@ -27,10 +26,10 @@ import { VirtioMmioTransport, virtioMmioCmdline } from './devices/virtio-mmio.js
 import { attachDisks, type KvmDisks } from './disks.js'
 import { Bus } from './io-bus.js'
 import { stackWords } from './guest-stack.js'
-import { GuestMemory } from './memory/guest-memory.js'
+import { mapHostRam, type HostRam } from './memory/host-ram.js'
 import { MiB, virtioMmioWindow, x86MemoryLayout } from './memory/layout.js'
 import { COM1, I8042_COMMAND_PORT, I8042_RESET_CPU, UART_PORT_COUNT } from './platform.js'
-import { encodeCpuid, KvmSystem } from './system.js'
+import { encodeCpuid, KvmSystem, type KvmVm } from './system.js'
 import { apicId } from './topology-ids.js'
 import { TerminalReason, type CpuState, type VcpuReport } from './vcpu/protocol.js'
 import { VcpuThread, type AccessResult, type DeviceAccess, type VcpuExit } from './vcpu/thread.js'
@@ -60,9 +59,15 @@ export function cpuStateOf(entry: EntryState): CpuState {
 export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmProcess> {
   const startedAt = performance.now()
   const sys = new KvmSystem()
-  const vm = sys.createVm()
+  let vm: KvmVm
+  try {
+    vm = sys.createVm()
+  } catch (e) {
+    sys.close()
+    throw e
+  }
   const t = plan.topology
-  const mapped: { addr: bigint; size: number }[] = []
+  let ram: HostRam | undefined
   const threads: VcpuThread[] = []
   let disks: KvmDisks | undefined
   let serialBuf: number[] = []
@@ -74,13 +79,9 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
   try {
     vm.setupInterruptControllers()
     const layout = x86MemoryLayout(plan.memoryMib * MiB)
-    const regions = layout.ram.map((r, slot) => {
-      const addr = mmap(r.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE)
-      mapped.push({ addr, size: r.size })
-      vm.setMemoryRegion(slot, r.base, r.size, addr)
-      return { base: r.base, bytes: new Uint8Array(view(addr, r.size)), hostAddress: addr }
-    })
-    const mem = new GuestMemory(regions)
+    ram = mapHostRam(layout)
+    ram.slots.forEach((r, slot) => vm.setMemoryRegion(slot, r.base, r.size, r.hostAddress))
+    const mem = ram.memory
 
     // Devices.
     const io = new Bus('io')
@@ -145,7 +146,7 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
     const withholdPv = withheldPvFeatures(process.env.KTSTR_KVM_WITHHOLD_PV)
     const tscDeadline = sys.checkExtension(KVM_CAP.TSC_DEADLINE_TIMER!) > 0
     const runMmapSize = sys.vcpuMmapSize()
-    const kickSignal = sigrtmin() + 4
+    const kickSignal = interruptSignal()
     const errors: string[] = []
     // KTSTR_LOG=debug: exit statistics, and every REPORT_EVERY_MS each vCPU's RIP (to see where a stuck guest is).
     let deviceMs = 0
@@ -212,7 +213,7 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
       flushSerial()
       console.close()
       channel.vmGone()
-      teardown(vm, sys, mapped)
+      teardown(vm, sys, ram, disks)
       return describeExit(first, all, errors)
     })
     return {
@@ -226,7 +227,7 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
     for (const th of threads) th.kick()
     await Promise.all(threads.map((th) => th.exited.catch(() => undefined)))
     await disks?.close()
-    teardown(vm, sys, mapped)
+    teardown(vm, sys, ram, disks)
     throw e
   }
 }
@@ -250,10 +251,17 @@ export function withheldPvFeatures(env: string | undefined): readonly KvmPvFeatu
   return names as KvmPvFeature[]
 }
 
-function teardown(vm: { close(): void }, sys: KvmSystem, mapped: { addr: bigint; size: number }[]): void {
+/**
+ * Closes the VM and /dev/kvm and unmaps guest RAM — once every blk worker thread is gone: one
+ * left stuck in a backing call (disks.close() gave up on it) may still write into guest RAM from
+ * the kernel, so its RAM stays mapped until that call returns.
+ */
+function teardown(vm: { close(): void }, sys: KvmSystem, ram: HostRam | undefined, disks: KvmDisks | undefined): void {
   vm.close()
   sys.close()
-  for (const m of mapped.splice(0)) munmap(m.addr, m.size)
+  if (!disks?.liveThreads()) return ram?.unmap()
+  log.warn('kvm: guest RAM stays mapped until the stuck virtio-blk worker thread returns')
+  void disks.gone().then(() => ram?.unmap())
 }
 
 function describeExit(first: VcpuExit, all: VcpuExit[], errors: string[]): VmExit {

@@ -136,13 +136,15 @@ describe('attachDisks', () => {
       expect(features(b) & (1 << VIRTIO_BLK_F_RO)).toBe(1 << VIRTIO_BLK_F_RO)
       expect(a.device.options.throttle).toBeUndefined()
       expect(b.device.options.throttle).toEqual({ iops: { rate: 50, burst: 5 } })
-      expect(b.device.options.backing).toEqual({ kind: 'file', path: ro, readOnly: true })
+      // The VMM opened (and locked) the image; the blk worker borrows that descriptor.
+      expect(b.device.options.backing).toEqual({ kind: 'file', path: ro, readOnly: true, fd: b.fileFd })
     } finally {
       await d.close()
     }
     for (const x of d.disks) {
       expect(isOpen(x.kickFd)).toBe(false)
       expect(isOpen(x.irqFd)).toBe(false)
+      expect(isOpen(x.fileFd)).toBe(false)
     }
     await d.close() // idempotent
   })

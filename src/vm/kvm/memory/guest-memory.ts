@@ -13,7 +13,7 @@
  * virtio-blk use.
  */
 import { koffi } from '../../../../native-shims/koffi.js'
-import type { GuestRam, GuestRamRegion } from '../virtio/guest-ram.js'
+import { hostSpan, type GuestRam, type GuestRamRegion } from '../virtio/guest-ram.js'
 import { hex } from './address.js'
 
 export class GuestMemoryError extends RangeError {
@@ -95,9 +95,16 @@ export class GuestMemory implements GuestRam {
     return m
   }
 
-  /** [gpa, gpa+len) lies in one region (so `view` and `hostAddress` work on it). */
+  /**
+   * [gpa, gpa+len) lies in one region, or spans regions contiguous in host memory too (so
+   * `hostAddress` works on it; `view` needs one region).
+   */
   contains(gpa: number, len: number): boolean {
-    return this.find(gpa, len) !== undefined
+    return this.find(gpa, len) !== undefined || this.span(gpa, len) !== undefined
+  }
+
+  private span(gpa: number, len: number): bigint | undefined {
+    return hostSpan(this.maps, gpa, len, (m) => [m.base, m.end], hostOf)
   }
 
   /** Every byte of [gpa, gpa+len) is RAM, possibly spread over adjacent regions. */
@@ -176,14 +183,14 @@ export class GuestMemory implements GuestRam {
     const m = this.find(gpa, 2)
     if (!m) return this.slowRead(gpa, 2)
     const off = gpa - m.base
-    return m.u16 && (off & 1) === 0 ? Atomics.load(m.u16, off >> 1) : m.dv.getUint16(off, true)
+    return m.u16 && (off & 1) === 0 ? Atomics.load(m.u16, off >>> 1) : m.dv.getUint16(off, true)
   }
 
   readU32(gpa: number): number {
     const m = this.find(gpa, 4)
     if (!m) return this.slowRead(gpa, 4)
     const off = gpa - m.base
-    return m.u32 && (off & 3) === 0 ? Atomics.load(m.u32, off >> 2) : m.dv.getUint32(off, true)
+    return m.u32 && (off & 3) === 0 ? Atomics.load(m.u32, off >>> 2) : m.dv.getUint32(off, true)
   }
 
   readU64(gpa: number): bigint {
@@ -201,7 +208,7 @@ export class GuestMemory implements GuestRam {
     const m = this.find(gpa, 2)
     if (!m) return this.slowWrite(gpa, 2, value)
     const off = gpa - m.base
-    if (m.u16 && (off & 1) === 0) Atomics.store(m.u16, off >> 1, value)
+    if (m.u16 && (off & 1) === 0) Atomics.store(m.u16, off >>> 1, value)
     else m.dv.setUint16(off, value, true)
   }
 
@@ -209,7 +216,7 @@ export class GuestMemory implements GuestRam {
     const m = this.find(gpa, 4)
     if (!m) return this.slowWrite(gpa, 4, value)
     const off = gpa - m.base
-    if (m.u32 && (off & 3) === 0) Atomics.store(m.u32, off >> 2, value >>> 0)
+    if (m.u32 && (off & 3) === 0) Atomics.store(m.u32, off >>> 2, value >>> 0)
     else m.dv.setUint32(off, value >>> 0, true)
   }
 
@@ -236,11 +243,13 @@ export class GuestMemory implements GuestRam {
     this.write(gpa, b)
   }
 
-  /** Host pointer of gpa; [gpa, gpa+len) must lie in one region. */
+  /** Host pointer of gpa; [gpa, gpa+len) must be contiguous in host memory (see contains). */
   hostAddress(gpa: number, len: number): bigint {
-    const m = this.at(gpa, len)
-    m.host ??= koffi().address(m.bytes) as bigint
-    return m.host + BigInt(gpa - m.base)
+    const m = this.find(gpa, len)
+    if (m) return hostOf(m) + BigInt(gpa - m.base)
+    const addr = this.span(gpa, len)
+    if (addr === undefined) throw new GuestMemoryError(gpa, len, this.isMapped(gpa, len) ? 'is not contiguous in host memory' : 'is outside guest RAM')
+    return addr
   }
 
   /**
@@ -258,6 +267,10 @@ export class GuestMemory implements GuestRam {
   }
 }
 
+function hostOf(m: Mapped): bigint {
+  return (m.host ??= koffi().address(m.bytes) as bigint)
+}
+
 function toMapped(r: GuestRegion): Mapped {
   if (!Number.isSafeInteger(r.base) || r.base < 0) throw new RangeError(`guest region base ${r.base} is not an address`)
   const b = r.bytes
@@ -267,8 +280,8 @@ function toMapped(r: GuestRegion): Mapped {
     end: r.base + b.length,
     bytes: b,
     dv: new DataView(b.buffer, b.byteOffset, b.byteLength),
-    u16: aligned(2) ? new Uint16Array(b.buffer, b.byteOffset, b.byteLength >> 1) : undefined,
-    u32: aligned(4) ? new Uint32Array(b.buffer, b.byteOffset, b.byteLength >> 2) : undefined,
+    u16: aligned(2) ? new Uint16Array(b.buffer, b.byteOffset, Math.floor(b.byteLength / 2)) : undefined,
+    u32: aligned(4) ? new Uint32Array(b.buffer, b.byteOffset, Math.floor(b.byteLength / 4)) : undefined,
     host: r.hostAddress,
   }
 }

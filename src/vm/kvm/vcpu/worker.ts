@@ -26,6 +26,7 @@ import {
   ioctlPtr,
   ioctlVal,
   mmap,
+  munmap,
   siginterrupt,
   signal,
   tryIoctlVal,
@@ -277,14 +278,23 @@ function main(): void {
   signal(data.kickSignal, 'noop')
   siginterrupt(data.kickSignal, true)
   const vcpu = ioctlVal(data.vmFd, KVM_IOCTL.CREATE_VCPU, data.id)
-  const runAddr = mmap(data.runMmapSize, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0)
-  const run = new DataView(view(runAddr, data.runMmapSize))
-  ioctlPtr(vcpu, KVM_IOCTL.SET_CPUID2, Buffer.from(data.cpuid.buffer, data.cpuid.byteOffset, data.cpuid.byteLength))
-  if (data.xcr0 !== undefined) setXcr0(vcpu, data.xcr0)
-  initFpu(vcpu)
-  setMsrs(vcpu, data.msrs)
-  initLapicLints(vcpu)
-  if (data.boot) loadBootState(vcpu, data.boot)
+  let runAddr: bigint | undefined
+  let run: DataView
+  try {
+    runAddr = mmap(data.runMmapSize, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0)
+    run = new DataView(view(runAddr, data.runMmapSize))
+    ioctlPtr(vcpu, KVM_IOCTL.SET_CPUID2, Buffer.from(data.cpuid.buffer, data.cpuid.byteOffset, data.cpuid.byteLength))
+    if (data.xcr0 !== undefined) setXcr0(vcpu, data.xcr0)
+    initFpu(vcpu)
+    setMsrs(vcpu, data.msrs)
+    initLapicLints(vcpu)
+    if (data.boot) loadBootState(vcpu, data.boot)
+  } catch (e) {
+    // Set-up failed: the main thread never learns of the fd or the run page, so they go here.
+    if (runAddr !== undefined) munmap(runAddr, data.runMmapSize)
+    close(vcpu)
+    throw e
+  }
   parentPort!.postMessage({ kind: 'ready', tid: gettid(), pid: getpid(), runAddr })
   // A guest that sends its INIT/SIPI before the target vCPU exists would lose that CPU.
   while (!Atomics.load(ctl, Slot.Go) && !Atomics.load(ctl, Slot.Stop)) Atomics.wait(ctl, Slot.Go, 0, 1000)

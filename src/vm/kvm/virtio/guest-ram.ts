@@ -41,6 +41,25 @@ export type GuestRamRegion =
   | { readonly gpa: number; readonly sab: SharedArrayBuffer; readonly offset?: number; readonly len?: number }
   | { readonly gpa: number; readonly addr: bigint; readonly len: number }
 
+/**
+ * The host address of [gpa, gpa+len) when it spans regions adjacent in guest-physical space and
+ * contiguous in host memory too (one mmap seen through several views: a view is at most 4 GiB);
+ * undefined otherwise. `maps` are sorted by guest address.
+ */
+export function hostSpan<M>(maps: readonly M[], gpa: number, len: number, range: (m: M) => [number, number], host: (m: M) => bigint): bigint | undefined {
+  if (!(gpa >= 0 && len > 0 && Number.isSafeInteger(gpa + len))) return undefined
+  let i = maps.findIndex((m) => gpa >= range(m)[0] && gpa < range(m)[1])
+  if (i < 0) return undefined
+  const addr = host(maps[i]!) + BigInt(gpa - range(maps[i]!)[0])
+  let end = range(maps[i]!)[1]
+  while (end < gpa + len) {
+    const next = maps[++i]
+    if (!next || range(next)[0] !== end || host(next) !== addr + BigInt(end - gpa)) return undefined
+    end = range(next)[1]
+  }
+  return addr
+}
+
 interface Mapped {
   gpa: number
   end: number
@@ -85,29 +104,44 @@ export class RegionGuestRam implements GuestRam {
   }
 
   contains(gpa: number, len: number): boolean {
-    return this.find(gpa, len) !== undefined
+    return this.find(gpa, len) !== undefined || this.span(gpa, len) !== undefined
+  }
+
+  private span(gpa: number, len: number): bigint | undefined {
+    return hostSpan(this.maps, gpa, len, (m) => [m.gpa, m.end], (m) => m.host())
+  }
+
+  /** Calls fn for each region's piece of [gpa, gpa+len), which may span host-contiguous regions. */
+  private pieces(gpa: number, len: number, fn: (m: Mapped, off: number, n: number, done: number) => void): void {
+    const one = this.find(gpa, len)
+    if (one) return fn(one, gpa - one.gpa, len, 0)
+    if (this.span(gpa, len) === undefined) throw new GuestRamError(`guest range ${hex(gpa)}+${len} is outside guest RAM`)
+    for (let done = 0; done < len; ) {
+      const m = this.at(gpa + done, 1)
+      const n = Math.min(len - done, m.end - (gpa + done))
+      fn(m, gpa + done - m.gpa, n, done)
+      done += n
+    }
   }
 
   read(gpa: number, dst: Uint8Array): void {
-    const m = this.at(gpa, dst.length)
-    dst.set(m.bytes.subarray(gpa - m.gpa, gpa - m.gpa + dst.length))
+    this.pieces(gpa, dst.length, (m, off, n, done) => dst.set(m.bytes.subarray(off, off + n), done))
   }
 
   write(gpa: number, src: Uint8Array): void {
-    const m = this.at(gpa, src.length)
-    m.bytes.set(src, gpa - m.gpa)
+    this.pieces(gpa, src.length, (m, off, n, done) => m.bytes.set(src.subarray(done, done + n), off))
   }
 
   readU16(gpa: number): number {
     const m = this.at(gpa, 2)
     const off = gpa - m.gpa
-    return m.u16 && (off & 1) === 0 ? Atomics.load(m.u16, off >> 1) : m.dv.getUint16(off, true)
+    return m.u16 && (off & 1) === 0 ? Atomics.load(m.u16, off >>> 1) : m.dv.getUint16(off, true)
   }
 
   readU32(gpa: number): number {
     const m = this.at(gpa, 4)
     const off = gpa - m.gpa
-    return m.u32 && (off & 3) === 0 ? Atomics.load(m.u32, off >> 2) : m.dv.getUint32(off, true)
+    return m.u32 && (off & 3) === 0 ? Atomics.load(m.u32, off >>> 2) : m.dv.getUint32(off, true)
   }
 
   readU64(gpa: number): bigint {
@@ -118,14 +152,14 @@ export class RegionGuestRam implements GuestRam {
   writeU16(gpa: number, value: number): void {
     const m = this.at(gpa, 2)
     const off = gpa - m.gpa
-    if (m.u16 && (off & 1) === 0) Atomics.store(m.u16, off >> 1, value)
+    if (m.u16 && (off & 1) === 0) Atomics.store(m.u16, off >>> 1, value)
     else m.dv.setUint16(off, value, true)
   }
 
   writeU32(gpa: number, value: number): void {
     const m = this.at(gpa, 4)
     const off = gpa - m.gpa
-    if (m.u32 && (off & 3) === 0) Atomics.store(m.u32, off >> 2, value)
+    if (m.u32 && (off & 3) === 0) Atomics.store(m.u32, off >>> 2, value)
     else m.dv.setUint32(off, value, true)
   }
 
@@ -135,8 +169,11 @@ export class RegionGuestRam implements GuestRam {
   }
 
   hostAddress(gpa: number, len: number): bigint {
-    const m = this.at(gpa, len)
-    return m.host() + BigInt(gpa - m.gpa)
+    const m = this.find(gpa, len)
+    if (m) return m.host() + BigInt(gpa - m.gpa)
+    const addr = this.span(gpa, len)
+    if (addr === undefined) throw new GuestRamError(`guest range ${hex(gpa)}+${len} is outside guest RAM`)
+    return addr
   }
 
   /** The regions, to hand this RAM to a worker thread (as GuestMemory.workerRegions()). */
@@ -166,8 +203,8 @@ function mapRegion(r: GuestRamRegion): Mapped {
     end: r.gpa + bytes.length,
     bytes,
     dv: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength),
-    u16: aligned(2) ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 1) : undefined,
-    u32: aligned(4) ? new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 2) : undefined,
+    u16: aligned(2) ? new Uint16Array(bytes.buffer, bytes.byteOffset, Math.floor(bytes.byteLength / 2)) : undefined,
+    u32: aligned(4) ? new Uint32Array(bytes.buffer, bytes.byteOffset, Math.floor(bytes.byteLength / 4)) : undefined,
     host,
   }
 }

@@ -6,13 +6,14 @@ import { FileBacking, type Backing } from './backing.js'
 import { FaultyBacking, type FaultSchedule } from './faulty-backing.js'
 
 export type BackingSpec =
-  | { readonly kind: 'file'; readonly path: string; readonly readOnly?: boolean }
+  /** `fd`: the file already open in this process (the VMM's, holding its lock); borrowed, not closed. */
+  | { readonly kind: 'file'; readonly path: string; readonly readOnly?: boolean; readonly fd?: number }
   | { readonly kind: 'faulty'; readonly inner: BackingSpec; readonly schedule: FaultSchedule }
 
 export function openBacking(spec: BackingSpec): Backing {
   switch (spec.kind) {
     case 'file':
-      return FileBacking.open(spec.path, { readOnly: spec.readOnly ?? false })
+      return spec.fd === undefined ? FileBacking.open(spec.path, { readOnly: spec.readOnly ?? false }) : FileBacking.fromFd(spec.path, spec.fd, spec.readOnly ?? false)
     case 'faulty':
       return new FaultyBacking(openBacking(spec.inner), spec.schedule)
   }
@@ -28,4 +29,10 @@ export function describeBacking(spec: BackingSpec): { size: number; readOnly: bo
   } finally {
     b.close()
   }
+}
+
+/** The descriptor a backing opened itself and closes in close() (none when borrowed). */
+export function ownedFd(b: Backing): number | undefined {
+  if (b instanceof FaultyBacking) return ownedFd(b.inner)
+  return b instanceof FileBacking && b.owned ? b.fd : undefined
 }

@@ -46,36 +46,24 @@ export class FileBacking implements Backing {
     readonly fd: number,
     readonly size: number,
     readonly readOnly: boolean,
+    /** close() closes the fd; false when it is borrowed (fromFd). */
+    readonly owned: boolean,
   ) {}
 
   static open(path: string, opts: FileBackingOptions = {}): FileBacking {
     const readOnly = opts.readOnly ?? false
-    let fd: number
+    const fd = openDiskFile(path, readOnly)
     try {
-      fd = libc.open(path, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
-    } catch (e) {
-      const code = (e as { code?: string }).code
-      if (code === 'ENOENT') throw new KtstrError(`disk image ${path} does not exist; create it or fix the path`, { cause: e })
-      if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM') {
-        throw new KtstrError(`disk image ${path} cannot be opened ${readOnly ? 'for reading' : 'read-write'} (${code}); fix its permissions${readOnly ? '' : ' or attach it read-only'}`, { cause: e })
-      }
-      throw e
-    }
-    try {
-      const st = fs.fstatSync(fd)
-      let size = st.size
-      if (st.isBlockDevice()) {
-        const out = new BigUint64Array(1)
-        libc.ioctlPtr(fd, BLKGETSIZE64, out)
-        size = Number(out[0])
-      } else if (!st.isFile()) {
-        throw new KtstrError(`disk image ${path} is neither a regular file nor a block device`)
-      }
-      return new FileBacking(path, fd, size, readOnly)
+      return new FileBacking(path, fd, diskSize(path, fd), readOnly, true)
     } catch (e) {
       libc.close(fd)
       throw e
     }
+  }
+
+  /** Over a descriptor the caller keeps open (and closes): the VMM's, which holds the disk's lock. */
+  static fromFd(path: string, fd: number, readOnly: boolean): FileBacking {
+    return new FileBacking(path, fd, diskSize(path, fd), readOnly, false)
   }
 
   readAt(buf: Uint8Array, offset: number): number {
@@ -105,6 +93,32 @@ export class FileBacking implements Backing {
   close(): void {
     if (this.closed) return
     this.closed = true
-    libc.close(this.fd)
+    if (this.owned) libc.close(this.fd)
   }
+}
+
+/** open(2) of a disk image, read-only or read-write, with one-line errors for the usual causes. */
+export function openDiskFile(path: string, readOnly: boolean): number {
+  try {
+    return libc.open(path, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
+  } catch (e) {
+    const code = (e as { code?: string }).code
+    if (code === 'ENOENT') throw new KtstrError(`disk image ${path} does not exist; create it or fix the path`, { cause: e })
+    if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM') {
+      throw new KtstrError(`disk image ${path} cannot be opened ${readOnly ? 'for reading' : 'read-write'} (${code}); fix its permissions${readOnly ? '' : ' or attach it read-only'}`, { cause: e })
+    }
+    throw e
+  }
+}
+
+/** Bytes of a regular file or block device. */
+function diskSize(path: string, fd: number): number {
+  const st = fs.fstatSync(fd)
+  if (st.isBlockDevice()) {
+    const out = new BigUint64Array(1)
+    libc.ioctlPtr(fd, BLKGETSIZE64, out)
+    return Number(out[0])
+  }
+  if (!st.isFile()) throw new KtstrError(`disk image ${path} is neither a regular file nor a block device`)
+  return st.size
 }

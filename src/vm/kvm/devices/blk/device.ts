@@ -26,7 +26,7 @@ import { BlkQueueHandler } from './handler.js'
 import { encodeSerial } from './io.js'
 import type { DiskLimits } from './request.js'
 import { Throttle, type Clock, type ThrottleOptions } from './throttle.js'
-import { BlkWorker, type BlkWorkerResult } from './worker.js'
+import { BlkWorker, STOP_TIMEOUT_MS, type BlkWorkerResult } from './worker.js'
 
 export interface BlkDeviceOptions {
   readonly backing: BackingSpec
@@ -49,6 +49,8 @@ export interface BlkDeviceOptions {
   /** blk_size: the logical block size the guest should use. Default 512. */
   readonly blkSize?: number
   readonly throttle?: ThrottleOptions
+  /** How long a reset waits for the worker to leave a backing call before it is interrupted. Default 5 s. */
+  readonly stopTimeoutMs?: number
 }
 
 /** The driver's setup cannot be used; the transport sets DEVICE_NEEDS_RESET. */
@@ -79,9 +81,11 @@ export class VirtioBlkDevice implements VirtioDevice {
   readonly sizeMax: number
   readonly blkSize: number
   private readonly config: Uint8Array
-  private running: { worker: BlkWorker; kickFd: number; ownKick: boolean } | undefined
+  private running: { worker: BlkWorker; kickFd: number } | undefined
   private inlineState: Inline | undefined
   private readonly stopping = new Set<Promise<unknown>>()
+  /** Every worker thread spawned, until it exited. */
+  private readonly threads = new Set<BlkWorker>()
   private last: BlkWorkerResult | undefined
 
   constructor(readonly options: BlkDeviceOptions) {
@@ -181,10 +185,15 @@ export class VirtioBlkDevice implements VirtioDevice {
       if (ownKick !== undefined) libc.close(ownKick)
       throw e
     }
+    this.threads.add(worker)
+    void worker.gone.then(() => {
+      this.threads.delete(worker)
+      if (ownKick !== undefined) libc.close(ownKick)
+    })
     worker.ready.catch((e: unknown) => {
       if (this.running?.worker === worker) a.fail(e instanceof Error ? e.message : String(e))
     })
-    this.running = { worker, kickFd, ownKick: ownKick !== undefined }
+    this.running = { worker, kickFd }
   }
 
   private spawn(memory: ShareableGuestRam, queue: QueueConfig, eventIdx: boolean, kickFd: number, a: VirtioActivation): BlkWorker {
@@ -230,7 +239,8 @@ export class VirtioBlkDevice implements VirtioDevice {
 
   /**
    * Device reset (status 0): stops serving the queue. Blocks until the worker no longer touches
-   * guest memory (at most 5 s); its thread exits in the background (close() waits for it).
+   * guest memory (at most stopTimeoutMs); its thread exits in the background (close() waits for it,
+   * interrupting a backing call that hangs).
    */
   reset(): void {
     if (this.inlineState) {
@@ -240,21 +250,34 @@ export class VirtioBlkDevice implements VirtioDevice {
     const r = this.running
     this.running = undefined
     if (!r) return
-    if (!r.worker.quiesce()) log.warn('virtio-blk worker did not stop within 5 s of a device reset (a backing call is hanging)')
-    // An own kick eventfd lives until the thread exited (quiesce may have timed out).
-    const done = r.worker.stop().then((result) => {
-      if (r.ownKick) libc.close(r.kickFd)
+    const limit = this.options.stopTimeoutMs ?? STOP_TIMEOUT_MS
+    const quiet = r.worker.quiesce(limit)
+    if (!quiet) log.warn(`virtio-blk worker did not stop within ${limit / 1000} s of a device reset (a backing call is hanging); interrupting it`)
+    const done = r.worker.stop(quiet ? limit : 0).then((result) => {
       this.last = result ?? this.last
       this.stopping.delete(done)
     })
     this.stopping.add(done)
   }
 
-  /** Teardown: reset, then wait for every worker thread to exit. Resolves with the last worker's final stats. */
+  /**
+   * Teardown: reset, then wait for every worker thread to exit (bounded: see BlkWorker.stop).
+   * Resolves with the last worker's final stats.
+   */
   async close(): Promise<BlkWorkerResult | undefined> {
     this.reset()
     await Promise.all(this.stopping)
     return this.last
+  }
+
+  /** Worker threads that have not exited (after close(): ones stuck in an uninterruptible backing call). */
+  get liveThreads(): number {
+    return this.threads.size
+  }
+
+  /** Resolves once every worker thread spawned so far has exited (guest RAM may go then). */
+  async threadsGone(): Promise<void> {
+    await Promise.all([...this.threads].map((w) => w.gone))
   }
 
   /**

@@ -3,6 +3,7 @@
 // kind, so a test knows exactly what the device saw.
 import os from 'node:os'
 import util from 'node:util'
+import * as libc from '../../../../../native-shims/libc.js'
 import type { Backing, Iovec } from './backing.js'
 
 export type FaultCode = 'EINTR' | 'ENOSPC' | 'EIO'
@@ -19,6 +20,11 @@ export type FaultAction =
   | { readonly kind: 'error'; readonly code: FaultCode; readonly landed?: number }
   /** Sleep `ms` milliseconds, then pass the call through (slow I/O). */
   | { readonly kind: 'delay'; readonly ms: number }
+  /**
+   * Block in read(2) of `fd` — an eventfd nobody writes: a call stuck in the kernel, as with a
+   * hung NFS or FUSE server — then pass through once it is written; a signal makes it fail EINTR.
+   */
+  | { readonly kind: 'hang'; readonly fd: number }
 
 export type FaultOp = 'read' | 'write' | 'sync'
 
@@ -52,6 +58,12 @@ const sleepCell = new Int32Array(new SharedArrayBuffer(4))
 
 function sleep(ms: number): void {
   if (ms > 0) Atomics.wait(sleepCell, 0, 0, ms)
+}
+
+/** What a delay or hang action waits for before the call goes through (a hang may throw EINTR). */
+function stall(action: FaultAction): void {
+  if (action.kind === 'delay') sleep(action.ms)
+  else if (action.kind === 'hang') libc.read(action.fd, new BigUint64Array(1), 8)
 }
 
 /** The first `n` bytes of an iovec list. */
@@ -106,8 +118,14 @@ export class FaultyBacking implements Backing {
     const log = (done: number, error?: FaultCode) => this.events.push({ op, action, offset, requested, done, ...(error ? { error } : {}) })
     switch (action.kind) {
       case 'delay':
+      case 'hang':
       case 'pass': {
-        if (action.kind === 'delay') sleep(action.ms)
+        try {
+          stall(action)
+        } catch (e) {
+          log(0, (e as { code?: string }).code === 'EINTR' ? 'EINTR' : 'EIO')
+          throw e
+        }
         const done = doPrefix(requested)
         log(done)
         return done
@@ -146,7 +164,7 @@ export class FaultyBacking implements Backing {
     const action = this.queues.sync.shift() ?? PASS
     const error = action.kind === 'error' ? action.code : undefined
     this.events.push({ op: 'sync', action, offset: 0, requested: 0, done: 0, ...(error ? { error } : {}) })
-    if (action.kind === 'delay') sleep(action.ms)
+    stall(action)
     if (error) throw errnoError(error, 'fdatasync', ' [injected]')
     this.inner.syncData()
   }

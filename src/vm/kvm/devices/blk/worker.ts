@@ -3,7 +3,9 @@
 // available ring, and raises a used-buffer interrupt when the driver wants one (InterruptStatus
 // bit 0, then the irqfd). Teardown sets a stop flag in shared memory and writes the kick eventfd,
 // so the thread never stays blocked in native code, where it could not be terminated
-// (notes/koffi-ffi.md §3); the thread then fdatasyncs a writable backing and closes it.
+// (notes/koffi-ffi.md §3); the thread then fdatasyncs a writable backing and closes it. A thread
+// stuck in a backing call (a hung NFS or FUSE server) gets the interrupt signal (EINTR) and is
+// terminated: stop() is bounded, and what the thread opened is closed by the owner once it exits.
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -16,7 +18,7 @@ import { RegionGuestRam, type GuestRamRegion } from '../../virtio/guest-ram.js'
 import type { QueueConfig } from '../../virtio/queue-config.js'
 import { SplitQueue, type SplitQueueState } from '../../virtio/queue.js'
 import type { Backing } from './backing.js'
-import { openBacking, type BackingSpec } from './backing-spec.js'
+import { ownedFd, openBacking, type BackingSpec } from './backing-spec.js'
 import { SECTOR_SIZE } from './constants.js'
 import { BlkQueueHandler, type BlkHandlerStats } from './handler.js'
 import { encodeSerial } from './io.js'
@@ -55,7 +57,11 @@ const CTL_STOP = 0
 const CTL_WAKE = 1
 /** STATE_* (0 while starting): lets a synchronous reset wait until the thread no longer touches guest memory. */
 const CTL_STATE = 2
-const CTL_WORDS = 3
+/** The thread's kernel thread id, for the interrupt signal. */
+const CTL_TID = 3
+/** The backing fd the thread opened itself (-1: none): closed by the owner if the thread was terminated. */
+const CTL_FD = 4
+const CTL_WORDS = 5
 const STATE_RUNNING = 1
 const STATE_STOPPED = 2
 
@@ -85,6 +91,7 @@ export function runBlkWorker(data: BlkThreadData, post: (m: BlkWorkerMessage) =>
     Atomics.store(ctl, CTL_STATE, STATE_STOPPED)
     Atomics.notify(ctl, CTL_STATE)
   }
+  Atomics.store(ctl, CTL_TID, libc.gettid())
   let backing: Backing | undefined
   let handler: BlkQueueHandler
   let queue: SplitQueue
@@ -92,6 +99,7 @@ export function runBlkWorker(data: BlkThreadData, post: (m: BlkWorkerMessage) =>
     const ram = new RegionGuestRam(init.ram)
     queue = new SplitQueue(ram, init.queue, init.eventIdx, init.queueState)
     backing = openBacking(init.backing)
+    Atomics.store(ctl, CTL_FD, ownedFd(backing) ?? -1)
     const { irqFd, interruptStatus: isr } = init
     handler = new BlkQueueHandler({
       ram,
@@ -110,6 +118,7 @@ export function runBlkWorker(data: BlkThreadData, post: (m: BlkWorkerMessage) =>
       onBroken: (why) => post({ type: 'error', message: why }),
     })
   } catch (e) {
+    Atomics.store(ctl, CTL_FD, -1)
     backing?.close()
     post({ type: 'error', message: message(e) })
     stopped()
@@ -141,6 +150,7 @@ export function runBlkWorker(data: BlkThreadData, post: (m: BlkWorkerMessage) =>
     } catch (e) {
       post({ type: 'error', message: `fdatasync of the backing at stop failed: ${message(e)}` })
     }
+    Atomics.store(ctl, CTL_FD, -1)
     backing.close()
   }
   post({ type: 'stopped', stats: handler.stats, queueState: queue.state })
@@ -171,24 +181,45 @@ export interface BlkWorkerEvents {
   readonly onUsedBuffer?: () => void
 }
 
+/** How long stop() waits for the thread to leave on its own, then for a terminated thread to exit. */
+export const STOP_TIMEOUT_MS = 5000
+const TERMINATE_GRACE_MS = 1000
+
+/** Resolves true once `p` settled, false after `ms`. */
+function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)))
+  return Promise.race([p.then(() => true), late]).finally(() => clearTimeout(timer))
+}
+
 /** Host-side handle of a blk worker thread. */
 export class BlkWorker {
   /** Resolves once the thread opened the backing and validated the queue; rejects if it could not. */
   readonly ready: Promise<void>
+  /** Resolves once the thread has exited and what it opened is closed: only then may guest RAM go. */
+  readonly gone: Promise<void>
   private result: BlkWorkerResult | undefined
   private failure: string | undefined
   private started = false
-  private readonly exited: Promise<void>
+  private exited = false
   private readonly control: Int32Array
 
   private constructor(
-    worker: Worker,
+    private readonly worker: Worker,
     control: SharedArrayBuffer,
     private readonly kickFd: number,
     events: BlkWorkerEvents,
   ) {
     this.control = new Int32Array(control)
-    this.exited = new Promise((resolve) => worker.once('exit', () => resolve()))
+    this.gone = new Promise((resolve) =>
+      worker.once('exit', () => {
+        this.exited = true
+        // A terminated thread skipped its finally: the backing it opened is closed here.
+        const fd = Atomics.exchange(this.control, CTL_FD, -1)
+        if (fd >= 0) libc.close(fd)
+        resolve()
+      }),
+    )
     const fail = (why: string) => {
       this.failure ??= why
       if (this.started) {
@@ -231,6 +262,7 @@ export class BlkWorker {
   /** Starts the thread (synchronously; await `ready` to know it came up). */
   static spawn(init: BlkWorkerInit, events: BlkWorkerEvents = {}, script: URL = blkWorkerScript()): BlkWorker {
     const control = new SharedArrayBuffer(4 * CTL_WORDS)
+    new Int32Array(control)[CTL_FD] = -1
     const data: BlkThreadData = { init, control }
     const worker = new Worker(script, { workerData: data, name: 'ktstr-blk' })
     return new BlkWorker(worker, control, init.kickFd, events)
@@ -239,6 +271,11 @@ export class BlkWorker {
   /** Why the thread failed, if it did. */
   get error(): string | undefined {
     return this.failure
+  }
+
+  /** The thread has not exited yet. */
+  get running(): boolean {
+    return !this.exited
   }
 
   private requestStop(): void {
@@ -253,7 +290,7 @@ export class BlkWorker {
    * it no longer touches guest memory, at most `timeoutMs`. A request already popped is finished
    * first. Returns false on timeout (a backing call that hangs).
    */
-  quiesce(timeoutMs = 5000): boolean {
+  quiesce(timeoutMs = STOP_TIMEOUT_MS): boolean {
     this.requestStop()
     const end = performance.now() + timeoutMs
     for (;;) {
@@ -265,10 +302,28 @@ export class BlkWorker {
     }
   }
 
-  /** Stops the thread and waits for it to exit; resolves with its final stats (undefined if it never ran). */
-  async stop(): Promise<BlkWorkerResult | undefined> {
+  /**
+   * Stops the thread and waits for it to exit, at most `timeoutMs` plus a second: a thread still
+   * in a backing call then gets the interrupt signal (a blocking syscall returns EINTR) and is
+   * terminated at its next JavaScript step. Resolves with its final stats (undefined if it never
+   * ran or was terminated). A thread stuck beyond that (an uninterruptible sleep in the kernel)
+   * is left behind with a warning; `gone` resolves when it finally exits.
+   */
+  async stop(timeoutMs = STOP_TIMEOUT_MS): Promise<BlkWorkerResult | undefined> {
     this.requestStop()
-    await this.exited
+    if (await settlesWithin(this.gone, timeoutMs)) return this.result
+    const tid = Atomics.load(this.control, CTL_TID)
+    if (tid > 0 && !this.exited) {
+      try {
+        libc.tgkill(libc.getpid(), tid, libc.interruptSignal())
+      } catch {
+        /* it exited meanwhile */
+      }
+    }
+    void this.worker.terminate()
+    if (!(await settlesWithin(this.gone, TERMINATE_GRACE_MS))) {
+      log.warn('virtio-blk worker thread is stuck in a backing call the kernel does not interrupt; left behind (it exits when the call returns)')
+    }
     return this.result
   }
 }
