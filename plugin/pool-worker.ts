@@ -16,15 +16,16 @@ import { EventEmitter } from 'node:events'
 import v8 from 'node:v8'
 import type { TestError } from 'vitest'
 import type { PoolOptions, PoolTask, PoolWorker, WorkerRequest } from 'vitest/node'
-import { StreamId, type GuestMessage } from '../runtime/protocol/index.js'
-import { ENVELOPE_MARK, ENV_EXEC_ARGV, ENV_VITEST_DIST, isEnvelope } from '../runtime/protocol/vitest-envelope.js'
+import { parseHostFsRequest, parseVitestFrame, type HostFsRequest } from '../runtime/protocol/guest-schema.js'
+import { MalformedMessage, StreamId, type GuestMessage } from '../runtime/protocol/index.js'
+import { ENV_EXEC_ARGV, ENV_VITEST_DIST, isEnvelope } from '../runtime/protocol/vitest-envelope.js'
 import { log } from '../src/util/log.js'
 import { describeOutcome } from '../src/vm/outcome.js'
 import type { GuestOutcome, GuestSession, VmRequest } from '../src/vm/session.js'
 import type { ResourceGate } from './capacity.js'
 import { failureFrom, ktstrError, outcomeFailure } from './failure.js'
 import { guestEnv } from './guest-env.js'
-import { serveHostFs } from './host-fs.js'
+import { serveHostFs, type SnapshotScope } from './host-fs.js'
 import { RunTracker, type HostCall, type ProjectInfo } from './run-tracker.js'
 import { watchSchedulerOf } from './scheduler-watch.js'
 import { fileSpec, guestSize, sameSpec, type VmSpec } from './spec.js'
@@ -296,20 +297,20 @@ export class KtstrPoolWorker implements PoolWorker {
 
   private onGuestFrame(payload: Buffer, guest: Guest): void {
     if (!this.relaying || this.guest !== guest) return
+    let value: unknown
+    try {
+      value = v8.deserialize(payload)
+    } catch (e) {
+      return this.failFromGuest(`cannot decode a message from the guest (${(e as Error).message}); are host and guest node versions the same?`)
+    }
+    // The guest is not trusted: every frame is checked before anything here or in Vitest reads it.
     let msg: Msg
     try {
-      msg = v8.deserialize(payload) as Msg
+      if (isEnvelope(value)) return this.onHostFs(parseHostFsRequest(value))
+      msg = parseVitestFrame(value)
     } catch (e) {
-      this.setFailure(ktstrError(`cannot decode a message from the guest (${(e as Error).message}); are host and guest node versions the same?`))
-      if (this.run?.forwarded) void this.finishFailed(this.run)
-      return
-    }
-    if (isEnvelope(msg)) {
-      if (msg[ENVELOPE_MARK] === 'fs') {
-        const project = this.options.project
-        void serveHostFs(msg, [project.config.root, project.vitest.config.root]).then((reply) => this.toGuest(reply))
-      }
-      return
+      if (e instanceof MalformedMessage) return this.failFromGuest(e.message)
+      throw e
     }
     if (msg.__vitest_worker_response__) {
       if (msg.type === 'started' && this.guestStarted) return this.guestStarted(msg.error)
@@ -332,6 +333,23 @@ export class KtstrPoolWorker implements PoolWorker {
       }
     }
     this.emit(msg)
+  }
+
+  /** Snapshot file I/O for the files this guest runs now, and nothing else (host-fs.ts). */
+  private onHostFs(req: HostFsRequest): void {
+    const { project } = this.options
+    const scope: SnapshotScope = {
+      roots: [project.config.root, project.vitest.config.root],
+      testFiles: this.run ? filepaths(this.run.request) : [],
+      snapshotPath: (file) => project.vitest.snapshot.resolvePath(file, { config: project.serializedConfig }),
+    }
+    void serveHostFs(req, scope).then((reply) => this.toGuest(reply))
+  }
+
+  /** The guest misbehaved: its file fails with `message`, and the guest is stopped. */
+  private failFromGuest(message: string): void {
+    this.setFailure(ktstrError(message))
+    if (this.run?.forwarded) void this.finishFailed(this.run)
   }
 
   private onGuestGone(guest: Guest, outcome: GuestOutcome): void {

@@ -36,16 +36,17 @@ export class RunTracker {
   private readonly finished = new Set<string>()
   private readonly states = new Map<string, TaskState>()
 
-  /** A birpc request the guest sent to the host. */
+  /** A birpc request the guest sent to the host. The guest is not trusted: odd shapes are ignored. */
   observe(method: unknown, args: unknown): void {
     if (!Array.isArray(args)) return
-    if (method === 'onQueued') this.addFile(args[0] as RunnerTestFile, false)
-    else if (method === 'onCollected') for (const f of args[0] as RunnerTestFile[]) this.addFile(f, true)
+    if (method === 'onQueued') this.addFile(args[0], false)
+    else if (method === 'onCollected') for (const f of list(args[0])) this.addFile(f, true)
     else if (method === 'onTaskUpdate') {
-      for (const [id, result] of (args[0] ?? []) as RunnerTaskResultPack[]) {
-        if (result?.state) this.states.set(id, result.state)
+      for (const [id, result] of list(args[0]).filter(Array.isArray) as RunnerTaskResultPack[]) {
+        if (typeof id === 'string' && typeof result?.state === 'string') this.states.set(id, result.state)
       }
-      for (const [id, event] of (args[1] ?? []) as RunnerTaskEventPack[]) {
+      for (const [id, event] of list(args[1]).filter(Array.isArray) as RunnerTaskEventPack[]) {
+        if (typeof id !== 'string' || typeof event !== 'string') continue
         if (event.endsWith('-prepare')) this.prepared.add(id)
         if (DONE.has(event)) this.finished.add(id)
       }
@@ -112,11 +113,24 @@ export class RunTracker {
     return filepaths.filter((f) => !this.files.has(f)).map((f) => ({ method: 'onQueued', args: [newFileTask(f, project)] }))
   }
 
-  private addFile(file: RunnerTestFile | undefined, collected: boolean): void {
-    if (!file?.filepath) return
+  private addFile(value: unknown, collected: boolean): void {
+    if (!isTaskTree(value) || typeof (value as RunnerTestFile).filepath !== 'string') return
+    const file = value as RunnerTestFile
     this.files.set(file.filepath, file)
     if (collected) this.collected.add(file.filepath)
   }
+}
+
+const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : [])
+
+/** A task with the fields failureCalls walks: ids, types, and suites' children, all the way down. */
+function isTaskTree(v: unknown, seen = new Set<unknown>()): boolean {
+  if (typeof v !== 'object' || v === null || seen.has(v)) return false
+  seen.add(v)
+  const t = v as Partial<RunnerTask>
+  if (typeof t.id !== 'string') return false
+  if (t.type === 'suite') return Array.isArray(t.tasks) && t.tasks.every((c) => isTaskTree(c, seen))
+  return t.type === 'test'
 }
 
 /** A file task as @vitest/runner's createFileTask makes it (same id, so the host matches it up). */

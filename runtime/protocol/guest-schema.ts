@@ -63,12 +63,12 @@ export type HostFsOp = HostFsRequest extends infer R ? (R extends unknown ? Omit
  * PoolRunner/birpc read it: a worker response, or a birpc request ('q') or response ('s').
  * The payloads (test results, errors) are Vitest's business and pass unchanged.
  */
-const VitestFrameSchema = v.union([
-  v.looseObject({ __vitest_worker_response__: v.literal(true), type: name }),
+const WorkerResponseSchema = v.looseObject({ __vitest_worker_response__: v.literal(true), type: name })
+const BirpcSchema = v.variant('t', [
   v.looseObject({ t: v.literal('q'), m: name, a: v.array(v.unknown()), i: v.optional(name) }),
   v.looseObject({ t: v.literal('s'), i: name }),
 ])
-export type VitestFrame = v.InferOutput<typeof VitestFrameSchema>
+export type VitestFrame = v.InferOutput<typeof WorkerResponseSchema> | v.InferOutput<typeof BirpcSchema>
 
 /** Parse a control payload from the guest. Throws MalformedMessage, and nothing else. */
 export function decodeGuestMessage(payload: Uint8Array): GuestMessage {
@@ -96,7 +96,8 @@ export function parseHostFsRequest(value: unknown): HostFsRequest {
  * value itself, unchanged. Throws MalformedMessage, and nothing else.
  */
 export function parseVitestFrame(value: unknown): VitestFrame {
-  check(VitestFrameSchema, value, undefined, 'Vitest')
+  const response = isRecord(value) && '__vitest_worker_response__' in value
+  check(response ? WorkerResponseSchema : BirpcSchema, value, undefined, 'Vitest')
   return value as VitestFrame
 }
 

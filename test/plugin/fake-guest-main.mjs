@@ -4,6 +4,7 @@
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
+import v8 from 'node:v8'
 import { once } from 'node:events'
 import { Endpoint, decodeHostMessage } from '../../dist/runtime/protocol/index.js'
 
@@ -65,6 +66,10 @@ globalThis.__fakeGuest = {
     consoleLine('[    5.000000] Call Trace:')
     consoleLine(`[    5.000001] Kernel panic - not syncing: ${message}`)
     process.kill(process.pid, 'SIGKILL')
+  },
+  /** A Vitest frame carrying any value: what a broken or hostile guest could send. */
+  sendVitest(value) {
+    endpoint.sendVitest(v8.serialize(value))
   },
   schedulerExit(reason) {
     consoleLine(`[    5.000000] sched_ext: BPF scheduler "${scheduler.replace(/^scx_/, '')}" disabled (${reason})`)

@@ -4,88 +4,15 @@
  * unix socket (fake-guest.ts). Needs `npm run build` first: the guest side runs from dist/.
  */
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { Writable } from 'node:stream'
-import { stripVTControlCharacters } from 'node:util'
-import type { UserConsoleLog } from 'vitest'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { JsonTestResults, Reporter } from 'vitest/node'
+import type { JsonTestResults } from 'vitest/node'
 import { createVitest, startVitest } from 'vitest/node'
 import { maxGuests } from '../../plugin/capacity.js'
 import { ktstr } from '../../plugin/index.js'
 import { guestSize, specFromOptions } from '../../plugin/spec.js'
-import { fakeGuests, type FakeGuests } from './fake-guest.js'
-
-const REPO = fileURLToPath(new URL('../..', import.meta.url))
-const FIXTURE = path.join(REPO, 'test', 'fixtures', 'pool')
-const built = fs.existsSync(path.join(REPO, 'dist', 'runtime', 'vitest', 'worker.js'))
-if (!built) console.warn('relay tests skipped: dist/ is missing; run `npm run build` (tsc) first')
-
-interface RunResult {
-  json: JsonTestResults
-  unhandled: unknown[]
-  logs: UserConsoleLog[]
-  output: string
-  guests: FakeGuests
-  root: string
-}
-
-/** A scratch copy of the fixture project (snapshots get written into it). */
-function copyFixture(): string {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-relay-'))
-  fs.cpSync(FIXTURE, root, { recursive: true })
-  fs.symlinkSync(path.join(REPO, 'node_modules'), path.join(root, 'node_modules'))
-  return root
-}
-
-/** Run the given fixture files with the ktstr pool (via `--pool=ktstr` and the plugin) and fake guests. */
-async function runFixture(files: string[], extra: Record<string, unknown> = {}): Promise<RunResult> {
-  const root = copyFixture()
-  const logs: UserConsoleLog[] = []
-  let output = ''
-  const collector: Reporter = { onUserConsoleLog: (log) => void logs.push(log) }
-  const guests = fakeGuests()
-  const outputFile = path.join(root, 'report.json')
-  const stream = sink((text) => (output += text))
-  const exitCode = process.exitCode
-  const vitest = await startVitest(
-    'test',
-    files,
-    {
-      root,
-      config: false,
-      watch: false,
-      include: ['*.sched.ts'],
-      pool: 'ktstr',
-      reporters: [['json', { outputFile }], ['default', {}], collector],
-      update: 'new',
-      ...extra,
-    },
-    { plugins: [ktstr({ boot: guests.boot, memory: 512 })], define: { __GUEST_DEFINE__: '{"n":1,"list":[1,null]}' } },
-    { stdout: stream, stderr: stream },
-  )
-  process.exitCode = exitCode
-  await vitest.close()
-  output = stripVTControlCharacters(output)
-  const json = JSON.parse(fs.readFileSync(outputFile, 'utf8')) as JsonTestResults
-  return { json, unhandled: vitest.state.getUnhandledErrors(), logs, output, guests, root }
-}
-
-function sink(onText: (text: string) => void = () => {}): Writable {
-  return new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      onText(chunk.toString())
-      cb()
-    },
-  })
-}
-
-const byTitle = (r: RunResult, file: string) =>
-  Object.fromEntries(
-    r.json.testResults.find((t) => t.name.endsWith(file))!.assertionResults.map((a) => [a.title, a]),
-  )
+import { fakeGuests } from './fake-guest.js'
+import { REPO, built, byTitle, copyFixture, runFixture, sink, type RunResult } from './pool-run.js'
 
 describe.skipIf(!built)('ktstr pool over a fake guest', () => {
   let basic: RunResult

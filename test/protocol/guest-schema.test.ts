@@ -138,5 +138,8 @@ describe('Vitest frames', () => {
       expect(() => parseVitestFrame(roundTripped), String(value)).toThrow(MalformedMessage)
     }
     expect(() => parseVitestFrame(null)).toThrow('guest sent a malformed Vitest message: expected an object, got null')
+    expect(() => parseVitestFrame({ t: 'q', m: 'onCollected', a: 'x' })).toThrow('guest sent a malformed Vitest message: a: expected Array, got "x"')
+    expect(() => parseVitestFrame({ t: 'e' })).toThrow('guest sent a malformed Vitest message: t: expected ("q" | "s"), got "e"')
+    expect(() => parseVitestFrame({ __vitest_worker_response__: true, type: 1 })).toThrow('guest sent a malformed Vitest message: type: expected string, got 1')
   })
 })
