@@ -10,7 +10,7 @@
 import { resolveTopology } from '../src/topology/topology.js'
 import { KtstrError } from '../src/util/errors.js'
 import { shellWords } from '../src/util/shell-words.js'
-import { MIN_MEMORY_MIB } from '../src/vm/defaults.js'
+import { parseMemoryMib, parseTimeoutS } from '../src/vm/defaults.js'
 import { parseDiskSpec } from '../src/vm/disk.js'
 import type { BackendName } from '../src/vm/session.js'
 
@@ -81,18 +81,12 @@ export function setSpecValue(spec: KtstrDocblock, key: DocblockKey, value: strin
       }
       spec.topology = value
       break
-    case 'memory': {
-      if (!/^\d+$/.test(value)) bad('expected a whole number of MiB, e.g. memory=1024')
-      const n = Number(value)
-      if (n < MIN_MEMORY_MIB) bad(`a guest needs at least ${MIN_MEMORY_MIB} MiB`)
-      spec.memoryMib = n
+    case 'memory':
+      spec.memoryMib = parseMemoryMib(value, `${source} ${key}="${value}"`)
       break
-    }
-    case 'timeout': {
-      if (!/^\d+(\.\d+)?$/.test(value) || !(Number(value) > 0)) bad('expected a positive number of seconds, e.g. timeout=60')
-      spec.timeoutS = Number(value)
+    case 'timeout':
+      spec.timeoutS = parseTimeoutS(value, `${source} ${key}="${value}"`)
       break
-    }
     case 'backend':
       if (value !== 'qemu' && value !== 'kvm' && value !== 'auto') bad('expected qemu, kvm or auto')
       spec.backend = value as BackendName

@@ -2,6 +2,7 @@
 import type { ParseArgsConfig } from 'node:util'
 import { KtstrError } from '../util/errors.js'
 import { shellWords } from '../util/shell-words.js'
+import { parseMemoryMib, parseTimeoutS } from '../vm/defaults.js'
 import { parseDiskSpec } from '../vm/disk.js'
 import type { BackendName, VmRequest } from '../vm/session.js'
 
@@ -34,10 +35,10 @@ export function vmRequestFrom(v: Values, mode: VmRequest['mode']): VmRequest {
   if (v.kernel) req.kernel = v.kernel
   if (v.backend) req.backend = parseBackend(v.backend)
   if (v.topology) req.topology = v.topology
-  if (v.memory) req.memoryMib = parsePositiveInt(v.memory, '--memory')
+  if (v.memory !== undefined) req.memoryMib = parseMemoryMib(v.memory, `--memory "${v.memory}"`)
   if (v.scheduler) req.scheduler = v.scheduler
   if (v['sched-args']) req.schedArgs = shellWords(v['sched-args'])
-  if (v.timeout) req.timeoutS = parsePositiveNumber(v.timeout, '--timeout')
+  if (v.timeout !== undefined) req.timeoutS = parseTimeoutS(v.timeout, `--timeout "${v.timeout}"`)
   if (v.include?.length) req.include = v.include
   if (v.env?.length) req.env = parseEnv(v.env)
   if (v['nested-kvm']) req.nestedKvm = true
@@ -48,18 +49,6 @@ export function vmRequestFrom(v: Values, mode: VmRequest['mode']): VmRequest {
 export function parseBackend(s: string): BackendName {
   if (s === 'qemu' || s === 'kvm' || s === 'auto') return s
   throw new KtstrError(`unknown backend "${s}"; use qemu, kvm or auto`)
-}
-
-function parsePositiveInt(s: string, flag: string): number {
-  const n = Number(s)
-  if (!Number.isInteger(n) || n <= 0) throw new KtstrError(`${flag} needs a positive whole number, got "${s}"`)
-  return n
-}
-
-function parsePositiveNumber(s: string, flag: string): number {
-  const n = Number(s)
-  if (!Number.isFinite(n) || n <= 0) throw new KtstrError(`${flag} needs a positive number of seconds, got "${s}"`)
-  return n
 }
 
 function parseEnv(items: string[]): Record<string, string> {

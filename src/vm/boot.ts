@@ -19,7 +19,7 @@ import { packageRoot } from '../util/paths.js'
 import { probeKvm } from './accel.js'
 import { ConsoleLog } from './console.js'
 import { checkDisk, qemuDiskArgs } from './disk.js'
-import { DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_S, DEFAULT_TOPOLOGY, MIN_MEMORY_MIB, SCHEDULER_ATTACH_TIMEOUT_MS } from './defaults.js'
+import { checkMemoryMib, checkTimeoutS, DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_S, DEFAULT_TOPOLOGY, SCHEDULER_ATTACH_TIMEOUT_MS } from './defaults.js'
 import { kernelCmdline } from './qemu/args.js'
 import { launchQemu } from './qemu/launch.js'
 import type { GuestSession, VmRequest } from './session.js'
@@ -34,11 +34,9 @@ export async function bootGuest(req: VmRequest, opts: BootOptions = {}): Promise
   const t0 = performance.now()
   const topology = resolveTopology(req.topology ?? DEFAULT_TOPOLOGY)
   const memoryMib = req.memoryMib ?? DEFAULT_MEMORY_MIB
-  if (!Number.isInteger(memoryMib) || memoryMib < MIN_MEMORY_MIB) {
-    throw new KtstrError(`memory ${memoryMib} MiB is too small for a guest; use at least ${MIN_MEMORY_MIB}`)
-  }
   const timeoutS = req.timeoutS ?? DEFAULT_TIMEOUT_S
-  if (!(timeoutS > 0)) throw new KtstrError(`timeout must be a positive number of seconds, got ${timeoutS}`)
+  checkMemoryMib(memoryMib, `memory ${memoryMib}`)
+  checkTimeoutS(timeoutS, `timeout ${timeoutS}`)
   const { vmm, accel } = chooseBackend(req.backend ?? 'auto')
   for (const d of req.disks ?? []) checkDisk(d)
   const kernel = await resolveKernel(req.kernel)

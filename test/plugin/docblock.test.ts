@@ -2,7 +2,7 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parseDocblock } from '../../plugin/docblock.js'
 import { applyDocblock, specFromOptions } from '../../plugin/spec.js'
-import { MIN_MEMORY_MIB } from '../../src/vm/defaults.js'
+import { MAX_TIMEOUT_S, MIN_MEMORY_MIB, maxMemoryMib } from '../../src/vm/defaults.js'
 
 const file = (docblock: string, body = "import { test } from 'vitest'\n") => `${docblock}\n${body}`
 
@@ -66,8 +66,10 @@ describe('parseDocblock', () => {
     ['/** @ktstr topology=0n1l1c1t */', 'bad @ktstr topology="0n1l1c1t": NUMA nodes must be at least 1'],
     ['/** @ktstr topology=2n3l1c1t */', 'bad @ktstr topology="2n3l1c1t": 3 LLCs cannot be spread evenly'],
     ['/** @ktstr memory=1G */', 'bad @ktstr memory="1G": expected a whole number of MiB'],
-    [`/** @ktstr memory=${MIN_MEMORY_MIB - 1} */`, `a guest needs at least ${MIN_MEMORY_MIB} MiB`],
-    ['/** @ktstr timeout=0 */', 'bad @ktstr timeout="0": expected a positive number of seconds'],
+    [`/** @ktstr memory=${MIN_MEMORY_MIB - 1} */`, `from ${MIN_MEMORY_MIB} to ${maxMemoryMib()} (this host's memory)`],
+    [`/** @ktstr memory=${maxMemoryMib() + 1} */`, `from ${MIN_MEMORY_MIB} to ${maxMemoryMib()} (this host's memory)`],
+    ['/** @ktstr timeout=0 */', 'bad @ktstr timeout="0": expected a number of seconds above 0'],
+    [`/** @ktstr timeout=${MAX_TIMEOUT_S + 1} */`, `at most ${MAX_TIMEOUT_S} (about 24 days`],
     ['/** @ktstr timeout=-5 */', 'bad @ktstr timeout="-5"'],
     ['/** @ktstr timeout=60s */', 'bad @ktstr timeout="60s"'],
     ['/** @ktstr backend=xen */', 'bad @ktstr backend="xen": expected qemu, kvm or auto'],
