@@ -16,6 +16,9 @@ export interface DiskSpec {
   bps?: number
 }
 
+/** QEMU's largest throttling value (THROTTLE_VALUE_MAX); the kvm backend takes the same range. */
+export const MAX_DISK_THROTTLE = 1e15
+
 export function parseDiskSpec(text: string, baseDir = process.cwd()): DiskSpec {
   const [file, ...opts] = text.split(',')
   if (!file) throw new KtstrError(`bad disk "${text}": expected FILE[,ro][,iops=N][,bps=N]`)
@@ -23,8 +26,8 @@ export function parseDiskSpec(text: string, baseDir = process.cwd()): DiskSpec {
   for (const o of opts) {
     const [k, v] = o.split('=')
     if (k === 'ro' && v === undefined) disk.readOnly = true
-    else if ((k === 'iops' || k === 'bps') && v !== undefined && /^\d+$/.test(v) && Number(v) > 0) disk[k] = Number(v)
-    else throw new KtstrError(`bad disk option "${o}" in "${text}": use ro, iops=N or bps=N (N > 0)`)
+    else if ((k === 'iops' || k === 'bps') && v !== undefined && /^\d+$/.test(v) && Number(v) > 0 && Number(v) <= MAX_DISK_THROTTLE) disk[k] = Number(v)
+    else throw new KtstrError(`bad disk option "${o}" in "${text}": use ro, iops=N or bps=N (N > 0), N at most ${MAX_DISK_THROTTLE} (QEMU's limit)`)
   }
   return disk
 }
