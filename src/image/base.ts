@@ -10,6 +10,7 @@ import { cacheRoot, packageRoot } from '../util/paths.js'
 import { libraryClosure } from './closure.js'
 import { readElf } from './elf.js'
 import { GuestTree, type PathFilter } from './tree.js'
+import { GUEST_INIT, GUEST_NODE, INIT_SCRIPT_IN_PACKAGE } from './guest-paths.js'
 
 /** Bump when the image layout changes, so cached archives from older code are not reused. */
 const RECIPE = 'ktstr-base-v1'
@@ -123,7 +124,11 @@ export function collectBase(opts: BaseImageOptions = {}): GuestTree {
   for (const p of libraryClosure([process.execPath])) tree.add(p)
 
   addBusybox(tree)
-  addPackage(tree, opts.packageRoot ?? packageRoot())
+  const root = opts.packageRoot ?? packageRoot()
+  addPackage(tree, root)
+  // What the kernel starts, at fixed paths: no host path goes on its command line.
+  tree.addSymlink(GUEST_NODE, process.execPath)
+  tree.addSymlink(GUEST_INIT, path.join(root, INIT_SCRIPT_IN_PACKAGE))
 
   for (const p of opts.extraPaths ?? []) {
     if (fs.statSync(p, { throwIfNoEntry: false })?.isDirectory()) tree.addDir(p, skipDevFiles)

@@ -72,7 +72,7 @@ export async function bootGuest(req: VmRequest, opts: BootOptions = {}): Promise
     // random points (a vCPU whose LAPIC timer never fires, a spinlock whose release is never
     // seen); with shadow paging (npt=0) they boot, so the guest's KVM gets that.
     const nestedNpt = req.nestedKvm && vmm === 'qemu' && accel === 'tcg' ? ['kvm_amd.npt=0'] : []
-    const cmdline = kernelCmdline({ nodePath: process.execPath, initScript, extra: nestedNpt })
+    const cmdline = kernelCmdline({ extra: nestedNpt })
     const vm =
       vmm === 'kvm'
         ? await (await import('./kvm/launch.js')).launchKvm({ kernel: kernel.bzImage, initrd, cmdline, topology, memoryMib, disks: req.disks ?? [] }, console)

@@ -1,6 +1,10 @@
+import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parseTopology } from '../../src/topology/topology.js'
-import { kernelCmdline, qemuArgs } from '../../src/vm/qemu/args.js'
+import { kernelCmdline, qemuArgs, qemuOptionValue } from '../../src/vm/qemu/args.js'
+import { collectBase } from '../../src/image/base.js'
+import { GUEST_INIT, GUEST_NODE } from '../../src/image/guest-paths.js'
+import { repoRoot } from '../helpers/repo.js'
 
 const plan = (accel: 'kvm' | 'tcg') => ({
   kernel: '/k/bzImage',
@@ -37,8 +41,24 @@ describe('qemu command line', () => {
     expect(after(args, '-initrd')).toEqual(['/t/initrd.cpio'])
   })
 
-  it('starts node as PID 1 with the init script after --', () => {
-    const cmd = kernelCmdline({ nodePath: '/usr/bin/node', initScript: '/p/dist/runtime/init/main.js' })
-    expect(cmd).toMatch(/^console=ttyS0 .*panic=-1 .*rdinit=\/usr\/bin\/node -- \/p\/dist\/runtime\/init\/main\.js$/)
+  it('starts node as PID 1 with the init script after --, at fixed guest paths', () => {
+    const cmd = kernelCmdline()
+    expect(cmd).toMatch(/^console=ttyS0 .*panic=-1 .*rdinit=\/ktstr\/node -- \/ktstr\/init\.js$/)
+    expect(kernelCmdline({ extra: ['kvm_amd.npt=0'] })).toContain(' kvm_amd.npt=0 rdinit=/ktstr/node -- /ktstr/init.js')
+  })
+
+  it('escapes commas in the channel socket path (TMPDIR=/tmp/a,b c)', () => {
+    const args = qemuArgs({ ...plan('tcg'), channelSocket: '/tmp/a,b c/ktstr-x/channel.sock' })
+    expect(after(args, '-chardev')).toContain('socket,id=channel,path=/tmp/a,,b c/ktstr-x/channel.sock')
+    expect(qemuOptionValue('a,,b,')).toBe('a,,,,b,,')
+  })
+})
+
+describe('the base image links what the kernel starts', () => {
+  it('has /ktstr/node → this node and /ktstr/init.js → the init script, whatever their host paths', () => {
+    const tree = collectBase({ packageRoot: repoRoot })
+    expect(tree.get(GUEST_NODE)).toEqual({ kind: 'symlink', target: process.execPath })
+    expect(tree.get(GUEST_INIT)).toEqual({ kind: 'symlink', target: path.join(repoRoot, 'dist', 'runtime', 'init', 'main.js') })
+    expect(tree.has(process.execPath) && tree.has(path.join(repoRoot, 'dist', 'runtime', 'init', 'main.js'))).toBe(true)
   })
 })

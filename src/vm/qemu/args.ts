@@ -4,6 +4,7 @@
 import type { Topology } from '../../topology/topology.js'
 import { topologyArgs } from './topology-args.js'
 import { CHANNEL_PORT_NAME } from '../../../runtime/protocol/index.js'
+import { GUEST_INIT, GUEST_NODE } from '../../image/guest-paths.js'
 
 export interface QemuPlan {
   kernel: string
@@ -39,14 +40,17 @@ export function qemuArgs(p: QemuPlan): string[] {
     '-serial', 'chardev:console',
     // The channel: a virtio-serial port named ktstr.0, backed by the host's unix socket.
     '-device', 'virtio-serial-pci,id=vser0',
-    '-chardev', `socket,id=channel,path=${p.channelSocket}`,
+    '-chardev', `socket,id=channel,path=${qemuOptionValue(p.channelSocket)}`,
     '-device', `virtserialport,bus=vser0.0,chardev=channel,name=${CHANNEL_PORT_NAME}`,
     ...(p.extra ?? []),
   ]
 }
 
-/** Kernel command line: node as PID 1 running the ktstr init (args after `--` go to init). */
-export function kernelCmdline(opts: { nodePath: string; initScript: string; extra?: string[] }): string {
+/**
+ * Kernel command line: node as PID 1 running the ktstr init (args after `--` go to init), both
+ * at fixed guest paths (image/guest-paths.ts), so a host path never needs quoting here.
+ */
+export function kernelCmdline(opts: { extra?: string[] } = {}): string {
   return [
     'console=ttyS0',
     // KTSTR_KERNEL_ARGS (e.g. "loglevel=7") replaces the default quiet console, for debugging boots.
@@ -55,8 +59,13 @@ export function kernelCmdline(opts: { nodePath: string; initScript: string; extr
     'panic=-1',
     'reboot=k',
     ...(opts.extra ?? []),
-    `rdinit=${opts.nodePath}`,
+    `rdinit=${GUEST_NODE}`,
     '--',
-    opts.initScript,
+    GUEST_INIT,
   ].join(' ')
+}
+
+/** A value inside a QEMU option string (`-chardev socket,path=…`): a comma is written as two. */
+export function qemuOptionValue(value: string): string {
+  return value.replace(/,/g, ',,')
 }
