@@ -4,6 +4,7 @@
 // (`ktstr exec --nested-kvm`), so machines without KVM still run it for real.
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -32,6 +33,8 @@ if (!kernel) {
     },
   )
 }
+const hostMib = Math.floor(os.totalmem() / 1048576)
+const outerMib = Math.max(4096, Math.min(10240, hostMib - 2048))
 console.log(`test:kvm: ${kvm.reason}; running the suite inside an outer QEMU-TCG guest with nested SVM`)
 // The outer guest gets the project (sources for Vitest's transform, dist, node_modules) and the
 // kernel folder at their host paths; the inner guests use the same kernel.
@@ -43,8 +46,9 @@ const args = [
   path.join(repo, 'dist/src/cli/main.js'), 'exec',
   // One outer vCPU: with several, QEMU's TCG round-robin between them breaks the inner guests'
   // interrupt masking (interrupts land while IF=0 and the inner kernels deadlock), and with
-  // single-threaded TCG a second vCPU adds no parallelism anyway.
-  '--kernel', kernel, '--nested-kvm', '--topology', '1n1l1c1t', '--memory', '4096', '--timeout', '3600',
+  // single-threaded TCG a second vCPU adds no parallelism anyway. Its memory (KTSTR_KVM_OUTER_MIB)
+  // is 10 GiB where the host has room, so test/kvm/memory.test.ts boots an 8 GiB inner guest.
+  '--kernel', kernel, '--nested-kvm', '--topology', '1n1l1c1t', '--memory', process.env.KTSTR_KVM_OUTER_MIB || String(outerMib), '--timeout', '3600',
   ...include.flatMap((p) => ['--include', p]),
   '--env', `KTSTR_KERNEL=${path.resolve(kernel)}`, '--env', 'KTSTR_NESTED=1', '--env', 'NO_COLOR=1',
   ...(process.env.KTSTR_LOG ? ['--env', `KTSTR_LOG=${process.env.KTSTR_LOG}`] : []),
