@@ -1,12 +1,13 @@
 import fs from 'node:fs'
 import path from 'node:path'
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { execFile, execFileSync } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { promisify } from 'node:util'
 import { KtstrError } from '../util/errors.js'
 import { log } from '../util/log.js'
 import { cacheRoot, packageRoot } from '../util/paths.js'
+import { ensureCached, copyCached, pruneCached } from './cache-entry.js'
 import { libraryClosure } from './closure.js'
 import { readElf } from './elf.js'
 import { GuestTree, type PathFilter } from './tree.js'
@@ -41,16 +42,21 @@ export interface BaseImage {
   /** False when the cached archive for `key` was reused. */
   built: boolean
   bytes: number
+  /** RAM the archive takes once unpacked in the guest (see imageCost). */
+  unpacked: number
   /** Wall time of this call (collecting inputs, plus stripping and writing when built). */
   ms: number
   /** Guest paths of regular files in the archive; a per-run archive can omit these. */
   files: ReadonlySet<string>
+  /** Copies the archive to `dest` (safe against a concurrent prune; rebuilt if it went bad meanwhile). */
+  copyTo(dest: string): Promise<void>
 }
 
 /**
  * The cached base initramfs: node and its libraries, busybox, the compiled ktstr runtime, koffi, and
  * `extraPaths`, all at their host paths. The key hashes every entry's guest path, mode and source
- * (path, size, mtime), so a changed input gives a new archive; it is written atomically.
+ * (path, size, mtime), so a changed input gives a new archive. A cached archive is checked against
+ * its manifest before reuse and written crash-safely, once across processes (see cache-entry.ts).
  */
 export async function baseImage(opts: BaseImageOptions = {}): Promise<BaseImage> {
   const t0 = performance.now()
@@ -64,47 +70,35 @@ export async function baseImage(opts: BaseImageOptions = {}): Promise<BaseImage>
   const out = path.join(dir, `base-${key}.cpio`)
   const files = regularFiles(tree)
 
-  if (fs.existsSync(out)) {
-    const now = new Date()
-    fs.utimesSync(out, now, now) // mark as recently used for pruning
-    const ms = performance.now() - t0
-    log.debug(`base image ${out} reused (${ms.toFixed(0)} ms)`)
-    return { path: out, key, built: false, bytes: fs.statSync(out).size, ms, files }
-  }
-
-  // Pool workers starting together ask for the same image: build it once per process.
-  const pending = building.get(out)
-  if (pending) {
-    const bytes = await pending
-    return { path: out, key, built: false, bytes, ms: performance.now() - t0, files }
-  }
-  const build = writeBase(tree, strip, dir, out).finally(() => building.delete(out))
-  building.set(out, build)
-  const bytes = await build
+  const ensure = () => ensureCached(out, (tmp) => writeBase(tree, strip, dir, tmp))
+  const entry = await ensure()
   const ms = performance.now() - t0
-  log.debug(`base image ${out} built: ${bytes} bytes, ${tree.size} entries, ${ms.toFixed(0)} ms`)
-  return { path: out, key, built: true, bytes, ms, files }
+  if (entry.built) {
+    log.debug(`base image ${out} built: ${entry.manifest.bytes} bytes, ${tree.size} entries, ${ms.toFixed(0)} ms`)
+    pruneCached(dir, /^base-[0-9a-f]+\.cpio$/, KEEP_BASES, out)
+  } else {
+    log.debug(`base image ${out} reused (${ms.toFixed(0)} ms)`)
+  }
+  return {
+    path: out,
+    key,
+    built: entry.built,
+    bytes: entry.manifest.bytes,
+    unpacked: entry.manifest.extra.unpacked ?? entry.manifest.bytes,
+    ms,
+    files,
+    copyTo: (dest) => copyCached(out, dest, ensure),
+  }
 }
 
-const building = new Map<string, Promise<number>>()
-
-/** Writes the archive under a temporary name and renames it into place (readers never see a partial file). */
-async function writeBase(tree: GuestTree, strip: string | undefined, dir: string, out: string): Promise<number> {
+/** Writes the archive to `tmp`; returns the manifest's extra fields. */
+async function writeBase(tree: GuestTree, strip: string | undefined, dir: string, tmp: string): Promise<Record<string, number>> {
   if (strip) {
     const stripped = await strippedNode(strip, dir)
     if (stripped) tree.add(process.execPath, { source: stripped })
   }
-  const tmp = `${out}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
-  let bytes: number
-  try {
-    bytes = await tree.writeCpio(tmp)
-    fs.renameSync(tmp, out)
-  } catch (e) {
-    fs.rmSync(tmp, { force: true })
-    throw e
-  }
-  prune(dir, /^base-[0-9a-f]+\.cpio$/, KEEP_BASES, out)
-  return bytes
+  await tree.writeCpio(tmp)
+  return { unpacked: tree.cost().unpacked }
 }
 
 /** Skips what only editors and debuggers read. */
@@ -247,37 +241,17 @@ async function strippedNode(strip: string, dir: string): Promise<string | undefi
   const st = fs.statSync(process.execPath)
   const id = createHash('sha256').update(`${process.execPath}\0${st.size}\0${st.mtimeMs}`).digest('hex').slice(0, 16)
   const out = path.join(dir, `node-${id}-stripped`)
-  if (fs.existsSync(out)) return out
-  const tmp = `${out}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
   try {
-    await promisify(execFile)(strip, ['-o', tmp, process.execPath])
-    fs.renameSync(tmp, out)
+    const entry = await ensureCached(out, async (tmp) => {
+      await promisify(execFile)(strip, ['-o', tmp, process.execPath])
+      return {}
+    })
+    if (entry.built) pruneCached(dir, /^node-[0-9a-f]+-stripped$/, KEEP_STRIPPED, out)
   } catch (e) {
-    fs.rmSync(tmp, { force: true })
     log.warn(`strip ${process.execPath} failed, using it unstripped: ${(e as Error).message.split('\n')[0]}`)
     return undefined
   }
-  prune(dir, /^node-[0-9a-f]+-stripped$/, KEEP_STRIPPED, out)
   return out
-}
-
-/** Removes files matching `re` in `dir` beyond the `keep` newest (never `current`), and stale temp files. */
-function prune(dir: string, re: RegExp, keep: number, current: string): void {
-  const now = Date.now()
-  const found: { p: string; mtime: number }[] = []
-  for (const name of fs.readdirSync(dir)) {
-    const p = path.join(dir, name)
-    const st = fs.statSync(p, { throwIfNoEntry: false })
-    if (!st) continue
-    if (name.includes('.tmp-') && now - st.mtimeMs > 3600_000) fs.rmSync(p, { force: true })
-    else if (re.test(name)) found.push({ p, mtime: st.mtimeMs })
-  }
-  found.sort((a, b) => b.mtime - a.mtime)
-  for (const { p } of found.slice(keep)) {
-    if (p === current) continue
-    log.debug(`removing old cached image ${p}`)
-    fs.rmSync(p, { force: true })
-  }
 }
 
 function regularFiles(tree: GuestTree): Set<string> {

@@ -3,7 +3,7 @@ import path from 'node:path'
 import { log } from '../util/log.js'
 import { libraryClosure } from './closure.js'
 import { readElf, isElf } from './elf.js'
-import { GuestTree } from './tree.js'
+import { GuestTree, type TreeCost } from './tree.js'
 
 export interface RunArchiveOptions {
   /** Files made up for this run, e.g. { guestPath: '/ktstr/run/spec.json', content: JSON.stringify(spec) }. */
@@ -15,14 +15,17 @@ export interface RunArchiveOptions {
   hostPaths: string[]
   /** Guest paths of regular files the base image already has (BaseImage.files); they are not repeated. */
   omit?: ReadonlySet<string>
+  /** Stops collecting with its error once the archive gets too big (see initramfsLimit). */
+  limit?: (cost: TreeCost) => void
 }
 
-/** Inodes of the per-run archive start here, apart from the base archive's (which count up from 1). */
-const RUN_FIRST_INODE = 0x40000000
-
-/** The small per-run newc archive that is appended to the base image. */
-export async function runArchive(opts: RunArchiveOptions): Promise<Buffer> {
-  const tree = new GuestTree()
+/**
+ * The per-run archive appended to the base image, collected but not yet written: composeInitrd
+ * streams it to the initrd file. Nothing is read into memory but file metadata and `data`.
+ */
+export function runArchive(opts: RunArchiveOptions): GuestTree {
+  const tree = new GuestTree({ ...(opts.omit ? { omit: opts.omit } : {}), ...(opts.limit ? { limit: opts.limit } : {}) })
+  opts.limit?.(tree.cost()) // the base image alone may already be too big
   for (const p of opts.hostPaths) {
     if (fs.statSync(p).isDirectory()) {
       tree.addDir(p)
@@ -36,7 +39,7 @@ export async function runArchive(opts: RunArchiveOptions): Promise<Buffer> {
     }
   }
   for (const d of opts.data) tree.addData(d.guestPath, d.content, d.mode ?? 0o644)
-  return tree.toBuffer({ firstInode: RUN_FIRST_INODE, ...(opts.omit ? { omit: opts.omit } : {}) })
+  return tree
 }
 
 const NATIVE_NAME = /\.(node|so)(\.\d+)*$/

@@ -3,7 +3,7 @@ import path from 'node:path'
 import type { Hash } from 'node:crypto'
 import { KtstrError } from '../util/errors.js'
 import { log } from '../util/log.js'
-import { CpioWriter, FileSink, MemorySink, type ByteSink } from './cpio.js'
+import { CpioWriter, FileSink } from './cpio.js'
 
 /** One guest path of the image. */
 export type TreeEntry =
@@ -18,9 +18,26 @@ export type PathFilter = (hostPath: string, stat: fs.Stats) => boolean
 export interface WriteOptions {
   /** See CpioWriterOptions.firstInode. */
   firstInode?: number
+  /** Append to `outPath` (after an earlier archive) instead of replacing it. */
+  append?: boolean
+}
+
+/** What a tree costs: bytes of newc archive, and guest RAM once unpacked (see entryCost). */
+export interface TreeCost {
+  archive: number
+  unpacked: number
+}
+
+export interface GuestTreeOptions {
   /** Guest paths of regular files to leave out (already present from an earlier archive). */
   omit?: ReadonlySet<string>
+  /** Called with the running cost after each added entry; throws to stop (e.g. over a size limit). */
+  limit?: (cost: TreeCost) => void
 }
+
+const PAGE = 4096
+/** newc stores sizes in 32 bits. */
+const MAX_FILE = 0xffffffff
 
 /**
  * The set of files for a guest image, at the guest paths they will have. Host files keep their host
@@ -30,6 +47,14 @@ export interface WriteOptions {
 export class GuestTree {
   private readonly map = new Map<string, TreeEntry>()
   private readonly done = new Map<string, string>()
+  private readonly total: TreeCost = { archive: 0, unpacked: 0 }
+
+  constructor(private readonly opts: GuestTreeOptions = {}) {}
+
+  /** The archive's size and unpacked RAM so far (trailer and implied parent folders aside). */
+  cost(): TreeCost {
+    return { ...this.total }
+  }
 
   get size(): number {
     return this.map.size
@@ -96,21 +121,23 @@ export class GuestTree {
     return real
   }
 
-  /** Adds `hostDir` and everything below it that `filter` accepts (a rejected directory is pruned). */
+  /**
+   * Adds `hostDir` and everything below it that `filter` accepts (a rejected directory is pruned).
+   * `hostDir` itself may be (or pass through) a symlink: it is resolved as in `add`. Symlinks below
+   * it are copied as symlinks and never followed: one pointing inside the folder finds its target
+   * there, one pointing outside (to `/`, to ~/.ssh) brings nothing of the host along.
+   */
   addDir(hostDir: string, filter?: PathFilter): void {
     const root = this.add(hostDir)
     if (!fs.statSync(root).isDirectory()) throw new KtstrError(`cannot put ${hostDir} into the guest image as a directory: it is not one`)
-    const visited = new Set<string>()
     const walk = (dir: string) => {
-      if (visited.has(dir)) return
-      visited.add(dir)
-      for (const name of fs.readdirSync(dir).sort()) {
+      for (const name of readdir(dir)) {
         const p = path.join(dir, name)
-        const st = fs.lstatSync(p)
+        const st = fs.lstatSync(p, { throwIfNoEntry: false })
+        if (!st) continue // gone since the listing (e.g. a process's folder in /proc)
         if (filter && !filter(p, st)) continue
         if (st.isSymbolicLink()) {
-          const real = this.add(p)
-          if (fs.statSync(real).isDirectory()) walk(real)
+          this.put(p, { kind: 'symlink', target: fs.readlinkSync(p) })
         } else if (st.isDirectory()) {
           if (!this.map.has(p)) this.put(p, { kind: 'dir', mode: st.mode & 0o7777 })
           walk(p)
@@ -170,44 +197,33 @@ export class GuestTree {
     }
   }
 
-  /** Writes the tree as a newc archive to `outPath`. Returns its size in bytes. */
+  /** Writes the tree as a newc archive to `outPath` (streamed from the host files). Returns its size in bytes. */
   async writeCpio(outPath: string, opts: WriteOptions = {}): Promise<number> {
-    const fh = await fs.promises.open(outPath, 'w', 0o644)
+    const fh = await fs.promises.open(outPath, opts.append ? 'a' : 'w', 0o644)
     try {
-      return await this.writeTo(new FileSink(fh), opts)
+      const w = new CpioWriter(new FileSink(fh), opts.firstInode === undefined ? {} : { firstInode: opts.firstInode })
+      for (const p of this.paths()) {
+        const e = this.map.get(p)!
+        switch (e.kind) {
+          case 'dir': await w.dir(p, e.mode); break
+          case 'file':
+            if (!this.opts.omit?.has(p)) await w.fileFromPath(p, e.source, e.mode)
+            break
+          case 'data': await w.file(p, e.data, e.mode); break
+          case 'symlink': await w.symlink(p, e.target); break
+          case 'chardev': await w.charDev(p, e.major, e.minor, e.mode); break
+        }
+      }
+      return await w.finish()
     } finally {
       await fh.close()
     }
   }
 
-  /** The tree as a newc archive in memory (for small archives). */
-  async toBuffer(opts: WriteOptions = {}): Promise<Buffer> {
-    const sink = new MemorySink()
-    await this.writeTo(sink, opts)
-    return sink.toBuffer()
-  }
-
-  private async writeTo(sink: ByteSink, opts: WriteOptions): Promise<number> {
-    const w = new CpioWriter(sink, opts.firstInode === undefined ? {} : { firstInode: opts.firstInode })
-    for (const p of this.paths()) {
-      const e = this.map.get(p)!
-      switch (e.kind) {
-        case 'dir': await w.dir(p, e.mode); break
-        case 'file':
-          if (!opts.omit?.has(p)) await w.fileFromPath(p, e.source, e.mode)
-          break
-        case 'data': await w.file(p, e.data, e.mode); break
-        case 'symlink': await w.symlink(p, e.target); break
-        case 'chardev': await w.charDev(p, e.major, e.minor, e.mode); break
-      }
-    }
-    return w.finish()
-  }
-
   private putFile(p: string, st: fs.Stats, source?: string): void {
     if (source) {
       const s = fs.statSync(source)
-      this.map.delete(p)
+      this.remove(p)
       this.put(p, { kind: 'file', mode: st.mode & 0o7777, source, size: s.size, mtimeMs: s.mtimeMs })
     } else if (!this.map.has(p)) {
       this.put(p, { kind: 'file', mode: st.mode & 0o7777, source: p, size: st.size, mtimeMs: st.mtimeMs })
@@ -224,7 +240,27 @@ export class GuestTree {
     if (old?.kind === 'symlink' && e.kind === 'symlink' && old.target !== e.target) {
       throw new KtstrError(`guest image: symlink ${p} is added with two targets (${old.target}, ${e.target})`)
     }
+    if (e.kind === 'file' && e.size > MAX_FILE) {
+      throw new KtstrError(`cannot put ${e.source} into the guest image: it is ${e.size} bytes, over the 4 GiB an initramfs file can hold; put it on a disk image (--disk)`)
+    }
+    if (old) this.remove(p)
     this.map.set(p, e)
+    this.account(p, e, 1)
+    this.opts.limit?.(this.cost())
+  }
+
+  private remove(p: string): void {
+    const old = this.map.get(p)
+    if (!old) return
+    this.map.delete(p)
+    this.account(p, old, -1)
+  }
+
+  private account(p: string, e: TreeEntry, sign: 1 | -1): void {
+    if (e.kind === 'file' && this.opts.omit?.has(p)) return
+    const c = entryCost(p, e)
+    this.total.archive += sign * c.archive
+    this.total.unpacked += sign * c.unpacked
   }
 
   /** `guestPath` with symlinks in its parent directories (as recorded in the tree) replaced by their targets. */
@@ -245,6 +281,30 @@ export class GuestTree {
       }
     }
     return path.posix.join(dir, parts[0] ?? '')
+  }
+}
+
+/**
+ * One entry's newc bytes (header, name and data, each padded to 4) and its RAM in the guest's
+ * initramfs, a tmpfs: data in whole 4 KiB pages, and at least one page per entry, because tmpfs
+ * allows as many inodes as pages (nr_inodes = size/4096 in /proc/mounts), so summing this bounds both.
+ */
+export function entryCost(guestPath: string, e: TreeEntry): TreeCost {
+  const data = e.kind === 'file' ? e.size : e.kind === 'data' ? e.data.length : e.kind === 'symlink' ? Buffer.byteLength(e.target) : 0
+  const name = Buffer.byteLength(guestPath.replace(/^\/+/, '')) + 1
+  return { archive: pad4(110 + name) + pad4(data), unpacked: Math.max(1, Math.ceil(data / PAGE)) * PAGE }
+}
+
+function pad4(n: number): number {
+  return Math.ceil(n / 4) * 4 // not a bit mask: sizes reach 4 GiB
+}
+
+/** Sorted names in `dir`; an unreadable folder is a one-line error. */
+function readdir(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir).sort()
+  } catch (e) {
+    throw new KtstrError(`cannot read ${dir} for the guest image (${(e as NodeJS.ErrnoException).code}); leave it out of --include`, { cause: e })
   }
 }
 

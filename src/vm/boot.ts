@@ -8,6 +8,7 @@ import path from 'node:path'
 import type { RunSpec } from '../../runtime/protocol/index.js'
 import { RUN_SPEC_PATH } from '../../runtime/protocol/index.js'
 import { baseImage } from '../image/base.js'
+import { initramfsLimit } from '../image/budget.js'
 import { composeInitrd } from '../image/initrd.js'
 import { runArchive } from '../image/run-archive.js'
 import { resolveKernel } from '../kernel/resolve.js'
@@ -57,13 +58,14 @@ export async function bootGuest(req: VmRequest, opts: BootOptions = {}): Promise
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-'))
   try {
     const base = await baseImage({ extraPaths: req.extraImagePaths ?? [] })
-    const run = await runArchive({
+    const run = runArchive({
       data: [{ guestPath: RUN_SPEC_PATH, content: JSON.stringify(runSpec) }],
       hostPaths: [...(scheduler ? [scheduler.path] : []), ...includePaths(req.include ?? [])],
       omit: base.files,
+      limit: initramfsLimit(memoryMib, { archive: base.bytes, unpacked: base.unpacked }),
     })
     const initrd = path.join(tmp, 'initrd.cpio')
-    composeInitrd(base.path, run, initrd)
+    await composeInitrd(base, run, initrd)
     const imageMs = performance.now() - t0
     log.debug(`image ready in ${imageMs.toFixed(0)} ms (base ${base.built ? 'built' : 'cached'}: ${base.path})`)
 

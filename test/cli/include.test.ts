@@ -1,8 +1,10 @@
 /** Payloads: host programs copied into the guest with --include, with their ELF library closure. */
 import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { which } from '../../src/util/which.js'
-import { guestSkipReason, runCli } from '../helpers/guest.js'
+import { guestSkipReason, runCli, strayQemus } from '../helpers/guest.js'
 
 const BOOT = 120_000
 const stressNg = which('stress-ng')
@@ -28,6 +30,23 @@ describe.skipIf(guestSkipReason)('ktstr exec --include', () => {
     const r = await runCli(['exec', '--', '/usr/bin/no-such-tool-here', '--version'])
     expect(r.code).toBe(127)
     expect(r.stderr).toContain('/usr/bin/no-such-tool-here is not in the guest image; add it with --include /usr/bin/no-such-tool-here')
+  })
+
+  it('refuses an include too big to unpack in the guest\'s memory, before booting', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-include-big-'))
+    try {
+      const big = path.join(dir, 'big.img')
+      fs.writeFileSync(big, '')
+      fs.truncateSync(big, 1 << 30) // sparse: 1 GiB by its size, nothing on disk, nothing read
+      const r = await runCli(['exec', '--memory', '512', '--include', dir, '--', 'true'])
+      expect(r.code).toBe(125)
+      expect(r.stderr.trim()).toMatch(
+        /^ktstr: the guest image does not fit a 512 MiB guest: the base image \(\d+ MiB\) plus the included files \(at least 1024 MiB\) exceed the \d+ MiB it can unpack \(Linux gives the initramfs half of the RAM beside the archive\); give the guest more memory \(--memory, or memory= in a test file\) or put big files on a disk image \(--disk\)$/,
+      )
+      expect(strayQemus(r)).toEqual([])
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it('refuses an include that does not exist on the host, before booting', async () => {

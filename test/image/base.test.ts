@@ -7,7 +7,7 @@ import { baseImage, type BaseImage } from '../../src/image/base.js'
 import { runArchive } from '../../src/image/run-archive.js'
 import { composeInitrd } from '../../src/image/initrd.js'
 import { packageRoot } from '../../src/util/paths.js'
-import { hasCpio, isRoot, listNames, listVerbose, rawEntries, tmpDir } from './helpers.js'
+import { hasCpio, isRoot, listNames, listVerbose, rawEntries, standInPackage, tmpDir } from './helpers.js'
 
 const hasBusybox = fs.existsSync('/bin/busybox')
 const hasStrip = spawnSync('strip', ['--version']).status === 0
@@ -37,18 +37,7 @@ describe.skipIf(!hasBusybox || !hasCpio)('baseImage', () => {
     savedXdg = process.env.XDG_CACHE_HOME
     xdg = tmpDir('xdg')
     process.env.XDG_CACHE_HOME = xdg
-    // A stand-in ktstr package (dist/runtime is not always built), whose node_modules is a symlink
-    // to the real one: koffi then comes from the real install, reached through a symlink.
-    pkg = fs.realpathSync(tmpDir('pkg'))
-    fs.mkdirSync(path.join(pkg, 'dist/runtime'), { recursive: true })
-    fs.mkdirSync(path.join(pkg, 'dist/native-shims'), { recursive: true })
-    fs.writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: 'ktstr', type: 'module' }))
-    fs.writeFileSync(path.join(pkg, 'dist/runtime/probe.js'),
-      "import koffi from 'koffi'\nconst getpid = koffi.load('libc.so.6').func('int getpid()')\nconsole.log(`probe ok pid=${getpid()} node=${process.version}`)\n")
-    fs.writeFileSync(path.join(pkg, 'dist/runtime/probe.js.map'), '{}')
-    fs.writeFileSync(path.join(pkg, 'dist/runtime/probe.d.ts'), 'export {}')
-    fs.writeFileSync(path.join(pkg, 'dist/native-shims/libc.js'), 'export {}\n')
-    fs.symlinkSync(path.join(packageRoot(), 'node_modules'), path.join(pkg, 'node_modules'))
+    pkg = standInPackage()
 
     cold = await baseImage({ packageRoot: pkg })
     warm = await baseImage({ packageRoot: pkg })
@@ -149,11 +138,14 @@ describe.skipIf(!hasBusybox || !hasCpio)('baseImage', () => {
   describe.skipIf(!hasSched)('runArchive + composeInitrd', () => {
     let run: Buffer
     beforeAll(async () => {
-      run = await runArchive({
+      const tree = runArchive({
         data: [{ guestPath: '/ktstr/run/spec.json', content: JSON.stringify({ scheduler: 'scx_simple' }) }],
         hostPaths: [SCHED],
         omit: cold.files,
       })
+      const file = path.join(xdg, 'run.cpio')
+      await tree.writeCpio(file, { firstInode: 0x40000000 })
+      run = fs.readFileSync(file)
     })
 
     it('holds the spec, the scheduler at its host path and the libraries the base lacks', () => {
@@ -168,9 +160,13 @@ describe.skipIf(!hasBusybox || !hasCpio)('baseImage', () => {
       expect(entries.slice(0, -1).every((e) => e.ino >= 0x40000000)).toBe(true)
     })
 
-    it('appends the run archive to a copy of the base', () => {
+    it('appends the run archive to a copy of the base', async () => {
       const out = path.join(xdg, 'initrd.img')
-      const t = composeInitrd(cold.path, run, out)
+      const t = await composeInitrd(cold, runArchive({
+        data: [{ guestPath: '/ktstr/run/spec.json', content: JSON.stringify({ scheduler: 'scx_simple' }) }],
+        hostPaths: [SCHED],
+        omit: cold.files,
+      }), out)
       console.log(`composeInitrd: copy ${t.copyMs.toFixed(1)} ms, append ${t.appendMs.toFixed(1)} ms, ${(t.bytes / 1e6).toFixed(1)} MB`)
       const img = fs.readFileSync(out)
       expect(img.length).toBe(cold.bytes + run.length)

@@ -2,12 +2,32 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
+import { packageRoot } from '../../src/util/paths.js'
 
 export const hasCpio = spawnSync('cpio', ['--version']).status === 0
 export const isRoot = process.getuid?.() === 0
 
 export function tmpDir(tag: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `ktstr-image-${tag}-`))
+}
+
+/**
+ * A stand-in ktstr package (dist/runtime is not always built) for baseImage's packageRoot, whose
+ * node_modules is a symlink to the real one: koffi then comes from the real install, reached
+ * through a symlink. Returns its real path.
+ */
+export function standInPackage(): string {
+  const pkg = fs.realpathSync(tmpDir('pkg'))
+  fs.mkdirSync(path.join(pkg, 'dist/runtime'), { recursive: true })
+  fs.mkdirSync(path.join(pkg, 'dist/native-shims'), { recursive: true })
+  fs.writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: 'ktstr', type: 'module' }))
+  fs.writeFileSync(path.join(pkg, 'dist/runtime/probe.js'),
+    "import koffi from 'koffi'\nconst getpid = koffi.load('libc.so.6').func('int getpid()')\nconsole.log(`probe ok pid=${getpid()} node=${process.version}`)\n")
+  fs.writeFileSync(path.join(pkg, 'dist/runtime/probe.js.map'), '{}')
+  fs.writeFileSync(path.join(pkg, 'dist/runtime/probe.d.ts'), 'export {}')
+  fs.writeFileSync(path.join(pkg, 'dist/native-shims/libc.js'), 'export {}\n')
+  fs.symlinkSync(path.join(packageRoot(), 'node_modules'), path.join(pkg, 'node_modules'))
+  return pkg
 }
 
 /** Runs GNU cpio with `archive` (a path or bytes) on stdin. */

@@ -107,18 +107,91 @@ describe('GuestTree', () => {
   it.skipIf(!hasCpio)('writes a cpio in which both spellings of the path work after extraction', async () => {
     const t = new GuestTree()
     t.add(path.join(root, 'link/sub/file.txt'))
-    const archive = path.join(root, 'tree.cpio')
-    await t.writeCpio(archive)
-    const out = tmpDir('tree-x')
-    try {
-      const r = cpio(['-id', '--quiet'], archive, out)
-      expect(r.status, r.err).toBe(0)
-      const inOut = (p: string) => path.join(out, p)
+    await extracted(t, (inOut) => {
       expect(fs.lstatSync(inOut(path.join(root, 'link'))).isSymbolicLink()).toBe(true)
       expect(fs.readFileSync(inOut(path.join(root, 'link/sub/file.txt')), 'utf8')).toBe('content\n')
       expect(fs.readFileSync(inOut(path.join(root, 'real/sub/file.txt')), 'utf8')).toBe('content\n')
-    } finally {
-      fs.rmSync(out, { recursive: true, force: true })
-    }
+    })
+  })
+})
+
+/** Writes `t` as an archive, extracts it with GNU cpio and runs `check` with a host-path → extracted-path map. */
+async function extracted(t: GuestTree, check: (inOut: (p: string) => string) => void): Promise<void> {
+  const archive = path.join(root, 'tree.cpio')
+  await t.writeCpio(archive)
+  const out = tmpDir('tree-x')
+  try {
+    const r = cpio(['-id', '--quiet'], archive, out)
+    expect(r.status, r.err).toBe(0)
+    check((p) => path.join(out, p))
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true })
+  }
+}
+
+// An included folder with links out of it (to / and to a folder beside it, as a link to ~/.ssh
+// would be) and links within it:
+//   inc/sub/file.txt   inc/up -> /   inc/keys -> <root>/secret   inc/alias -> sub/file.txt
+//   inc/dirlink -> sub   inc/abs -> <root>/inc/sub        secret/id_rsa (outside inc)
+describe('GuestTree.addDir and symlinks in an included folder', () => {
+  let inc: string
+  beforeAll(() => {
+    inc = path.join(root, 'inc')
+    fs.mkdirSync(path.join(inc, 'sub'), { recursive: true })
+    fs.mkdirSync(path.join(root, 'secret'))
+    fs.writeFileSync(path.join(root, 'secret/id_rsa'), 'PRIVATE KEY')
+    fs.writeFileSync(path.join(inc, 'sub/file.txt'), 'inside\n')
+    fs.symlinkSync('/', path.join(inc, 'up'))
+    fs.symlinkSync(path.join(root, 'secret'), path.join(inc, 'keys'))
+    fs.symlinkSync('sub/file.txt', path.join(inc, 'alias'))
+    fs.symlinkSync('sub', path.join(inc, 'dirlink'))
+    fs.symlinkSync(path.join(inc, 'sub'), path.join(inc, 'abs'))
+  })
+
+  it('copies links to / and to a folder outside as symlinks and takes nothing from outside', () => {
+    const t = new GuestTree()
+    t.addDir(inc)
+    expect(t.get(path.join(inc, 'up'))).toEqual({ kind: 'symlink', target: '/' })
+    expect(t.get(path.join(inc, 'keys'))).toEqual({ kind: 'symlink', target: path.join(root, 'secret') })
+    // Every entry is the folder, below it, or one of its parent folders.
+    for (const p of t.paths()) expect(p === inc || p.startsWith(`${inc}/`) || inc.startsWith(`${p}/`), p).toBe(true)
+    expect(t.get(path.join(root, 'secret/id_rsa'))).toBeUndefined()
+    expect(t.get('/etc')).toBeUndefined()
+  })
+
+  it('keeps links within the folder, which resolve in the extracted image', async () => {
+    const t = new GuestTree()
+    t.addDir(inc)
+    expect(t.get(path.join(inc, 'alias'))).toEqual({ kind: 'symlink', target: 'sub/file.txt' })
+    expect(t.get(path.join(inc, 'dirlink'))).toEqual({ kind: 'symlink', target: 'sub' })
+    expect(t.get(path.join(inc, 'sub/file.txt'))?.kind).toBe('file')
+    if (!hasCpio) return
+    await extracted(t, (x) => {
+      expect(fs.readFileSync(x(path.join(inc, 'dirlink/file.txt')), 'utf8')).toBe('inside\n')
+      expect(fs.readFileSync(x(path.join(inc, 'alias')), 'utf8')).toBe('inside\n')
+      expect(fs.readlinkSync(x(path.join(inc, 'up')))).toBe('/')
+      expect(fs.existsSync(x(path.join(root, 'secret')))).toBe(false)
+    })
+  })
+
+  it('resolves the included path itself when it is a symlink', () => {
+    const t = new GuestTree()
+    t.addDir(path.join(inc, 'abs'))
+    expect(t.get(path.join(inc, 'abs'))).toEqual({ kind: 'symlink', target: path.join(inc, 'sub') })
+    expect(t.get(path.join(inc, 'sub/file.txt'))?.kind).toBe('file')
+  })
+
+  it('counts the archive and unpacked size as entries are added, leaving omitted files out', () => {
+    const costs: number[] = []
+    const t = new GuestTree({ omit: new Set([path.join(inc, 'sub/file.txt')]), limit: (c) => void costs.push(c.unpacked) })
+    t.addData('/a', Buffer.alloc(5000))
+    expect(t.cost()).toEqual({ archive: 112 + 5000, unpacked: 8192 }) // header 110 + "a\0" → 112; data in 2 pages
+    t.add(path.join(inc, 'sub/file.txt'))
+    expect(costs.length).toBeGreaterThan(1)
+    expect(t.cost().unpacked).toBe(costs.at(-1))
+    expect(t.get(path.join(inc, 'sub/file.txt'))?.kind).toBe('file')
+    // The omitted file costs nothing; its parent folders a page each.
+    const dirs = t.paths().filter((p) => t.get(p)?.kind === 'dir').length
+    expect(t.cost().unpacked).toBe(8192 + dirs * 4096)
   })
 })

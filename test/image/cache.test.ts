@@ -1,0 +1,163 @@
+/**
+ * The base image cache under concurrent processes, crashes and corruption: entries are checked
+ * against their manifest, built once across processes, and never pruned while in use.
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import { spawn } from 'node:child_process'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { baseImage, type BaseImage } from '../../src/image/base.js'
+import { lockPath, manifestPath, pruneCached, readValid } from '../../src/image/cache-entry.js'
+import { FileLock } from '../../src/util/file-lock.js'
+import { repoRoot } from '../helpers/repo.js'
+import { hasCpio, listNames, standInPackage, tmpDir } from './helpers.js'
+
+const BASE_JS = path.join(repoRoot, 'dist', 'src', 'image', 'base.js')
+const distBuilt = fs.existsSync(BASE_JS)
+const hasBusybox = fs.existsSync('/bin/busybox')
+if (!distBuilt) console.warn(`skipping the two-process cache test: ${BASE_JS} missing (run npm run build)`)
+
+// A child process that says it is ready, waits for the file GO, then asks for the base image and
+// prints the result.
+const CHILD = `
+import fs from 'node:fs'
+const { baseImage } = await import(process.env.BASE_JS)
+fs.writeFileSync(process.env.GO + '.ready-' + process.pid, '')
+while (!fs.existsSync(process.env.GO)) await new Promise((r) => setTimeout(r, 5))
+const r = await baseImage({ packageRoot: process.env.PKG, extraPaths: [process.env.EXTRA] })
+console.log(JSON.stringify({ built: r.built, path: r.path, bytes: r.bytes }))
+`
+
+interface Child {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+function child(env: NodeJS.ProcessEnv): Promise<Child> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, ['--input-type=module', '-e', CHILD], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    c.stdout.on('data', (b) => (stdout += b))
+    c.stderr.on('data', (b) => (stderr += b))
+    c.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+describe.skipIf(!hasBusybox || !hasCpio)('base image cache', () => {
+  let xdg: string
+  let pkg: string
+  let savedXdg: string | undefined
+  let extra: string
+  const base = () => baseImage({ packageRoot: pkg, extraPaths: [extra] })
+
+  beforeAll(() => {
+    savedXdg = process.env.XDG_CACHE_HOME
+    xdg = tmpDir('cache-xdg')
+    process.env.XDG_CACHE_HOME = xdg
+    pkg = standInPackage()
+    extra = path.join(pkg, 'extra.txt')
+    fs.writeFileSync(extra, 'one')
+  })
+
+  afterAll(() => {
+    if (savedXdg === undefined) delete process.env.XDG_CACHE_HOME
+    else process.env.XDG_CACHE_HOME = savedXdg
+    fs.rmSync(xdg, { recursive: true, force: true })
+    fs.rmSync(pkg, { recursive: true, force: true })
+  })
+
+  it.skipIf(!distBuilt)('two processes asking at once: both succeed, one builds, the other waits and reuses it', { timeout: 120_000 }, async () => {
+    const go = path.join(xdg, 'go')
+    const env = { BASE_JS, GO: go, PKG: pkg, EXTRA: extra, XDG_CACHE_HOME: xdg, KTSTR_LOG: 'debug' }
+    let exited = false
+    const both = Promise.all([child(env), child(env)]).finally(() => (exited = true))
+    // Release both at once when both are ready, so their builds overlap.
+    while (!exited && fs.readdirSync(xdg).filter((n) => n.startsWith('go.ready-')).length < 2) await new Promise((r) => setTimeout(r, 10))
+    fs.writeFileSync(go, '')
+    const [a, b] = await both
+    expect(a.code, a.stderr).toBe(0)
+    expect(b.code, b.stderr).toBe(0)
+    const ra = JSON.parse(a.stdout)
+    const rb = JSON.parse(b.stdout)
+    expect([ra.built, rb.built].sort()).toEqual([false, true])
+    expect(ra.path).toBe(rb.path)
+    expect(ra.bytes).toBe(rb.bytes)
+    // The second really met the first one's build (not merely a finished entry).
+    expect(a.stderr + b.stderr).toMatch(/is being made by pid \d+; waiting for it/)
+    expect(readValid(ra.path)?.bytes).toBe(fs.statSync(ra.path).size)
+    expect(listNames(ra.path)).toContain(extra.slice(1))
+    const dir = path.dirname(ra.path)
+    expect(fs.readdirSync(dir).filter((n) => n.includes('.tmp-'))).toEqual([])
+  })
+
+  describe('a bad entry is detected and built again', () => {
+    let good: BaseImage
+    beforeAll(async () => {
+      good = await base()
+    }, 120_000)
+
+    it('truncated', { timeout: 120_000 }, async () => {
+      fs.truncateSync(good.path, Math.floor(good.bytes / 2))
+      const again = await base()
+      expect(again.built).toBe(true)
+      expect(again.path).toBe(good.path)
+      expect(fs.statSync(again.path).size).toBe(good.bytes)
+      expect(readValid(again.path)).toBeDefined()
+    })
+
+    it('zeroed in the middle (same size)', { timeout: 120_000 }, async () => {
+      const fd = fs.openSync(good.path, 'r+')
+      fs.writeSync(fd, Buffer.alloc(8 << 20), 0, 8 << 20, Math.floor(good.bytes / 2))
+      fs.closeSync(fd)
+      expect(fs.statSync(good.path).size).toBe(good.bytes)
+      const again = await base()
+      expect(again.built).toBe(true)
+      expect(listNames(again.path)).toContain(extra.slice(1))
+    })
+
+    it('without its manifest (a crash between the two renames)', { timeout: 120_000 }, async () => {
+      fs.rmSync(manifestPath(good.path))
+      const again = await base()
+      expect(again.built).toBe(true)
+      expect(readValid(again.path)).toBeDefined()
+      const warm = await base()
+      expect(warm.built).toBe(false)
+    })
+
+    it('copyTo builds it again when it went missing after baseImage returned', { timeout: 120_000 }, async () => {
+      const b = await base()
+      fs.rmSync(b.path)
+      const dest = path.join(xdg, 'copy.cpio')
+      await b.copyTo(dest)
+      expect(fs.statSync(dest).size).toBe(b.bytes)
+      expect(readValid(b.path)).toBeDefined()
+    })
+  })
+
+  it('prune keeps an entry whose lock is held (a copy or build in progress) and removes it once free', { timeout: 120_000 }, async () => {
+    const b = await base()
+    const dir = path.dirname(b.path)
+    // Make it the least recently used of four, so prune (keep 1) picks it.
+    const old = new Date(Date.now() - 86400_000)
+    fs.utimesSync(manifestPath(b.path), old, old)
+    const others = ['1', '2', '3'].map((i) => {
+      const p = path.join(dir, `base-${i.repeat(16)}.cpio`)
+      fs.writeFileSync(p, 'x')
+      return p
+    })
+    const held = FileLock.tryAcquire(lockPath(b.path), 'shared')!
+    try {
+      pruneCached(dir, /^base-[0-9a-f]+\.cpio$/, 1, others[2]!)
+      expect(fs.existsSync(b.path)).toBe(true)
+      expect(readValid(b.path)).toBeDefined()
+    } finally {
+      held.release()
+    }
+    pruneCached(dir, /^base-[0-9a-f]+\.cpio$/, 1, others[2]!)
+    expect(fs.existsSync(b.path)).toBe(false)
+    expect(fs.existsSync(manifestPath(b.path))).toBe(false)
+    expect(fs.existsSync(lockPath(b.path))).toBe(false)
+  })
+})
