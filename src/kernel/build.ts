@@ -2,6 +2,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { KtstrError } from '../util/errors.js'
+import type { FileLock } from '../util/file-lock.js'
 import { cacheRoot, packageRoot } from '../util/paths.js'
 import { Apt, EXTRA_SUITES } from './apt.js'
 import { BuildLog, Runner } from './build-log.js'
@@ -15,7 +16,7 @@ import {
   sha256,
   upstreamVersion,
 } from './build-plan.js'
-import { type KernelMeta, kernelsDir, readCachedKernel } from './cache.js'
+import { type KernelMeta, installKernelEntry, kernelsDir, lockKernelKey, readCachedKernel } from './cache.js'
 import { parseKernelConfig } from './config.js'
 import { DEBIAN_SOURCE_PACKAGE, type DebianSource, locateDebianSource, unpackDebianSource } from './debian-source.js'
 import { checkLocalTree, localSourceIdentity } from './local-source.js'
@@ -79,6 +80,7 @@ export async function buildKernel(opts: BuildOptions): Promise<GuestKernel> {
     emit({ type: 'note', message })
   }
 
+  let keyLock: FileLock | undefined
   try {
     const fragmentFile = fragmentPath()
     const fragment = fs.readFileSync(fragmentFile, 'utf8')
@@ -105,6 +107,14 @@ export async function buildKernel(opts: BuildOptions): Promise<GuestKernel> {
     log.write(`key ${key} for ${src.identity}\n`)
     if (!opts.force && readCachedKernel(finalDir)) {
       note(`kernel ${key} is already built (${finalDir}); use --force to rebuild`)
+      return openKernel(path.join(finalDir, 'bzImage'), finalDir, 'cache', key)
+    }
+    // Builds of one key share the build folder: one at a time; a second one waits, then reuses the result.
+    keyLock = await lockKernelKey(key, (pid) =>
+      note(`another build of kernel ${key} is running${pid ? ` (pid ${pid})` : ''}; waiting for it to finish (stop it to build here instead)`),
+    )
+    if (!opts.force && readCachedKernel(finalDir)) {
+      note(`kernel ${key} was built meanwhile by the other build (${finalDir})`)
       return openKernel(path.join(finalDir, 'bzImage'), finalDir, 'cache', key)
     }
 
@@ -173,31 +183,27 @@ export async function buildKernel(opts: BuildOptions): Promise<GuestKernel> {
     if (e instanceof KtstrError && (current === 'prepare' || current === 'toolchain' || current === 'pahole')) throw e
     throw new BuildFailure(current, logPath, tail, reason)
   } finally {
+    keyLock?.release()
     log.close()
   }
 }
 
-/** Copy the results into `<kernels>/.tmp-<key>-<pid>` and rename it into place (replacing an older entry). */
+/** Copies the results into the cache entry `finalDir` (see installKernelEntry). */
 function installEntry(
   finalDir: string,
   files: ReturnType<typeof builtFiles>,
   schedulers: string[],
   fragment: string,
-  meta: object,
+  meta: KernelMeta,
 ): void {
-  const tmp = path.join(path.dirname(finalDir), `.tmp-${path.basename(finalDir)}-${process.pid}`)
-  fs.rmSync(tmp, { recursive: true, force: true })
-  fs.mkdirSync(path.join(tmp, 'scx'), { recursive: true })
-  fs.copyFileSync(files.bzImage, path.join(tmp, 'bzImage'))
-  fs.copyFileSync(files.config, path.join(tmp, 'config'))
-  for (const s of schedulers) {
-    fs.copyFileSync(path.join(files.schedulersDir, s), path.join(tmp, 'scx', s))
-    fs.chmodSync(path.join(tmp, 'scx', s), 0o755)
-  }
-  fs.writeFileSync(path.join(tmp, 'kconfig.fragment'), fragment)
-  fs.writeFileSync(path.join(tmp, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`)
-  const old = path.join(path.dirname(finalDir), `.old-${path.basename(finalDir)}-${process.pid}`)
-  if (fs.existsSync(finalDir)) fs.renameSync(finalDir, old)
-  fs.renameSync(tmp, finalDir)
-  fs.rmSync(old, { recursive: true, force: true })
+  installKernelEntry(finalDir, (tmp) => {
+    fs.mkdirSync(path.join(tmp, 'scx'))
+    fs.copyFileSync(files.bzImage, path.join(tmp, 'bzImage'))
+    fs.copyFileSync(files.config, path.join(tmp, 'config'))
+    for (const s of schedulers) {
+      fs.copyFileSync(path.join(files.schedulersDir, s), path.join(tmp, 'scx', s))
+      fs.chmodSync(path.join(tmp, 'scx', s), 0o755)
+    }
+    fs.writeFileSync(path.join(tmp, 'kconfig.fragment'), fragment)
+  }, meta)
 }

@@ -1,5 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
+import { fsyncTree, renameDurably } from '../util/durable.js'
+import { FileLock } from '../util/file-lock.js'
 import { cacheRoot } from '../util/paths.js'
 
 /** `meta.json` of a cached kernel build. */
@@ -14,6 +16,8 @@ export interface KernelMeta {
   /** sha256 of the kconfig fragment that was applied. */
   fragmentHash: string
   schedulers: string[]
+  /** Size of bzImage when installed; an entry whose bzImage differs is incomplete (older entries lack it). */
+  bzImageBytes?: number
 }
 
 export interface CachedKernel {
@@ -34,6 +38,7 @@ export function readCachedKernel(dir: string): CachedKernel | undefined {
   try {
     const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')) as KernelMeta
     if (typeof meta.createdAt !== 'string' || typeof meta.version !== 'string') return undefined
+    if (meta.bzImageBytes !== undefined && fs.statSync(bzImage).size !== meta.bzImageBytes) return undefined
     return { key: path.basename(dir), dir, bzImage, meta }
   } catch {
     return undefined
@@ -53,4 +58,49 @@ export function listCachedKernels(root: string = kernelsDir()): CachedKernel[] {
     .map((n) => readCachedKernel(path.join(root, n)))
     .filter((k): k is CachedKernel => k !== undefined)
     .sort((a, b) => Date.parse(b.meta.createdAt) - Date.parse(a.meta.createdAt) || a.key.localeCompare(b.key))
+}
+
+/**
+ * The lock for writing the entry (and the build folder) of `key`: one build or import per key at a
+ * time. `onWait` hears once that another process holds it.
+ */
+export function lockKernelKey(key: string, onWait?: (holderPid: number | undefined) => void): Promise<FileLock> {
+  return FileLock.acquire(keyLockPath(key), 'exclusive', onWait ? { onWait } : {})
+}
+
+/** The key's lock if no other process holds it now. */
+export function tryLockKernelKey(key: string): FileLock | undefined {
+  return FileLock.tryAcquire(keyLockPath(key), 'exclusive')
+}
+
+/** Beside the key's build folder, which it guards too (`<cache>/build/<key>.lock`). */
+export function keyLockPath(key: string): string {
+  const dir = path.join(cacheRoot(), 'build')
+  fs.mkdirSync(dir, { recursive: true })
+  return path.join(dir, `${key}.lock`)
+}
+
+/**
+ * Publishes the entry `finalDir` crash-safely (hold its key's lock): `fill` writes bzImage, config
+ * and scx/ into a temporary folder beside it; meta.json, with the bzImage size that readCachedKernel
+ * checks, is written last; everything is synced before the folder is renamed into place, replacing
+ * an older entry.
+ */
+export function installKernelEntry(finalDir: string, fill: (dir: string) => void, meta: KernelMeta): void {
+  const parent = path.dirname(finalDir)
+  const tmp = path.join(parent, `.tmp-${path.basename(finalDir)}-${process.pid}`)
+  const old = path.join(parent, `.old-${path.basename(finalDir)}-${process.pid}`)
+  fs.rmSync(tmp, { recursive: true, force: true })
+  fs.mkdirSync(tmp, { recursive: true })
+  try {
+    fill(tmp)
+    const bzImageBytes = fs.statSync(path.join(tmp, 'bzImage')).size
+    fs.writeFileSync(path.join(tmp, 'meta.json'), `${JSON.stringify({ ...meta, bzImageBytes }, null, 2)}\n`)
+    fsyncTree(tmp)
+    if (fs.existsSync(finalDir)) fs.renameSync(finalDir, old)
+    renameDurably(tmp, finalDir)
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true })
+    fs.rmSync(old, { recursive: true, force: true })
+  }
 }

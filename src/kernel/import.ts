@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { KtstrError } from '../util/errors.js'
-import { kernelsDir, type KernelMeta } from './cache.js'
+import { installKernelEntry, kernelsDir, readCachedKernel, tryLockKernelKey, type KernelMeta } from './cache.js'
 import { kernelFromSpec, type GuestKernel } from './resolve.js'
 import { listSchedulers } from './schedulers.js'
 
@@ -17,14 +17,8 @@ export function importKernel(dir: string): { key: string; kernel: GuestKernel; i
   const version = /Linux\/\S+ (\S+) Kernel Configuration/.exec(configText(src))?.[1] ?? 'unknown'
   const key = `${version}-import-${createHash('sha256').update(image).digest('hex').slice(0, 10)}`
   const dest = path.join(kernelsDir(), key)
-  if (fs.existsSync(path.join(dest, 'meta.json'))) return { key, kernel: kernelFromSpec(dest, 'cache'), imported: false }
-  const tmp = path.join(kernelsDir(), `.${key}-${process.pid}`)
-  fs.rmSync(tmp, { recursive: true, force: true })
-  fs.mkdirSync(path.join(tmp, 'scx'), { recursive: true })
-  fs.copyFileSync(src.bzImage, path.join(tmp, 'bzImage'))
-  fs.writeFileSync(path.join(tmp, 'config'), configText(src))
+  if (readCachedKernel(dest)) return { key, kernel: kernelFromSpec(dest, 'cache'), imported: false }
   const schedulers = listSchedulers(src)
-  for (const s of schedulers) fs.copyFileSync(path.join(src.schedulersDir!, s), path.join(tmp, 'scx', s))
   const meta: KernelMeta = {
     key,
     version,
@@ -33,9 +27,18 @@ export function importKernel(dir: string): { key: string; kernel: GuestKernel; i
     fragmentHash: '',
     schedulers,
   }
-  fs.writeFileSync(path.join(tmp, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`)
-  fs.rmSync(dest, { recursive: true, force: true })
-  fs.renameSync(tmp, dest)
+  const lock = tryLockKernelKey(key)
+  if (!lock) throw new KtstrError(`another ktstr is writing kernel ${key} into the cache; run the import again when it is done`)
+  try {
+    installKernelEntry(dest, (tmp) => {
+      fs.mkdirSync(path.join(tmp, 'scx'))
+      fs.copyFileSync(src.bzImage, path.join(tmp, 'bzImage'))
+      fs.writeFileSync(path.join(tmp, 'config'), configText(src))
+      for (const s of schedulers) fs.copyFileSync(path.join(src.schedulersDir!, s), path.join(tmp, 'scx', s))
+    }, meta)
+  } finally {
+    lock.release()
+  }
   return { key, kernel: kernelFromSpec(dest, 'cache'), imported: true }
 }
 

@@ -1,19 +1,29 @@
 import { stripVTControlCharacters } from 'node:util'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { kernelCommand } from '../../src/cli/kernel-command.js'
 import { BuildFailure, buildKernel } from '../../src/kernel/build.js'
-import { listCachedKernels } from '../../src/kernel/cache.js'
+import { keyLockPath, listCachedKernels } from '../../src/kernel/cache.js'
 import type { BuildEvent } from '../../src/kernel/progress.js'
 import { resolveScheduler } from '../../src/kernel/schedulers.js'
+import { repoRoot } from '../helpers/repo.js'
 import { tempDir } from './helpers.js'
 
 // The whole build flow against a stand-in kernel tree whose Makefiles write fake results, and
 // stand-in tools (pahole, clang, dpkg-query) first on PATH: nothing is compiled or installed.
 
 const haveMake = spawnSync('make', ['--version']).status === 0
+const LOCK_JS = path.join(repoRoot, 'dist', 'src', 'util', 'file-lock.js')
+const distBuilt = fs.existsSync(LOCK_JS)
+if (!distBuilt) console.warn(`skipping the cross-process build lock test: ${LOCK_JS} missing (run npm run build)`)
+// Another process holding a kernel key's lock, as a second `ktstr kernel build` would.
+const HOLDER = `
+const { FileLock } = await import(process.env.LOCK_JS)
+FileLock.tryAcquire(process.env.LOCK, 'exclusive') ? console.log('locked') : process.exit(1)
+setInterval(() => {}, 1000)
+`
 if (!haveMake) console.warn('skipping the build-flow tests: make is not installed')
 
 const TREE_MAKEFILE = `VERSION = 6
@@ -90,6 +100,54 @@ describe.skipIf(!haveMake)('buildKernel flow (stand-in tree)', () => {
     const again = await buildKernel({ source: tree, force: true })
     expect(again.dir).toBe(k.dir)
     expect(listCachedKernels()).toHaveLength(1)
+  })
+
+  it('two builds of one key at once: one builds, the other waits for it and reuses the entry', async () => {
+    const events: BuildEvent[][] = [[], []]
+    const [a, b] = await Promise.all(events.map((ev) => buildKernel({ source: tree, onProgress: (e) => ev.push(e) })))
+    expect(a.dir).toBe(b.dir)
+    const installed = events.map((ev) => ev.some((e) => e.type === 'phase-end' && e.phase === 'install'))
+    expect(installed.sort()).toEqual([false, true])
+    const waited = events.find((ev) => !ev.some((e) => e.type === 'phase-end' && e.phase === 'install'))!
+    const notes = waited.filter((e) => e.type === 'note').map((e) => (e as { message: string }).message)
+    expect(notes).toContainEqual(expect.stringMatching(/^another build of kernel \S+ is running \(pid \d+\); waiting for it to finish/))
+    expect(notes).toContainEqual(expect.stringMatching(/was built meanwhile by the other build/))
+    expect(waited.some((e) => e.type === 'phase-start' && e.phase === 'configure')).toBe(false)
+    expect(listCachedKernels()).toHaveLength(1)
+  })
+
+  it.skipIf(!distBuilt)('waits while another process holds the key, and goes on when that process is killed', { timeout: 60_000 }, async () => {
+    const k = await buildKernel({ source: tree })
+    const holder = spawn(process.execPath, ['--input-type=module', '-e', HOLDER], {
+      env: { ...process.env, LOCK_JS, LOCK: keyLockPath(k.label) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()))
+    const events: BuildEvent[] = []
+    let done = false
+    const build = buildKernel({ source: tree, force: true, onProgress: (e) => events.push(e) }).finally(() => (done = true))
+    while (!events.some((e) => e.type === 'note')) await new Promise((r) => setTimeout(r, 20))
+    expect(events.find((e) => e.type === 'note')).toEqual({
+      type: 'note',
+      message: `another build of kernel ${k.label} is running (pid ${holder.pid}); waiting for it to finish (stop it to build here instead)`,
+    })
+    expect(done).toBe(false)
+    expect(events.some((e) => e.type === 'phase-start' && e.phase === 'configure')).toBe(false)
+    holder.kill('SIGKILL') // a dead holder's lock goes with it
+    const again = await build
+    expect(again.dir).toBe(k.dir)
+    expect(events.some((e) => e.type === 'phase-end' && e.phase === 'install')).toBe(true)
+  })
+
+  it('builds again when the cached bzImage is truncated', async () => {
+    const k = await buildKernel({ source: tree })
+    fs.truncateSync(k.bzImage, 2)
+    expect(listCachedKernels()).toEqual([])
+    const events: BuildEvent[] = []
+    const again = await buildKernel({ source: tree, onProgress: (e) => events.push(e) })
+    expect(events.some((e) => e.type === 'phase-end' && e.phase === 'install')).toBe(true)
+    expect(fs.readFileSync(again.bzImage, 'utf8')).toBe('kernel\n')
+    expect(JSON.parse(fs.readFileSync(path.join(again.dir, 'meta.json'), 'utf8')).bzImageBytes).toBe(7)
   })
 
   it('fails when olddefconfig drops required options, naming them and the log', async () => {
