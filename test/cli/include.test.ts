@@ -32,6 +32,26 @@ describe.skipIf(guestSkipReason)('ktstr exec --include', () => {
     expect(r.stderr).toContain('/usr/bin/no-such-tool-here is not in the guest image; add it with --include /usr/bin/no-such-tool-here')
   })
 
+  it('copies symlinks in an included folder as symlinks: links to / and outside bring nothing, links inside work', { timeout: BOOT }, async () => {
+    const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-include-links-')))
+    try {
+      const inc = path.join(dir, 'inc')
+      fs.mkdirSync(path.join(inc, 'sub'), { recursive: true })
+      fs.mkdirSync(path.join(dir, 'secret'))
+      fs.writeFileSync(path.join(dir, 'secret/id_rsa'), 'PRIVATE KEY')
+      fs.writeFileSync(path.join(inc, 'sub/file.txt'), 'inside')
+      fs.symlinkSync('/', path.join(inc, 'up'))
+      fs.symlinkSync(path.join(dir, 'secret'), path.join(inc, 'keys'))
+      fs.symlinkSync('sub/file.txt', path.join(inc, 'alias'))
+      const script = `readlink ${inc}/up; cat ${inc}/alias; echo; cat ${inc}/keys/id_rsa 2>/dev/null || echo no keys`
+      const r = await runCli(['exec', '--include', inc, '--', 'sh', '-c', script])
+      expect(r.stdout).toBe('/\ninside\nno keys\n')
+      expect(r.code).toBe(0)
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it('refuses an include too big to unpack in the guest\'s memory, before booting', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-include-big-'))
     try {
