@@ -91,17 +91,16 @@ export async function copyCached(file: string, dest: string, rebuild: () => Prom
 
 /**
  * Removes entries matching `re` in `dir` beyond the `keep` most recently used (never `current`), and
- * temporary files older than an hour. An entry in use (its lock held: a build or a copy) is kept.
+ * temporary files of builds that died. An entry in use (its lock held: a build or a copy) is kept.
  */
 export function pruneCached(dir: string, re: RegExp, keep: number, current: string): void {
-  const now = Date.now()
   const found: { p: string; used: number }[] = []
   for (const name of fs.readdirSync(dir)) {
     const p = path.join(dir, name)
     const st = fs.statSync(p, { throwIfNoEntry: false })
     if (!st) continue
     if (name.includes('.tmp-')) {
-      if (now - st.mtimeMs > 3600_000) fs.rmSync(p, { force: true })
+      removeStaleTemp(p)
     } else if (/\.(ok|lock)$/.test(name)) {
       removeOrphan(p)
     } else if (re.test(name)) found.push({ p, used: fs.statSync(manifestPath(p), { throwIfNoEntry: false })?.mtimeMs ?? st.mtimeMs })
@@ -119,6 +118,16 @@ export function pruneCached(dir: string, re: RegExp, keep: number, current: stri
     fs.rmSync(p, { force: true })
     lock.remove()
   }
+}
+
+/** A temporary file of a build that is no longer running (its entry's lock is free: the builder died). */
+function removeStaleTemp(p: string): void {
+  const file = p.slice(0, p.indexOf('.tmp-')).replace(/\.ok$/, '')
+  const lock = FileLock.tryAcquire(lockPath(file), 'exclusive')
+  if (!lock) return
+  fs.rmSync(p, { force: true })
+  if (fs.existsSync(file) || fs.existsSync(manifestPath(file))) lock.release()
+  else lock.remove()
 }
 
 /** A manifest or lock file whose entry is gone (and is not being made: its lock is free). */

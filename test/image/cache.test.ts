@@ -17,12 +17,10 @@ const distBuilt = fs.existsSync(BASE_JS)
 const hasBusybox = fs.existsSync('/bin/busybox')
 if (!distBuilt) console.warn(`skipping the two-process cache test: ${BASE_JS} missing (run npm run build)`)
 
-// A child process that says it is ready, waits for the file GO, then asks for the base image and
-// prints the result.
+// A child process that waits for the file GO, then asks for the base image and prints the result.
 const CHILD = `
 import fs from 'node:fs'
 const { baseImage } = await import(process.env.BASE_JS)
-fs.writeFileSync(process.env.GO + '.ready-' + process.pid, '')
 while (!fs.existsSync(process.env.GO)) await new Promise((r) => setTimeout(r, 5))
 const r = await baseImage({ packageRoot: process.env.PKG, extraPaths: [process.env.EXTRA] })
 console.log(JSON.stringify({ built: r.built, path: r.path, bytes: r.bytes }))
@@ -34,15 +32,19 @@ interface Child {
   stderr: string
 }
 
-function child(env: NodeJS.ProcessEnv): Promise<Child> {
-  return new Promise((resolve) => {
-    const c = spawn(process.execPath, ['--input-type=module', '-e', CHILD], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    c.stdout.on('data', (b) => (stdout += b))
-    c.stderr.on('data', (b) => (stderr += b))
-    c.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
+/** The child's result, and its stderr so far while it runs. */
+function child(env: NodeJS.ProcessEnv): { done: Promise<Child>; stderr: () => string } {
+  let stdout = ''
+  let stderr = ''
+  const c = spawn(process.execPath, ['--input-type=module', '-e', CHILD], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  c.stdout.on('data', (b) => (stdout += b))
+  c.stderr.on('data', (b) => (stderr += b))
+  const done = new Promise<Child>((resolve) => c.on('close', (code) => resolve({ code, stdout, stderr })))
+  return { done, stderr: () => stderr }
+}
+
+const until = async (cond: () => boolean) => {
+  while (!cond()) await new Promise((r) => setTimeout(r, 5))
 }
 
 describe.skipIf(!hasBusybox || !hasCpio)('base image cache', () => {
@@ -69,27 +71,66 @@ describe.skipIf(!hasBusybox || !hasCpio)('base image cache', () => {
   })
 
   it.skipIf(!distBuilt)('two processes asking at once: both succeed, one builds, the other waits and reuses it', { timeout: 120_000 }, async () => {
+    // The entry's name, from a build in another cache (the key depends on the inputs only).
+    const elsewhere = tmpDir('cache-key')
+    let file: string
+    try {
+      process.env.XDG_CACHE_HOME = elsewhere
+      file = path.join(xdg, 'ktstr', 'images', path.basename((await base()).path))
+    } finally {
+      process.env.XDG_CACHE_HOME = xdg
+      fs.rmSync(elsewhere, { recursive: true, force: true })
+    }
+    // Holding the entry's lock while both start makes them meet: each must wait for it.
+    fs.mkdirSync(path.dirname(file), { recursive: true })
+    const gate = FileLock.tryAcquire(lockPath(file), 'exclusive')!
     const go = path.join(xdg, 'go')
     const env = { BASE_JS, GO: go, PKG: pkg, EXTRA: extra, XDG_CACHE_HOME: xdg, KTSTR_LOG: 'debug' }
-    let exited = false
-    const both = Promise.all([child(env), child(env)]).finally(() => (exited = true))
-    // Release both at once when both are ready, so their builds overlap.
-    while (!exited && fs.readdirSync(xdg).filter((n) => n.startsWith('go.ready-')).length < 2) await new Promise((r) => setTimeout(r, 10))
+    const children = [child(env), child(env)]
     fs.writeFileSync(go, '')
-    const [a, b] = await both
+    const waiting = /is being made by pid \d+; waiting for it/
+    await until(() => children.every((c) => waiting.test(c.stderr())))
+    gate.release()
+    const [a, b] = await Promise.all(children.map((c) => c.done))
     expect(a.code, a.stderr).toBe(0)
     expect(b.code, b.stderr).toBe(0)
     const ra = JSON.parse(a.stdout)
     const rb = JSON.parse(b.stdout)
     expect([ra.built, rb.built].sort()).toEqual([false, true])
-    expect(ra.path).toBe(rb.path)
+    expect(ra.path).toBe(file)
+    expect(rb.path).toBe(file)
     expect(ra.bytes).toBe(rb.bytes)
-    // The second really met the first one's build (not merely a finished entry).
-    expect(a.stderr + b.stderr).toMatch(/is being made by pid \d+; waiting for it/)
-    expect(readValid(ra.path)?.bytes).toBe(fs.statSync(ra.path).size)
-    expect(listNames(ra.path)).toContain(extra.slice(1))
-    const dir = path.dirname(ra.path)
-    expect(fs.readdirSync(dir).filter((n) => n.includes('.tmp-'))).toEqual([])
+    expect(readValid(file)?.bytes).toBe(fs.statSync(file).size)
+    expect(listNames(file)).toContain(extra.slice(1))
+    expect(fs.readdirSync(path.dirname(file)).filter((n) => n.includes('.tmp-'))).toEqual([])
+  })
+
+  it.skipIf(!distBuilt)('a build killed midway leaves no entry, and the next build removes its temporary file', { timeout: 120_000 }, async () => {
+    const cold = tmpDir('cache-kill')
+    try {
+      const go = path.join(cold, 'go')
+      fs.writeFileSync(go, '')
+      const c = spawn(process.execPath, ['--input-type=module', '-e', CHILD], {
+        env: { ...process.env, BASE_JS, GO: go, PKG: pkg, EXTRA: extra, XDG_CACHE_HOME: cold },
+        stdio: 'ignore',
+      })
+      const closed = new Promise((r) => c.on('close', r))
+      const images = path.join(cold, 'ktstr', 'images')
+      const temps = () => (fs.existsSync(images) ? fs.readdirSync(images).filter((n) => n.includes('.tmp-')) : [])
+      await until(() => temps().length > 0)
+      c.kill('SIGKILL')
+      await closed
+      expect(temps()).not.toEqual([])
+      expect(fs.readdirSync(images).filter((n) => n.endsWith('.cpio.ok'))).toEqual([])
+      process.env.XDG_CACHE_HOME = cold
+      const b = await base()
+      expect(b.built).toBe(true)
+      expect(readValid(b.path)).toBeDefined()
+      expect(temps()).toEqual([])
+    } finally {
+      process.env.XDG_CACHE_HOME = xdg
+      fs.rmSync(cold, { recursive: true, force: true })
+    }
   })
 
   describe('a bad entry is detected and built again', () => {
