@@ -19,6 +19,12 @@ const WRITE = 1
 const perms = (readOnly: boolean) => (readOnly ? [CONSISTENT_READ] : [CONSISTENT_READ, WRITE])
 const UNSHARED = [WRITE]
 
+/** A file system without OFD locks: the disk works unlocked, as QEMU's does there. */
+function locksUnsupported(e: unknown): boolean {
+  const code = (e as { code?: string }).code
+  return code === 'ENOLCK' || code === 'EINVAL' || code === 'EOPNOTSUPP'
+}
+
 /** Some other open file description holds a lock on byte `at` (ours never conflict with us). */
 function lockedByOther(fd: number, at: number): boolean {
   return libc.fcntlLock(fd, F_OFD_GETLK, { type: F_WRLCK, start: at, len: 1 }).type !== F_UNLCK
@@ -42,7 +48,12 @@ export function diskLockConflict(fd: number, path: string, readOnly: boolean): s
 export function checkDiskLock(path: string, readOnly: boolean): void {
   const fd = libc.open(path, O_RDONLY | O_CLOEXEC)
   try {
-    const why = diskLockConflict(fd, path, readOnly)
+    let why: string | undefined
+    try {
+      why = diskLockConflict(fd, path, readOnly)
+    } catch (e) {
+      if (!locksUnsupported(e)) throw e
+    }
     if (why) throw new KtstrError(why)
   } finally {
     libc.close(fd)
@@ -63,8 +74,7 @@ export function lockDisk(fd: number, path: string, readOnly: boolean): void {
     const code = (e as { code?: string }).code
     // A whole-file write lock by some other program (QEMU never takes one).
     if (code === 'EAGAIN' || code === 'EACCES') throw new KtstrError(`disk ${path} is locked by another program; stop it first or give this guest a copy of the image`, { cause: e })
-    // A file system without OFD locks: the disk works unlocked, as QEMU's does there.
-    if (code === 'ENOLCK' || code === 'EINVAL' || code === 'EOPNOTSUPP') return log.debug(`disk ${path}: no lock (${code})`)
+    if (locksUnsupported(e)) return log.debug(`disk ${path}: no lock (${code})`)
     throw e
   }
   const why = diskLockConflict(fd, path, readOnly)

@@ -1,10 +1,8 @@
 /** virtio-blk disks from the host (`--disk`) with the QEMU backend: data lands, ro refuses, throttle paces. */
-import fs from 'node:fs'
-import path from 'node:path'
-import { describe, expect, it, onTestFinished } from 'vitest'
-import { checkDisk, parseDiskSpec } from '../../src/vm/disk.js'
+import { describe, expect, it } from 'vitest'
+import { parseDiskSpec } from '../../src/vm/disk.js'
 import { diskCases } from '../helpers/disk-cases.js'
-import { scratch } from '../helpers/disk.js'
+import { secondRunIsRefused } from '../helpers/disk-in-use.js'
 import { guestSkipReason, runCli } from '../helpers/guest.js'
 
 const BOOT = 120_000
@@ -29,30 +27,8 @@ describe.skipIf(guestSkipReason)('ktstr exec --disk (qemu backend)', () => {
     })
   }
 
-  it('a disk in use by another run is refused with one line, before booting', { timeout: BOOT }, async () => {
-    const img = scratch(1 << 20)
-    onTestFinished(() => fs.rmSync(path.dirname(img), { recursive: true, force: true }))
-    const first = runCli(['exec', '--backend', 'qemu', '--disk', img, '--', 'sh', '-c', 'sleep 3; echo first done'])
-    // Once the first run's QEMU holds the image, the host's check sees its locks.
-    const inUse = () => {
-      try {
-        checkDisk({ path: img, readOnly: true })
-        return false
-      } catch {
-        return true
-      }
-    }
-    const end = Date.now() + BOOT / 2
-    while (!inUse() && Date.now() < end) await new Promise((r) => setTimeout(r, 50))
-    for (const disk of [img, `${img},ro`]) {
-      const second = await runCli(['exec', '--backend', 'qemu', '--disk', disk, '--', 'true'])
-      expect(second.code).toBe(125)
-      expect(second.stderr.trim()).toBe(`ktstr: disk ${img} is in use by another guest (locked read-write); stop that guest first or give this one a copy of the image`)
-    }
-    const r = await first
-    expect(r.stdout).toContain('first done')
-    expect(r.code).toBe(0)
-  })
+  it('a disk in use by another run is refused with one line, before booting', { timeout: BOOT }, () =>
+    secondRunIsRefused((args, cmd) => runCli(['exec', '--backend', 'qemu', ...args, '--', ...cmd]), BOOT / 2))
 
   it('refuses a missing disk file before booting', async () => {
     const r = await runCli(['exec', '--disk', '/nonexistent/disk.img', '--', 'true'])

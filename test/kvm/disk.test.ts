@@ -4,6 +4,7 @@
  */
 import { describe, it } from 'vitest'
 import { diskCases } from '../helpers/disk-cases.js'
+import { secondRunIsRefused } from '../helpers/disk-in-use.js'
 import { BOOT, exec, skipReason } from './helpers.js'
 
 describe.skipIf(skipReason)('ktstr exec --backend kvm --disk (our VMM)', () => {
@@ -17,4 +18,7 @@ describe.skipIf(skipReason)('ktstr exec --backend kvm --disk (our VMM)', () => {
       }
     })
   }
+
+  // The same line as the qemu backend's (test/cli/disk.test.ts): the host checks the locks our VMM holds.
+  it('a disk in use by another run is refused with one line, before booting', { timeout: 2 * BOOT }, () => secondRunIsRefused(exec, BOOT))
 })

@@ -7,6 +7,8 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { F_OFD_SETLK, F_WRLCK, O_CLOEXEC, O_RDWR } from '../../native-shims/constants.js'
+import * as libc from '../../native-shims/libc.js'
 import { checkDisk, qemuDiskArgs, type DiskSpec } from '../../src/vm/disk.js'
 import { attachDisks, type DiskEventfds } from '../../src/vm/kvm/disks.js'
 import { Bus } from '../../src/vm/kvm/io-bus.js'
@@ -130,5 +132,20 @@ describe.skipIf(noQemu)('disk image locks, against a real QEMU', () => {
     const w = ourVmm([{ path: p, readOnly: false }])
     expect(() => ourVmm([{ path: p, readOnly: false }])).toThrow(rwMessage(p))
     await w.close()
+  })
+})
+
+describe('disk image locks, against another program', () => {
+  it('a whole-file write lock (not QEMU-style) refuses our VMM with one line', async () => {
+    const p = image()
+    const fd = libc.open(p, O_RDWR | O_CLOEXEC)
+    try {
+      libc.fcntlLock(fd, F_OFD_SETLK, { type: F_WRLCK, start: 0, len: 0 })
+      expect(() => ourVmm([{ path: p, readOnly: true }])).toThrow(`disk ${p} is locked by another program; stop it first or give this guest a copy of the image`)
+    } finally {
+      libc.close(fd)
+    }
+    const disks = ourVmm([{ path: p, readOnly: true }])
+    await disks.close()
   })
 })

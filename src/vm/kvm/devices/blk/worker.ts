@@ -312,6 +312,8 @@ export class BlkWorker {
   async stop(timeoutMs = STOP_TIMEOUT_MS): Promise<BlkWorkerResult | undefined> {
     this.requestStop()
     if (await settlesWithin(this.gone, timeoutMs)) return this.result
+    // Termination first: when the interrupted syscall returns, the thread runs no more JavaScript.
+    void this.worker.terminate()
     const tid = Atomics.load(this.control, CTL_TID)
     if (tid > 0 && !this.exited) {
       try {
@@ -320,7 +322,6 @@ export class BlkWorker {
         /* it exited meanwhile */
       }
     }
-    void this.worker.terminate()
     if (!(await settlesWithin(this.gone, TERMINATE_GRACE_MS))) {
       log.warn('virtio-blk worker thread is stuck in a backing call the kernel does not interrupt; left behind (it exits when the call returns)')
     }
