@@ -5,9 +5,10 @@
  * queue, DEVICE_NEEDS_RESET), never a VMM crash.
  *
  * Regions may be ArrayBuffer/SharedArrayBuffer-backed (tests, workers) or views over an mmap'd
- * mapping (`koffi.view`, at most 4 GiB each, so big guests use several regions). Byte-range
- * reads and writes may cross between regions that are adjacent in guest-physical space; `view`
- * (zero-copy) may not. Little-endian host assumed (x86_64).
+ * mapping (`koffi.view`, at most 4 GiB each, so big guests use several regions: host-ram.ts).
+ * Byte-range reads and writes may cross between regions that are adjacent in guest-physical
+ * space, `contains` and `hostAddress` when they are contiguous in host memory too (views of one
+ * mapping); `view` (zero-copy) may not. Little-endian host assumed (x86_64).
  *
  * GuestMemory satisfies `GuestRam` (../virtio/guest-ram.ts), the interface the virtqueue and
  * virtio-blk use.
