@@ -24,12 +24,7 @@ export function runCommand(
   const [file, ...args] = argv
   // detached: the command leads its own process group, so a signal reaches its children too.
   const child = spawn(file!, args, { env: opts.env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'], detached: true })
-  opts.stdin.pipeTo((chunk) => {
-    if (child.stdin.destroyed) return
-    if (chunk === null) child.stdin.end()
-    else child.stdin.write(chunk)
-  })
-  child.stdin.on('error', () => {}) // the command may exit without reading its input
+  opts.stdin.pipeTo(child.stdin)
   child.stdout.on('data', (b: Buffer) => endpoint.sendData(StreamId.Stdout, b))
   child.stderr.on('data', (b: Buffer) => endpoint.sendData(StreamId.Stderr, b))
 

@@ -9,6 +9,7 @@
 import * as v from 'valibot'
 import { MalformedMessage } from './errors.js'
 import { ENVELOPE_MARK } from './vitest-envelope.js'
+import { MAX_FRAME_PAYLOAD } from './frame.js'
 
 const text = (max: number) => v.pipe(v.string(), v.maxLength(max))
 /** A short string: names, versions. */
@@ -39,6 +40,8 @@ export const GuestMessageSchema = v.variant('kind', [
   v.object({ kind: v.literal('scheduler-exited'), scheduler: pathText, exit: SchedulerExitSchema }),
   v.object({ kind: v.literal('exit'), code: exitCode, signal: signalName, uptimeMs }),
   v.object({ kind: v.literal('fatal'), message: prose }),
+  // The command's stdin took these bytes (stdin-flow.ts); one write's worth, at most a frame.
+  v.object({ kind: v.literal('stdin-ack'), bytes: v.pipe(v.number(), v.safeInteger(), v.minValue(1), v.maxValue(MAX_FRAME_PAYLOAD)) }),
 ])
 
 /** Milestones the guest reports, timed by guest uptime, for `ktstr exec --timing`. */

@@ -2,7 +2,9 @@
  * Connect a guest's stdio streams to this process: guest stdout/stderr → ours, our stdin → the
  * guest (or an immediate EOF when stdin is a terminal and the mode is not interactive).
  */
-import { StreamId } from '../../runtime/protocol/index.js'
+import type { Readable } from 'node:stream'
+import { STDIN_WINDOW_BYTES, StreamId, type GuestMessage } from '../../runtime/protocol/index.js'
+import type { HostEndpoint } from '../channel/host-endpoint.js'
 import type { GuestSession } from '../vm/session.js'
 
 export function attachStdio(session: GuestSession, opts: { forwardStdin: boolean }): () => void {
@@ -15,16 +17,36 @@ export function attachStdio(session: GuestSession, opts: { forwardStdin: boolean
     ch.sendData(StreamId.Stdin, Buffer.alloc(0))
     return () => {}
   }
+  return forwardStdin(ch, process.stdin)
+}
+
+/**
+ * `input` → the guest command's stdin, at most STDIN_WINDOW_BYTES ahead of what the command has
+ * taken (runtime/protocol/stdin-flow.ts): reading pauses while the window is full and resumes as
+ * the guest acknowledges. Returns the detach function.
+ */
+export function forwardStdin(ch: HostEndpoint, input: Readable): () => void {
+  let unacked = 0
   const onData = (b: Buffer) => {
-    if (b.length > 0) ch.sendData(StreamId.Stdin, b)
+    if (b.length === 0) return
+    ch.sendData(StreamId.Stdin, b)
+    unacked += b.length
+    if (unacked >= STDIN_WINDOW_BYTES) input.pause()
+  }
+  const onControl = (msg: GuestMessage) => {
+    if (msg.kind !== 'stdin-ack') return
+    unacked = Math.max(0, unacked - msg.bytes)
+    if (unacked < STDIN_WINDOW_BYTES && input.isPaused()) input.resume()
   }
   const onEnd = () => ch.sendData(StreamId.Stdin, Buffer.alloc(0))
-  process.stdin.on('data', onData)
-  process.stdin.on('end', onEnd)
+  input.on('data', onData)
+  input.on('end', onEnd)
+  ch.on('control', onControl)
   return () => {
-    process.stdin.off('data', onData)
-    process.stdin.off('end', onEnd)
-    process.stdin.pause()
+    input.off('data', onData)
+    input.off('end', onEnd)
+    ch.off('control', onControl)
+    input.pause()
   }
 }
 

@@ -42,6 +42,8 @@ function isGuestMessage(m: unknown): m is GuestMessage {
       return numOrNull(m.code) && strOrNull(m.signal) && num(m.uptimeMs)
     case 'fatal':
       return str(m.message)
+    case 'stdin-ack':
+      return num(m.bytes) && (m.bytes as number) >= 1
     default:
       return false
   }
@@ -95,6 +97,7 @@ const validGuestArb: fc.Arbitrary<GuestMessage> = fc.oneof(
   fc.record({ kind: fc.constant('scheduler-exited' as const), scheduler: text, exit: schedExit }),
   fc.record({ kind: fc.constant('exit' as const), code, signal, uptimeMs: uptime }),
   fc.record({ kind: fc.constant('fatal' as const), message: text }),
+  fc.record({ kind: fc.constant('stdin-ack' as const), bytes: fc.integer({ min: 1, max: 1 << 20 }) }),
 )
 
 /** Any JSON value, with some of the values a schema might trip over. */
@@ -103,13 +106,13 @@ const jsonArb: fc.Arbitrary<Json> = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom(null, true, 0, -1, 1.5, 256, 2 ** 53, -0, 1e308, '', 'hello', [], {}, { kind: null }, { kind: {} }, { kind: 'hello' }) },
 )
 
-const KEYS = ['kind', 'uptimeMs', 'nodeVersion', 'phase', 'scheduler', 'message', 'exit', 'code', 'signal', 'output', 'reason', '__proto__', 'constructor', 'toString', 'hasOwnProperty']
+const KEYS = ['kind', 'bytes', 'uptimeMs', 'nodeVersion', 'phase', 'scheduler', 'message', 'exit', 'code', 'signal', 'output', 'reason', '__proto__', 'constructor', 'toString', 'hasOwnProperty']
 
 type Mutation = { op: 'drop' | 'set' | 'set-exit' | 'kind'; key: string; value: Json }
 const mutationArb: fc.Arbitrary<Mutation> = fc.record({
   op: fc.constantFrom('drop', 'set', 'set-exit', 'kind'),
   key: fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...KEYS) }, { weight: 1, arbitrary: fc.string({ maxLength: 6 }) }),
-  value: fc.oneof(jsonArb, fc.constantFrom('hello', 'exit', 'fatal', 'phase', 'scheduler-exited', 'scheduler-failed', 'signal', 'resize')),
+  value: fc.oneof(jsonArb, fc.constantFrom('hello', 'exit', 'fatal', 'phase', 'scheduler-exited', 'scheduler-failed', 'stdin-ack', 'signal', 'resize')),
 })
 
 /** Applies the mutations to JSON text (so `__proto__` becomes an own key, as JSON.parse makes it). */

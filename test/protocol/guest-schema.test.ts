@@ -23,6 +23,7 @@ const valid: GuestMessage[] = [
   { kind: 'exit', code: 0, signal: null, uptimeMs: 1000 },
   { kind: 'exit', code: null, signal: 'SIGSEGV', uptimeMs: 1000 },
   { kind: 'fatal', message: 'uncaught: boom' },
+  { kind: 'stdin-ack', bytes: 65536 },
 ]
 
 /** The one-line error for a control payload (JSON of `value`, or raw text). */
@@ -64,6 +65,8 @@ describe('guest control messages', () => {
     expect(malformed({ kind: 'hello', uptimeMs: 1.5, nodeVersion: 'v20' })).toMatch(/malformed hello message: uptimeMs:/)
     expect(malformed({ kind: 'phase', phase: 'pwned', uptimeMs: 1 })).toMatch(/malformed phase message: phase: expected \("init" \|/)
     expect(malformed({ kind: 'fatal', message: null })).toBe('guest sent a malformed fatal message: message: expected string, got null')
+    expect(malformed({ kind: 'stdin-ack', bytes: -1 })).toMatch(/^guest sent a malformed stdin-ack message: bytes: expected >=1, got -1$/)
+    expect(malformed({ kind: 'stdin-ack', bytes: 2 ** 40 })).toMatch(/^guest sent a malformed stdin-ack message: bytes: expected <=67108864/)
     expect(malformed({ kind: 'scheduler-failed', scheduler: 'x', message: 'y', exit: [] })).toMatch(/^guest sent a malformed scheduler-failed message: exit.code: missing$/)
   })
 

@@ -6,8 +6,10 @@ import { Duplex } from 'node:stream'
 
 export class ChannelStream extends Duplex {
   private gone = false
+  private waiting: (() => void) | undefined
 
-  constructor(private readonly toGuest: (bytes: Uint8Array) => void) {
+  /** `toGuest` calls `queued` once the device has room for more (VirtioConsole.send). */
+  constructor(private readonly toGuest: (bytes: Uint8Array, queued: () => void) => void) {
     super()
   }
 
@@ -29,13 +31,23 @@ export class ChannelStream extends Duplex {
 
   override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
     // After the VM is gone its RAM is unmapped: writes must not reach the device any more.
-    if (!this.gone) this.toGuest(chunk)
-    done()
+    if (this.gone) return done()
+    // The next write waits until the guest has taken enough: further writes queue in this
+    // stream, whose write() returns false, so a sender that heeds it holds off.
+    this.waiting = done
+    this.toGuest(chunk, () => {
+      if (this.waiting !== done) return
+      this.waiting = undefined
+      done()
+    })
   }
 
-  /** The VM is gone: end the readable side. */
+  /** The VM is gone: end the readable side; a write waiting for room completes (unsent). */
   vmGone(): void {
     this.gone = true
+    const w = this.waiting
+    this.waiting = undefined
+    w?.()
     this.push(null)
   }
 }

@@ -114,7 +114,7 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
       write: (_off, _size, v) => (Number(v) === I8042_RESET_CPU ? 'reset' : undefined),
     })
 
-    const channel = new ChannelStream((bytes) => consoleDev.send(bytes))
+    const channel = new ChannelStream((bytes, queued) => consoleDev.send(bytes, queued))
     const consoleDev = new VirtioConsole({ ram: mem, onData: (b) => channel.fromGuest(b) })
     const win = virtioMmioWindow(0)
     const transport = new VirtioMmioTransport(consoleDev, { onInterrupt: () => vm.pulseIrq(win.irq) })

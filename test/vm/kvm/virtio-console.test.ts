@@ -1,9 +1,12 @@
 import fs from 'node:fs'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import {
   CONSOLE_EVENT as EV,
+  CONSOLE_PENDING_MAX,
   CONSOLE_QUEUE as Q,
   VIRTIO_CONSOLE_F,
   VirtioConsole,
@@ -240,7 +243,7 @@ describe('virtio-console carrying the channel, with a guest that misbehaves', ()
   it('a malformed message ends the session with one line; the device keeps serving its queues', async () => {
     let channel!: ChannelStream
     const g = boot({ onData: b => channel.fromGuest(b) })
-    channel = new ChannelStream(b => g.dev.send(b))
+    channel = new ChannelStream((b, queued) => g.dev.send(b, queued))
     const vm = fakeVm(channel, () => channel.vmGone())
     const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-console-'))
     try {
@@ -270,7 +273,7 @@ describe('virtio-console carrying the channel, with a guest that misbehaves', ()
   })
 
   it('ChannelStream: a throwing data listener ends the stream with its error instead of throwing into the device', async () => {
-    const channel = new ChannelStream(() => {})
+    const channel = new ChannelStream((_b, queued) => queued())
     channel.on('data', () => {
       throw new Error('listener bug')
     })
@@ -279,5 +282,65 @@ describe('virtio-console carrying the channel, with a guest that misbehaves', ()
     expect(() => channel.fromGuest(Buffer.from('x'))).not.toThrow()
     expect((await failed).message).toBe('listener bug')
     expect(() => channel.fromGuest(Buffer.from('y'))).not.toThrow()
+  })
+})
+
+describe('virtio-console: what the host sends is bounded by what the guest takes', () => {
+  it('holds at most CONSOLE_PENDING_MAX (plus one write); the stream pushes back until the guest reads', async () => {
+    const g = boot()
+    g.postRx(Q.CONTROL_RX)
+    g.sendOn(Q.CONTROL_TX, control(0, EV.PORT_OPEN, 1))
+    const CHUNK = 64 * 1024
+    const TOTAL = 4 * 1024 * 1024
+    let maxHeld = 0
+    const channel = new ChannelStream((b, queued) => {
+      g.dev.send(b, queued)
+      maxHeld = Math.max(maxHeld, g.dev.pendingBytes)
+    })
+    let produced = 0
+    const source = Readable.from((function* () {
+      for (let off = 0; off < TOTAL; off += CHUNK) {
+        produced += CHUNK
+        yield Buffer.alloc(CHUNK, (off / CHUNK) & 0xff)
+      }
+    })())
+    const sent = pipeline(source, channel)
+    const ticks = async (n: number) => {
+      for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r))
+    }
+
+    // The guest reads nothing yet: the device fills to its bound, the stream buffers a little, the
+    // source is not drained (before the bound, a sender's every byte went into the device's queue).
+    await ticks(20)
+    expect(g.dev.pendingBytes).toBeGreaterThanOrEqual(CONSOLE_PENDING_MAX)
+    expect(maxHeld).toBeLessThan(CONSOLE_PENDING_MAX + CHUNK)
+    expect(produced).toBeLessThan(CONSOLE_PENDING_MAX + 4 * CHUNK)
+
+    // The guest reads 16 pages at a time (its buffers reused): everything arrives, in order.
+    const got: Buffer[] = []
+    const BUF = 0xa_0000
+    while (got.reduce((n, b) => n + b.length, 0) < TOTAL) {
+      for (let i = 0; i < 16; i++) g.rings[Q.RX]!.post([{ addr: BUF + i * 4096, len: 4096, write: true }])
+      g.wr(R.QUEUE_NOTIFY, Q.RX)
+      g.rings[Q.RX]!.used().forEach((u, i) => got.push(Buffer.from(g.mem.readBytes(BUF + i * 4096, u.len))))
+      await ticks(2)
+    }
+    await sent
+    const all = Buffer.concat(got)
+    expect(all.length).toBe(TOTAL)
+    for (let off = 0; off < TOTAL; off += CHUNK) expect(all[off]).toBe((off / CHUNK) & 0xff)
+    expect(maxHeld).toBeLessThan(CONSOLE_PENDING_MAX + CHUNK)
+    expect(g.dev.pendingBytes).toBe(0)
+  })
+
+  it('a write waiting for room completes (unsent) when the VM is gone', async () => {
+    const g = boot()
+    const channel = new ChannelStream((b, queued) => g.dev.send(b, queued))
+    const big = Buffer.alloc(CONSOLE_PENDING_MAX) // the port is not open: all of it is held
+    const written = new Promise<void>((resolve) => channel.write(big, () => resolve()))
+    await new Promise((r) => setImmediate(r))
+    expect(g.dev.pendingBytes).toBe(CONSOLE_PENDING_MAX)
+    channel.vmGone()
+    await written
   })
 })

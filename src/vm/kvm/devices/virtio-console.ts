@@ -40,6 +40,8 @@ export const CONSOLE_QUEUE = { RX: 0, TX: 1, CONTROL_RX: 2, CONTROL_TX: 3 } as c
 export const CONTROL_SIZE = 8
 /** struct virtio_console_config { le16 cols; le16 rows; le32 max_nr_ports; le32 emerg_wr; } */
 export const CONSOLE_CONFIG_SIZE = 12
+/** Host → guest bytes the device holds before a sender has to wait (see `send`). */
+export const CONSOLE_PENDING_MAX = 256 * 1024
 
 export interface VirtioConsoleOptions {
   readonly ram: GuestRam
@@ -64,6 +66,9 @@ export class VirtioConsole implements VirtioDevice {
   private multiport = false
   private guestOpen = false
   private readonly toGuest: Uint8Array[] = []
+  private pending = 0
+  /** Senders told to wait until the held bytes fall below CONSOLE_PENDING_MAX. */
+  private readonly waiting: (() => void)[] = []
   private readonly control: Uint8Array[] = []
 
   constructor(private readonly opts: VirtioConsoleOptions) {
@@ -80,7 +85,7 @@ export class VirtioConsole implements VirtioDevice {
 
   /** Bytes held for the guest. */
   get pendingBytes(): number {
-    return this.toGuest.reduce((n, b) => n + b.length, 0)
+    return this.pending
   }
 
   readConfig(offset: number, size: 1 | 2 | 4): number {
@@ -125,11 +130,21 @@ export class VirtioConsole implements VirtioDevice {
     }
   }
 
-  /** Host → guest bytes on port 0. Held until the guest has the port open and buffers posted. */
-  send(data: Uint8Array): void {
-    if (data.length === 0) return
-    this.toGuest.push(data.slice())
-    if (this.act) this.queueNotify(CONSOLE_QUEUE.RX)
+  /**
+   * Host → guest bytes on port 0. Held until the guest has the port open and buffers posted.
+   * `queued` runs once the device holds less than CONSOLE_PENDING_MAX, at once or when the guest
+   * has taken enough: a sender that waits for it (ChannelStream) keeps the queue bounded.
+   */
+  send(data: Uint8Array, queued?: () => void): void {
+    if (data.length > 0) {
+      this.toGuest.push(data.slice())
+      this.pending += data.length
+      if (this.act) this.queueNotify(CONSOLE_QUEUE.RX)
+    }
+    if (queued) {
+      if (this.pending < CONSOLE_PENDING_MAX) queued()
+      else this.waiting.push(queued)
+    }
   }
 
   private setGuestOpen(open: boolean): void {
@@ -273,6 +288,7 @@ export class VirtioConsole implements VirtioDevice {
           if (room <= 0) break
           const n = this.fillAt(chain, written, head.subarray(0, room))
           written += n
+          this.pending -= n
           if (n === head.length) this.toGuest.shift()
           else this.toGuest[0] = head.subarray(n)
         }
@@ -281,6 +297,14 @@ export class VirtioConsole implements VirtioDevice {
       added = true
     }
     this.finish(CONSOLE_QUEUE.RX, q, added)
+    while (this.pending < CONSOLE_PENDING_MAX && this.waiting.length > 0) {
+      // A sender's continuation (the stream's next write, its callbacks) is not the device's to fail.
+      try {
+        this.waiting.shift()!()
+      } catch (e) {
+        log.warn(`virtio-console: a sender failed: ${e instanceof Error ? e.message : String(e)}`)
+      }
+    }
   }
 
   /** Writes `data` into the chain's writable buffers, `skip` bytes in; returns the bytes written. */
