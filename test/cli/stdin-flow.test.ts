@@ -5,28 +5,22 @@
  * still get through while stdin is blocked. The command's pipe is a Writable that takes a chunk
  * only when the test lets it (a full pipe); the real-guest version is stdin-real.test.ts.
  */
-import fs from 'node:fs'
-import net from 'node:net'
-import os from 'node:os'
-import path from 'node:path'
 import { Readable, Writable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Endpoint, STDIN_WINDOW_BYTES, decodeHostMessage, type GuestMessage, type HostMessage } from '../../runtime/protocol/index.js'
 import { StdinBuffer } from '../../runtime/init/stdin-buffer.js'
 import { hostEndpoint } from '../../src/channel/host-endpoint.js'
 import { forwardStdin } from '../../src/cli/guest-stdio.js'
+import { socketPair } from '../helpers/socket-pair.js'
 
 const CHUNK = 64 * 1024
 const TOTAL = 32 * 1024 * 1024
 
-async function socketPair(): Promise<[net.Socket, net.Socket, () => void]> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-stdin-'))
-  const server = net.createServer()
-  await new Promise<void>((r) => server.listen(path.join(dir, 's'), r))
-  const accepted = new Promise<net.Socket>((r) => server.once('connection', r))
-  const client = net.connect(path.join(dir, 's'))
-  const serverSide = await accepted
-  return [serverSide, client, () => (client.destroy(), serverSide.destroy(), server.close(), fs.rmSync(dir, { recursive: true, force: true }))]
+/** The host's and the guest's channel ends over a real socket pair. */
+async function channel() {
+  const [a, b, close] = await socketPair()
+  cleanups.push(close)
+  return { host: hostEndpoint(a), guest: new Endpoint<HostMessage, GuestMessage>(b, decodeHostMessage) }
 }
 
 /** Lets the event loop (and the socket) run until `cond` holds, or fails after many rounds. */
@@ -41,10 +35,7 @@ afterEach(() => cleanups.splice(0).forEach((f) => f()))
 
 describe('stdin flow control (host forwarder ↔ guest buffer)', () => {
   it('holds at most a window on each side; every byte arrives in order; Ctrl-C passes a blocked stdin', async () => {
-    const [a, b, close] = await socketPair()
-    cleanups.push(close)
-    const host = hostEndpoint(a)
-    const guest = new Endpoint<HostMessage, GuestMessage>(b, decodeHostMessage)
+    const { host, guest } = await channel()
 
     let produced = 0
     const input = new Readable({
@@ -103,10 +94,7 @@ describe('stdin flow control (host forwarder ↔ guest buffer)', () => {
   })
 
   it('a command that exits without reading: its input is dropped and acknowledged, the host reads on to EOF', async () => {
-    const [a, b, close] = await socketPair()
-    cleanups.push(close)
-    const host = hostEndpoint(a)
-    const guest = new Endpoint<HostMessage, GuestMessage>(b, decodeHostMessage)
+    const { host, guest } = await channel()
     const input = Readable.from((function* () {
       for (let i = 0; i < 64; i++) yield Buffer.alloc(CHUNK)
     })())

@@ -1,7 +1,3 @@
-import net from 'node:net'
-import os from 'node:os'
-import path from 'node:path'
-import fs from 'node:fs'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
   Endpoint,
@@ -13,18 +9,7 @@ import {
   type HostMessage,
 } from '../../runtime/protocol/index.js'
 import { decodeGuestMessage } from '../../runtime/protocol/guest-schema.js'
-
-/** A connected pair of unix sockets, as the host and guest ends of the channel. */
-async function socketPair(): Promise<[net.Socket, net.Socket, () => void]> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-ep-'))
-  const sock = path.join(dir, 's')
-  const server = net.createServer()
-  await new Promise<void>((r) => server.listen(sock, r))
-  const accepted = new Promise<net.Socket>((r) => server.once('connection', r))
-  const client = net.connect(sock)
-  const serverSide = await accepted
-  return [serverSide, client, () => (server.close(), fs.rmSync(dir, { recursive: true, force: true }))]
-}
+import { socketPair } from '../helpers/socket-pair.js'
 
 const cleanups: (() => void)[] = []
 afterEach(() => cleanups.splice(0).forEach((f) => f()))

@@ -27,11 +27,11 @@ async function errorOf(f: () => unknown): Promise<string> {
 }
 
 const sources = {
-  cli: (key: 'memory' | 'timeout', v: string) => vmRequestFrom({ [key]: v }, { kind: 'exec', argv: ['true'] }),
+  cli: (key: 'memory' | 'timeout', v: string) => vmRequestFrom({ [key]: v }, { kind: 'exec', argv: ['true'], tty: false }),
   docblock: (key: 'memory' | 'timeout', v: string) => parseDocblock(`/** @ktstr ${key}=${v} */\nexport {}\n`),
   plugin: (key: 'memory' | 'timeout', v: string) => specFromOptions({ [key]: Number(v) }),
   api: (key: 'memory' | 'timeout', v: string) =>
-    bootGuest({ mode: { kind: 'exec', argv: ['true'] }, ...(key === 'memory' ? { memoryMib: Number(v) } : { timeoutS: Number(v) }) }),
+    bootGuest({ mode: { kind: 'exec', argv: ['true'], tty: false }, ...(key === 'memory' ? { memoryMib: Number(v) } : { timeoutS: Number(v) }) }),
 }
 const where = {
   cli: (key: string, v: string) => `bad --${key} "${v}"`,
@@ -64,7 +64,7 @@ describe('limits of text values (CLI and docblock)', () => {
 
   it('accepts the edges of both ranges', () => {
     const edges = { memory: String(maxMemoryMib()), timeout: String(MAX_TIMEOUT_S) }
-    expect(vmRequestFrom(edges, { kind: 'exec', argv: ['true'] })).toMatchObject({ memoryMib: maxMemoryMib(), timeoutS: MAX_TIMEOUT_S })
+    expect(vmRequestFrom(edges, { kind: 'exec', argv: ['true'], tty: false })).toMatchObject({ memoryMib: maxMemoryMib(), timeoutS: MAX_TIMEOUT_S })
     expect(parseDocblock(`/** @ktstr memory=${MIN_MEMORY_MIB} timeout=0.5 */\n`)).toEqual({ memoryMib: MIN_MEMORY_MIB, timeoutS: 0.5 })
     expect(specFromOptions({ memory: MIN_MEMORY_MIB, timeout: MAX_TIMEOUT_S })).toEqual({ memoryMib: MIN_MEMORY_MIB, timeoutS: MAX_TIMEOUT_S })
   })
