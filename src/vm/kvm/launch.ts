@@ -238,7 +238,7 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
  * present"), steal time makes vcpu_is_preempted() steer idle-CPU choice and takes stolen time out
  * of task clocks (PV TLB flush depends on it), and PV spinlocks halt lock waiters. Nested under
  * QEMU's TCG, leaving them on also hangs sched_ext loads with every vCPU halted (see
- * ../shared/notes/kvm-backend.md).
+ * README.md here, "What the guest is told").
  */
 export const DEFAULT_WITHHELD_PV: readonly KvmPvFeature[] = ['async-pf', 'async-pf-int', 'async-pf-vmexit', 'steal-time', 'pv-tlb-flush', 'pv-unhalt']
 

@@ -1,4 +1,4 @@
-// Executes a validated virtio-blk request against a Backing. The rules (DESIGN.md §5):
+// Executes a validated virtio-blk request against a Backing. The rules:
 // - writes retry until the whole request landed, advancing past each partial write; no progress
 //   or an error is S_IOERR (EINTR is retried), so S_OK always means every byte reached the backing;
 // - reads retry on EINTR only; a short read is end of file and the rest is zero-filled;
