@@ -3,9 +3,10 @@
 // available ring, and raises a used-buffer interrupt when the driver wants one (InterruptStatus
 // bit 0, then the irqfd). Teardown sets a stop flag in shared memory and writes the kick eventfd,
 // so the thread never stays blocked in native code, where it could not be terminated
-// (Worker.terminate() takes effect only once a native call returns); the thread then fdatasyncs a writable backing and closes it. A thread
-// stuck in a backing call (a hung NFS or FUSE server) gets the interrupt signal (EINTR) and is
-// terminated: stop() is bounded, and what the thread opened is closed by the owner once it exits.
+// (Worker.terminate() takes effect only once a native call returns); the thread then fdatasyncs
+// a writable backing and closes it. A thread stuck in a backing call (a hung NFS or FUSE server)
+// gets the interrupt signal (EINTR) and is terminated: stop() is bounded, and what the thread
+// opened is closed by the owner once it exits.
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
