@@ -5,6 +5,8 @@
  */
 import { describe, expect, it } from 'vitest'
 import { PANIC_SCRIPT } from '../helpers/panic.js'
+import { runCli } from '../helpers/cli.js'
+import { testKernel } from '../helpers/repo.js'
 import { BOOT, exec, skipReason } from './helpers.js'
 
 describe.skipIf(skipReason)('ktstr exec --backend kvm (our VMM)', () => {
@@ -12,6 +14,18 @@ describe.skipIf(skipReason)('ktstr exec --backend kvm (our VMM)', () => {
     const r = await exec(['--timing'], ['echo', 'hello from the kvm backend'])
     expect(r.stdout).toBe('hello from the kvm backend\n')
     expect(r.stderr).toMatch(/ktstr timing:[\s\S]*kernel +\d+\.\d+ s[\s\S]*command +\d+\.\d+ s/)
+    expect(r.code).toBe(0)
+  })
+
+  it('carries stdin through the console, flow-controlled: a late reader gets every byte', { timeout: BOOT }, async () => {
+    // More than the stdin window (1 MiB) and the console's queue (256 KiB) together.
+    const input = 'x'.repeat(3 * 1024 * 1024)
+    const r = await runCli(['exec', '--backend', 'kvm', '--timeout', '150', '--', 'sh', '-c', 'sleep 3; wc -c'], {
+      env: { KTSTR_KERNEL: testKernel, NO_COLOR: '1' },
+      input,
+      timeoutMs: BOOT,
+    })
+    expect(r.stdout.trim()).toBe(String(input.length))
     expect(r.code).toBe(0)
   })
 
