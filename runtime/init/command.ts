@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process'
 import { StreamId } from '../protocol/index.js'
 import type { GuestEndpoint } from './channel.js'
+import { drainOutput } from './output-drain.js'
 import type { StdinBuffer } from './stdin-buffer.js'
 
 export interface CommandResult {
@@ -40,18 +41,20 @@ export function runCommand(
       const code = notFound ? 127 : 126
       resolve({ code, signal: null })
     })
-    // 'close' comes after the stdio streams ended, so every output byte was forwarded first.
-    child.on('close', (code, signal) => resolve({ code, signal }))
+    // The command's exit ends it: its output is read to the end or until it goes quiet, not until
+    // every background process that inherited the pipes lets go of them.
+    child.on('exit', (code, signal) => void drainOutput([child.stdout, child.stderr]).then(() => resolve({ code, signal })))
   })
 
   return {
     done,
     kill(signal) {
-      if (child.pid === undefined || child.exitCode !== null) return
+      if (child.pid === undefined) return
+      // The whole group, also after its leader exited: what it left in the background goes too.
       try {
         process.kill(-child.pid, signal)
       } catch {
-        child.kill(signal)
+        if (child.exitCode === null && child.signalCode === null) child.kill(signal)
       }
     },
   }

@@ -4,7 +4,7 @@
  * beside a workload. The program must be in the guest image: add it with the file's
  * `@ktstr include=…` (or the plugin's `include` option); its libraries come along.
  */
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { parseTap, type TapCase } from './tap.js'
@@ -17,7 +17,7 @@ export interface PayloadOptions {
   cgroup?: string
   /** CPUs it may use: '0-1', [0, 1]. With `cgroup`, the cgroup's cpuset; otherwise its affinity. */
   cpuset?: string | number[]
-  /** Kill it (SIGKILL) after this long: ms or '10s'. The result then has `timedOut: true`. */
+  /** Kill it and every process it started (SIGKILL to its process group) after this long: ms or '10s'. The result then has `timedOut: true`. */
   timeout?: number | string
   /** How to read its stdout: `json` parses it, `tap` parses TAP/KTAP results. */
   output?: 'text' | 'json' | 'tap'
@@ -61,6 +61,8 @@ export async function payload(program: string, opts: PayloadOptions = {}): Promi
     env: { ...process.env, ...opts.env },
     cwd: opts.cwd ?? process.cwd(),
     stdio: ['pipe', 'pipe', 'pipe'],
+    // Its own process group, so the timeout reaches what it started too (a child holding its stdout).
+    detached: true,
   })
   let stdout = ''
   let stderr = ''
@@ -70,12 +72,11 @@ export async function payload(program: string, opts: PayloadOptions = {}): Promi
   child.stdin.end(opts.input ?? '')
   let timedOut = false
   const limit = opts.timeout === undefined ? undefined : toMs(opts.timeout)
-  const timer = limit === undefined ? undefined : setTimeout(() => ((timedOut = true), child.kill('SIGKILL')), limit)
+  const timer = limit === undefined ? undefined : setTimeout(() => ((timedOut = true), killGroup(child)), limit)
   const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
     child.on('error', (e) => reject(new Error(`payload ${program} could not start: ${e.message}`)))
     child.on('close', (c, s) => resolve({ code: c, signal: s }))
-  })
-  if (timer) clearTimeout(timer)
+  }).finally(() => clearTimeout(timer))
   const result: PayloadResult = {
     command: [program, ...args],
     exitCode: code,
@@ -96,6 +97,14 @@ export async function payload(program: string, opts: PayloadOptions = {}): Promi
     result.tap = parseTap(stdout)
   }
   return result
+}
+
+function killGroup(child: ChildProcess): void {
+  try {
+    process.kill(-child.pid!, 'SIGKILL')
+  } catch {
+    child.kill('SIGKILL')
+  }
 }
 
 function prepareCgroup(name: string, cpus: string | undefined): string {
