@@ -49,19 +49,3 @@ export function forwardStdin(ch: HostEndpoint, input: Readable): () => void {
     input.pause()
   }
 }
-
-/** First Ctrl-C goes to the guest's command; a second one kills the VM. */
-export function forwardInterrupts(session: GuestSession): () => void {
-  let count = 0
-  const onSignal = (sig: NodeJS.Signals) => {
-    count++
-    if (count === 1 && sig === 'SIGINT') session.channel.sendControl({ kind: 'signal', signal: 'SIGINT' })
-    else session.kill()
-  }
-  process.on('SIGINT', onSignal)
-  process.on('SIGTERM', onSignal)
-  return () => {
-    process.off('SIGINT', onSignal)
-    process.off('SIGTERM', onSignal)
-  }
-}

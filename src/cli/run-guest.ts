@@ -2,19 +2,29 @@
 import pc from 'picocolors'
 import { describeOutcome } from '../vm/outcome.js'
 import { bootGuest } from '../vm/boot.js'
-import type { GuestOutcome, VmRequest } from '../vm/session.js'
+import type { GuestOutcome, GuestSession, VmRequest } from '../vm/session.js'
 import { log } from '../util/log.js'
 import { EXIT_KTSTR_FAILED, commandExitCode } from './exit-codes.js'
-import { attachStdio, forwardInterrupts } from './guest-stdio.js'
+import { attachStdio } from './guest-stdio.js'
+import { handleSignals } from './signals.js'
 import { formatTiming } from './timing.js'
 
 export async function runGuest(req: VmRequest, opts: { forwardStdin: boolean; timing: boolean }): Promise<number> {
-  const session = await bootGuest(req, { onConsoleLine: log.isDebug ? (l) => log.debug(`console: ${l}`) : undefined })
-  const detach = attachStdio(session, opts)
-  const unforward = forwardInterrupts(session)
-  const outcome = await session.done
-  detach()
-  unforward()
+  // Before the image build: a signal at any phase must take the VM and its run folder with it.
+  const signals = handleSignals()
+  try {
+    const session = await bootGuest(req, { onConsoleLine: log.isDebug ? (l) => log.debug(`console: ${l}`) : undefined })
+    signals.attach(session)
+    const detach = attachStdio(session, opts)
+    const outcome = await session.done
+    detach()
+    return result(outcome, session, opts)
+  } finally {
+    signals.remove()
+  }
+}
+
+function result(outcome: GuestOutcome, session: GuestSession, opts: { timing: boolean }): number {
   if (opts.timing) process.stderr.write(formatTiming(session.timing))
   if (outcome.kind === 'exited') return commandExitCode(outcome.code, outcome.signal)
   reportFailure(outcome, session.consoleTail(20))

@@ -3,7 +3,6 @@
  * start the backend, connect the channel and wait for the guest init's hello.
  */
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import type { RunSpec } from '../../runtime/protocol/index.js'
 import { RUN_SPEC_PATH } from '../../runtime/protocol/index.js'
@@ -23,6 +22,7 @@ import { checkDisk, qemuDiskArgs } from './disk.js'
 import { checkMemoryMib, checkTimeoutS, DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_S, DEFAULT_TOPOLOGY, SCHEDULER_ATTACH_TIMEOUT_MS } from './defaults.js'
 import { kernelCmdline } from './qemu/args.js'
 import { launchQemu } from './qemu/launch.js'
+import { createRunDir, removeRunDir, sweepRunDirsOnce } from './run-dir.js'
 import type { GuestSession, VmRequest } from './session.js'
 import { startSession } from './session-runner.js'
 
@@ -33,6 +33,7 @@ export interface BootOptions {
 
 export async function bootGuest(req: VmRequest, opts: BootOptions = {}): Promise<GuestSession> {
   const t0 = performance.now()
+  sweepRunDirsOnce()
   const topology = resolveTopology(req.topology ?? DEFAULT_TOPOLOGY)
   const memoryMib = req.memoryMib ?? DEFAULT_MEMORY_MIB
   const timeoutS = req.timeoutS ?? DEFAULT_TIMEOUT_S
@@ -55,7 +56,7 @@ export async function bootGuest(req: VmRequest, opts: BootOptions = {}): Promise
     ...(scheduler ? { scheduler: schedulerSpec(scheduler, req.schedArgs ?? []) } : {}),
     attachTimeoutMs: SCHEDULER_ATTACH_TIMEOUT_MS,
   }
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-'))
+  const tmp = createRunDir()
   try {
     const base = await baseImage({ extraPaths: req.extraImagePaths ?? [] })
     const run = runArchive({
@@ -92,9 +93,13 @@ export async function bootGuest(req: VmRequest, opts: BootOptions = {}): Promise
             },
             console,
           )
-    return await startSession(vm, { t0, imageMs, timeoutS, tmpDir: tmp })
+    // The run folder is needed only until the VMM has read the initrd and connected the channel.
+    void (vm.inputsLoaded ?? Promise.resolve()).then(() => removeRunDir(tmp))
+    const session = await startSession(vm, { t0, imageMs, timeoutS, tmpDir: tmp })
+    removeRunDir(tmp) // the guest's init said hello: its initrd was loaded long ago
+    return session
   } catch (e) {
-    fs.rmSync(tmp, { recursive: true, force: true })
+    removeRunDir(tmp)
     throw e
   }
 }

@@ -2,18 +2,23 @@
  * Turns a running VM into a GuestSession: connects the channel, waits for the guest's hello,
  * tracks what the guest reports, enforces the wall-clock limit, and cleans up when the VM is gone.
  */
-import fs from 'node:fs'
 import { MalformedMessage, type GuestMessage } from '../../runtime/protocol/index.js'
 import { hostEndpoint } from '../channel/host-endpoint.js'
 import { log } from '../util/log.js'
 import { BootFailure } from './boot-failure.js'
 import { STOP_GRACE_MS } from './defaults.js'
 import { describeOutcome } from './outcome.js'
+import { removeRunDir } from './run-dir.js'
 import type { BootTiming, GuestOutcome, GuestSession } from './session.js'
 import type { VmExit, VmProcess } from './vm-process.js'
 
 /** How long a VM's exit waits for the guest's last channel bytes to be read. */
 const CHANNEL_DRAIN_MS = 1000
+/**
+ * How long a guest that reported its result gets to power off before the VM is killed (its init
+ * stops the scheduler within 3 s, then syncs and powers off). The reported result stands either way.
+ */
+const POWER_OFF_GRACE_MS = 5000
 
 const live = new Set<VmProcess>()
 let exitHookInstalled = false
@@ -39,6 +44,7 @@ export async function startSession(
   const timing: BootTiming = { imageMs: Math.round(opts.imageMs), vmStartedMs: since(vm.startedAt) }
   let reported: GuestOutcome | undefined
   let forced: GuestOutcome | undefined
+  let powerOffTimer: NodeJS.Timeout | undefined
 
   const timer = setTimeout(() => {
     forced ??= { kind: 'timeout', afterS: opts.timeoutS }
@@ -62,8 +68,10 @@ export async function startSession(
     clearTimeout(timer)
     timing.endMs = since(performance.now())
     if (vm.console.firstByteAt !== undefined) timing.kernelMs = since(vm.console.firstByteAt)
-    fs.rmSync(opts.tmpDir, { recursive: true, force: true })
-    const outcome = forced ?? reported ?? unreported(vm, exit)
+    clearTimeout(powerOffTimer)
+    removeRunDir(opts.tmpDir)
+    // What the guest reported is the result, whatever ended the VM after it (a timeout, a kill).
+    const outcome = reported ?? forced ?? unreported(vm, exit)
     log.debug(`guest ended: ${describeOutcome(outcome)}`)
     return outcome
   })
@@ -102,32 +110,39 @@ export async function startSession(
         break
       case 'exit':
         timing.exitMs = since(performance.now())
-        reported ??= { kind: 'exited', code: msg.code, signal: msg.signal }
-        channel.sendControl({ kind: 'shutdown' })
+        report({ kind: 'exited', code: msg.code, signal: msg.signal })
         break
       case 'scheduler-failed':
-        reported ??= {
+        report({
           kind: 'scheduler-failed',
           scheduler: msg.scheduler,
           message: msg.message,
           ...(msg.exit ? { exit: msg.exit } : {}),
-        }
-        channel.sendControl({ kind: 'shutdown' })
+        })
         break
       case 'scheduler-exited': {
         // The kernel console may name the reason when the guest's own log read missed it.
         const reason = msg.exit.reason ?? vm.console.schedExtExit?.reason
-        reported ??= { kind: 'scheduler-exited', scheduler: msg.scheduler, exit: { ...msg.exit, ...(reason ? { reason } : {}) } }
-        channel.sendControl({ kind: 'shutdown' })
+        report({ kind: 'scheduler-exited', scheduler: msg.scheduler, exit: { ...msg.exit, ...(reason ? { reason } : {}) } })
         break
       }
       case 'fatal':
-        reported ??= { kind: 'guest-error', message: msg.message }
-        channel.sendControl({ kind: 'shutdown' })
+        report({ kind: 'guest-error', message: msg.message })
         break
       case 'hello':
         break
     }
+  }
+
+  /** The guest's result is in: ask it to power off, and kill the VM if it has not soon after. */
+  function report(outcome: GuestOutcome): void {
+    reported ??= outcome
+    clearTimeout(timer)
+    powerOffTimer ??= setTimeout(() => {
+      log.debug(`the guest did not power off within ${POWER_OFF_GRACE_MS} ms of reporting its result; killing the VM`)
+      vm.kill()
+    }, POWER_OFF_GRACE_MS)
+    channel.sendControl({ kind: 'shutdown' })
   }
 
   if (!(await hello)) throw failure(vm, await done)

@@ -8,6 +8,11 @@ export interface VmProcess {
   readonly channel: Promise<Duplex>
   /** Settles when the VM is gone. */
   readonly exited: Promise<VmExit>
+  /**
+   * Settles once the VMM no longer needs its input files (initrd, channel socket path), so the run
+   * folder can go. Absent when the VMM read them before its launch returned.
+   */
+  readonly inputsLoaded?: Promise<void>
   /** performance.now() when the VM was started. */
   readonly startedAt: number
   kill(): void

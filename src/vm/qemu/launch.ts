@@ -20,6 +20,17 @@ export function findQemu(): string {
   return bin
 }
 
+/**
+ * `setpriv --pdeathsig KILL` (util-linux) sets PR_SET_PDEATHSIG and execs the VMM, which keeps it:
+ * the VM dies with this process whatever ends it, SIGKILL included.
+ */
+function withParentDeathSignal(argv: string[]): string[] {
+  const setpriv = which('setpriv')
+  if (setpriv) return [setpriv, '--pdeathsig', 'KILL', '--', ...argv]
+  log.debug('setpriv (util-linux) not found: QEMU will not die with ktstr if ktstr is killed with SIGKILL')
+  return argv
+}
+
 export async function launchQemu(plan: QemuPlan, console: ConsoleLog): Promise<VmProcess> {
   const bin = findQemu()
   const server = net.createServer()
@@ -31,9 +42,12 @@ export async function launchQemu(plan: QemuPlan, console: ConsoleLog): Promise<V
   log.debug('qemu', bin, args.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' '))
   const startedAt = performance.now()
   // detached: QEMU gets its own process group, so a terminal's Ctrl-C reaches ktstr (which
-  // forwards it to the guest's command) and not the VM itself.
-  const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true })
+  // forwards it to the guest's command) and not the VM itself. That also takes it out of reach
+  // of a signal to our group, so the kernel kills it when we die (parent-death signal).
+  const [file, ...argv] = withParentDeathSignal([bin, ...args])
+  const child = spawn(file!, argv, { stdio: ['pipe', 'pipe', 'pipe'], detached: true })
   let stderr = ''
+  const firstConsoleByte = new Promise<void>((resolve) => child.stdout.once('data', () => resolve()))
   child.stdout.on('data', (b: Buffer) => console.push(b))
   child.stderr.on('data', (b: Buffer) => {
     stderr = (stderr + b.toString('utf8')).slice(-8192)
@@ -63,11 +77,16 @@ export async function launchQemu(plan: QemuPlan, console: ConsoleLog): Promise<V
     void exited.then((e) => reject(new Error(`QEMU exited before connecting the channel: ${e.stderr || `code ${e.code}`}`)))
   })
   channel.catch(() => {})
+  // QEMU reads the initrd while it builds the machine, before a guest CPU runs: the guest's first
+  // console byte comes after it (and after the channel's chardev connected).
+  const inputsLoaded = Promise.race([Promise.all([channel, firstConsoleByte]).then(() => {}), exited.then(() => {})])
+  inputsLoaded.catch(() => {})
 
   return {
     console,
     channel,
     exited,
+    inputsLoaded,
     startedAt,
     kill: () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
