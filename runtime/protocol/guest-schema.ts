@@ -138,6 +138,8 @@ function describe(value: unknown): string {
   return clip(String(value))
 }
 
+/** A guest-chosen string made safe to quote in one host line: control characters escaped, length capped. */
 function clip(s: string): string {
-  return s.length > QUOTE_MAX ? `${s.slice(0, QUOTE_MAX)}…` : s
+  const line = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  return line.length > QUOTE_MAX ? `${line.slice(0, QUOTE_MAX)}…` : line
 }

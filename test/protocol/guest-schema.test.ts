@@ -51,6 +51,11 @@ describe('guest control messages', () => {
     expect(Object.keys(msg)).toEqual(['kind', 'message'])
   })
 
+  it('quotes what the guest sent on one line: control characters escaped (no forged host lines)', () => {
+    expect(malformed({ kind: 'phase', phase: 'mo\nted', uptimeMs: 1 })).toMatch(/got "mo\\u000ated"/)
+    expect(malformed({ kind: 'reboot\u2028host' })).toContain('reboot\\u2028host')
+  })
+
   it('names the kind and the field that is wrong', () => {
     expect(malformed({ kind: 'scheduler-exited', scheduler: 'scx_simple' })).toBe(
       'guest sent a malformed scheduler-exited message: exit: missing',
