@@ -52,13 +52,13 @@ export function parseDocblock(source: string): KtstrDocblock {
   for (const tag of tags) {
     for (const entry of words(tag, '@ktstr')) {
       const eq = entry.indexOf('=')
-      if (eq <= 0) throw new KtstrError(`bad @ktstr entry "${entry}": expected key=value (known keys: ${KNOWN})`)
+      if (eq <= 0) throw new KtstrError(`bad @ktstr entry ${JSON.stringify(entry)}: expected key=value (known keys: ${KNOWN})`)
       const key = entry.slice(0, eq)
       const value = entry.slice(eq + 1)
       if (!(KEYS as readonly string[]).includes(key)) {
-        throw new KtstrError(`unknown @ktstr key "${key}" (known keys: ${KNOWN})`)
+        throw new KtstrError(`unknown @ktstr key ${JSON.stringify(key)} (known keys: ${KNOWN})`)
       }
-      if (seen.has(key as DocblockKey)) throw new KtstrError(`@ktstr key "${key}" is given twice`)
+      if (seen.has(key as DocblockKey)) throw new KtstrError(`@ktstr key ${JSON.stringify(key)} is given twice`)
       seen.add(key as DocblockKey)
       setSpecValue(spec, key as DocblockKey, value, '@ktstr')
     }
@@ -69,7 +69,7 @@ export function parseDocblock(source: string): KtstrDocblock {
 /** Validate one value given as text; `source` names where it came from in errors. */
 export function setSpecValue(spec: KtstrDocblock, key: DocblockKey, value: string, source: string): void {
   const bad = (why: string): never => {
-    throw new KtstrError(`bad ${source} ${key}="${value}": ${why}`)
+    throw new KtstrError(`bad ${source} ${key}=${JSON.stringify(value)}: ${why}`)
   }
   switch (key) {
     case 'topology':
@@ -82,10 +82,10 @@ export function setSpecValue(spec: KtstrDocblock, key: DocblockKey, value: strin
       spec.topology = value
       break
     case 'memory':
-      spec.memoryMib = parseMemoryMib(value, `${source} ${key}="${value}"`)
+      spec.memoryMib = parseMemoryMib(value, `${source} ${key}=${JSON.stringify(value)}`)
       break
     case 'timeout':
-      spec.timeoutS = parseTimeoutS(value, `${source} ${key}="${value}"`)
+      spec.timeoutS = parseTimeoutS(value, `${source} ${key}=${JSON.stringify(value)}`)
       break
     case 'backend':
       if (value !== 'qemu' && value !== 'kvm' && value !== 'auto') bad('expected qemu, kvm or auto')

@@ -79,7 +79,7 @@ async function build(args: string[]): Promise<number> {
   let jobs: number | undefined
   if (values.jobs !== undefined) {
     jobs = Number(values.jobs)
-    if (!Number.isInteger(jobs) || jobs < 1) throw new KtstrError(`--jobs must be a positive integer, not "${values.jobs}"`)
+    if (!Number.isInteger(jobs) || jobs < 1) throw new KtstrError(`--jobs must be a positive integer, not ${JSON.stringify(values.jobs)}`)
   }
   const display = createProgressDisplay(process.stderr)
   const started = Date.now()

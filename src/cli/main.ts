@@ -42,7 +42,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${USAGE}\n`)
       return cmd === undefined ? EXIT_USAGE : 0
     default:
-      process.stderr.write(`ktstr: unknown command "${cmd}"; run ktstr --help\n`)
+      process.stderr.write(`ktstr: unknown command ${JSON.stringify(cmd)}; run ktstr --help\n`)
       return EXIT_USAGE
   }
 }
@@ -55,9 +55,13 @@ main(process.argv.slice(2)).then(
     if (err instanceof BootFailure) {
       process.stderr.write(`ktstr: ${err.message}\n`)
       if (err.consoleTail.length) process.stderr.write(pc.dim(`--- last kernel console lines ---\n${err.consoleTail.join('\n')}\n`))
-    } else if (isKtstrError(err) || (err as { code?: string })?.code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`ktstr: ${(err as Error).message}\n`)
-      if (!isKtstrError(err)) return void (process.exitCode = EXIT_USAGE)
+    } else if (isKtstrError(err)) {
+      process.stderr.write(`ktstr: ${err.message}\n`)
+    } else if ((err as { code?: string })?.code?.startsWith('ERR_PARSE_ARGS')) {
+      // Node's parseArgs explains over several lines; its first line names the problem.
+      const first = (err as Error).message.split('\n')[0]!.replace(/\.$/, '')
+      process.stderr.write(`ktstr: ${first}; see ktstr --help\n`)
+      return void (process.exitCode = EXIT_USAGE)
     } else {
       process.stderr.write(`ktstr: ${describeError(err)}\n`)
       if (log.isDebug) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`)

@@ -35,10 +35,10 @@ export function vmRequestFrom(v: Values, mode: VmRequest['mode']): VmRequest {
   if (v.kernel) req.kernel = v.kernel
   if (v.backend) req.backend = parseBackend(v.backend)
   if (v.topology) req.topology = v.topology
-  if (v.memory !== undefined) req.memoryMib = parseMemoryMib(v.memory, `--memory "${v.memory}"`)
+  if (v.memory !== undefined) req.memoryMib = parseMemoryMib(v.memory, `--memory ${JSON.stringify(v.memory)}`)
   if (v.scheduler) req.scheduler = v.scheduler
   if (v['sched-args']) req.schedArgs = shellWords(v['sched-args'])
-  if (v.timeout !== undefined) req.timeoutS = parseTimeoutS(v.timeout, `--timeout "${v.timeout}"`)
+  if (v.timeout !== undefined) req.timeoutS = parseTimeoutS(v.timeout, `--timeout ${JSON.stringify(v.timeout)}`)
   if (v.include?.length) req.include = v.include
   if (v.env?.length) req.env = parseEnv(v.env)
   if (v['nested-kvm']) req.nestedKvm = true
@@ -48,14 +48,14 @@ export function vmRequestFrom(v: Values, mode: VmRequest['mode']): VmRequest {
 
 export function parseBackend(s: string): BackendName {
   if (s === 'qemu' || s === 'kvm' || s === 'auto') return s
-  throw new KtstrError(`unknown backend "${s}"; use qemu, kvm or auto`)
+  throw new KtstrError(`unknown backend ${JSON.stringify(s)}; use qemu, kvm or auto`)
 }
 
 function parseEnv(items: string[]): Record<string, string> {
   const env: Record<string, string> = {}
   for (const item of items) {
     const eq = item.indexOf('=')
-    if (eq <= 0) throw new KtstrError(`--env needs NAME=VALUE, got "${item}"`)
+    if (eq <= 0) throw new KtstrError(`--env needs NAME=VALUE, got ${JSON.stringify(item)}`)
     env[item.slice(0, eq)] = item.slice(eq + 1)
   }
   return env

@@ -21,13 +21,13 @@ export const MAX_DISK_THROTTLE = 1e15
 
 export function parseDiskSpec(text: string, baseDir = process.cwd()): DiskSpec {
   const [file, ...opts] = text.split(',')
-  if (!file) throw new KtstrError(`bad disk "${text}": expected FILE[,ro][,iops=N][,bps=N]`)
+  if (!file) throw new KtstrError(`bad disk ${JSON.stringify(text)}: expected FILE[,ro][,iops=N][,bps=N]`)
   const disk: DiskSpec = { path: path.resolve(baseDir, file), readOnly: false }
   for (const o of opts) {
     const [k, v] = o.split('=')
     if (k === 'ro' && v === undefined) disk.readOnly = true
     else if ((k === 'iops' || k === 'bps') && v !== undefined && /^\d+$/.test(v) && Number(v) > 0 && Number(v) <= MAX_DISK_THROTTLE) disk[k] = Number(v)
-    else throw new KtstrError(`bad disk option "${o}" in "${text}": use ro, iops=N or bps=N (N > 0), N at most ${MAX_DISK_THROTTLE} (QEMU's limit)`)
+    else throw new KtstrError(`bad disk option ${JSON.stringify(o)} in ${JSON.stringify(text)}: use ro, iops=N or bps=N (N > 0), N at most ${MAX_DISK_THROTTLE} (QEMU's limit)`)
   }
   return disk
 }

@@ -55,5 +55,8 @@ describe.skipIf(!built)('ktstr exec rejects bad input before booting', () => {
     expectOneLineError(await runCli(['exec', '--backend', 'xen', '--', 'true']), /unknown backend "xen"/)
     expectOneLineError(await runCli(['exec', '--bogus']), /Unknown option '--bogus'/)
     expectOneLineError(await runCli(['exec']), /exec needs a command after --/)
+    // Node's own multi-line parse errors and values with line breaks still make one line.
+    expectOneLineError(await runCli(['exec', '--kernel', '--kernel', '', '--', 'true']), /argument is ambiguous; see ktstr --help$/)
+    expectOneLineError(await runCli(['exec', '--env=a\nb', '--', 'true']), /--env needs NAME=VALUE, got "a\\nb"$/)
   })
 })
