@@ -56,6 +56,8 @@ if (problems.length) {
   console.error(`load: ${problems.length} problem(s):\n  ${problems.join('\n  ')}`)
   process.exit(1)
 }
+// Vitest set a failing exit code for the files that fail on purpose; the verdict is ours.
+process.exitCode = 0
 console.log(`load: ${rounds} rounds of ${nFiles} sched files: every result as expected, fds/threads/processes back to baseline`)
 
 function summary(p) {
