@@ -1,6 +1,7 @@
 /** What `exec` and `shell` share: boot, wire stdio and signals, wait, report. */
 import pc from 'picocolors'
 import { describeOutcome } from '../vm/outcome.js'
+import { probeKvm } from '../vm/accel.js'
 import { bootGuest } from '../vm/boot.js'
 import type { GuestOutcome, GuestSession, VmRequest } from '../vm/session.js'
 import { log } from '../util/log.js'
@@ -10,18 +11,26 @@ import { handleSignals } from './signals.js'
 import { formatTiming } from './timing.js'
 
 export async function runGuest(req: VmRequest, opts: { forwardStdin: boolean; timing: boolean }): Promise<number> {
-  // Before the image build: a signal at any phase must take the VM and its run folder with it.
-  const signals = handleSignals()
+  // With QEMU, from before the image build: a signal at any phase must take the VM and its run
+  // folder with it. Our kvm VMM runs in this process (it dies with it) and its run folder goes at
+  // launch; its nested-guest test runs (npm run test:kvm) hang when the listeners exist before its
+  // vCPU threads start, so there they come after the boot, as they always did.
+  let signals = usesOwnVmm(req) ? undefined : handleSignals()
   try {
     const session = await bootGuest(req, { onConsoleLine: log.isDebug ? (l) => log.debug(`console: ${l}`) : undefined })
+    signals ??= handleSignals()
     signals.attach(session)
     const detach = attachStdio(session, opts)
     const outcome = await session.done
     detach()
     return result(outcome, session, opts)
   } finally {
-    signals.remove()
+    signals?.remove()
   }
+}
+
+function usesOwnVmm(req: VmRequest): boolean {
+  return req.backend === 'kvm' || ((req.backend ?? 'auto') === 'auto' && probeKvm().usable)
 }
 
 function result(outcome: GuestOutcome, session: GuestSession, opts: { timing: boolean }): number {
