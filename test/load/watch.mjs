@@ -19,7 +19,13 @@ process.env.NO_COLOR = '1'
 const { createVitest } = await import(path.join(repo, 'node_modules', 'vitest', 'dist', 'node.js'))
 
 const editionTest = (i, edition) => `\ntest('file ${i}: edition ${edition}', () => {\n  expect(${edition} % 4).not.toBe(3)\n})\n`
-const write = (i, edition) => fs.writeFileSync(project.files[i], schedFile(i, { marker: editionTest(i, edition) }))
+// Written whole and renamed into place, as editors with atomic save do: a write in place can be
+// seen half-done by the watcher, which then runs an empty or partial file first.
+const write = (i, edition) => {
+  const tmp = `${project.files[i]}.tmp`
+  fs.writeFileSync(tmp, schedFile(i, { marker: editionTest(i, edition) }))
+  fs.renameSync(tmp, project.files[i])
+}
 
 let onRunEnd
 const reporter = { onTestRunEnd: (modules, errors) => onRunEnd?.(modules, errors) }
@@ -90,5 +96,8 @@ function check(edit, i, modules, errors) {
   if (!mod) return problems.push(`edit ${edit}: ${name} was not re-run`)
   const r = [...mod.children.allTests()].find((t) => t.name === `file ${i}: edition ${edit}`)?.result()
   const want = edit % 4 === 3 ? 'failed' : 'passed'
-  if (r?.state !== want) problems.push(`edit ${edit}: ${name} edition test ${r?.state ?? 'missing'}, expected ${want}`)
+  if (r?.state !== want) {
+    const ran = [...mod.children.allTests()].map((t) => t.name).join(', ')
+    problems.push(`edit ${edit}: ${name} edition test ${r?.state ?? 'missing'}, expected ${want} (tests run: ${ran || 'none'}; ${mod.errors?.()[0]?.message ?? ''})`)
+  }
 }
