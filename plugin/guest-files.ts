@@ -76,7 +76,7 @@ export function vitestClosure(vitestDist: string): string[] {
 
 /**
  * Folders of the project's production dependencies and theirs (dependencies, optional and installed
- * peer dependencies), as node finds them from the project root.
+ * required peer dependencies), as node finds them from the project root.
  */
 export function productionDependencyDirs(projectRoot: string): string[] {
   const pj = nearestPackageJson(projectRoot)
@@ -88,7 +88,10 @@ function dependencyDirs(fromPackageDir: string): string[] {
   const found = new Set<string>()
   const visit = (dir: string) => {
     const pkg = readJson(path.join(dir, 'package.json')) as PackageJson
-    const names = [...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.optionalDependencies ?? {}), ...Object.keys(pkg.peerDependencies ?? {})]
+    // An optional peer (e.g. a validator's `typescript` for its type tests) is the consumer's
+    // choice, not something the package runs: leave it out of the guest.
+    const peers = Object.keys(pkg.peerDependencies ?? {}).filter((p) => !pkg.peerDependenciesMeta?.[p]?.optional)
+    const names = [...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.optionalDependencies ?? {}), ...peers]
     for (const name of names) {
       if (TOOLCHAIN.test(name)) continue
       const depDir = findPackageDir(name, fs.realpathSync(dir))
@@ -128,6 +131,7 @@ interface PackageJson {
   dependencies?: Record<string, string>
   optionalDependencies?: Record<string, string>
   peerDependencies?: Record<string, string>
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>
 }
 
 function resolveSpecifier(spec: string, importer: string, conditions: string[]): string | undefined {

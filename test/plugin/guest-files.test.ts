@@ -39,6 +39,8 @@ describe('productionDependencyDirs', () => {
     const dirs = productionDependencyDirs(REPO)
     expect(dirs).toContain(path.join(NM, 'koffi'))
     expect(dirs).toContain(path.join(NM, 'picocolors'))
+    expect(dirs).toContain(path.join(NM, 'valibot'))
+    // valibot's optional peer; a dev dependency here, and never needed in the guest.
     expect(dirs).not.toContain(path.join(NM, 'typescript'))
     expect(dirs).not.toContain(path.join(NM, 'vitest')) // a peer here; the worker closure covers it
   })
