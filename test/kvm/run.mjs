@@ -33,8 +33,10 @@ if (!kernel) {
     },
   )
 }
-const hostMib = Math.floor(os.totalmem() / 1048576)
-const outerMib = Math.max(4096, Math.min(10240, hostMib - 2048))
+// 4 GiB: with a 10 GiB outer guest, QEMU 7.2's TCG lost the inner guests' timer interrupts
+// (RCU "timer wakeup didn't happen"; scx_simple, reset and stdin tests hung 3 of 3), with 4 GiB
+// the same tests passed. KTSTR_KVM_OUTER_MIB=10240 lets memory.test.ts boot its 8 GiB inner guest.
+const outerMib = 4096
 console.log(`test:kvm: ${kvm.reason}; running the suite inside an outer QEMU-TCG guest with nested SVM`)
 // The outer guest gets the project (sources for Vitest's transform, dist, node_modules) and the
 // kernel folder at their host paths; the inner guests use the same kernel.
@@ -46,8 +48,7 @@ const args = [
   path.join(repo, 'dist/src/cli/main.js'), 'exec',
   // One outer vCPU: with several, QEMU's TCG round-robin between them breaks the inner guests'
   // interrupt masking (interrupts land while IF=0 and the inner kernels deadlock), and with
-  // single-threaded TCG a second vCPU adds no parallelism anyway. Its memory (KTSTR_KVM_OUTER_MIB)
-  // is 10 GiB where the host has room, so test/kvm/memory.test.ts boots an 8 GiB inner guest.
+  // single-threaded TCG a second vCPU adds no parallelism anyway. Its memory: KTSTR_KVM_OUTER_MIB, else 4 GiB.
   '--kernel', kernel, '--nested-kvm', '--topology', '1n1l1c1t', '--memory', process.env.KTSTR_KVM_OUTER_MIB || String(outerMib), '--timeout', '3600',
   ...include.flatMap((p) => ['--include', p]),
   '--env', `KTSTR_KERNEL=${path.resolve(kernel)}`, '--env', 'KTSTR_NESTED=1', '--env', 'NO_COLOR=1',
