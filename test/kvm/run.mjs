@@ -4,7 +4,6 @@
 // (`ktstr exec --nested-kvm`), so machines without KVM still run it for real.
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
