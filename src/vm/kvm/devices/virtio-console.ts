@@ -259,7 +259,10 @@ export class VirtioConsole implements VirtioDevice {
     let added = false
     while (this.control.length > 0) {
       const chain = q.popAvail()
-      if (!chain) break
+      if (!chain) {
+        if (q.enableNotification()) continue
+        break
+      }
       if (chain.malformed) {
         log.debug(`virtio-console control receiveq: ${chain.malformed}`)
         q.addUsed(chain.head, 0)
@@ -277,7 +280,13 @@ export class VirtioConsole implements VirtioDevice {
     let added = false
     while (this.toGuest.length > 0) {
       const chain = q.popAvail()
-      if (!chain) break
+      if (!chain) {
+        // Out of buffers with data left: ask for a kick when the guest posts more. With EVENT_IDX
+        // the driver kicks only when its avail idx passes our avail_event (§2.7.10); left stale,
+        // a guest that reposts its buffers never kicks again and held host data waits forever.
+        if (q.enableNotification()) continue
+        break
+      }
       let written = 0
       if (chain.malformed) log.debug(`virtio-console receiveq: ${chain.malformed}`)
       else {
