@@ -7,7 +7,7 @@
  * Strict: an unknown key, a repeated key or a bad value is an error that names the key.
  * Several `@ktstr` tags (one per line of a docblock) are merged.
  */
-import { resolveTopology } from '../src/topology/topology.js'
+import { resolveTopology } from '../runtime/protocol/presets.js'
 import { KtstrError } from '../src/util/errors.js'
 import { shellWords } from '../src/util/shell-words.js'
 import { parseMemoryMib, parseTimeoutS } from '../src/vm/defaults.js'

@@ -3,7 +3,8 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import { cpuCount, resolveTopology } from '../src/topology/topology.js'
+import { resolveTopology } from '../runtime/protocol/presets.js'
+import { cpuCount } from '../runtime/protocol/topology.js'
 import { KtstrError } from '../src/util/errors.js'
 import { DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_S, DEFAULT_TOPOLOGY } from '../src/vm/defaults.js'
 import type { BackendName, VmRequest } from '../src/vm/session.js'

@@ -12,8 +12,8 @@ export { work, WORK_TYPES, describeWork, type Policy, type SchedOptions, type Wo
 export { op, step, type Hold, type Op, type Step } from './api/steps.js'
 export { scenarios, type ScenarioName, type ScenarioOptions } from './api/scenarios.js'
 export { topology, topologyFromSpec, topologyFromSysfs, Topo } from './api/topology/topo.js'
-export { parseTopology, resolveTopology, validateTopology, formatTopology, cpuCount, type TopologySpec } from './protocol/topology.js'
-export { PRESETS, presetNames, findPreset, type TopologyPreset } from './protocol/presets.js'
+export { parseTopology, validateTopology, formatTopology, cpuCount, type TopologySpec } from './protocol/topology.js'
+export { PRESETS, presetNames, findPreset, resolveTopology, type TopologyPreset } from './protocol/presets.js'
 export { parseCpuList, formatCpuList } from './protocol/cpulist.js'
 export { parseDuration, type Duration } from './api/duration.js'
 export {

@@ -3,7 +3,7 @@
  */
 import { spawn } from 'node:child_process'
 import { StreamId } from '../protocol/index.js'
-import type { GuestEndpoint } from './channel.js'
+import type { GuestEndpoint } from '../protocol/index.js'
 import { drainOutput } from './output-drain.js'
 import type { StdinBuffer } from './stdin-buffer.js'
 

@@ -4,8 +4,8 @@
  * (a command, a shell, or Vitest's worker), report, stop the scheduler, power off.
  */
 import fs from 'node:fs'
-import { RUN_SPEC_PATH, type GuestMessage, type GuestPhase, type RunSpec, type SchedulerExit } from '../protocol/index.js'
-import { findPort, openEndpoint, type GuestEndpoint } from './channel.js'
+import { RUN_SPEC_PATH, type GuestEndpoint, type GuestMessage, type GuestPhase, type RunSpec, type SchedulerExit } from '../protocol/index.js'
+import { findPort, openEndpoint } from './channel.js'
 import { runCommand, type RunningCommand } from './command.js'
 import { loopbackUp, mountAll } from './mounts.js'
 import { powerOff } from './power.js'

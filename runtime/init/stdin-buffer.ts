@@ -7,7 +7,7 @@
  */
 import type { Writable } from 'node:stream'
 import { StreamId } from '../protocol/index.js'
-import type { GuestEndpoint } from './channel.js'
+import type { GuestEndpoint } from '../protocol/index.js'
 
 export class StdinBuffer {
   private chunks: Buffer[] = []

@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
 import { FrameDecoder, FrameType, encodeFrame, type Frame } from './frame.js'
+import type { GuestMessage, HostMessage } from './messages.js'
 
 export interface EndpointEvents<In> {
   control: [msg: In]
@@ -14,6 +15,13 @@ export interface EndpointEvents<In> {
   corrupt: [err: Error]
   close: []
 }
+
+/**
+ * The host's end receives GuestMessages, each checked against its schema (the host builds it with
+ * guest-schema.ts's decodeGuestMessage: a malformed message is a MalformedMessage on `corrupt`).
+ */
+export type HostEndpoint = Endpoint<GuestMessage, HostMessage>
+export type GuestEndpoint = Endpoint<HostMessage, GuestMessage>
 
 export class Endpoint<In, Out> extends EventEmitter<EndpointEvents<In>> {
   private readonly decoder = new FrameDecoder()

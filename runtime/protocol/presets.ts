@@ -2,7 +2,7 @@
  * ktstr's 24 x86_64 gauntlet presets (ktstr src/vm.rs `gauntlet_presets()`), with its memory budgets.
  * aarch64 drops the SMT ones (`threadsPerCore > 1`).
  */
-import type { TopologySpec } from './topology.js'
+import { parseTopology, type TopologySpec } from './topology.js'
 
 export interface TopologyPreset {
   name: string
@@ -51,4 +51,10 @@ export function presetNames(arch: 'x86_64' | 'aarch64' = 'x86_64'): string[] {
 
 export function findPreset(name: string): TopologyPreset | undefined {
   return PRESETS.find((q) => q.name === name)
+}
+
+/** A preset name (`smt-2llc`) or an `NnNlNcNt` string. */
+export function resolveTopology(nameOrSpec: string): TopologySpec {
+  const preset = findPreset(nameOrSpec.trim())
+  return preset ? { ...preset.topology } : parseTopology(nameOrSpec)
 }

@@ -1,11 +1,11 @@
 /**
  * The `NnNlNcNt` topology model (ktstr's): NUMA nodes, LLCs in total, cores per LLC, threads per
  * core. `1n2l4c1t` = one node, two LLCs of four single-threaded cores (8 CPUs). LLCs are spread
- * evenly over nodes, so `llcs` must be a multiple of `numaNodes`. CPU numbering matches the host's
- * VM layout (src/topology/topology.ts): LLC-major, then core, then thread, so SMT siblings are adjacent.
+ * evenly over nodes, so `llcs` must be a multiple of `numaNodes`. Shared by the host (the VM
+ * backends lay out their vCPUs with it) and the guest's test API. CPU numbering: LLC-major, then
+ * core, then thread, so SMT siblings are adjacent.
  */
 import { KtstrError } from './errors.js'
-import { PRESETS } from './presets.js'
 
 export interface TopologySpec {
   numaNodes: number
@@ -27,12 +27,6 @@ export function parseTopology(text: string): TopologySpec {
   }
   const [numaNodes, llcs, coresPerLlc, threadsPerCore] = m.slice(1).map(Number) as [number, number, number, number]
   return validateTopology({ numaNodes, llcs, coresPerLlc, threadsPerCore }, text)
-}
-
-/** A preset name (`smt-2llc`) or an `NnNlNcNt` string. */
-export function resolveTopology(nameOrSpec: string): TopologySpec {
-  const preset = PRESETS.find((p) => p.name === nameOrSpec.trim())
-  return preset ? { ...preset.topology } : parseTopology(nameOrSpec)
 }
 
 export function validateTopology(t: TopologySpec, label = formatTopology(t)): TopologySpec {
@@ -60,3 +54,18 @@ export function validateTopology(t: TopologySpec, label = formatTopology(t)): To
 
 export const formatTopology = (t: TopologySpec): string => `${t.numaNodes}n${t.llcs}l${t.coresPerLlc}c${t.threadsPerCore}t`
 export const cpuCount = (t: TopologySpec): number => t.llcs * t.coresPerLlc * t.threadsPerCore
+
+export const cpusPerLlc = (t: TopologySpec): number => t.coresPerLlc * t.threadsPerCore
+export const llcsPerNode = (t: TopologySpec): number => t.llcs / t.numaNodes
+
+/** CPU ids of one LLC. */
+export function llcCpus(t: TopologySpec, llc: number): number[] {
+  const per = cpusPerLlc(t)
+  return Array.from({ length: per }, (_, i) => llc * per + i)
+}
+
+/** CPU ids of one NUMA node. */
+export function nodeCpus(t: TopologySpec, node: number): number[] {
+  const per = llcsPerNode(t) * cpusPerLlc(t)
+  return Array.from({ length: per }, (_, i) => node * per + i)
+}

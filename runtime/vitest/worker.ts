@@ -11,7 +11,7 @@ import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import v8 from 'node:v8'
 import type { init as vitestInit, runBaseTests, setupEnvironment } from 'vitest/worker'
-import { RUN_SPEC_PATH, StreamId, type Endpoint, type GuestMessage, type HostMessage, type RunSpec } from '../protocol/index.js'
+import { RUN_SPEC_PATH, StreamId, type GuestEndpoint, type RunSpec } from '../protocol/index.js'
 import {
   ENVELOPE_MARK,
   ENV_EXEC_ARGV,
@@ -23,7 +23,6 @@ import {
   type HostFsReply,
 } from '../protocol/vitest-envelope.js'
 
-type GuestEndpoint = Endpoint<HostMessage, GuestMessage>
 interface VitestWorkerModule {
   init: typeof vitestInit
   runBaseTests: typeof runBaseTests

@@ -4,7 +4,7 @@
  */
 import type { Readable } from 'node:stream'
 import { STDIN_WINDOW_BYTES, StreamId, type GuestMessage } from '../../runtime/protocol/index.js'
-import type { HostEndpoint } from '../channel/host-endpoint.js'
+import type { HostEndpoint } from '../../runtime/protocol/index.js'
 import type { GuestSession } from '../vm/session.js'
 
 export function attachStdio(session: GuestSession, opts: { forwardStdin: boolean }): () => void {

@@ -2,8 +2,8 @@
  * Turns a running VM into a GuestSession: connects the channel, waits for the guest's hello,
  * tracks what the guest reports, enforces the wall-clock limit, and cleans up when the VM is gone.
  */
-import { MalformedMessage, type GuestMessage } from '../../runtime/protocol/index.js'
-import { hostEndpoint } from '../channel/host-endpoint.js'
+import { decodeGuestMessage } from '../../runtime/protocol/guest-schema.js'
+import { Endpoint, MalformedMessage, type GuestMessage, type HostEndpoint } from '../../runtime/protocol/index.js'
 import { log } from '../util/log.js'
 import { BootFailure } from './boot-failure.js'
 import { STOP_GRACE_MS } from './defaults.js'
@@ -83,7 +83,7 @@ export async function startSession(
     const outcome = await done
     throw failure(vm, outcome)
   }
-  const channel = hostEndpoint(stream)
+  const channel: HostEndpoint = new Endpoint(stream, decodeGuestMessage)
   channel.on('corrupt', (err) => {
     forced ??= err instanceof MalformedMessage ? { kind: 'malformed-message', message: err.message } : { kind: 'channel-corrupt', message: err.message }
     vm.kill()

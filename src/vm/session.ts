@@ -1,7 +1,7 @@
 /**
  * A booted guest, whatever the backend: its channel, its console, and how it ended.
  */
-import type { HostEndpoint } from '../channel/host-endpoint.js'
+import type { HostEndpoint } from '../../runtime/protocol/index.js'
 import type { RunMode, SchedulerExit } from '../../runtime/protocol/index.js'
 import type { DiskSpec } from './disk.js'
 

@@ -7,9 +7,9 @@
  */
 import { Readable, Writable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
+import { decodeGuestMessage } from '../../runtime/protocol/guest-schema.js'
 import { Endpoint, STDIN_WINDOW_BYTES, decodeHostMessage, type GuestMessage, type HostMessage } from '../../runtime/protocol/index.js'
 import { StdinBuffer } from '../../runtime/init/stdin-buffer.js'
-import { hostEndpoint } from '../../src/channel/host-endpoint.js'
 import { forwardStdin } from '../../src/cli/guest-stdio.js'
 import { socketPair } from '../helpers/socket-pair.js'
 
@@ -20,7 +20,7 @@ const TOTAL = 32 * 1024 * 1024
 async function channel() {
   const [a, b, close] = await socketPair()
   cleanups.push(close)
-  return { host: hostEndpoint(a), guest: new Endpoint<HostMessage, GuestMessage>(b, decodeHostMessage) }
+  return { host: new Endpoint<GuestMessage, HostMessage>(a, decodeGuestMessage), guest: new Endpoint<HostMessage, GuestMessage>(b, decodeHostMessage) }
 }
 
 /** Lets the event loop (and the socket) run until `cond` holds, or fails after many rounds. */

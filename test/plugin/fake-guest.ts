@@ -9,8 +9,8 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { GuestMessage } from '../../runtime/protocol/index.js'
-import { hostEndpoint } from '../../src/channel/host-endpoint.js'
+import { decodeGuestMessage } from '../../runtime/protocol/guest-schema.js'
+import { Endpoint, type GuestMessage, type HostEndpoint } from '../../runtime/protocol/index.js'
 import { KtstrError } from '../../src/util/errors.js'
 import { BootFailure } from '../../src/vm/boot-failure.js'
 import type { GuestOutcome, GuestSession, VmRequest } from '../../src/vm/session.js'
@@ -90,7 +90,7 @@ async function startChild(req: VmRequest, children: Set<number>): Promise<GuestS
 
   const socket = await Promise.race([connected, done.then(() => undefined)])
   if (!socket) throw new BootFailure('guest failed to boot: no channel', await done, lines.slice(-30))
-  const channel = hostEndpoint(socket)
+  const channel: HostEndpoint = new Endpoint(socket, decodeGuestMessage)
   const onGuest = (msg: GuestMessage) => {
     switch (msg.kind) {
       case 'exit':

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { cpuCount, formatCpuList, formatTopology, llcCpus, nodeCpus, parseTopology } from '../../src/topology/topology.js'
+import { formatCpuList } from '../../runtime/protocol/cpulist.js'
+import { cpuCount, formatTopology, llcCpus, nodeCpus, parseTopology } from '../../runtime/protocol/topology.js'
 import { nodeMemoryMib, topologyArgs } from '../../src/vm/qemu/topology-args.js'
 
 describe('NnNlNcNt topology', () => {

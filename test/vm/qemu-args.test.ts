@@ -1,6 +1,6 @@
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { parseTopology } from '../../src/topology/topology.js'
+import { parseTopology } from '../../runtime/protocol/topology.js'
 import { kernelCmdline, qemuArgs, qemuOptionValue } from '../../src/vm/qemu/args.js'
 import { collectBase } from '../../src/image/base.js'
 import { GUEST_INIT, GUEST_NODE } from '../../src/image/guest-paths.js'

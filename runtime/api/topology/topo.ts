@@ -8,7 +8,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { formatCpuList, intersect, parseCpuList } from '../../protocol/cpulist.js'
 import { KtstrError } from '../../protocol/errors.js'
-import { formatTopology, resolveTopology, validateTopology, type TopologySpec } from '../../protocol/topology.js'
+import { resolveTopology } from '../../protocol/presets.js'
+import { formatTopology, llcCpus, nodeCpus, validateTopology, type TopologySpec } from '../../protocol/topology.js'
 
 export class Topo {
   /** Online CPU ids, ascending. */
@@ -170,11 +171,9 @@ export class Topo {
 /** The model's layout: LLC-major, then core, then thread (the same numbering the VM gets). */
 export function topologyFromSpec(spec: TopologySpec | string): Topo {
   const t = typeof spec === 'string' ? resolveTopology(spec) : validateTopology({ ...spec })
-  const perLlc = t.coresPerLlc * t.threadsPerCore
-  const llcsPerNode = t.llcs / t.numaNodes
-  const llcs = Array.from({ length: t.llcs }, (_, l) => Array.from({ length: perLlc }, (_, i) => l * perLlc + i))
+  const llcs = Array.from({ length: t.llcs }, (_, l) => llcCpus(t, l))
   const cores = llcs.flatMap((l) => Array.from({ length: t.coresPerLlc }, (_, c) => l.slice(c * t.threadsPerCore, (c + 1) * t.threadsPerCore)))
-  const nodes = Array.from({ length: t.numaNodes }, (_, n) => llcs.slice(n * llcsPerNode, (n + 1) * llcsPerNode).flat())
+  const nodes = Array.from({ length: t.numaNodes }, (_, n) => nodeCpus(t, n))
   return new Topo({ cpus: llcs.flat(), llcs, nodes, cores })
 }
 

@@ -1,7 +1,7 @@
 /**
  * The QEMU command line for one guest. Pure: everything it needs is in QemuPlan.
  */
-import type { Topology } from '../../topology/topology.js'
+import type { TopologySpec as Topology } from '../../../runtime/protocol/topology.js'
 import { topologyArgs } from './topology-args.js'
 import { CHANNEL_PORT_NAME } from '../../../runtime/protocol/index.js'
 import { GUEST_INIT, GUEST_NODE } from '../../image/guest-paths.js'

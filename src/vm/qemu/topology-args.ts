@@ -6,7 +6,8 @@
  * and Intel-flavoured ones share L3 per die (= per socket with dies=1). So sockets = LLCs gives
  * the right `cache/index3/shared_cpu_list` on both (../shared/notes/qemu-guest.md §4).
  */
-import { cpuCount, formatCpuList, nodeCpus, type Topology } from '../../topology/topology.js'
+import { formatCpuList } from '../../../runtime/protocol/cpulist.js'
+import { cpuCount, nodeCpus, type TopologySpec as Topology } from '../../../runtime/protocol/topology.js'
 
 export function topologyArgs(t: Topology, memoryMib: number): string[] {
   const args = [
