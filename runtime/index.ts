@@ -4,8 +4,6 @@
  *   const r = await run({ duration: '2s', cgroups: [cgroup('a').workers(4, work.spin())] })
  *   expect(r).toHaveNoStarvation()
  */
-import { autoRegisterMatchers } from './api/matchers.js'
-
 export { run, skipReason, type RunOptions } from './api/run.js'
 export { cgroup, CgroupDef, type AffinityInput, type CpusetInput, type WorkerGroup } from './api/cgroup.js'
 export { work, WORK_TYPES, describeWork, type Policy, type SchedOptions, type WorkSpec, type WorkTypeName } from './api/work.js'
@@ -37,10 +35,8 @@ export {
   DEFAULT_SPREAD_PCT,
   type CheckResult,
 } from './api/checks.js'
-export { matchers, registerMatchers, autoRegisterMatchers, type KtstrMatchers } from './api/matchers.js'
+export { matchers, registerMatchers, type KtstrMatchers } from './api/matchers.js'
 export { currentScheduler, startScheduler, type SchedulerHandle } from './api/scheduler.js'
 export { ab, ratioOf, type AbOptions, type AbResult } from './api/ab.js'
 export { KtstrError } from './protocol/errors.js'
-
-await autoRegisterMatchers()
 export { payload, tapTests, parseTap, numericLeaves, type PayloadOptions, type PayloadResult, type TapCase } from './payload/index.js'

@@ -1,8 +1,8 @@
 /**
  * Vitest matchers over run reports: `expect(r).toHaveNoStarvation()`, `toHaveMaxGapBelow(ms)`,
  * `toBeFairWithin({ spreadPct })`, `toStayInCpuset()`, `toKeepSchedulerAttached()`. Each accepts the
- * report, `r.cgroup(name)`, or worker telemetry. Registered on Vitest's `expect` automatically when
- * this package is imported inside a Vitest worker; `registerMatchers(expect)` does it explicitly.
+ * report, `r.cgroup(name)`, or worker telemetry. The ktstr pool's guest bootstrap (runtime/vitest/worker.ts)
+ * registers them for every sched test file; elsewhere call `registerMatchers(expect)`.
  */
 import {
   checkCpuset,
@@ -103,18 +103,4 @@ export interface Extendable {
 
 export function registerMatchers(expect: Extendable): void {
   expect.extend(matchers)
-}
-
-/** Inside a Vitest worker, register on its `expect`; elsewhere do nothing. Returns whether it did. */
-export async function autoRegisterMatchers(): Promise<boolean> {
-  const inVitest = '__vitest_worker__' in globalThis || process.env.VITEST !== undefined
-  if (!inVitest) return false
-  try {
-    const vitest = (await import('vitest')) as unknown as { expect?: Extendable }
-    if (!vitest.expect) return false
-    registerMatchers(vitest.expect)
-    return true
-  } catch {
-    return false
-  }
 }

@@ -11,6 +11,7 @@ import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import v8 from 'node:v8'
 import type { init as vitestInit, runBaseTests, setupEnvironment } from 'vitest/worker'
+import { registerMatchers, type Extendable } from '../api/matchers.js'
 import { RUN_SPEC_PATH, StreamId, type GuestEndpoint, type RunSpec } from '../protocol/index.js'
 import {
   ENVELOPE_MARK,
@@ -42,6 +43,8 @@ export async function runVitestWorker(endpoint: GuestEndpoint, options: RunVites
   loadRequires(takeEnv(ENV_EXEC_ARGV))
   // The host's Vitest, at the same path in the guest image: one module instance for runtime and tests.
   const vitest = (await import(dist ? pathToFileURL(path.join(dist, 'worker.js')).href : 'vitest/worker')) as VitestWorkerModule
+  // ktstr's matchers on the `expect` every test file imports (Vitest's index, the same module instance).
+  registerMatchers(((await import(dist ? pathToFileURL(path.join(dist, 'index.js')).href : 'vitest')) as { expect: Extendable }).expect)
 
   const listeners = new Set<Listener>()
   const fsCalls = new Map<number, (reply: HostFsReply) => void>()

@@ -1,6 +1,6 @@
 /**
  * A user's sched test file run by the real pool (`vitest` with `pool: 'ktstr'`): it imports 'ktstr'
- * by name, the matchers are registered on Vitest's expect in the guest by that import alone, and a
+ * by name, the matchers are registered on Vitest's expect by the pool's guest bootstrap, and a
  * failing matcher's message reaches the host's reporter naming the starved worker.
  */
 import { spawn } from 'node:child_process'
