@@ -1,5 +1,5 @@
 /**
- * `cgroup(name)`: a cgroup of the scenario, its cpuset and its workers (ktstr CgroupDef). Immutable:
+ * `cgroup(name)`: a cgroup of the scenario, its cpuset and its workloads (ktstr CgroupDef). Immutable:
  * each call returns a new definition, so a base definition can be reused across scenarios.
  * Names may nest with '/', e.g. 'cg_0/sub_a'; parents are created as needed.
  */
@@ -11,10 +11,10 @@ import { isPaired, work, type WorkSpec } from './work.js'
 export type CpusetInput = string | readonly number[] | ((t: Topo) => readonly number[])
 
 /**
- * Per-worker CPU affinity inside the cgroup's cpuset (ktstr AffinityKind): 'inherit' (none),
- * 'single-cpu' (worker i on the i-th CPU), 'llc-aligned' (worker i on the i-th LLC's CPUs),
+ * Per-workload CPU affinity inside the cgroup's cpuset (ktstr AffinityKind): 'inherit' (none),
+ * 'single-cpu' (workload i on the i-th CPU), 'llc-aligned' (workload i on the i-th LLC's CPUs),
  * 'random-subset' (a random half), 'cross-cgroup' (every CPU; the cpuset still bounds it),
- * or explicit CPUs / a function of (topology, worker index, cpuset CPUs).
+ * or explicit CPUs / a function of (topology, workload index, cpuset CPUs).
  */
 export type AffinityInput =
   | 'inherit' | 'single-cpu' | 'llc-aligned' | 'random-subset' | 'cross-cgroup'
@@ -49,7 +49,7 @@ export class CgroupDef {
     this.cpusetInput = cpuset
   }
 
-  /** Add `n` workers doing `w` (default: spin). Pipe and futex workers come in pairs, so `n` must be even. */
+  /** Add `n` workloads doing `w` (default: spin). Pipe and futex workloads come in pairs, so `n` must be even. */
   workers(n: number, w: WorkSpec = work.spin(), opts: { affinity?: AffinityInput } = {}): CgroupDef {
     if (!Number.isInteger(n) || n < 1) throw new KtstrError(`cgroup "${this.name}": workers(n) needs a whole number >= 1, got ${n}`)
     if (isPaired(w) && n % 2 !== 0) {

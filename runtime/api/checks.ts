@@ -1,6 +1,6 @@
 /**
  * The checks behind the matchers, as plain functions over telemetry (ktstr's assert.rs): starvation,
- * scheduling gaps, fairness spread, cpuset isolation, scheduler attachment. Messages name the worker,
+ * scheduling gaps, fairness spread, cpuset isolation, scheduler attachment. Messages name the workload,
  * its cgroup, the CPU and the run-relative time.
  */
 import { formatCpuList } from '../protocol/cpulist.js'
@@ -9,7 +9,7 @@ import type { SchedulerState, WorkerSet, WorkerTelemetry } from './report.js'
 /** ktstr's release thresholds (assert.rs): longest gap 2000 ms, off-CPU spread 15 points. */
 export const DEFAULT_MAX_GAP_MS = 2000
 export const DEFAULT_SPREAD_PCT = 15
-/** How long after a cpuset change a worker may still be seen on a CPU the old cpuset allowed. */
+/** How long after a cpuset change a workload may still be seen on a CPU the old cpuset allowed. */
 export const DEFAULT_CPUSET_GRACE_MS = 50
 
 export interface CheckResult {
@@ -62,7 +62,7 @@ function worstGap(workers: readonly WorkerTelemetry[]): string {
   return w ? `worst gap ${ms(w.maxGapMs)} by ${describeWorker(w)} on cpu${w.maxGapCpu} at ${at(w.maxGapAtMs)}` : 'no workers'
 }
 
-/** ktstr not_starved: every worker did work, and none waited `maxGapMs` or more between checkpoints. */
+/** ktstr not_starved: every workload did work, and none waited `maxGapMs` or more between checkpoints. */
 export function checkStarvation(x: Checkable, opts: { maxGapMs?: number } = {}): CheckResult {
   const workers = workersOf(x)
   const limit = opts.maxGapMs ?? DEFAULT_MAX_GAP_MS
@@ -78,7 +78,7 @@ export function checkMaxGap(x: Checkable, limitMs: number): CheckResult {
   return result(gapFailures(workers, limitMs), `${worstGap(workers)} (limit ${ms(limitMs)})`)
 }
 
-/** ktstr's fairness: within each cgroup, max − min off-CPU% of its workers below `spreadPct` points. */
+/** ktstr's fairness: within each cgroup, max − min off-CPU% of its workloads below `spreadPct` points. */
 export function checkFairness(x: Checkable, opts: { spreadPct?: number } = {}): CheckResult {
   const limit = opts.spreadPct ?? DEFAULT_SPREAD_PCT
   const byCgroup = new Map<string, WorkerTelemetry[]>()
@@ -115,7 +115,7 @@ function allowedAt(w: WorkerTelemetry, t: number, graceMs: number): number[] | u
   return [...cpus]
 }
 
-/** ktstr isolation: no worker was seen on a CPU outside its cgroup's cpuset at that time. */
+/** ktstr isolation: no workload was seen on a CPU outside its cgroup's cpuset at that time. */
 export function checkCpuset(x: Checkable, opts: { graceMs?: number } = {}): CheckResult {
   const grace = opts.graceMs ?? DEFAULT_CPUSET_GRACE_MS
   const workers = workersOf(x)

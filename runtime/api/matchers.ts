@@ -1,7 +1,7 @@
 /**
  * Vitest matchers over run reports: `expect(r).toHaveNoStarvation()`, `toHaveMaxGapBelow(ms)`,
  * `toBeFairWithin({ spreadPct })`, `toStayInCpuset()`, `toKeepSchedulerAttached()`. Each accepts the
- * report, `r.cgroup(name)`, or worker telemetry. The ktstr pool's guest bootstrap (runtime/vitest/worker.ts)
+ * report, `r.cgroup(name)`, or workload telemetry. The ktstr pool's guest bootstrap (runtime/vitest/worker.ts)
  * registers them for every sched test file; elsewhere call `registerMatchers(expect)`.
  */
 import {
@@ -18,13 +18,13 @@ import {
 import type { SchedulerState, WorkerSet } from './report.js'
 
 export interface KtstrMatchers<R = unknown> {
-  /** Every worker did work and none waited `maxGapMs` (default 2000) or more between checkpoints. */
+  /** Every workload did work and none waited `maxGapMs` (default 2000) or more between checkpoints. */
   toHaveNoStarvation(opts?: { maxGapMs?: number }): R
-  /** Every worker's longest gap between work checkpoints is below `ms`. */
+  /** Every workload's longest gap between work checkpoints is below `ms`. */
   toHaveMaxGapBelow(ms: number): R
   /** Within each cgroup, the off-CPU% spread (max − min) is below `spreadPct` points (default 15). */
   toBeFairWithin(opts?: { spreadPct?: number }): R
-  /** No worker was seen on a CPU its cgroup's cpuset did not allow at the time. */
+  /** No workload was seen on a CPU its cgroup's cpuset did not allow at the time. */
   toStayInCpuset(opts?: { graceMs?: number }): R
   /** The sched_ext scheduler was attached at the start and stayed attached to the end. */
   toKeepSchedulerAttached(): R

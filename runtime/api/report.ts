@@ -1,5 +1,5 @@
 /**
- * What a run reports: per-worker telemetry (ktstr WorkerReport), per-cgroup aggregates and the
+ * What a run reports: per-workload telemetry (ktstr WorkerReport), per-cgroup aggregates and the
  * scheduler's state. Plain data underneath (`toJSON()` / `reportFromJSON()`), so a report crosses to
  * the host intact and the matchers work on either side.
  */
@@ -13,10 +13,10 @@ export interface MigrationEvent {
 }
 
 export interface WorkerTelemetry {
-  /** Index of the worker in the run (spawn order). */
+  /** Index of the workload in the run (spawn order). */
   id: number
   pid: number
-  /** Cgroup the worker was spawned in ('/' for host workers). */
+  /** Cgroup the workload was spawned in ('/' for host workloads). */
   cgroup: string
   /** Cgroup it was in when it stopped (differs after op.moveTasks). */
   finalCgroup: string
@@ -31,7 +31,7 @@ export interface WorkerTelemetry {
   stoppedAtMs: number
   workUnits: number
   iterations: number
-  /** CPU time of the worker process (CLOCK_PROCESS_CPUTIME_ID). */
+  /** CPU time of the workload process (CLOCK_PROCESS_CPUTIME_ID). */
   cpuTimeNs: number
   wallTimeNs: number
   /** wall − CPU: runnable wait plus voluntary sleep. */
@@ -102,7 +102,7 @@ export interface ReportData {
   steps: StepRecord[]
 }
 
-/** Anything the matchers accept: a report, a cgroup of it, or workers. */
+/** Anything the matchers accept: a report, a cgroup of it, or workloads. */
 export interface WorkerSet {
   readonly workers: readonly WorkerTelemetry[]
   /** For messages: "cgroup a" or "run". */
@@ -180,17 +180,17 @@ export class Report implements WorkerSet {
     return this.data.steps
   }
 
-  /** Names of the cgroups that had workers, in first-spawn order ('/' = host workers). */
+  /** Names of the cgroups that had workloads, in first-spawn order ('/' = host workloads). */
   get cgroupNames(): string[] {
     return [...new Set(this.data.workers.map((w) => w.cgroup))]
   }
 
-  /** Every cgroup that had workers, aggregated. */
+  /** Every cgroup that had workloads, aggregated. */
   get cgroups(): CgroupReport[] {
     return this.cgroupNames.map((n) => this.cgroup(n))
   }
 
-  /** Workers spawned in `name`, with aggregates. */
+  /** Workloads spawned in `name`, with aggregates. */
   cgroup(name: string): CgroupReport {
     const workers = this.data.workers.filter((w) => w.cgroup === name)
     if (workers.length === 0 && !(name in this.data.cgroupCpusets)) {
@@ -200,7 +200,7 @@ export class Report implements WorkerSet {
     return summarize(name, workers, hist?.at(-1)?.cpus ?? [], this.scheduler)
   }
 
-  /** The worker with this pid. */
+  /** The workload with this pid. */
   worker(pid: number): WorkerTelemetry {
     const w = this.data.workers.find((x) => x.pid === pid)
     if (!w) throw new KtstrError(`no worker with pid ${pid} in this run`)

@@ -1,6 +1,6 @@
 /**
- * `run()`: create the scenario's cgroups, start every worker together (two-phase start), play the
- * steps with their holds, stop the workers, tear everything down, and return the report.
+ * `run()`: create the scenario's cgroups, start every workload together (two-phase start), play the
+ * steps with their holds, stop the workloads, tear everything down, and return the report.
  */
 import fs from 'node:fs'
 import os from 'node:os'
@@ -11,12 +11,12 @@ import type { AffinityInput, CgroupDef, CpusetInput, WorkerGroup } from './cgrou
 import { parseDuration, type Duration } from './duration.js'
 import { KtstrError } from '../protocol/errors.js'
 import { Report, type ReportData, type StepRecord, type WorkerTelemetry } from './report.js'
-import { toTelemetry, type CpusetChange, type Placement, type WorkerContext } from './telemetry.js'
+import { toTelemetry, type CpusetChange, type Placement, type WorkloadContext } from './telemetry.js'
 import { SchedulerWatch } from './scheduler.js'
 import { describeOp, holdMs, type Op, type Step } from './steps.js'
 import { topology, type Topo } from './topology/topo.js'
 import { describeWork, isPaired, type WorkSpec } from './work.js'
-import { monotonicNs, setAffinity, setScheduler, workerBinary, WorkerProcess } from './worker-process.js'
+import { monotonicNs, setAffinity, setScheduler, workloadBinary, WorkloadProcess } from './workload-process.js'
 
 export interface RunOptions {
   /** Total run time (default 2 s, ktstr's duration_s); with steps, the time shares ('25%') refer to. */
@@ -33,9 +33,9 @@ export interface RunOptions {
 }
 
 const DEFAULT_DURATION_MS = 2000
-/** Workers stop by themselves this long after the planned end, should the test process vanish. */
+/** Workloads stop by themselves this long after the planned end, should the test process vanish. */
 const SAFETY_MS = 60_000
-/** Bytes of a block device each io-sync worker writes to (16 × 64 KiB). */
+/** Bytes of a block device each io-sync workload writes to (16 × 64 KiB). */
 const IO_REGION = 16 * 64 * 1024
 
 /** Why this scenario cannot run on `topo`, or undefined when it can. */
@@ -51,9 +51,9 @@ export function skipReason(opts: RunOptions, topo: Topo = topology()): string | 
   return undefined
 }
 
-interface LiveWorker {
+interface LiveWorkload {
   id: number
-  proc: WorkerProcess
+  proc: WorkloadProcess
   cgroup: string
   current: string
   work: WorkSpec
@@ -71,7 +71,7 @@ class Runner {
   private t0 = 0
   private plannedEndNs = 0
   private nextId = 0
-  private readonly workers: LiveWorker[] = []
+  private readonly workloads: LiveWorkload[] = []
   /** Configured cpusets (what we wrote), and effective-cpuset history, per cgroup. */
   private readonly configured = new Map<string, number[]>()
   private readonly history = new Map<string, CpusetChange[]>()
@@ -83,7 +83,7 @@ class Runner {
   }
 
   private get binary(): string {
-    this.binaryPath ??= workerBinary()
+    this.binaryPath ??= workloadBinary()
     return this.binaryPath
   }
 
@@ -106,8 +106,8 @@ class Runner {
       const backdrop = this.opts.cgroups ?? []
       this.checkUnique(backdrop.map((d) => d.name))
       const initial = this.createCgroups(backdrop)
-      await this.startWorkers(initial, (goNs) => {
-        // The run starts when the first workers go.
+      await this.startWorkloads(initial, (goNs) => {
+        // The run starts when the first workloads go.
         this.t0 = goNs
         this.plannedEndNs = goNs + plannedMs * 1e6
         watch.start(goNs)
@@ -119,11 +119,11 @@ class Runner {
 
       const endNs = monotonicNs()
       const scheduler = watch.finish()
-      await this.stop(this.workers.filter((w) => !w.telemetry), endNs)
+      await this.stop(this.workloads.filter((w) => !w.telemetry), endNs)
       return new Report(this.reportData(endNs, scheduler))
     } finally {
       watch.finish()
-      await Promise.all(this.workers.filter((w) => w.proc.isRunning).map((w) => w.proc.kill()))
+      await Promise.all(this.workloads.filter((w) => w.proc.isRunning).map((w) => w.proc.kill()))
       restore()
       await this.tree.destroy().catch(() => {})
       fs.rmSync(this.tmpDir, { recursive: true, force: true })
@@ -132,8 +132,8 @@ class Runner {
 
   /**
    * Run the test process's main thread as SCHED_FIFO 99 for the run, outside the scheduler under
-   * test. Otherwise a SCHED_FIFO worker can keep it off its CPU (e.g. after sched_ext queued it on
-   * that CPU's local DSQ while the CPU was idle) and nobody is left to stop the worker: measured
+   * test. Otherwise a SCHED_FIFO workload can keep it off its CPU (e.g. after sched_ext queued it on
+   * that CPU's local DSQ while the CPU was idle) and nobody is left to stop the workload: measured
    * as scx_simple ejected for "node[1] failed to run for 38.228s". Children start as SCHED_OTHER.
    * Returns the undo; without permission it does nothing.
    */
@@ -173,7 +173,7 @@ class Runner {
     }
   }
 
-  /** Create cgroups (with cpusets); returns the worker groups to start. */
+  /** Create cgroups (with cpusets); returns the workload groups to start. */
   private createCgroups(defs: readonly CgroupDef[]): { cgroup: string; group: WorkerGroup }[] {
     const pending: { cgroup: string; group: WorkerGroup }[] = []
     for (const d of defs) {
@@ -232,8 +232,8 @@ class Runner {
   }
 
   /** Spawn, place, set up, then start all of `groups` at one instant. */
-  private async startWorkers(groups: { cgroup: string; group: WorkerGroup }[], onGo?: (goNs: number) => void): Promise<void> {
-    const batch: LiveWorker[] = []
+  private async startWorkloads(groups: { cgroup: string; group: WorkerGroup }[], onGo?: (goNs: number) => void): Promise<void> {
+    const batch: LiveWorkload[] = []
     try {
       for (const { cgroup, group } of groups) {
         for (let i = 0; i < group.count; i++) {
@@ -241,7 +241,7 @@ class Runner {
           const affinity = this.resolveAffinity(group.affinity, i, cgroup)
           const pairBase = isPaired(group.work) ? id - (i % 2) : undefined
           const label = `worker ${id} (cgroup "${cgroup}", ${describeWork(group.work)})`
-          const proc = new WorkerProcess(
+          const proc = new WorkloadProcess(
             label,
             {
               work: group.work,
@@ -253,17 +253,17 @@ class Runner {
             },
             this.binary,
           )
-          const w: LiveWorker = { id, proc, cgroup, current: cgroup, work: group.work, goNs: 0, placements: [{ atNs: 0, doneNs: 0, cgroup }] }
+          const w: LiveWorkload = { id, proc, cgroup, current: cgroup, work: group.work, goNs: 0, placements: [{ atNs: 0, doneNs: 0, cgroup }] }
           if (affinity) w.affinity = affinity
           batch.push(w)
-          this.workers.push(w)
+          this.workloads.push(w)
           if (cgroup !== '/') this.tree.addProc(cgroup, proc.pid)
         }
       }
       await Promise.all(batch.map((w) => w.proc.setup()))
     } catch (e) {
       await Promise.all(batch.map((w) => w.proc.kill()))
-      for (const w of batch) this.workers.splice(this.workers.indexOf(w), 1)
+      for (const w of batch) this.workloads.splice(this.workloads.indexOf(w), 1)
       throw e
     }
     const goNs = monotonicNs()
@@ -276,13 +276,13 @@ class Runner {
     }
   }
 
-  private async stop(list: LiveWorker[], atNs = monotonicNs()): Promise<void> {
+  private async stop(list: LiveWorkload[], atNs = monotonicNs()): Promise<void> {
     const raws = await Promise.allSettled(list.map((w) => w.proc.stop(atNs)))
     const failed: string[] = []
     raws.forEach((r, i) => {
       const w = list[i]!
       if (r.status === 'fulfilled') {
-        const ctx: WorkerContext = { ...w, runT0Ns: this.t0, history: this.history }
+        const ctx: WorkloadContext = { ...w, runT0Ns: this.t0, history: this.history }
         w.telemetry = toTelemetry(ctx, r.value)
       }
       else failed.push((r.reason as Error).message)
@@ -290,8 +290,8 @@ class Runner {
     if (failed.length) throw new KtstrError(failed.join('; '))
   }
 
-  private running(name: string, withChildren = false): LiveWorker[] {
-    return this.workers.filter((w) => !w.telemetry && (w.current === name || (withChildren && w.current.startsWith(`${name}/`))))
+  private running(name: string, withChildren = false): LiveWorkload[] {
+    return this.workloads.filter((w) => !w.telemetry && (w.current === name || (withChildren && w.current.startsWith(`${name}/`))))
   }
 
   private requireCgroup(name: string, what: string): void {
@@ -310,9 +310,9 @@ class Runner {
     const own = s.cgroups ?? []
     if (own.length) {
       this.checkUnique(own.map((d) => d.name))
-      await this.startWorkers(this.createCgroups(own))
+      await this.startWorkloads(this.createCgroups(own))
     }
-    // The hold counts from when the step's state is in place: starting workers can take a large
+    // The hold counts from when the step's state is in place: starting workloads can take a large
     // part of a short hold on a loaded or emulated guest, and they must get the whole of it.
     const held = monotonicNs()
     const end = held + hold * 1e6
@@ -340,7 +340,7 @@ class Runner {
       switch (o.kind) {
         case 'add-cgroup':
           this.checkUnique([o.def.name])
-          await this.startWorkers(this.createCgroups([o.def]))
+          await this.startWorkloads(this.createCgroups([o.def]))
           break
         case 'remove-cgroup':
           this.requireCgroup(o.name, 'op.removeCgroup')
@@ -380,12 +380,12 @@ class Runner {
         }
         case 'spawn':
           this.requireCgroup(o.name, 'op.spawn')
-          await this.startWorkers([{ cgroup: o.name, group: { count: o.count, work: o.work, ...(o.affinity !== undefined ? { affinity: o.affinity } : {}) } }])
+          await this.startWorkloads([{ cgroup: o.name, group: { count: o.count, work: o.work, ...(o.affinity !== undefined ? { affinity: o.affinity } : {}) } }])
           break
         case 'spawn-host': {
           let count = o.count === 'per-cpu' ? this.topo.numCpus : o.count
           if (isPaired(o.work) && count % 2) count++
-          await this.startWorkers([{ cgroup: '/', group: { count, work: o.work } }])
+          await this.startWorkloads([{ cgroup: '/', group: { count, work: o.work } }])
           break
         }
         case 'stop':
@@ -419,14 +419,14 @@ class Runner {
   private reportData(endNs: number, scheduler: ReportData['scheduler']): ReportData {
     const cgroupCpusets: ReportData['cgroupCpusets'] = {}
     for (const [name, h] of this.history) {
-      if (name !== '/' || this.workers.some((w) => w.cgroup === '/')) cgroupCpusets[name] = h.map((e) => ({ atMs: this.rel(e.atNs), cpus: e.cpus }))
+      if (name !== '/' || this.workloads.some((w) => w.cgroup === '/')) cgroupCpusets[name] = h.map((e) => ({ atMs: this.rel(e.atNs), cpus: e.cpus }))
     }
     return {
       version: 1,
       durationMs: this.rel(endNs),
       topology: String(this.topo),
       scheduler,
-      workers: this.workers.map((w) => w.telemetry!).filter(Boolean).sort((a, b) => a.id - b.id),
+      workers: this.workloads.map((w) => w.telemetry!).filter(Boolean).sort((a, b) => a.id - b.id),
       cgroupCpusets,
       steps: this.stepRecords,
     }
@@ -440,7 +440,7 @@ function ancestors(name: string): string[] {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)))
 
-/** Run a scenario in this guest and report what every worker saw. */
+/** Run a scenario in this guest and report what every workload saw. */
 export async function run(opts: RunOptions): Promise<Report> {
   return new Runner(opts).execute()
 }

@@ -1,7 +1,7 @@
 /**
  * ktstr's 14 canned scenarios (`scenarios::*`, src/scenario/scenarios.rs) as run plans:
  * `await run(scenarios.steady())`, then assert on the report. Each takes the duration (default 2 s)
- * and workers per cgroup (default 2, ktstr's workers_per_cgroup). Topology-dependent cpusets are
+ * and workloads per cgroup (default 2, ktstr's workers_per_cgroup). Topology-dependent cpusets are
  * computed from the guest's topology when the run starts.
  */
 import { cgroup } from './cgroup.js'
@@ -13,7 +13,7 @@ import { work } from './work.js'
 
 export interface ScenarioOptions {
   duration?: Duration
-  /** Workers per cgroup (default 2). */
+  /** Workloads per cgroup (default 2). */
   workers?: number
 }
 
@@ -38,7 +38,7 @@ function steadyLlc(o: ScenarioOptions = {}): RunOptions {
   })
 }
 
-/** Two cgroups of 32 mixed workers each: far more workers than CPUs. */
+/** Two cgroups of 32 mixed workloads each: far more workloads than CPUs. */
 function oversubscribed(o: ScenarioOptions = {}): RunOptions {
   const n = o.workers ?? 32
   return plan('oversubscribed', o, { cgroups: [cgroup('cg_0').workers(n, work.mixed()), cgroup('cg_1').workers(n, work.mixed())] })
@@ -107,7 +107,7 @@ function cgroupRemove(o: ScenarioOptions = {}): RunOptions {
   })
 }
 
-/** Two cgroups whose workers get random CPU subsets four times during the run. */
+/** Two cgroups whose workloads get random CPU subsets four times during the run. */
 function affinityChange(o: ScenarioOptions = {}): RunOptions {
   const n = o.workers ?? 2
   const reshuffle = [op.setAffinity('cg_0', 'random-subset'), op.setAffinity('cg_1', 'random-subset')]
@@ -117,7 +117,7 @@ function affinityChange(o: ScenarioOptions = {}): RunOptions {
   })
 }
 
-/** Every worker of two cgroups pinned to the same two CPUs. */
+/** Every workload of two cgroups pinned to the same two CPUs. */
 function affinityPinned(o: ScenarioOptions = {}): RunOptions {
   const n = o.workers ?? 2
   const two = (t: Topo) => t.usableCpus().slice(0, 2)
@@ -127,7 +127,7 @@ function affinityPinned(o: ScenarioOptions = {}): RunOptions {
   })
 }
 
-/** Two cgroups plus one unconstrained host worker per CPU, outside the test cgroups. */
+/** Two cgroups plus one unconstrained host workload per CPU, outside the test cgroups. */
 function hostContention(o: ScenarioOptions = {}): RunOptions {
   const n = o.workers ?? 2
   return plan('host_contention', o, {
@@ -148,7 +148,7 @@ function mixedWorkloads(o: ScenarioOptions = {}): RunOptions {
   })
 }
 
-/** Workers at the leaves of a nested hierarchy. */
+/** Workloads at the leaves of a nested hierarchy. */
 function nestedSteady(o: ScenarioOptions = {}): RunOptions {
   const n = o.workers ?? 2
   return plan('nested_steady', o, {
@@ -161,7 +161,7 @@ function nestedSteady(o: ScenarioOptions = {}): RunOptions {
   })
 }
 
-/** Workers moved through a nested hierarchy: sub → parent → another tree's sub → its parent. */
+/** Workloads moved through a nested hierarchy: sub → parent → another tree's sub → its parent. */
 function nestedTaskMove(o: ScenarioOptions = {}): RunOptions {
   const n = o.workers ?? 2
   return plan('nested_task_move', o, {

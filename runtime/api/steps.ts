@@ -1,7 +1,7 @@
 /**
  * Steps and ops (ktstr Step/Op/HoldSpec). A step runs its ops, then creates its own cgroups (ops run
  * before setup, as in ktstr), and then holds for `hold` (unlike ktstr, the time the ops took is not
- * counted: workers added by a step get its whole hold even where starting them is slow); with `every`, the ops repeat at that interval during the hold (HoldSpec::Loop). A
+ * counted: workloads added by a step get its whole hold even where starting them is slow); with `every`, the ops repeat at that interval during the hold (HoldSpec::Loop). A
  * step's own `cgroups` exist for that step only; cgroups added with `op.addCgroup` stay until
  * removed or the end of the run.
  */
@@ -47,12 +47,12 @@ export const op = {
       ? { kind: 'spawn', name: validateCgroupName(name), count, work: w }
       : { kind: 'spawn', name: validateCgroupName(name), count, work: w, affinity }
   },
-  /** Stop the cgroup's workers (their telemetry is kept); the cgroup stays. */
+  /** Stop the cgroup's workloads (their telemetry is kept); the cgroup stays. */
   stop: (name: string): Op => ({ kind: 'stop', name: validateCgroupName(name) }),
   setAffinity: (name: string, affinity: AffinityInput): Op => ({ kind: 'set-affinity', name: validateCgroupName(name), affinity }),
-  /** Move every running worker of `from` into `to` (ktstr MoveAllTasks). */
+  /** Move every running workload of `from` into `to` (ktstr MoveAllTasks). */
   moveTasks: (from: string, to: string): Op => ({ kind: 'move-tasks', from: validateCgroupName(from), to: validateCgroupName(to) }),
-  /** Workers outside the test cgroups, in the test process's own cgroup (reported under cgroup '/'); 'per-cpu' = one per CPU. */
+  /** Workloads outside the test cgroups, in the test process's own cgroup (reported under cgroup '/'); 'per-cpu' = one per CPU. */
   spawnHost: (count: number | 'per-cpu', w: WorkSpec = workTypes.spin()): Op => {
     if (count !== 'per-cpu') checkCount(count, w, 'op.spawnHost()')
     return { kind: 'spawn-host', count, work: w }

@@ -1,10 +1,10 @@
 /**
- * A worker's raw report (times relative to its own go, in ns) → run telemetry (times relative to the
- * run's start, in ms), with the CPUs its cgroup allowed over the worker's life.
+ * A workload's raw report (times relative to its own go, in ns) → run telemetry (times relative to the
+ * run's start, in ms), with the CPUs its cgroup allowed over the workload's life.
  */
 import { percentile, type WorkerTelemetry } from './report.js'
 import { describeWork, type WorkSpec } from './work.js'
-import type { RawWorkerReport } from './worker-process.js'
+import type { RawWorkloadReport } from './workload-process.js'
 
 /** An effective-cpuset change of a cgroup: began at atNs (before the write), done by doneNs. */
 export interface CpusetChange {
@@ -13,14 +13,14 @@ export interface CpusetChange {
   cpus: number[]
 }
 
-/** A worker's cgroup membership from atNs (move began) / doneNs (move done). */
+/** A workload's cgroup membership from atNs (move began) / doneNs (move done). */
 export interface Placement {
   atNs: number
   doneNs: number
   cgroup: string
 }
 
-export interface WorkerContext {
+export interface WorkloadContext {
   id: number
   /** Cgroup it was spawned in, and where it is now. */
   cgroup: string
@@ -37,8 +37,8 @@ export interface WorkerContext {
 
 const toMs = (ns: number, t0: number) => Math.max(0, (ns - t0) / 1e6)
 
-/** The CPUs allowed to the worker over time: its placements crossed with each cgroup's cpuset history. */
-export function allowedTimeline(c: WorkerContext, endNs: number): WorkerTelemetry['allowedCpus'] {
+/** The CPUs allowed to the workload over time: its placements crossed with each cgroup's cpuset history. */
+export function allowedTimeline(c: WorkloadContext, endNs: number): WorkerTelemetry['allowedCpus'] {
   const out: WorkerTelemetry['allowedCpus'] = []
   c.placements.forEach((p, k) => {
     const until = c.placements[k + 1]?.atNs ?? endNs
@@ -52,7 +52,7 @@ export function allowedTimeline(c: WorkerContext, endNs: number): WorkerTelemetr
   return out
 }
 
-export function toTelemetry(c: WorkerContext, r: RawWorkerReport): WorkerTelemetry {
+export function toTelemetry(c: WorkloadContext, r: RawWorkloadReport): WorkerTelemetry {
   const base = (c.goNs - c.runT0Ns) / 1e6
   const ms = (ns: number) => base + ns / 1e6
   const off = Math.max(0, r.wallTimeNs - r.cpuTimeNs)

@@ -1,13 +1,13 @@
 /**
- * Work types: what each worker process does (runtime/workloads/ktstr-worker.c runs them). Modelled on
- * ktstr's WorkType; every constructor also takes the worker's scheduling policy, RT priority and nice.
+ * Work types: what each workload process does (runtime/workloads/ktstr-workload.c runs them). Modelled on
+ * ktstr's WorkType; every constructor also takes the workload's scheduling policy, RT priority and nice.
  */
 import { KtstrError } from '../protocol/errors.js'
 
 export type Policy = 'other' | 'batch' | 'idle' | 'fifo' | 'rr'
 
 export interface SchedOptions {
-  /** Scheduling policy set before the worker starts (SCHED_OTHER when unset). */
+  /** Scheduling policy set before the workload starts (SCHED_OTHER when unset). */
   policy?: Policy
   /** RT priority 1..99 for 'fifo'/'rr' (default 1). */
   priority?: number
@@ -29,7 +29,7 @@ export interface WorkSpec extends SchedOptions {
   stride?: number
   /** pipe, futex, affinity-churn, policy-churn: spin iterations between exchanges/changes. */
   spinIters?: number
-  /** io-sync: a directory (a file per worker is made there) or a block device such as /dev/vda. */
+  /** io-sync: a directory (a file per workload is made there) or a block device such as /dev/vda. */
   path?: string
 }
 
@@ -38,7 +38,7 @@ export const WORK_TYPES: readonly WorkTypeName[] = [
   'fork-exit', 'nice-sweep', 'affinity-churn', 'policy-churn',
 ]
 
-/** Types whose workers run in partner pairs (ktstr: PipeIo, FutexPingPong). */
+/** Types whose workloads run in partner pairs (ktstr: PipeIo, FutexPingPong). */
 export const isPaired = (w: WorkSpec): boolean => w.type === 'pipe' || w.type === 'futex'
 
 function make(type: WorkTypeName, o: Partial<WorkSpec> = {}): WorkSpec {

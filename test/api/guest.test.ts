@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { checkCpuset } from '../../runtime/api/checks.js'
 import { registerMatchers } from '../../runtime/api/matchers.js'
 import { reportFromJSON, type Report, type WorkerTelemetry } from '../../runtime/api/report.js'
-import { buildWorker } from '../../runtime/workloads/build-worker.js'
+import { buildWorkload } from '../../runtime/workloads/build-workload.js'
 import { guestSkipReason, repoRoot, runCli } from '../helpers/guest.js'
 import { failure } from '../helpers/failure.js'
 
@@ -41,7 +41,7 @@ const summary = (r: Report) =>
 
 describe.skipIf(!!guestSkipReason)('test API in a guest', () => {
   beforeAll(() => {
-    buildWorker(repoRoot)
+    buildWorkload(repoRoot)
   })
 
   it('done criteria: fair spin cgroups, cpuset isolation, a starved SCHED_IDLE worker named in the failure', async () => {

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildWorker } from '../../runtime/workloads/build-worker.js'
+import { buildWorkload } from '../../runtime/workloads/build-workload.js'
 import { guestSkipReason, repoRoot } from '../helpers/guest.js'
 
 const FIXTURE = path.join(import.meta.dirname, 'pool-fixture')
@@ -20,7 +20,7 @@ interface JsonReport {
 
 describe.skipIf(!!guestSkipReason)('ktstr API through the ktstr pool', () => {
   beforeAll(() => {
-    buildWorker(repoRoot)
+    buildWorkload(repoRoot)
     const tmpRoot = path.join(repoRoot, 'test', 'fixtures', '.tmp')
     fs.mkdirSync(tmpRoot, { recursive: true })
     dir = fs.mkdtempSync(path.join(tmpRoot, 'api-'))

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest'
-import { allowedTimeline, toTelemetry, type WorkerContext } from '../../runtime/api/telemetry.js'
+import { allowedTimeline, toTelemetry, type WorkloadContext } from '../../runtime/api/telemetry.js'
 import { work } from '../../runtime/api/work.js'
-import type { RawWorkerReport } from '../../runtime/api/worker-process.js'
+import type { RawWorkloadReport } from '../../runtime/api/workload-process.js'
 
 const MS = 1e6
 const T0 = 5_000 * MS // run start (monotonic)
 
-const raw = (o: Partial<RawWorkerReport> = {}): RawWorkerReport => ({
+const raw = (o: Partial<RawWorkloadReport> = {}): RawWorkloadReport => ({
   pid: 42,
   type: 'spin',
   workUnits: 2048,
@@ -34,7 +34,7 @@ const raw = (o: Partial<RawWorkerReport> = {}): RawWorkerReport => ({
   ...o,
 })
 
-function ctx(o: Partial<WorkerContext> = {}): WorkerContext {
+function ctx(o: Partial<WorkloadContext> = {}): WorkloadContext {
   return {
     id: 3,
     cgroup: 'a',
@@ -78,7 +78,7 @@ describe('worker telemetry', () => {
       { atMs: 300, settledMs: 320, cpus: [0] },
       { atMs: 500, settledMs: 570, cpus: [2, 3] },
       { atMs: 700, settledMs: 710, cpus: [3] },
-      // a's change at 900 ms no longer concerns this worker
+      // a's change at 900 ms no longer concerns this workload
     ])
     expect(toTelemetry(c, raw()).finalCgroup).toBe('b')
   })

@@ -1,15 +1,15 @@
 /*
- * ktstr-worker: one scheduler-test worker process (see runtime/api/workers.ts, its only caller).
+ * ktstr-workload: one scheduler-test workload process (runtime/api/workload-process.ts is its only caller).
  *
- *   ktstr-worker run --type T [options]   run one work type and report telemetry
- *   ktstr-worker setaffinity PID CPULIST  sched_setaffinity on another process
- *   ktstr-worker setscheduler PID POLICY PRIO  set another thread's policy, print the old one
- *   ktstr-worker types                    list the work types
+ *   ktstr-workload run --type T [options]   run one work type and report telemetry
+ *   ktstr-workload setaffinity PID CPULIST  sched_setaffinity on another process
+ *   ktstr-workload setscheduler PID POLICY PRIO  set another thread's policy, print the old one
+ *   ktstr-workload types                    list the work types
  *
  * `run` protocol, one line each way at a time:
  *   stdin  "S\n"          the parent has placed us in our cgroup: apply policy/nice/affinity, meet
  *                         the partner (pipe/futex pairs), then print {"ready":...}
- *   stdin  "G <ns>\n"     go; <ns> is the parent's CLOCK_MONOTONIC start time (so a worker that
+ *   stdin  "G <ns>\n"     go; <ns> is the parent's CLOCK_MONOTONIC start time (so a workload that
  *                         cannot get a CPU still measures its gap from the real start)
  *   stdin  "Q <ns>\n"     followed by SIGUSR1: stop; <ns> is when the parent asked
  *   stdout one JSON line with the report, then exit 0. Errors: {"error":"..."} and exit 2.
@@ -47,7 +47,7 @@
 #define MAX_MIGRATION_EVENTS 256
 #define WAKE_RESERVOIR 256
 #define IO_BLOCK (64 * 1024)
-#define IO_BLOCKS_PER_WORKER 16
+#define IO_BLOCKS_PER_WORKLOAD 16
 
 enum work_type {
 	W_SPIN, W_YIELD, W_MIXED, W_IO_SYNC, W_BURSTY, W_PIPE, W_FUTEX, W_CACHE,
@@ -463,7 +463,7 @@ static void run_io_sync(void)
 	if (!buf) die("out of memory");
 	memset(buf, 0xa5, IO_BLOCK);
 	while (!stop_flag) {
-		off_t off = (off_t)o_io_offset + (off_t)(iterations % IO_BLOCKS_PER_WORKER) * IO_BLOCK;
+		off_t off = (off_t)o_io_offset + (off_t)(iterations % IO_BLOCKS_PER_WORKLOAD) * IO_BLOCK;
 		ssize_t w = pwrite(fd, buf, IO_BLOCK, off);
 		if (w < 0) {
 			if (errno == EINTR) continue;
@@ -816,13 +816,13 @@ static void report(uint64_t t_end, uint64_t cpu_ns, const uint64_t ss0[3], const
 /* ---- main ---- */
 static void usage(void)
 {
-	fprintf(stderr, "usage: ktstr-worker run --type TYPE [--policy P] [--priority N] [--nice N] [--affinity CPUS]\n"
+	fprintf(stderr, "usage: ktstr-workload run --type TYPE [--policy P] [--priority N] [--nice N] [--affinity CPUS]\n"
 			"         [--burst-ms N] [--sleep-ms N] [--size-kb N] [--stride N] [--spin-iters N]\n"
 			"         [--io-path PATH] [--io-offset BYTES] [--pair PATH --role 0|1] [--max-ms N] [--seed N]\n"
 			"         [--parent PID]\n"
-			"       ktstr-worker setaffinity PID CPULIST\n"
-			"       ktstr-worker setscheduler PID POLICY PRIO\n"
-			"       ktstr-worker types\n");
+			"       ktstr-workload setaffinity PID CPULIST\n"
+			"       ktstr-workload setscheduler PID POLICY PRIO\n"
+			"       ktstr-workload types\n");
 	exit(64);
 }
 
@@ -852,7 +852,7 @@ static int cmd_setaffinity(int argc, char **argv)
 /*
  * setscheduler PID POLICY PRIO: set a thread's policy (with SCHED_RESET_ON_FORK, so its children
  * start as SCHED_OTHER) and print the previous one as "POLICY PRIO". The test process uses it to
- * lift itself above the workers for a run: a SCHED_FIFO worker must not be able to starve the one
+ * lift itself above the workloads for a run: a SCHED_FIFO workload must not be able to starve the one
  * process that will tell it to stop.
  */
 static int cmd_setscheduler(int argc, char **argv)
@@ -994,7 +994,7 @@ int main(int argc, char **argv)
 		uint64_t q = strtoull(line + 1, NULL, 10);
 		if (q > t0 && q < t_end) t_end = q;
 	}
-	/* The tail since the last checkpoint is a gap too (a starved worker may never reach one). */
+	/* The tail since the last checkpoint is a gap too (a starved workload may never reach one). */
 	uint64_t tail_end = blocked_since ? blocked_since : t_end;
 	if (tail_end > last_ck && tail_end - last_ck > voluntary_ns && tail_end - last_ck - voluntary_ns > max_gap) {
 		max_gap = tail_end - last_ck - voluntary_ns;

@@ -1,5 +1,5 @@
 /**
- * The workload program (runtime/workloads/ktstr-worker.c) run directly on this Linux host: each work
+ * The workload program (runtime/workloads/ktstr-workload.c) run directly on this Linux host: each work
  * type shows from its own telemetry that it does what it says. No cgroups here (the host may not
  * have cgroup v2); those run in a guest (guest.test.ts).
  */
@@ -8,8 +8,8 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildWorker } from '../../runtime/workloads/build-worker.js'
-import { monotonicNs, setAffinity, setScheduler, WorkerProcess, workerArgv, type RawWorkerReport, type WorkerArgs } from '../../runtime/api/worker-process.js'
+import { buildWorkload } from '../../runtime/workloads/build-workload.js'
+import { monotonicNs, setAffinity, setScheduler, WorkloadProcess, workloadArgv, type RawWorkloadReport, type WorkloadArgs } from '../../runtime/api/workload-process.js'
 import { work, type WorkSpec } from '../../runtime/api/work.js'
 import { repoRoot } from '../helpers/repo.js'
 
@@ -21,8 +21,8 @@ let binary: string
 let dir: string
 beforeAll(() => {
   if (skipReason) return
-  binary = buildWorker(repoRoot)
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-worker-'))
+  binary = buildWorkload(repoRoot)
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-workload-'))
 })
 afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true })
@@ -31,15 +31,15 @@ afterAll(() => {
 const hostCpus = os.availableParallelism()
 let seq = 0
 
-/** Run workers together for `ms`; paired types get partners automatically. */
-async function runWorkers(specs: (WorkSpec | (Omit<WorkerArgs, 'pair'> & { work: WorkSpec }))[], ms = 400, t0Offset = 0): Promise<RawWorkerReport[]> {
-  const procs: WorkerProcess[] = []
+/** Run workloads together for `ms`; paired types get partners automatically. */
+async function runWorkloads(specs: (WorkSpec | (Omit<WorkloadArgs, 'pair'> & { work: WorkSpec }))[], ms = 400, t0Offset = 0): Promise<RawWorkloadReport[]> {
+  const procs: WorkloadProcess[] = []
   for (const s of specs) {
-    const args: WorkerArgs = 'type' in s ? { work: s } : { ...s }
+    const args: WorkloadArgs = 'type' in s ? { work: s } : { ...s }
     const paired = args.work.type === 'pipe' || args.work.type === 'futex'
     const pairPath = path.join(dir, `pair-${seq++}`)
     for (let role = 0; role < (paired ? 2 : 1); role++) {
-      procs.push(new WorkerProcess(`${args.work.type} worker`, { maxMs: ms + 30_000, ...args, ...(paired ? { pair: { path: pairPath, role: role as 0 | 1 } } : {}) }, binary))
+      procs.push(new WorkloadProcess(`${args.work.type} workload`, { maxMs: ms + 30_000, ...args, ...(paired ? { pair: { path: pairPath, role: role as 0 | 1 } } : {}) }, binary))
     }
   }
   try {
@@ -58,9 +58,9 @@ function procStatProcesses(): number {
   return Number(/^processes (\d+)/m.exec(fs.readFileSync('/proc/stat', 'utf8'))![1])
 }
 
-describe.skipIf(!!skipReason)('ktstr-worker on the host', () => {
+describe.skipIf(!!skipReason)('ktstr-workload on the host', () => {
   it('builds the argument list from a work spec', () => {
-    expect(workerArgv({ work: work.bursty({ burstMs: 5, sleepMs: 7, policy: 'batch', nice: 3 }), affinity: [0, 2], maxMs: 10.2 })).toEqual(
+    expect(workloadArgv({ work: work.bursty({ burstMs: 5, sleepMs: 7, policy: 'batch', nice: 3 }), affinity: [0, 2], maxMs: 10.2 })).toEqual(
       ['run', '--type', 'bursty', '--policy', 'batch', '--nice', '3', '--burst-ms', '5', '--sleep-ms', '7', '--affinity', '0,2', '--max-ms', '11', '--parent', String(process.pid)],
     )
   })
@@ -71,7 +71,7 @@ describe.skipIf(!!skipReason)('ktstr-worker on the host', () => {
   })
 
   it('spin: counts 1024 units per checkpoint, burns CPU, and schedstat agrees with its own CPU clock', async () => {
-    const [r] = await runWorkers([work.spin()])
+    const [r] = await runWorkloads([work.spin()])
     expect(r!.workUnits).toBeGreaterThan(0)
     expect(r!.workUnits).toBe(r!.iterations * 1024)
     expect(r!.cpuTimeNs).toBeGreaterThan(20e6)
@@ -84,7 +84,7 @@ describe.skipIf(!!skipReason)('ktstr-worker on the host', () => {
   })
 
   it('yield: every unit is a sched_yield, and next to a spinner on the same CPU each one gives the CPU away', async () => {
-    const [y, s] = await runWorkers([{ work: work.yield(), affinity: [0] }, { work: work.spin(), affinity: [0] }], 500)
+    const [y, s] = await runWorkloads([{ work: work.yield(), affinity: [0] }, { work: work.spin(), affinity: [0] }], 500)
     expect(y!.counters.yields).toBe(y!.workUnits)
     expect(y!.workUnits).toBe(y!.iterations)
     expect(y!.workUnits).toBeGreaterThan(3)
@@ -96,7 +96,7 @@ describe.skipIf(!!skipReason)('ktstr-worker on the host', () => {
   })
 
   it('mixed: one yield per 1024 spins', async () => {
-    const [r] = await runWorkers([work.mixed()])
+    const [r] = await runWorkloads([work.mixed()])
     expect(r!.counters.yields).toBe(r!.iterations)
     expect(r!.workUnits).toBe(r!.iterations * 1024)
     expect(r!.iterations).toBeGreaterThan(0)
@@ -104,7 +104,7 @@ describe.skipIf(!!skipReason)('ktstr-worker on the host', () => {
 
   it('io-sync: writes 64 KiB and syncs each iteration, sleeping 100 µs between, and removes its file', async () => {
     const ioDir = fs.mkdtempSync(path.join(dir, 'io-'))
-    const [r] = await runWorkers([work.ioSync({ path: ioDir })])
+    const [r] = await runWorkloads([work.ioSync({ path: ioDir })])
     expect(r!.iterations).toBeGreaterThan(0)
     expect(r!.counters.bytesWritten).toBe(r!.iterations * 64 * 1024)
     expect(r!.counters.syncs).toBe(r!.iterations)
@@ -114,11 +114,11 @@ describe.skipIf(!!skipReason)('ktstr-worker on the host', () => {
     expect(fs.readdirSync(ioDir)).toEqual([])
   })
 
-  it('io-sync: on a device-like target it writes only its own region (offset per worker)', async () => {
+  it('io-sync: on a device-like target it writes only its own region (offset per workload)', async () => {
     const dev = path.join(dir, 'disk.img')
     fs.writeFileSync(dev, Buffer.alloc(4 << 20))
     const region = 16 * 64 * 1024
-    const [r] = await runWorkers([{ work: work.ioSync({ path: dev }), ioOffset: region }], 200)
+    const [r] = await runWorkloads([{ work: work.ioSync({ path: dev }), ioOffset: region }], 200)
     expect(r!.counters.bytesWritten).toBeGreaterThan(0)
     const img = fs.readFileSync(dev)
     expect(img.subarray(0, region).every((b) => b === 0)).toBe(true)
@@ -127,7 +127,7 @@ describe.skipIf(!!skipReason)('ktstr-worker on the host', () => {
   })
 
   it('bursty: alternates CPU bursts and sleeps; the sleeps count as wake-ups, not as gaps', async () => {
-    const [r] = await runWorkers([work.bursty({ burstMs: 10, sleepMs: 40 })], 600)
+    const [r] = await runWorkloads([work.bursty({ burstMs: 10, sleepMs: 40 })], 600)
     expect(r!.counters.bursts).toBeGreaterThanOrEqual(4)
     expect(r!.counters.sleeps).toBeGreaterThanOrEqual(r!.counters.bursts! - 1)
     // Each finished sleep is a wake-up sample; one cut short by the stop signal is not.
@@ -139,7 +139,7 @@ describe.skipIf(!!skipReason)('ktstr-worker on the host', () => {
   })
 
   it('pipe: partners exchange timestamps over FIFOs, know each other, and sample wake latency', async () => {
-    const [a, b] = await runWorkers([work.pipe()])
+    const [a, b] = await runWorkloads([work.pipe()])
     expect(a!.counters.partnerPid).toBe(b!.pid)
     expect(b!.counters.partnerPid).toBe(a!.pid)
     expect(a!.counters.exchanges).toBeGreaterThan(10)
@@ -149,7 +149,7 @@ describe.skipIf(!!skipReason)('ktstr-worker on the host', () => {
   })
 
   it('futex: partners hand the turn back and forth', async () => {
-    const [a, b] = await runWorkers([work.futex()])
+    const [a, b] = await runWorkloads([work.futex()])
     expect(a!.counters.partnerPid).toBe(b!.pid)
     expect(b!.counters.partnerPid).toBe(a!.pid)
     expect(a!.counters.exchanges).toBeGreaterThan(10)
@@ -158,7 +158,7 @@ describe.skipIf(!!skipReason)('ktstr-worker on the host', () => {
   })
 
   it('cache: touches every stride of its buffer each pass, and the buffer is resident', async () => {
-    const [r] = await runWorkers([work.cache({ sizeKb: 4096, stride: 64 })])
+    const [r] = await runWorkloads([work.cache({ sizeKb: 4096, stride: 64 })])
     expect(r!.counters.passes).toBeGreaterThan(0)
     expect(r!.workUnits).toBe(r!.counters.passes! * ((4096 * 1024) / 64))
     expect(r!.counters.rssKb).toBeGreaterThanOrEqual(4096)
@@ -166,7 +166,7 @@ describe.skipIf(!!skipReason)('ktstr-worker on the host', () => {
 
   it('fork-exit: forks and reaps children, which the kernel counts too', async () => {
     const before = procStatProcesses()
-    const [r] = await runWorkers([work.forkExit()])
+    const [r] = await runWorkloads([work.forkExit()])
     const after = procStatProcesses()
     expect(r!.counters.forks).toBeGreaterThan(10)
     expect(r!.counters.forkFailures).toBe(0)
@@ -177,7 +177,7 @@ describe.skipIf(!!skipReason)('ktstr-worker on the host', () => {
   })
 
   it('nice-sweep: walks its nice value across -20..19, checked with getpriority', async () => {
-    const [r] = await runWorkers([work.niceSweep()], 500)
+    const [r] = await runWorkloads([work.niceSweep()], 500)
     expect(r!.counters.niceChanges).toBeGreaterThan(40)
     expect(r!.counters.niceErrors).toBe(0)
     expect(r!.counters.niceMin).toBe(-20)
@@ -185,7 +185,7 @@ describe.skipIf(!!skipReason)('ktstr-worker on the host', () => {
   })
 
   it.skipIf(hostCpus < 2)('affinity-churn: hops between CPUs and lands on the one it asked for', async () => {
-    const [r] = await runWorkers([work.affinityChurn()])
+    const [r] = await runWorkloads([work.affinityChurn()])
     expect(r!.counters.affinityChanges).toBeGreaterThan(10)
     expect(r!.counters.affinityHits).toBeGreaterThanOrEqual(0.9 * r!.counters.affinityChanges!)
     expect(r!.cpus.length).toBeGreaterThanOrEqual(2)
@@ -193,14 +193,14 @@ describe.skipIf(!!skipReason)('ktstr-worker on the host', () => {
   })
 
   it('policy-churn: cycles OTHER, BATCH, IDLE, FIFO and RR, each confirmed with sched_getscheduler', async () => {
-    const [r] = await runWorkers([work.policyChurn()], 300)
+    const [r] = await runWorkloads([work.policyChurn()], 300)
     expect(r!.counters.policyErrors).toBe(0)
     for (const p of ['other', 'batch', 'idle', 'fifo', 'rr']) expect(r!.counters[p], p).toBeGreaterThan(0)
     expect(r!.counters.policyChanges).toBe(r!.iterations)
   })
 
   it('applies the policy and nice it was given before starting', async () => {
-    const [batch, idle, fifo] = await runWorkers(
+    const [batch, idle, fifo] = await runWorkloads(
       [work.spin({ policy: 'batch', nice: 5 }), work.spin({ policy: 'idle' }), work.bursty({ policy: 'fifo', priority: 10, burstMs: 1, sleepMs: 20 })],
       200,
     )
@@ -210,21 +210,21 @@ describe.skipIf(!!skipReason)('ktstr-worker on the host', () => {
   })
 
   it('measures its first gap from the parent’s go time, so a late start counts', async () => {
-    const [r] = await runWorkers([work.spin()], 100, 300)
+    const [r] = await runWorkloads([work.spin()], 100, 300)
     expect(r!.maxGapNs).toBeGreaterThanOrEqual(300e6)
     expect(r!.maxGapAtNs).toBe(0)
     expect(r!.wallTimeNs).toBeGreaterThanOrEqual(390e6)
   })
 
   it('stops by itself at its deadline and still reports', async () => {
-    const [r] = await runWorkers([{ work: work.spin(), maxMs: 150 }], 400)
+    const [r] = await runWorkloads([{ work: work.spin(), maxMs: 150 }], 400)
     expect(r!.stoppedBy).toBe('deadline')
     expect(r!.wallTimeNs).toBeGreaterThanOrEqual(140e6)
     expect(r!.wallTimeNs).toBeLessThan(390e6)
   })
 
-  it.skipIf(hostCpus < 2)('setaffinity helper moves a running worker', async () => {
-    const p = new WorkerProcess('spin worker', { work: work.spin(), maxMs: 10_000 }, binary)
+  it.skipIf(hostCpus < 2)('setaffinity helper moves a running workload', async () => {
+    const p = new WorkloadProcess('spin workload', { work: work.spin(), maxMs: 10_000 }, binary)
     try {
       await p.setup()
       setAffinity(p.pid, [1], binary)
@@ -236,7 +236,7 @@ describe.skipIf(!!skipReason)('ktstr-worker on the host', () => {
   })
 
   it('setscheduler helper sets another thread’s policy and reports the previous one', async () => {
-    const p = new WorkerProcess('spin worker', { work: work.spin(), maxMs: 10_000 }, binary)
+    const p = new WorkloadProcess('spin workload', { work: work.spin(), maxMs: 10_000 }, binary)
     const policyOf = (pid: number) => Number(fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[38])
     try {
       await p.setup() // blocked on stdin: safe to make it real-time
@@ -251,14 +251,14 @@ describe.skipIf(!!skipReason)('ktstr-worker on the host', () => {
   })
 
   it('the build names the package to install when there is no C compiler', () => {
-    const script = path.join(repoRoot, 'dist', 'runtime', 'workloads', 'build-worker.js')
+    const script = path.join(repoRoot, 'dist', 'runtime', 'workloads', 'build-workload.js')
     const r = spawnSync(process.execPath, [script, '--force'], { encoding: 'utf8', env: { PATH: '/nonexistent' } })
     expect(r.status).toBe(1)
-    expect(r.stderr).toBe('ktstr build: no C compiler to build runtime/workloads/ktstr-worker.c (tried $CC, cc, gcc); install one: apt-get install gcc\n')
+    expect(r.stderr).toBe('ktstr build: no C compiler to build runtime/workloads/ktstr-workload.c (tried $CC, cc, gcc); install one: apt-get install gcc\n')
   })
 
-  it('a worker that cannot apply its setup says why', async () => {
-    const p = new WorkerProcess('worker 7 (cgroup "a", spin)', { work: work.spin(), affinity: [hostCpus + 5], maxMs: 10_000 }, binary)
+  it('a workload that cannot apply its setup says why', async () => {
+    const p = new WorkloadProcess('worker 7 (cgroup "a", spin)', { work: work.spin(), affinity: [hostCpus + 5], maxMs: 10_000 }, binary)
     try {
       await expect(p.setup()).rejects.toThrow(/worker 7 \(cgroup "a", spin\) \(pid \d+\) failed: sched_setaffinity\(\d+\): Invalid argument/)
     } finally {

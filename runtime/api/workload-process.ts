@@ -1,5 +1,5 @@
 /**
- * One ktstr-worker process and its line protocol (see runtime/workloads/ktstr-worker.c):
+ * One ktstr-workload process and its line protocol (see runtime/workloads/ktstr-workload.c):
  * spawn → (parent places it in its cgroup) → setup() → ready → go(t0) → stop(t) → report.
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url'
 import { KtstrError } from '../protocol/errors.js'
 import type { WorkSpec } from './work.js'
 
-/** What the worker prints when it stops (field names as in the C program). */
-export interface RawWorkerReport {
+/** What the workload prints when it stops (field names as in the C program). */
+export interface RawWorkloadReport {
   pid: number
   type: string
   workUnits: number
@@ -44,12 +44,12 @@ export const monotonicNs = (): number => Number(process.hrtime.bigint())
 const SETUP_TIMEOUT_MS = 10_000
 const REPORT_TIMEOUT_MS = 10_000
 
-/** dist/runtime/ktstr-worker, found from this module whether it runs compiled (dist) or as source. */
-export function workerBinary(): string {
-  const env = process.env.KTSTR_WORKER
+/** dist/runtime/ktstr-workload, found from this module whether it runs compiled (dist) or as source. */
+export function workloadBinary(): string {
+  const env = process.env.KTSTR_WORKLOAD
   if (env) return env
   const here = path.dirname(fileURLToPath(import.meta.url))
-  const candidates = [path.join(here, '..', 'ktstr-worker'), path.join(here, '..', '..', 'dist', 'runtime', 'ktstr-worker')]
+  const candidates = [path.join(here, '..', 'ktstr-workload'), path.join(here, '..', '..', 'dist', 'runtime', 'ktstr-workload')]
   const found = candidates.find((p) => fs.existsSync(p))
   if (!found) {
     throw new KtstrError(`the workload program is missing (looked for ${candidates.join(', ')}); build it with \`npm run build\` (needs gcc: apt-get install gcc)`)
@@ -57,17 +57,17 @@ export function workerBinary(): string {
   return found
 }
 
-export interface WorkerArgs {
+export interface WorkloadArgs {
   work: WorkSpec
   affinity?: readonly number[]
   pair?: { path: string; role: 0 | 1 }
   ioOffset?: number
-  /** Safety deadline: the worker stops by itself after this long (ms after go). */
+  /** Safety deadline: the workload stops by itself after this long (ms after go). */
   maxMs?: number
   seed?: number
 }
 
-export function workerArgv(a: WorkerArgs): string[] {
+export function workloadArgv(a: WorkloadArgs): string[] {
   const w = a.work
   const argv = ['run', '--type', w.type]
   if (w.policy) argv.push('--policy', w.policy)
@@ -88,7 +88,7 @@ export function workerArgv(a: WorkerArgs): string[] {
   return argv
 }
 
-export class WorkerProcess {
+export class WorkloadProcess {
   readonly child: ChildProcessWithoutNullStreams
   readonly pid: number
   private lines: string[] = []
@@ -100,10 +100,10 @@ export class WorkerProcess {
 
   constructor(
     readonly label: string,
-    args: WorkerArgs,
-    binary = workerBinary(),
+    args: WorkloadArgs,
+    binary = workloadBinary(),
   ) {
-    this.child = spawn(binary, workerArgv(args), { stdio: ['pipe', 'pipe', 'pipe'] })
+    this.child = spawn(binary, workloadArgv(args), { stdio: ['pipe', 'pipe', 'pipe'] })
     if (this.child.pid === undefined) throw new KtstrError(`${label}: could not start ${binary}`)
     this.pid = this.child.pid
     let buf = ''
@@ -189,14 +189,14 @@ export class WorkerProcess {
   }
 
   /** Ask it to stop (the stop time travels first, then SIGUSR1) and read its report. */
-  async stop(atNs: number): Promise<RawWorkerReport> {
+  async stop(atNs: number): Promise<RawWorkloadReport> {
     if (!this.exited) {
       await new Promise<void>((resolve) => this.child.stdin.write(`Q ${atNs}\n`, () => resolve()))
       this.signal('SIGUSR1')
     }
     const obj = await this.parsed(REPORT_TIMEOUT_MS, 'report')
     await Promise.race([this.exitPromise, new Promise((r) => setTimeout(r, 2000))])
-    return obj as unknown as RawWorkerReport
+    return obj as unknown as RawWorkloadReport
   }
 
   signal(sig: NodeJS.Signals): void {
@@ -215,17 +215,17 @@ export class WorkerProcess {
   }
 }
 
-/** sched_setaffinity on a running worker (through the worker program's helper mode). */
-export function setAffinity(pid: number, cpus: readonly number[], binary = workerBinary()): void {
+/** sched_setaffinity on a running workload (through the workload program's helper mode). */
+export function setAffinity(pid: number, cpus: readonly number[], binary = workloadBinary()): void {
   const r = spawnSync(binary, ['setaffinity', String(pid), cpus.join(',')], { encoding: 'utf8' })
   if (r.status !== 0) throw new KtstrError(`setting the affinity of pid ${pid} to ${cpus.join(',')} failed: ${(r.stderr || r.error?.message || '').trim()}`)
 }
 
 /**
  * Set a thread's scheduling policy (children reset to SCHED_OTHER on fork) and return the previous
- * one, through the worker program's helper mode.
+ * one, through the workload program's helper mode.
  */
-export function setScheduler(tid: number, policy: string, priority: number, binary = workerBinary()): { policy: string; priority: number } {
+export function setScheduler(tid: number, policy: string, priority: number, binary = workloadBinary()): { policy: string; priority: number } {
   const r = spawnSync(binary, ['setscheduler', String(tid), policy, String(priority)], { encoding: 'utf8' })
   if (r.status !== 0) throw new KtstrError(`setting the scheduling policy of ${tid} to ${policy} ${priority} failed: ${(r.stderr || r.error?.message || '').trim()}`)
   const [old, prio] = r.stdout.trim().split(' ')

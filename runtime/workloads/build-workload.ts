@@ -1,7 +1,7 @@
 /**
- * Build step after `tsc`: compile the workload program (ktstr-worker.c) with the system C compiler
- * into dist/runtime/ktstr-worker, statically linked so the guest needs no libraries for it.
- * Run as `node dist/runtime/workloads/build-worker.js` (package.json build/prepare).
+ * Build step after `tsc`: compile the workload program (ktstr-workload.c) with the system C compiler
+ * into dist/runtime/ktstr-workload, statically linked so the guest needs no libraries for it.
+ * Run as `node dist/runtime/workloads/build-workload.js` (package.json build/prepare).
  */
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -13,14 +13,14 @@ function packageRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url))
   while (!fs.existsSync(path.join(dir, 'package.json'))) {
     const up = path.dirname(dir)
-    if (up === dir) throw new Error('ktstr build: cannot find package.json above build-worker')
+    if (up === dir) throw new Error('ktstr build: cannot find package.json above build-workload')
     dir = up
   }
   return dir
 }
 
-export const WORKER_SOURCE = path.join('runtime', 'workloads', 'ktstr-worker.c')
-export const WORKER_OUTPUT = path.join('dist', 'runtime', 'ktstr-worker')
+export const WORKLOAD_SOURCE = path.join('runtime', 'workloads', 'ktstr-workload.c')
+export const WORKLOAD_OUTPUT = path.join('dist', 'runtime', 'ktstr-workload')
 
 function findCompiler(): string | undefined {
   const candidates = [process.env.CC, 'cc', 'gcc'].filter((c): c is string => !!c)
@@ -28,14 +28,14 @@ function findCompiler(): string | undefined {
 }
 
 /** Compile when the binary is missing or older than its source. Returns the output path. */
-export function buildWorker(root = packageRoot(), opts: { force?: boolean } = {}): string {
-  const src = path.join(root, WORKER_SOURCE)
-  const out = path.join(root, WORKER_OUTPUT)
+export function buildWorkload(root = packageRoot(), opts: { force?: boolean } = {}): string {
+  const src = path.join(root, WORKLOAD_SOURCE)
+  const out = path.join(root, WORKLOAD_OUTPUT)
   const srcTime = fs.statSync(src).mtimeMs
   if (!opts.force && fs.existsSync(out) && fs.statSync(out).mtimeMs >= srcTime) return out
   const cc = findCompiler()
   if (!cc) {
-    throw new Error(`no C compiler to build ${WORKER_SOURCE} (tried $CC, cc, gcc); install one: apt-get install gcc`)
+    throw new Error(`no C compiler to build ${WORKLOAD_SOURCE} (tried $CC, cc, gcc); install one: apt-get install gcc`)
   }
   fs.mkdirSync(path.dirname(out), { recursive: true })
   const tmp = `${out}.tmp-${process.pid}`
@@ -53,7 +53,7 @@ export function buildWorker(root = packageRoot(), opts: { force?: boolean } = {}
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
   try {
-    const out = buildWorker(undefined, { force: process.argv.includes('--force') })
+    const out = buildWorkload(undefined, { force: process.argv.includes('--force') })
     if (process.env.KTSTR_LOG === 'debug') process.stderr.write(`ktstr build: ${out}\n`)
   } catch (e) {
     process.stderr.write(`ktstr build: ${(e as Error).message}\n`)
