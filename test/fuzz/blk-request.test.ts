@@ -1,4 +1,4 @@
-// Fuzz target: the virtio-blk request parser of our own VMM (src/vm/kvm/devices/blk/request.ts),
+// Fuzz target: the virtio-blk request parser of our own VMM (src/vm/kvm/virtio/block/request.ts),
 // on chains the real virtqueue walker pops from rings full of request-shaped chains, some
 // well-formed and some broken (wrong lengths or directions, too many or too large segments,
 // sectors past the end, unknown types, buffers outside RAM, any descriptor replaced by an
@@ -12,7 +12,7 @@ import os from 'node:os'
 import path from 'node:path'
 import fc from 'fast-check'
 import { afterAll, afterEach, beforeAll, describe, vi } from 'vitest'
-import { FileBacking } from '../../src/vm/kvm/devices/blk/backing.js'
+import { FileBacking } from '../../src/vm/kvm/virtio/block/backing.js'
 import {
   SECTOR_SIZE,
   VIRTIO_BLK_ID_BYTES,
@@ -24,9 +24,9 @@ import {
   VIRTIO_BLK_T_OUT,
   VIRTIO_F_RING_EVENT_IDX,
   VIRTIO_F_VERSION_1,
-} from '../../src/vm/kvm/devices/blk/constants.js'
-import { VirtioBlkDevice } from '../../src/vm/kvm/devices/blk/device.js'
-import { parseRequest, type DiskLimits } from '../../src/vm/kvm/devices/blk/request.js'
+} from '../../src/vm/kvm/virtio/block/constants.js'
+import { VirtioBlkDevice } from '../../src/vm/kvm/virtio/block/device.js'
+import { parseRequest, type DiskLimits } from '../../src/vm/kvm/virtio/block/request.js'
 import { RegionGuestRam } from '../../src/vm/kvm/virtio/guest-ram.js'
 import { isWritable, SplitQueue, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, type DescriptorChain } from '../../src/vm/kvm/virtio/queue.js'
 import { log } from '../../src/util/log.js'

@@ -1,5 +1,5 @@
 /**
- * `ktstr exec --backend kvm --disk` end to end: our VMM's virtio-blk (src/vm/kvm/disks.ts) runs
+ * `ktstr exec --backend kvm --disk` end to end: our VMM's virtio-blk (src/vm/kvm/virtio/block/disks.ts) runs
  * the same guest commands as the qemu backend's suite (test/helpers/disk-cases.ts).
  */
 import { describe, it } from 'vitest'

@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { F_OFD_SETLK, F_WRLCK, O_CLOEXEC, O_RDWR } from '../../native-shims/constants.js'
 import * as libc from '../../native-shims/libc.js'
 import { checkDisk, qemuDiskArgs, type DiskSpec } from '../../src/vm/disk.js'
-import { attachDisks, type DiskEventfds } from '../../src/vm/kvm/disks.js'
+import { attachDisks, type DiskEventfds } from '../../src/vm/kvm/virtio/block/disks.js'
 import { Bus } from '../../src/vm/kvm/io-bus.js'
 import { guestRam } from './kvm/blk/setup.js'
 

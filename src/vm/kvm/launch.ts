@@ -1,40 +1,32 @@
 /**
- * The kvm backend: our own VMM on /dev/kvm. Guest RAM is mmap'd memory registered with KVM, one
- * worker thread per vCPU runs KVM_RUN, and the devices (UART console, ACPI power-off, the
- * virtio-console channel, the virtio-blk disks' registers) answer trapped accesses on the main
- * thread; each disk's requests are served by its blk worker thread (disks.ts).
+ * The kvm backend: our own VMM on /dev/kvm. launchKvm builds the machine in order — guest RAM,
+ * the legacy devices, the virtio-console channel, the virtio-blk disks, the ACPI tables, the
+ * kernel, the vCPUs — and returns it running. Device register accesses are answered on the main
+ * thread; each vCPU runs in its own thread (vcpu/), each disk's requests in its blk thread.
  */
 import fs from 'node:fs'
-import { KVM_CAP } from '../../../native-shims/kvm/abi.js'
-import { interruptSignal } from '../../../native-shims/libc.js'
-import { cpuCount, type Topology } from '../../topology/topology.js'
+import type { TopologySpec as Topology } from '../../../runtime/protocol/topology.js'
 import { KtstrError } from '../../util/errors.js'
 import { log } from '../../util/log.js'
 import type { ConsoleLog } from '../console.js'
 import type { DiskSpec } from '../disk.js'
 import type { VmExit, VmProcess } from '../vm-process.js'
-import { buildAcpiTables, writeAcpiTables } from './acpi/tables.js'
-import { addKernelParams } from './boot/cmdline.js'
-import { bootMsrs, type EntryState } from './boot/cpu-state.js'
-import { loadLinux } from './boot/loader.js'
-import { ChannelStream } from './channel-stream.js'
-import { advertisedXcr0, cpuidForVcpu, KVM_PV_FEATURE, type KvmPvFeature } from './cpuid.js'
-import { AcpiPm, ACPI_PM_PORTS } from './devices/acpi-pm.js'
-import { Serial8250 } from './devices/serial.js'
-import { VirtioConsole } from './devices/virtio-console.js'
-import { VirtioMmioTransport, virtioMmioCmdline } from './devices/virtio-mmio.js'
-import { attachDisks, type KvmDisks } from './disks.js'
+import { buildAcpiTables, writeAcpiTables } from './arch/x86_64/acpi/tables.js'
+import { addKernelParams } from './arch/x86_64/boot/cmdline.js'
+import type { EntryState } from './arch/x86_64/boot/cpu-state.js'
+import { loadLinux } from './arch/x86_64/boot/loader.js'
+import { KVM_PV_FEATURE, type KvmPvFeature } from './arch/x86_64/cpuid.js'
 import { Bus } from './io-bus.js'
-import { stackWords } from './guest-stack.js'
+import { attachLegacyDevices } from './legacy/attach.js'
+import type { GuestMemory } from './memory/guest-memory.js'
 import { mapHostRam, type HostRam } from './memory/host-ram.js'
-import { MiB, virtioMmioWindow, x86MemoryLayout } from './memory/layout.js'
-import { COM1, I8042_COMMAND_PORT, I8042_RESET_CPU, UART_PORT_COUNT } from './platform.js'
-import { encodeCpuid, KvmSystem, type KvmVm } from './system.js'
-import { apicId } from './topology-ids.js'
-import { TerminalReason, type CpuState, type VcpuReport } from './vcpu/protocol.js'
-import { VcpuThread, type AccessResult, type DeviceAccess, type VcpuExit } from './vcpu/thread.js'
-
-const REPORT_EVERY_MS = 20_000
+import { MiB, x86MemoryLayout, type MemoryLayout } from './memory/layout.js'
+import { KvmSystem, type KvmVm } from './system.js'
+import { createVcpus, startVcpus } from './vcpu/create.js'
+import { TerminalReason } from './vcpu/protocol.js'
+import type { VcpuExit, VcpuThread } from './vcpu/thread.js'
+import { attachDisks, type KvmDisks } from './virtio/block/disks.js'
+import { attachConsole } from './virtio/console/attach.js'
 
 export interface KvmPlan {
   kernel: string
@@ -46,18 +38,9 @@ export interface KvmPlan {
   disks?: readonly DiskSpec[]
 }
 
-/** kvm_regs / kvm_sregs values as the dotted paths the vCPU worker patches. */
-export function cpuStateOf(entry: EntryState): CpuState {
-  const sregs: Record<string, number> = {}
-  for (const [k, v] of Object.entries(entry.sregs)) {
-    if (typeof v === 'number') sregs[k] = v
-    else for (const [f, n] of Object.entries(v)) sregs[`${k}.${f}`] = n as number
-  }
-  return { regs: { ...entry.regs }, sregs }
-}
-
 export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmProcess> {
   const startedAt = performance.now()
+  const ms = () => `${(performance.now() - startedAt).toFixed(0)} ms`
   const sys = new KvmSystem()
   let vm: KvmVm
   try {
@@ -66,149 +49,36 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
     sys.close()
     throw e
   }
-  const t = plan.topology
   let ram: HostRam | undefined
-  const threads: VcpuThread[] = []
   let disks: KvmDisks | undefined
-  let serialBuf: number[] = []
-  const flushSerial = () => {
-    if (serialBuf.length) console.push(Buffer.from(serialBuf))
-    serialBuf = []
-  }
-
+  const threads: VcpuThread[] = []
   try {
     vm.setupInterruptControllers()
     const layout = x86MemoryLayout(plan.memoryMib * MiB)
-    ram = mapHostRam(layout)
-    ram.slots.forEach((r, slot) => vm.setMemoryRegion(slot, r.base, r.size, r.hostAddress))
+    ram = mapGuestRam(vm, layout)
     const mem = ram.memory
-
-    // Devices.
     const io = new Bus('io')
     const mmio = new Bus('mmio')
-    let stopReason: 'power-off' | 'reset' | undefined
-    const serial = new Serial8250({
-      onOutput: (b) => {
-        serialBuf.push(b)
-        if (b === 10 || serialBuf.length > 4096) flushSerial()
-      },
-      onInterrupt: (level) => vm.irqLine(COM1.irq, level ? 1 : 0),
-    })
-    io.add('com1', COM1.port, UART_PORT_COUNT, {
-      read: (off) => serial.read(off),
-      write: (off, _size, v) => serial.write(off, Number(v)),
-    })
-    const pm = new AcpiPm({ onPowerOff: () => (stopReason = 'power-off'), onReset: () => (stopReason = 'reset') })
-    for (const r of ACPI_PM_PORTS) {
-      io.add(`acpi-pm@${r.base.toString(16)}`, r.base, r.length, {
-        read: (off, size) => pm.read(r.base + off, size as 1 | 2 | 4),
-        write: (off, size, v) => {
-          pm.write(r.base + off, size as 1 | 2 | 4, Number(v))
-          return stopReason
-        },
-      })
-    }
-    // `reboot=k` resets through the keyboard controller; its status reads as idle (0).
-    io.add('i8042', I8042_COMMAND_PORT, 1, {
-      read: () => 0,
-      write: (_off, _size, v) => (Number(v) === I8042_RESET_CPU ? 'reset' : undefined),
-    })
-
-    const channel = new ChannelStream((bytes, queued) => consoleDev.send(bytes, queued))
-    const consoleDev = new VirtioConsole({ ram: mem, onData: (b) => channel.fromGuest(b) })
-    const win = virtioMmioWindow(0)
-    const transport = new VirtioMmioTransport(consoleDev, { onInterrupt: () => vm.pulseIrq(win.irq) })
-    mmio.add('virtio-console', win.base, win.size, {
-      read: (off, size) => transport.read(off, size),
-      write: (off, size, v) => transport.write(off, size, Number(v)),
-    })
-
+    const flushSerial = attachLegacyDevices(io, { irqLine: (irq, level) => vm.irqLine(irq, level), console })
+    const { channel, cmdline: consoleParam } = attachConsole(mmio, vm, mem)
     disks = attachDisks(plan.disks ?? [], { vm, ram: mem, mmio })
-
-    // Firmware tables, kernel, initrd.
-    const acpi = buildAcpiTables(t, layout)
-    writeAcpiTables(mem, acpi)
+    const rsdpAddress = writeAcpiTables(mem, buildAcpiTables(plan.topology, layout))
     // The console's window first, then the disks': Linux probes them in this order.
-    const cmdline = addKernelParams(plan.cmdline, ['pci=off', virtioMmioCmdline(win), ...disks.cmdline])
-    const boot = loadLinux(mem, {
-      kernel: fs.readFileSync(plan.kernel),
-      initrd: fs.readFileSync(plan.initrd),
-      cmdline,
-      layout,
-      rsdpAddress: acpi.rsdpAddress,
-      label: plan.kernel,
-    })
-    const ms = () => `${(performance.now() - startedAt).toFixed(0)} ms`
-    log.debug(`kvm: kernel at 0x${boot.kernelLoadAddress.toString(16)}, initrd ${boot.initrd?.size} bytes, loaded at ${ms()}; cmdline ${cmdline}`)
-
-    // vCPUs: ids are the topology's APIC ids; vCPU 0 starts at the kernel entry, the rest wait for SIPI.
-    const supported = sys.supportedCpuid()
-    const withholdPv = withheldPvFeatures(process.env.KTSTR_KVM_WITHHOLD_PV)
-    const tscDeadline = sys.checkExtension(KVM_CAP.TSC_DEADLINE_TIMER!) > 0
-    const runMmapSize = sys.vcpuMmapSize()
-    const kickSignal = interruptSignal()
+    const entry = loadKernel(plan, mem, layout, rsdpAddress, [consoleParam, ...disks.cmdline])
+    log.debug(`kvm: kernel loaded at ${ms()}`)
     const errors: string[] = []
-    // KTSTR_LOG=debug: exit statistics, and every REPORT_EVERY_MS each vCPU's RIP (to see where a stuck guest is).
-    let deviceMs = 0
-    const onAccess = (a: DeviceAccess): AccessResult => {
-      if (!log.isDebug) return a.kind === 'io' ? io.access(a) : mmio.access(a)
-      const t0 = performance.now()
-      const r = a.kind === 'io' ? io.access(a) : mmio.access(a)
-      deviceMs += performance.now() - t0
-      return r
-    }
-    const onReport = log.isDebug
-      ? (cpu: number) => (r: VcpuReport) => {
-          const s = r.stats
-          const top = Object.entries(s.counts).sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, n]) => `${k}=${n}`).join(' ')
-          const exits = Object.values(s.counts).reduce((a, b) => a + b, 0)
-          log.debug(
-            `kvm: vCPU ${cpu} at ${(s.elapsedMs / 1000).toFixed(1)} s: rip ${r.rip} rflags ${r.rflags} cr3 ${r.cr3} mp ${r.mpState}; ` +
-              `${exits} exits (${top}); in KVM_RUN ${(s.runMs / 1000).toFixed(1)} s; ${s.asks} handed over, ` +
-              `${s.asks ? ((s.askMs * 1000) / s.asks).toFixed(0) : 0} µs each (devices ${deviceMs.toFixed(0)} ms total); ${r.lapic}`,
-          )
-          if (r.rsp && r.cr3 && r.cr4) {
-            const LA57 = 1n << 12n
-            const words = stackWords(mem, BigInt(`0x${r.cr3}`), (BigInt(`0x${r.cr4}`) & LA57) !== 0n, BigInt(`0x${r.rsp}`), 256)
-            const KERNEL_TEXT = 0xffff_ffff_8000_0000n
-            log.debug(`kvm: vCPU ${cpu} stack (kernel text words): ${words.filter((w) => w >= KERNEL_TEXT).map((w) => w.toString(16)).join(' ')}`)
-          }
-        }
-      : undefined
-    for (let cpu = 0; cpu < cpuCount(t); cpu++) {
-      const cpuid = cpuidForVcpu(supported, t, cpu, { tscDeadline, withholdPv })
-      const xcr0 = advertisedXcr0(cpuid)
-      threads.push(
-        new VcpuThread({
-          vmFd: vm.fd,
-          id: apicId(t, cpu),
-          runMmapSize,
-          cpuid: encodeCpuid(cpuid),
-          ...(xcr0 !== undefined ? { xcr0 } : {}),
-          msrs: bootMsrs(),
-          ...(cpu === 0 ? { boot: cpuStateOf(boot.entry) } : {}),
-          kickSignal,
-          onAccess,
-          onError: (m) => errors.push(m),
-          ...(onReport ? { onReport: onReport(cpu) } : {}),
-        }),
-      )
-      // KVM wants vCPUs created in order; each worker creates its own.
-      await threads.at(-1)!.ready
-    }
+    const onAccess = (a: Parameters<Bus['access']>[0]) => (a.kind === 'io' ? io : mmio).access(a)
+    const withholdPv = withheldPvFeatures(process.env.KTSTR_KVM_WITHHOLD_PV)
+    await createVcpus({ sys, vm, topology: plan.topology, entry, withholdPv, mem, onAccess, onError: (m) => errors.push(m) }, threads)
     log.debug(`kvm: ${threads.length} vCPU threads ready at ${ms()}`)
-    for (const th of threads) th.start()
-
-    const reporter = onReport ? setInterval(() => threads.forEach((th) => th.requestReport()), REPORT_EVERY_MS) : undefined
-    reporter?.unref()
+    const stopReports = startVcpus(threads)
 
     // The first vCPU to stop decides the outcome; the others are kicked out.
-    const firstExit = Promise.race(threads.map((th) => th.exited))
-    const exited: Promise<VmExit> = firstExit.then(async (first) => {
-      clearInterval(reporter)
+    const exited: Promise<VmExit> = Promise.race(threads.map((th) => th.exited)).then(async (first) => {
+      stopReports()
       for (const th of threads) th.kick()
       const all = await Promise.all(threads.map((th) => th.exited))
-      // The blk workers write into guest RAM: they stop (syncing their backings) before it goes.
+      // The blk threads write into guest RAM: they stop (syncing their backings) before it goes.
       await disks?.close()
       flushSerial()
       console.close()
@@ -230,6 +100,33 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
     teardown(vm, sys, ram, disks)
     throw e
   }
+}
+
+/** Guest RAM: mmap'd host memory, one KVM memory slot per RAM range of the layout. */
+function mapGuestRam(vm: KvmVm, layout: MemoryLayout): HostRam {
+  const ram = mapHostRam(layout)
+  try {
+    ram.slots.forEach((r, slot) => vm.setMemoryRegion(slot, r.base, r.size, r.hostAddress))
+  } catch (e) {
+    ram.unmap()
+    throw e
+  }
+  return ram
+}
+
+/** The kernel, its initrd and command line in guest RAM (Linux boot protocol); vCPU 0's entry state. */
+function loadKernel(plan: KvmPlan, mem: GuestMemory, layout: MemoryLayout, rsdpAddress: number, params: readonly string[]): EntryState {
+  const cmdline = addKernelParams(plan.cmdline, ['pci=off', ...params])
+  const boot = loadLinux(mem, {
+    kernel: fs.readFileSync(plan.kernel),
+    initrd: fs.readFileSync(plan.initrd),
+    cmdline,
+    layout,
+    rsdpAddress,
+    label: plan.kernel,
+  })
+  log.debug(`kvm: kernel at 0x${boot.kernelLoadAddress.toString(16)}, initrd ${boot.initrd?.size} bytes; cmdline ${cmdline}`)
+  return boot.entry
 }
 
 /**

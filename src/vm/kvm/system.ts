@@ -21,7 +21,7 @@ import { O_CLOEXEC, O_RDWR } from '../../../native-shims/constants.js'
 import { close, ioctlPtr, ioctlVal, open, tryIoctlPtr } from '../../../native-shims/libc.js'
 import { KtstrError } from '../../util/errors.js'
 
-import type { CpuidEntry } from './cpuid.js'
+import type { CpuidEntry } from './arch/x86_64/cpuid.js'
 
 const ENTRY_SIZE = koffi.sizeof(kvm_cpuid_entry2)
 const CPUID_HEADER = koffi.sizeof(kvm_cpuid2)

@@ -3,13 +3,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { cpuCount, parseTopology, type Topology } from '../../../src/topology/topology.js'
-import { byteSum } from '../../../src/vm/kvm/acpi/sdt.js'
-import { buildAcpiTables, writeAcpiTables, type AcpiTables } from '../../../src/vm/kvm/acpi/tables.js'
+import { cpuCount, parseTopology, type TopologySpec as Topology } from '../../../runtime/protocol/topology.js'
+import { byteSum } from '../../../src/vm/kvm/arch/x86_64/acpi/sdt.js'
+import { buildAcpiTables, writeAcpiTables, type AcpiTables } from '../../../src/vm/kvm/arch/x86_64/acpi/tables.js'
 import { GuestMemory } from '../../../src/vm/kvm/memory/guest-memory.js'
 import { GiB, MiB, x86MemoryLayout, X86_LAYOUT, type MemoryLayout } from '../../../src/vm/kvm/memory/layout.js'
-import { ACPI_PM } from '../../../src/vm/kvm/platform.js'
-import { cpuPlaces } from '../../../src/vm/kvm/topology-ids.js'
+import { ACPI_PM } from '../../../src/vm/kvm/arch/x86_64/platform.js'
+import { cpuPlaces } from '../../../src/vm/kvm/arch/x86_64/topology-ids.js'
 
 const haveIasl = spawnSync('iasl', ['-v'], { encoding: 'utf8' }).status === 0
 if (!haveIasl) console.warn('skipping iasl disassembly checks: iasl not found (Debian package acpica-tools)')

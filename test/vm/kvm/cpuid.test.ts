@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import { cpuCount, cpusPerLlc, parseTopology, type Topology } from '../../../src/topology/topology.js'
-import { advertisedXcr0, cpuidForAllVcpus, cpuidForVcpu, cpuVendor, FEATURE, KVM_PV_FEATURE, type CpuidEntry } from '../../../src/vm/kvm/cpuid.js'
+import { cpuCount, cpusPerLlc, parseTopology, type TopologySpec as Topology } from '../../../runtime/protocol/topology.js'
+import { advertisedXcr0, cpuidForAllVcpus, cpuidForVcpu, cpuVendor, FEATURE, KVM_PV_FEATURE, type CpuidEntry } from '../../../src/vm/kvm/arch/x86_64/cpuid.js'
 import { withheldPvFeatures } from '../../../src/vm/kvm/launch.js'
-import { apicId, apicIdScheme, bitsFor, cpuPlace, maxApicId, needsX2apic } from '../../../src/vm/kvm/topology-ids.js'
+import { apicId, apicIdScheme, bitsFor, cpuPlace, maxApicId, needsX2apic } from '../../../src/vm/kvm/arch/x86_64/topology-ids.js'
 
 const regs = (s: string) => {
   const b = Buffer.from(s, 'latin1')

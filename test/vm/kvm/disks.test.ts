@@ -1,4 +1,4 @@
-// The kvm backend's disk wiring (src/vm/kvm/disks.ts) without KVM: the devices land on the
+// The kvm backend's disk wiring (src/vm/kvm/virtio/block/disks.ts) without KVM: the devices land on the
 // virtio-mmio windows after the console with their IRQs, eventfds and kernel parameters in disk
 // order; and a guest driven through the MMIO bus is served by the blk worker thread through the
 // ioeventfd and irqfd alone, as KVM routes them (the fake VM below does that routing).
@@ -6,9 +6,9 @@ import fs from 'node:fs'
 import { afterAll, describe, expect, it, vi } from 'vitest'
 import * as libc from '../../../native-shims/libc.js'
 import type { DiskSpec } from '../../../src/vm/disk.js'
-import { VIRTIO_BLK_F_RO, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_F_RING_EVENT_IDX } from '../../../src/vm/kvm/devices/blk/constants.js'
-import { DEVICE_STATUS as S, MMIO_MAGIC, MMIO_REG as R } from '../../../src/vm/kvm/devices/virtio-mmio.js'
-import { attachDisks, diskThrottle, MAX_KVM_DISKS, type DiskEventfds, type KvmDisk, type KvmDisks } from '../../../src/vm/kvm/disks.js'
+import { VIRTIO_BLK_F_RO, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_F_RING_EVENT_IDX } from '../../../src/vm/kvm/virtio/block/constants.js'
+import { DEVICE_STATUS as S, MMIO_MAGIC, MMIO_REG as R } from '../../../src/vm/kvm/virtio/mmio.js'
+import { attachDisks, diskThrottle, MAX_KVM_DISKS, type DiskEventfds, type KvmDisk, type KvmDisks } from '../../../src/vm/kvm/virtio/block/disks.js'
 import { Bus } from '../../../src/vm/kvm/io-bus.js'
 import { virtioMmioWindow } from '../../../src/vm/kvm/memory/layout.js'
 import { GuestDriver } from './blk/driver.js'

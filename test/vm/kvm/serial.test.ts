@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { FCR, IER, IIR, LCR, LSR, MCR, MSR, Serial8250, UART_REG as R } from '../../../src/vm/kvm/devices/serial.js'
+import { FCR, IER, IIR, LCR, LSR, MCR, MSR, Serial8250, UART_REG as R } from '../../../src/vm/kvm/legacy/serial.js'
 
 function uart() {
   const out: number[] = []

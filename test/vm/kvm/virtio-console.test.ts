@@ -10,11 +10,11 @@ import {
   CONSOLE_QUEUE as Q,
   VIRTIO_CONSOLE_F,
   VirtioConsole,
-} from '../../../src/vm/kvm/devices/virtio-console.js'
-import { DEVICE_STATUS as S, featureBit, MMIO_REG as R, VIRTIO_F, VirtioMmioTransport } from '../../../src/vm/kvm/devices/virtio-mmio.js'
+} from '../../../src/vm/kvm/virtio/console/device.js'
+import { DEVICE_STATUS as S, featureBit, MMIO_REG as R, VIRTIO_F, VirtioMmioTransport } from '../../../src/vm/kvm/virtio/mmio.js'
 import { GuestMemory } from '../../../src/vm/kvm/memory/guest-memory.js'
 import { needEvent } from '../../../src/vm/kvm/virtio/queue.js'
-import { ChannelStream } from '../../../src/vm/kvm/channel-stream.js'
+import { ChannelStream } from '../../../src/vm/kvm/virtio/console/channel-stream.js'
 import { startSession } from '../../../src/vm/session-runner.js'
 import { FrameType, encodeFrame } from '../../../runtime/protocol/index.js'
 import { fakeVm } from '../../helpers/fake-vm.js'

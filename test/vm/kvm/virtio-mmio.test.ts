@@ -10,7 +10,7 @@ import {
   VirtioMmioTransport,
   type VirtioActivation,
   type VirtioDevice,
-} from '../../../src/vm/kvm/devices/virtio-mmio.js'
+} from '../../../src/vm/kvm/virtio/mmio.js'
 import { GuestMemory } from '../../../src/vm/kvm/memory/guest-memory.js'
 import { virtioMmioWindow } from '../../../src/vm/kvm/memory/layout.js'
 import { SplitQueue } from '../../../src/vm/kvm/virtio/queue.js'

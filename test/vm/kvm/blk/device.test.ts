@@ -19,13 +19,13 @@ import {
   VIRTIO_F_RING_EVENT_IDX,
   VIRTIO_F_VERSION_1,
   VIRTIO_ID_BLOCK,
-} from '../../../../src/vm/kvm/devices/blk/constants.js'
-import { BlkActivationError, VirtioBlkDevice } from '../../../../src/vm/kvm/devices/blk/device.js'
-import { FaultyBacking } from '../../../../src/vm/kvm/devices/blk/faulty-backing.js'
+} from '../../../../src/vm/kvm/virtio/block/constants.js'
+import { BlkActivationError, VirtioBlkDevice } from '../../../../src/vm/kvm/virtio/block/device.js'
+import { FaultyBacking } from '../../../../src/vm/kvm/virtio/block/faulty-backing.js'
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../../../src/vm/kvm/virtio/queue.js'
-import { FileBacking } from '../../../../src/vm/kvm/devices/blk/backing.js'
+import { FileBacking } from '../../../../src/vm/kvm/virtio/block/backing.js'
 import { GuestMemory } from '../../../../src/vm/kvm/memory/guest-memory.js'
-import { DEVICE_STATUS as S, MMIO_REG as R, VirtioMmioTransport } from '../../../../src/vm/kvm/devices/virtio-mmio.js'
+import { DEVICE_STATUS as S, MMIO_REG as R, VirtioMmioTransport } from '../../../../src/vm/kvm/virtio/mmio.js'
 import { GuestDriver } from './driver.js'
 import { FEATURES, makeDisk, pattern, RAM_BASE, RAM_SIZE, rig, tempDir } from './setup.js'
 

@@ -9,7 +9,7 @@ import {
   VIRTIO_BLK_T_GET_ID,
   VIRTIO_BLK_T_IN,
   VIRTIO_BLK_T_OUT,
-} from '../../../../src/vm/kvm/devices/blk/constants.js'
+} from '../../../../src/vm/kvm/virtio/block/constants.js'
 
 export interface RawDesc {
   addr: number | bigint

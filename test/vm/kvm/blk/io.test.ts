@@ -2,11 +2,11 @@
 // ENOSPC/EIO/no progress are S_IOERR, a short read zero-fills the tail, FLUSH is fdatasync.
 import fs from 'node:fs'
 import { afterAll, describe, expect, it } from 'vitest'
-import { FileBacking } from '../../../../src/vm/kvm/devices/blk/backing.js'
-import { openBacking, describeBacking } from '../../../../src/vm/kvm/devices/blk/backing-spec.js'
-import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK } from '../../../../src/vm/kvm/devices/blk/constants.js'
-import { FaultyBacking, truncateIovecs, type FaultAction } from '../../../../src/vm/kvm/devices/blk/faulty-backing.js'
-import { advanceIovecs, MAX_EINTR_RETRIES } from '../../../../src/vm/kvm/devices/blk/io.js'
+import { FileBacking } from '../../../../src/vm/kvm/virtio/block/backing.js'
+import { openBacking, describeBacking } from '../../../../src/vm/kvm/virtio/block/backing-spec.js'
+import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK } from '../../../../src/vm/kvm/virtio/block/constants.js'
+import { FaultyBacking, truncateIovecs, type FaultAction } from '../../../../src/vm/kvm/virtio/block/faulty-backing.js'
+import { advanceIovecs, MAX_EINTR_RETRIES } from '../../../../src/vm/kvm/virtio/block/io.js'
 import { KtstrError } from '../../../../src/util/errors.js'
 import { makeDisk, pattern, rig, tempDir } from './setup.js'
 

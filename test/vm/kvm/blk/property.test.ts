@@ -13,8 +13,8 @@ import {
   VIRTIO_BLK_T_GET_ID,
   VIRTIO_BLK_T_IN,
   VIRTIO_BLK_T_OUT,
-} from '../../../../src/vm/kvm/devices/blk/constants.js'
-import { FaultyBacking, type FaultAction } from '../../../../src/vm/kvm/devices/blk/faulty-backing.js'
+} from '../../../../src/vm/kvm/virtio/block/constants.js'
+import { FaultyBacking, type FaultAction } from '../../../../src/vm/kvm/virtio/block/faulty-backing.js'
 import { VIRTQ_DESC_F_NEXT } from '../../../../src/vm/kvm/virtio/queue.js'
 import type { BlkReq, GuestDriver } from './driver.js'
 import { makeDisk, pattern, RAM_BASE, RAM_SIZE, rig, tempDir } from './setup.js'

@@ -3,11 +3,11 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { FileBacking, type Backing } from '../../../../src/vm/kvm/devices/blk/backing.js'
-import { VIRTIO_F_RING_EVENT_IDX, VIRTIO_F_VERSION_1 } from '../../../../src/vm/kvm/devices/blk/constants.js'
-import { VirtioBlkDevice, type BlkDeviceOptions } from '../../../../src/vm/kvm/devices/blk/device.js'
-import type { BlkQueueHandler } from '../../../../src/vm/kvm/devices/blk/handler.js'
-import { blkWorkerScript } from '../../../../src/vm/kvm/devices/blk/worker.js'
+import { FileBacking, type Backing } from '../../../../src/vm/kvm/virtio/block/backing.js'
+import { VIRTIO_F_RING_EVENT_IDX, VIRTIO_F_VERSION_1 } from '../../../../src/vm/kvm/virtio/block/constants.js'
+import { VirtioBlkDevice, type BlkDeviceOptions } from '../../../../src/vm/kvm/virtio/block/device.js'
+import type { BlkQueueHandler } from '../../../../src/vm/kvm/virtio/block/handler.js'
+import { blkWorkerScript } from '../../../../src/vm/kvm/virtio/block/worker.js'
 import { RegionGuestRam } from '../../../../src/vm/kvm/virtio/guest-ram.js'
 import { GuestDriver } from './driver.js'
 
@@ -23,7 +23,7 @@ export function workerSkipReason(): string | undefined {
     return (e as Error).message
   }
   const root = path.resolve(import.meta.dirname, '../../../..')
-  for (const dir of ['src/vm/kvm/devices/blk', 'src/vm/kvm/virtio']) {
+  for (const dir of ['src/vm/kvm/virtio/block', 'src/vm/kvm/virtio', 'src/vm/kvm/memory']) {
     for (const f of fs.readdirSync(path.join(root, dir)).filter((n) => n.endsWith('.ts'))) {
       const built = path.join(root, 'dist', dir, f.replace(/\.ts$/, '.js'))
       if (!fs.existsSync(built) || fs.statSync(built).mtimeMs < fs.statSync(path.join(root, dir, f)).mtimeMs) {

@@ -1,8 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest'
-import { FileBacking } from '../../../../src/vm/kvm/devices/blk/backing.js'
-import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_T_OUT } from '../../../../src/vm/kvm/devices/blk/constants.js'
-import { VirtioBlkDevice } from '../../../../src/vm/kvm/devices/blk/device.js'
-import { Throttle, TokenBucket, type Clock } from '../../../../src/vm/kvm/devices/blk/throttle.js'
+import { FileBacking } from '../../../../src/vm/kvm/virtio/block/backing.js'
+import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_T_OUT } from '../../../../src/vm/kvm/virtio/block/constants.js'
+import { VirtioBlkDevice } from '../../../../src/vm/kvm/virtio/block/device.js'
+import { Throttle, TokenBucket, type Clock } from '../../../../src/vm/kvm/virtio/block/throttle.js'
 import { GuestDriver } from './driver.js'
 import { FEATURES, guestRam, makeDisk, RAM_BASE, RAM_SIZE, tempDir } from './setup.js'
 

@@ -2,8 +2,8 @@
  * SRAT (ACPI 6.5 §5.2.16): each CPU's proximity domain (= its NUMA node, by APIC id) and each
  * node's memory ranges. Nodes hold whole LLCs and an even share of RAM (memory/layout.ts).
  */
-import type { Topology } from '../../../topology/topology.js'
-import { nodeMemoryRanges, type MemoryLayout } from '../memory/layout.js'
+import type { TopologySpec as Topology } from '../../../../../../runtime/protocol/topology.js'
+import { nodeMemoryRanges, type MemoryLayout } from '../../../memory/layout.js'
 import { cpuPlaces, MAX_XAPIC_ID } from '../topology-ids.js'
 import { sdt } from './sdt.js'
 

@@ -3,7 +3,7 @@
  * kernel header"). Offsets are from the start of the file, which are also the offsets inside
  * struct boot_params (the header lives at 0x1f1 in both).
  */
-import { KtstrError } from '../../../util/errors.js'
+import { KtstrError } from '../../../../../util/errors.js'
 
 /** Setup header field offsets (boot.rst table; the same in the zero page). */
 export const HDR = {

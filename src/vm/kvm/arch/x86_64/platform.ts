@@ -10,7 +10,7 @@ export const UART_PORT_COUNT = 8
 /**
  * ACPI fixed hardware, legacy (not HW-reduced) flavour: PM1a event block (status + enable, 4
  * bytes) and PM1a control block (2 bytes), plus the FADT reset register. The VMM traps these ports
- * (devices/acpi-pm.ts). See acpi/fadt.ts for why this shape.
+ * (legacy/acpi-pm.ts). See acpi/fadt.ts for why this shape.
  */
 export const ACPI_PM = {
   PM1A_EVT: 0x600,

@@ -3,7 +3,7 @@
  * guest's own page tables (x86-64 4- or 5-level paging, Intel SDM vol. 3A §4.5) and read the
  * words on top of a vCPU's stack, so return addresses can be matched against the kernel's symbols.
  */
-import type { GuestMemory } from './memory/guest-memory.js'
+import type { GuestMemory } from '../../memory/guest-memory.js'
 
 const PRESENT = 1n
 const PAGE_SIZE_BIT = 0x80n

@@ -1,5 +1,5 @@
 /**
- * The ACPI fixed-hardware registers our FADT announces (acpi/fadt.ts; ports in platform.ts):
+ * The ACPI fixed-hardware registers our FADT announces (arch/x86_64/acpi/fadt.ts; ports in arch/x86_64/platform.ts):
  * PM1a status/enable (ACPI 6.5 §4.8.3.1), PM1a control (§4.8.3.2.1) and the reset register
  * (§4.8.3.6). Its job is to turn Linux's S5 entry (acpi_power_off: SLP_TYPa = \_S5's value, then
  * SLP_EN) into `onPowerOff`, and the reset register write into `onReset`.
@@ -8,7 +8,7 @@
  * except what nobody sets; enable bits keep what the OS writes (ACPICA checks that GBL_EN sticks);
  * SCI_EN reads as 1 (we are always in ACPI mode, SMI_CMD = 0).
  */
-import { ACPI_PM } from '../platform.js'
+import { ACPI_PM } from '../arch/x86_64/platform.js'
 
 export const PM1_CNT = { SCI_EN: 1 << 0, SLP_TYP_SHIFT: 10, SLP_TYP_MASK: 0x7 << 10, SLP_EN: 1 << 13 } as const
 

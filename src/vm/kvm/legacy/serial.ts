@@ -1,6 +1,6 @@
 /**
  * An 8250/16550A UART (the register set of the NS16550A / TI PC16550D data sheets) for the guest
- * console on COM1 (platform.ts: port 0x3f8, IRQ 4). Transmission is instantaneous: THR is always
+ * console on COM1 (arch/x86_64/platform.ts: port 0x3f8, IRQ 4). Transmission is instantaneous: THR is always
  * empty (LSR.THRE|TEMT), so every byte written goes straight to `onOutput`. The FIFO exists as far
  * as a driver can tell (IIR reports FIFOs enabled after FCR bit 0), which is what makes Linux's
  * autoconfig say 16550A.

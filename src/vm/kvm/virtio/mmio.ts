@@ -18,7 +18,7 @@
 import { log } from '../../../util/log.js'
 import { guestAddressFromParts, hex } from '../memory/address.js'
 import type { MmioDeviceWindow } from '../memory/layout.js'
-import type { QueueConfig } from '../virtio/queue-config.js'
+import type { QueueConfig } from './queue-config.js'
 
 /** Register offsets (§4.2.2, Table 4.1). */
 export const MMIO_REG = {

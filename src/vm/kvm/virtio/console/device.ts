@@ -15,10 +15,10 @@
  * If the driver does not accept MULTIPORT, port 0 is a plain console (hvc0) on queues 0/1 and
  * there is no name.
  */
-import { log } from '../../../util/log.js'
-import type { GuestRam } from '../virtio/guest-ram.js'
-import { isWritable, SplitQueue, type DescriptorChain } from '../virtio/queue.js'
-import { featureBit, hasFeature, VIRTIO_F, type VirtioActivation, type VirtioDevice } from './virtio-mmio.js'
+import { log } from '../../../../util/log.js'
+import type { GuestRam } from '../guest-ram.js'
+import { isWritable, SplitQueue, type DescriptorChain } from '../queue.js'
+import { featureBit, hasFeature, VIRTIO_F, type VirtioActivation, type VirtioDevice } from '../mmio.js'
 
 export const VIRTIO_ID_CONSOLE = 3
 export const VIRTIO_CONSOLE_F = { SIZE: 0, MULTIPORT: 1, EMERG_WRITE: 2 } as const

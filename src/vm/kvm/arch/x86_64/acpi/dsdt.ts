@@ -2,7 +2,7 @@
  * DSDT (ACPI 6.5 §5.2.11.1). It holds only \_S5 (§7.4.2.4): Package { SLP_TYPa, SLP_TYPb, 0, 0 }.
  *
  * The virtio-mmio devices are not described here: they are announced on the kernel command line
- * (`virtio_mmio.device=`, devices/virtio-mmio.ts), which needs no AML
+ * (`virtio_mmio.device=`, virtio/mmio.ts), which needs no AML
  * resource templates and keeps the DSDT byte-for-byte independent of the device set.
  * (The ACPI alternative would be one `LNRO0005` device per window with a _CRS of Memory32Fixed +
  * Interrupt.) CPUs come from the MADT; no Processor objects are needed.

@@ -3,10 +3,10 @@
  * for the 64-bit boot protocol, and returns the vCPU 0 entry state. Pure: everything goes through
  * GuestMemory, so it runs against an ArrayBuffer in tests.
  */
-import { KtstrError } from '../../../util/errors.js'
-import { alignDown, type GuestAddress } from '../memory/address.js'
-import type { GuestMemory } from '../memory/guest-memory.js'
-import { MiB, X86_LAYOUT, type MemoryLayout } from '../memory/layout.js'
+import { KtstrError } from '../../../../../util/errors.js'
+import { alignDown, type GuestAddress } from '../../../memory/address.js'
+import type { GuestMemory } from '../../../memory/guest-memory.js'
+import { MiB, X86_LAYOUT, type MemoryLayout } from '../../../memory/layout.js'
 import { parseBzImage, type BzImage } from './bzimage.js'
 import { entryState, IDENTITY_MAPPED, writeBootGdt, writeIdentityPageTables, type EntryState } from './cpu-state.js'
 import { buildE820, type E820Entry } from './e820.js'

@@ -4,8 +4,8 @@
  * in-kernel IO-APIC; interrupt source overrides for the PC's IRQ0 → GSI2 and the level-triggered
  * SCI; LINT1 as NMI on every CPU.
  */
-import type { Topology } from '../../../topology/topology.js'
-import { X86_LAYOUT } from '../memory/layout.js'
+import type { TopologySpec as Topology } from '../../../../../../runtime/protocol/topology.js'
+import { X86_LAYOUT } from '../../../memory/layout.js'
 import { ACPI_PM, IOAPIC_ID } from '../platform.js'
 import { cpuPlaces, MAX_XAPIC_ID } from '../topology-ids.js'
 import { sdt } from './sdt.js'

@@ -2,7 +2,7 @@
  * FADT (ACPI 6.5 §5.2.9) and FACS (§5.2.10).
  *
  * Choice: a legacy (not HW_REDUCED_ACPI) PC FADT, no PM timer, with a PM1a event block and PM1a
- * control block on I/O ports the VMM traps (platform.ts ACPI_PM, devices/acpi-pm.ts), and a DSDT
+ * control block on I/O ports the VMM traps (platform.ts ACPI_PM, ../../legacy/acpi-pm.ts), and a DSDT
  * whose only object is \_S5. Why:
  * - Power-off. Linux installs acpi_power_off as pm_power_off when \_S5 evaluates and the FADT
  *   gives it a way to enter S5; it then writes SLP_TYPx|SLP_EN to PM1a_CNT (§4.8.3.2.1, §7.4.2).

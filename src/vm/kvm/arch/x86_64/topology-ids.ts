@@ -15,7 +15,7 @@
  * create vCPU n with KVM_CREATE_VCPU(apicId(t, n)): KVM uses the vCPU id as the initial APIC id.
  * CPU 0 has APIC id 0, the default KVM boot CPU.
  */
-import { cpuCount, cpusPerLlc, llcsPerNode, type Topology } from '../../topology/topology.js'
+import { cpuCount, cpusPerLlc, llcsPerNode, type TopologySpec as Topology } from '../../../../../runtime/protocol/topology.js'
 
 /** Bits needed for ids 0..n-1 (0 for n <= 1). */
 export function bitsFor(n: number): number {

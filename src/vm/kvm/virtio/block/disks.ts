@@ -8,19 +8,19 @@
  * raises the used-buffer interrupt through an irqfd (setting InterruptStatus itself first). The
  * main thread only handles the register accesses of setup and of the interrupt handler.
  */
-import { EFD_CLOEXEC, EFD_NONBLOCK } from '../../../native-shims/constants.js'
-import * as libc from '../../../native-shims/libc.js'
-import { KtstrError } from '../../util/errors.js'
-import { log } from '../../util/log.js'
-import type { DiskSpec } from '../disk.js'
-import { lockDisk } from '../disk-lock.js'
-import { openDiskFile } from './devices/blk/backing.js'
-import { VirtioBlkDevice } from './devices/blk/device.js'
-import type { ThrottleOptions } from './devices/blk/throttle.js'
-import { MMIO_REG, VirtioMmioTransport, virtioMmioCmdline } from './devices/virtio-mmio.js'
-import type { Bus } from './io-bus.js'
-import { VIRTIO_MMIO_IRQS, virtioMmioWindow, type MmioDeviceWindow } from './memory/layout.js'
-import type { ShareableGuestRam } from './virtio/guest-ram.js'
+import { EFD_CLOEXEC, EFD_NONBLOCK } from '../../../../../native-shims/constants.js'
+import * as libc from '../../../../../native-shims/libc.js'
+import { KtstrError } from '../../../../util/errors.js'
+import { log } from '../../../../util/log.js'
+import type { DiskSpec } from '../../../disk.js'
+import { lockDisk } from '../../../disk-lock.js'
+import { openDiskFile } from './backing.js'
+import { VirtioBlkDevice } from './device.js'
+import type { ThrottleOptions } from './throttle.js'
+import { MMIO_REG, VirtioMmioTransport, virtioMmioCmdline } from '../mmio.js'
+import type { Bus } from '../../io-bus.js'
+import { VIRTIO_MMIO_IRQS, virtioMmioWindow, type MmioDeviceWindow } from '../../memory/layout.js'
+import type { ShareableGuestRam } from '../guest-ram.js'
 
 /** virtio-mmio windows before the disks' (the virtio-console channel). */
 export const FIRST_DISK_WINDOW = 1

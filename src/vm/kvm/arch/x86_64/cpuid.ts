@@ -34,7 +34,7 @@
  * Known gap: on AMD family 17h models <= 1Fh (Zen 1) Linux ignores the cache leaves and takes
  * APIC id >> 3 as the LLC id, so LLC groups are right there only when packageShift is 3.
  */
-import { cpuCount, cpusPerLlc, type Topology } from '../../topology/topology.js'
+import { cpuCount, cpusPerLlc, type TopologySpec as Topology } from '../../../../../runtime/protocol/topology.js'
 import { apicIdScheme, cpuPlace, needsX2apic } from './topology-ids.js'
 
 /** One kvm_cpuid_entry2 (the padding words dropped). */

@@ -4,10 +4,10 @@
  * (64-byte aligned), DSDT, FADT, MADT, and for more than one NUMA node SRAT and SLIT (one node
  * gets neither, like the QEMU backend), then the XSDT listing FADT, MADT[, SRAT, SLIT].
  */
-import type { Topology } from '../../../topology/topology.js'
-import { alignUp, type GuestAddress } from '../memory/address.js'
-import type { GuestMemory } from '../memory/guest-memory.js'
-import { X86_LAYOUT, type MemoryLayout } from '../memory/layout.js'
+import type { TopologySpec as Topology } from '../../../../../../runtime/protocol/topology.js'
+import { alignUp, type GuestAddress } from '../../../memory/address.js'
+import type { GuestMemory } from '../../../memory/guest-memory.js'
+import { X86_LAYOUT, type MemoryLayout } from '../../../memory/layout.js'
 import { buildDsdt } from './dsdt.js'
 import { buildFacs, buildFadt, FACS_ALIGN } from './fadt.js'
 import { buildMadt } from './madt.js'
@@ -59,6 +59,8 @@ export function buildAcpiTables(
   return { rsdpAddress: base as GuestAddress, tables, end: cursor as GuestAddress }
 }
 
-export function writeAcpiTables(mem: GuestMemory, acpi: AcpiTables): void {
+/** Writes the tables into guest RAM; returns the RSDP's address (for the zero page). */
+export function writeAcpiTables(mem: GuestMemory, acpi: AcpiTables): GuestAddress {
   for (const t of acpi.tables) mem.write(t.address, t.bytes)
+  return acpi.rsdpAddress
 }
