@@ -1,6 +1,6 @@
 /**
  * Real-guest tests need a sched_ext kernel, QEMU and the compiled CLI. Where one is missing they
- * skip with the reason printed; CI provides all three (the kernel through ../shared/guest).
+ * skip with the reason printed; CI provides all three (the kernel through KTSTR_KERNEL or the cache).
  */
 import fs from 'node:fs'
 import path from 'node:path'

@@ -7,13 +7,14 @@ import { baseImage, type BaseImage } from '../../src/image/base.js'
 import { runArchive } from '../../src/image/run-archive.js'
 import { composeInitrd } from '../../src/image/initrd.js'
 import { packageRoot } from '../../src/util/paths.js'
+import { testKernel } from '../helpers/repo.js'
 import { hasCpio, isRoot, listNames, listVerbose, rawEntries, standInPackage, tmpDir } from './helpers.js'
 
 const hasBusybox = fs.existsSync('/bin/busybox')
 const hasStrip = spawnSync('strip', ['--version']).status === 0
 const CHROOT = spawnSync('sh', ['-c', 'command -v chroot'], { encoding: 'utf8' }).stdout.trim()
 const hasChroot = isRoot && CHROOT !== ''
-const SCHED = '/work/shared/guest/scx/scx_simple'
+const SCHED = path.join(testKernel ?? '', 'scx', 'scx_simple')
 const hasSched = fs.existsSync(SCHED)
 const realBuilt = fs.existsSync(path.join(packageRoot(), 'dist/runtime'))
 if (!hasBusybox) console.warn('skipping base image tests: /bin/busybox missing (apt-get install busybox-static)')

@@ -1,9 +1,11 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { testKernel } from '../helpers/repo.js'
 
-export const SHARED_GUEST = '/work/shared/guest'
-export const haveSharedGuest = fs.existsSync(path.join(SHARED_GUEST, 'bzImage')) && fs.existsSync(path.join(SHARED_GUEST, 'config'))
+/** A real kernel folder (bzImage, config, scx/): the one ktstr resolves. */
+export const REAL_KERNEL = testKernel ?? ''
+export const haveRealKernel = fs.existsSync(path.join(REAL_KERNEL, 'bzImage')) && fs.existsSync(path.join(REAL_KERNEL, 'config'))
 
 export function tempDir(prefix = 'ktstr-kernel-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix))

@@ -11,16 +11,16 @@ import {
   ikconfigFromVmlinux,
   payloadCompression,
 } from '../../src/kernel/ikconfig.js'
-import { SHARED_GUEST, haveSharedGuest } from './helpers.js'
+import { REAL_KERNEL, haveRealKernel } from './helpers.js'
 
-if (!haveSharedGuest) console.warn(`skipping the real-bzImage IKCONFIG test: ${SHARED_GUEST}/bzImage or config is missing`)
+if (!haveRealKernel) console.warn(`skipping the real-bzImage IKCONFIG test: ${REAL_KERNEL}/bzImage or config is missing`)
 
 describe('embedded IKCONFIG', () => {
-  it.skipIf(!haveSharedGuest)('extracts from the prebuilt zstd bzImage exactly the config file beside it', () => {
-    const image = fs.readFileSync(path.join(SHARED_GUEST, 'bzImage'))
+  it.skipIf(!haveRealKernel)('extracts from the prebuilt zstd bzImage exactly the config file beside it', () => {
+    const image = fs.readFileSync(path.join(REAL_KERNEL, 'bzImage'))
     expect(payloadCompression(bzImagePayload(image))).toBe('zstd')
     const embedded = parseKernelConfig(ikconfigFromBzImage(image))
-    const file = parseKernelConfig(fs.readFileSync(path.join(SHARED_GUEST, 'config'), 'utf8'))
+    const file = parseKernelConfig(fs.readFileSync(path.join(REAL_KERNEL, 'config'), 'utf8'))
     expect(embedded.size).toBeGreaterThan(500)
     expect(embedded.get('CONFIG_SCHED_CLASS_EXT')).toBe('y')
     expect(Object.fromEntries(embedded)).toEqual(Object.fromEntries(file))

@@ -5,10 +5,11 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { listCachedKernels } from '../../src/kernel/cache.js'
 import { importKernel } from '../../src/kernel/import.js'
 import { resolveKernel } from '../../src/kernel/resolve.js'
+import { REAL_KERNEL, haveRealKernel } from './helpers.js'
 
-const shared = path.resolve(import.meta.dirname, '..', '..', '..', 'shared', 'guest')
-const haveShared = fs.existsSync(path.join(shared, 'bzImage'))
-if (!haveShared) console.warn(`[ktstr tests] skipping kernel import: ${shared} is missing`)
+const shared = REAL_KERNEL
+const haveShared = haveRealKernel
+if (!haveShared) console.warn(`[ktstr tests] skipping kernel import: no real kernel folder (KTSTR_KERNEL or the cache)`)
 
 afterEach(() => vi.unstubAllEnvs())
 

@@ -3,7 +3,7 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parseKernelConfig } from '../../src/kernel/config.js'
 import { REQUIRED_OPTIONS, hasSchedExt, missingRequired, unmetFragmentSettings } from '../../src/kernel/required.js'
-import { SHARED_GUEST, haveSharedGuest } from './helpers.js'
+import { REAL_KERNEL, haveRealKernel } from './helpers.js'
 
 const fragmentText = fs.readFileSync(path.join(import.meta.dirname, '../../src/kernel/kconfig.fragment'), 'utf8')
 
@@ -45,8 +45,8 @@ describe('required options', () => {
     expect(unmetFragmentSettings(parseKernelConfig('# CONFIG_MODULES is not set\n'), new Map())).toEqual([])
   })
 
-  it.skipIf(!haveSharedGuest)('are met by the prebuilt guest kernel, as is every fragment line', () => {
-    const config = parseKernelConfig(fs.readFileSync(path.join(SHARED_GUEST, 'config'), 'utf8'))
+  it.skipIf(!haveRealKernel)('are met by the prebuilt guest kernel, as is every fragment line', () => {
+    const config = parseKernelConfig(fs.readFileSync(path.join(REAL_KERNEL, 'config'), 'utf8'))
     expect(missingRequired(config)).toEqual([])
     expect(unmetFragmentSettings(parseKernelConfig(fragmentText), config)).toEqual([])
   })

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { listCachedKernels } from '../../src/kernel/cache.js'
 import { resolveKernel } from '../../src/kernel/resolve.js'
 import { KtstrError } from '../../src/util/errors.js'
-import { NO_SCHED_EXT_CONFIG, SHARED_GUEST, fakeCacheEntry, fakeKernelDir, haveSharedGuest, tempDir } from './helpers.js'
+import { NO_SCHED_EXT_CONFIG, REAL_KERNEL, fakeCacheEntry, fakeKernelDir, haveRealKernel, tempDir } from './helpers.js'
 
 let root: string
 let cache: string
@@ -110,10 +110,10 @@ describe('resolveKernel errors', () => {
   })
 })
 
-describe.skipIf(!haveSharedGuest)('the prebuilt guest kernel', () => {
+describe.skipIf(!haveRealKernel)('the prebuilt guest kernel', () => {
   it('resolves with its config and scx/ folder', async () => {
-    const k = await resolveKernel(SHARED_GUEST)
-    expect(k.schedulersDir).toBe(path.join(SHARED_GUEST, 'scx'))
+    const k = await resolveKernel(REAL_KERNEL)
+    expect(k.schedulersDir).toBe(path.join(REAL_KERNEL, 'scx'))
     expect(k.config.get('CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES')).toBe('y')
   })
 })

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { openKernel, resolveKernel } from '../../src/kernel/resolve.js'
 import { listSchedulers, resolveScheduler } from '../../src/kernel/schedulers.js'
 import { KtstrError } from '../../src/util/errors.js'
-import { SHARED_GUEST, fakeKernelDir, haveSharedGuest, tempDir } from './helpers.js'
+import { REAL_KERNEL, fakeKernelDir, haveRealKernel, tempDir } from './helpers.js'
 
 let root: string
 beforeEach(() => {
@@ -78,9 +78,9 @@ describe('resolveScheduler', () => {
     expect(() => resolveScheduler(k, 'scx_simple')).toThrow(/comes with no schedulers/)
   })
 
-  it.skipIf(!haveSharedGuest)('finds the four example schedulers of the prebuilt guest', async () => {
-    const k = await resolveKernel(SHARED_GUEST)
+  it.skipIf(!haveRealKernel)('finds the four example schedulers of the prebuilt guest', async () => {
+    const k = await resolveKernel(REAL_KERNEL)
     expect(listSchedulers(k)).toEqual(['scx_central', 'scx_flatcg', 'scx_qmap', 'scx_simple'])
-    expect(resolveScheduler(k, 'scx_central')).toMatchObject({ path: path.join(SHARED_GUEST, 'scx', 'scx_central'), opsName: 'central' })
+    expect(resolveScheduler(k, 'scx_central')).toMatchObject({ path: path.join(REAL_KERNEL, 'scx', 'scx_central'), opsName: 'central' })
   })
 })
