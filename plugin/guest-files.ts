@@ -9,7 +9,7 @@ import { isBuiltin } from 'node:module'
 import path from 'node:path'
 import { packageRoot } from '../src/util/paths.js'
 
-/** Vitest subpaths whose code runs in a worker (notes: vitest-pool §8). */
+/** Vitest subpaths whose code runs in a worker. */
 const VITEST_WORKER_ENTRIES = ['./worker', '.', './runtime', './environments', './runners', './suite', './snapshot']
 /** Environments that live in their own package, by Vitest environment name. */
 const ENVIRONMENT_PACKAGES: Record<string, string> = { jsdom: 'jsdom', 'happy-dom': 'happy-dom', 'edge-runtime': '@edge-runtime/vm' }

@@ -200,7 +200,7 @@ export function topologyFromSysfs(root = '/sys/devices/system'): Topo {
   const cpuDir = (c: number) => path.join(root, 'cpu', `cpu${c}`)
   const llcKey = (c: number) => {
     // The last-level cache is the highest-level unified/data cache; key by its shared_cpu_list
-    // (the per-CPU `id` is meaningless on AMD-flavoured QEMU CPUs, see ../shared/notes/qemu-guest.md §4).
+    // (the per-CPU `id` is meaningless on AMD-flavoured QEMU CPUs: docs/guest-facts.md).
     const dir = path.join(cpuDir(c), 'cache')
     let best: { level: number; list: string } | undefined
     for (const idx of safeReaddir(dir).filter((d) => /^index\d+$/.test(d))) {

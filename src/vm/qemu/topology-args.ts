@@ -4,7 +4,7 @@
  * Each LLC is modelled as one socket: QEMU's AMD-flavoured CPU models (TCG `max`, and the nested
  * SVM case, which needs an AMD vendor) share L3 per socket and cannot split a socket by dies,
  * and Intel-flavoured ones share L3 per die (= per socket with dies=1). So sockets = LLCs gives
- * the right `cache/index3/shared_cpu_list` on both (../shared/notes/qemu-guest.md §4).
+ * the right `cache/index3/shared_cpu_list` on both (docs/guest-facts.md).
  */
 import { formatCpuList } from '../../../runtime/protocol/cpulist.js'
 import { cpuCount, nodeCpus, type TopologySpec as Topology } from '../../../runtime/protocol/topology.js'
