@@ -27,7 +27,7 @@ import {
 } from '../../src/vm/kvm/virtio/block/constants.js'
 import { VirtioBlkDevice } from '../../src/vm/kvm/virtio/block/device.js'
 import { parseRequest, type DiskLimits } from '../../src/vm/kvm/virtio/block/request.js'
-import { RegionGuestRam } from '../../src/vm/kvm/virtio/guest-ram.js'
+import { GuestMemory } from '../../src/vm/kvm/memory/guest-memory.js'
 import { isWritable, SplitQueue, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, type DescriptorChain } from '../../src/vm/kvm/virtio/queue.js'
 import { log } from '../../src/util/log.js'
 import { check, fuzz, isOneLine } from './config.js'
@@ -156,8 +156,8 @@ const blkRingArb = fc
   })
 
 /** Guest RAM holding the ring and each in-RAM header's type and sector. */
-function layBlk(ring: RingState, reqs: ReqSpec[]): RegionGuestRam {
-  const ram = new RegionGuestRam([{ gpa: RAM_BASE, sab: new SharedArrayBuffer(RAM_SIZE) }])
+function layBlk(ring: RingState, reqs: ReqSpec[]): GuestMemory {
+  const ram = GuestMemory.from([{ base: RAM_BASE, sab: new SharedArrayBuffer(RAM_SIZE) }])
   for (const r of reqs) {
     const a = r.header.addr
     if (a <= BigInt(Number.MAX_SAFE_INTEGER) && ram.contains(Number(a), 16)) {

@@ -1,7 +1,7 @@
 // Guest-side building blocks for the virtqueue and virtio-blk fuzz targets: guest RAM that checks
 // every device access, arbitrary descriptors and split rings, and laying a ring out in RAM.
 import fc from 'fast-check'
-import { RegionGuestRam, type GuestRam } from '../../src/vm/kvm/virtio/guest-ram.js'
+import { GuestMemory, type GuestRam } from '../../src/vm/kvm/memory/guest-memory.js'
 import type { QueueConfig } from '../../src/vm/kvm/virtio/queue-config.js'
 import { VIRTQ_DESC_F_NEXT } from '../../src/vm/kvm/virtio/queue.js'
 import { check } from './config.js'
@@ -147,7 +147,7 @@ export function ringArb(opts: { maxLog2Size?: number; descriptor?: (size: number
 }
 
 /** Fresh guest RAM with the ring written into it, the way a driver would lay it out. */
-export function layRing(s: RingState, ram: GuestRam = new RegionGuestRam([{ gpa: RAM_BASE, sab: new SharedArrayBuffer(RAM_SIZE) }])): GuestRam {
+export function layRing(s: RingState, ram: GuestRam = GuestMemory.from([{ base: RAM_BASE, sab: new SharedArrayBuffer(RAM_SIZE) }])): GuestRam {
   const { descTable, availRing, usedRing } = s.config
   s.descs.forEach((d, i) => {
     ram.writeU64(descTable + 16 * i, d.addr)

@@ -6,7 +6,7 @@
 // links (or says why it is malformed), and the used ring is written where it should be.
 import fc from 'fast-check'
 import { describe, expect } from 'vitest'
-import { RegionGuestRam, type GuestRam } from '../../src/vm/kvm/virtio/guest-ram.js'
+import { GuestMemory, type GuestRam } from '../../src/vm/kvm/memory/guest-memory.js'
 import {
   SplitQueue,
   VirtqueueError,
@@ -105,7 +105,7 @@ describe('fuzz: virtqueue walker', () => {
       fc.boolean(),
       fc.nat(0xffff),
       (config, eventIdx, start) => {
-        const ram = new CheckedRam(new RegionGuestRam([{ gpa: RAM_BASE, sab: new SharedArrayBuffer(RAM_SIZE) }]))
+        const ram = new CheckedRam(GuestMemory.from([{ base: RAM_BASE, sab: new SharedArrayBuffer(RAM_SIZE) }]))
         let q: SplitQueue
         try {
           q = new SplitQueue(ram, config, eventIdx, { nextAvail: start, nextUsed: start })

@@ -1,10 +1,10 @@
 // Guest RAM above 4 GiB without KVM: the kvm backend's real mapping (an 8 GiB guest: 3 GiB below
 // the MMIO hole, 5 GiB from 4 GiB up, each range one MAP_NORESERVE mapping seen through views of
-// at most 2 GiB), read and written through GuestMemory and through a worker-side RegionGuestRam.
+// at most 2 GiB), read and written through GuestMemory and through a second GuestMemory built from its description (as a blk thread builds it).
 import { describe, expect, it } from 'vitest'
 import { checkGuestFitsHost, mapHostRam, VIEW_CHUNK } from '../../../src/vm/kvm/memory/host-ram.js'
 import { GiB, MiB, x86MemoryLayout } from '../../../src/vm/kvm/memory/layout.js'
-import { RegionGuestRam } from '../../../src/vm/kvm/virtio/guest-ram.js'
+import { GuestMemory } from '../../../src/vm/kvm/memory/guest-memory.js'
 import { KtstrError } from '../../../src/util/errors.js'
 import { newMaps, resources } from './resources.js'
 
@@ -43,16 +43,16 @@ describe('guest RAM in host memory', () => {
       expect(mem.contains(3 * GiB - 8, 16)).toBe(false)
       expect(() => mem.readU8(top)).toThrow(/outside guest RAM/)
 
-      // The blk worker's view of the same RAM (what workerRegions hands a thread).
-      const worker = new RegionGuestRam(mem.workerRegions())
-      expect(worker.readU64(top - 8)).toBe(BigInt(top - 8) * 3n)
+      // The blk thread's view of the same RAM (GuestMemory.from(describe())).
+      const thread = GuestMemory.from(mem.describe())
+      expect(thread.readU64(top - 8)).toBe(BigInt(top - 8) * 3n)
       const back = new Uint8Array(4096)
-      worker.read(edge, back)
+      thread.read(edge, back)
       expect(back).toEqual(data)
-      expect(worker.hostAddress(edge, 4096)).toBe(mem.hostAddress(edge, 4096))
-      worker.write(edge + 1, Uint8Array.of(0xee, 0xff))
+      expect(thread.hostAddress(edge, 4096)).toBe(mem.hostAddress(edge, 4096))
+      thread.write(edge + 1, Uint8Array.of(0xee, 0xff))
       expect(mem.readU16(edge + 1)).toBe(0xffee)
-      expect(() => worker.read(3 * GiB - 8, new Uint8Array(16))).toThrow(/outside guest RAM/)
+      expect(() => thread.read(3 * GiB - 8, new Uint8Array(16))).toThrow(/outside guest RAM/)
     } finally {
       ram.unmap()
     }

@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest'
 import { guestAddress, guestAddressFromParts } from '../../../src/vm/kvm/memory/address.js'
 import { GuestMemory, GuestMemoryError } from '../../../src/vm/kvm/memory/guest-memory.js'
 import { GiB, MiB, nodeMemoryRanges, virtioMmioWindow, x86MemoryLayout, X86_LAYOUT } from '../../../src/vm/kvm/memory/layout.js'
-import { RegionGuestRam } from '../../../src/vm/kvm/virtio/guest-ram.js'
 
 describe('GuestAddress', () => {
   it('brands safe non-negative integers only', () => {
@@ -109,14 +108,14 @@ describe('GuestMemory', () => {
     ).toThrow(/overlap/)
   })
 
-  it('hands shared regions to a worker-side RegionGuestRam that sees the same bytes', () => {
+  it('hands shared regions to a GuestMemory of another thread that sees the same bytes', () => {
     const m = GuestMemory.allocate([{ base: 0x4000, size: 0x1000 }], { shared: true })
     m.writeU32(0x4010, 0xcafe_f00d)
-    const ram = new RegionGuestRam(m.workerRegions())
+    const ram = GuestMemory.from(m.describe())
     expect(ram.readU32(0x4010)).toBe(0xcafe_f00d)
     ram.writeU16(0x4020, 0x5aa5)
     expect(m.readU16(0x4020)).toBe(0x5aa5)
-    expect(() => GuestMemory.allocate([{ base: 0, size: 0x1000 }]).workerRegions()).toThrow(/neither shared nor native/)
+    expect(() => GuestMemory.allocate([{ base: 0, size: 0x1000 }]).describe()).toThrow(/neither shared nor native/)
   })
 })
 

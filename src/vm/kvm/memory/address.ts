@@ -2,7 +2,7 @@
  * Guest-physical addresses. A `GuestAddress` is a plain number (exact up to 2^53, far beyond any
  * guest we build) branded so a host offset or a length cannot be passed where a guest-physical
  * address is meant without saying so. Every `GuestAddress` is also a `number`, so APIs that only
- * read addresses (GuestMemory, the virtqueue's GuestRam) accept plain numbers too.
+ * read addresses (GuestMemory) accept plain numbers too.
  */
 declare const guestAddressBrand: unique symbol
 export type GuestAddress = number & { readonly [guestAddressBrand]: true }

@@ -4,17 +4,17 @@
  * RAM; device code catches it and turns it into a device error (a failed request, a broken
  * queue, DEVICE_NEEDS_RESET), never a VMM crash.
  *
- * Regions may be ArrayBuffer/SharedArrayBuffer-backed (tests, workers) or views over an mmap'd
- * mapping (`koffi.view`, at most 4 GiB each, so big guests use several regions: host-ram.ts).
+ * Regions may be ArrayBuffer/SharedArrayBuffer-backed (tests) or views over an mmap'd mapping
+ * (`koffi.view`, at most 4 GiB each, so big guests use several regions: host-ram.ts).
  * Byte-range reads and writes may cross between regions that are adjacent in guest-physical
  * space, `contains` and `hostAddress` when they are contiguous in host memory too (views of one
  * mapping); `view` (zero-copy) may not. Little-endian host assumed (x86_64).
  *
- * GuestMemory satisfies `GuestRam` (../virtio/guest-ram.ts), the interface the virtqueue and
- * virtio-blk use.
+ * Another thread (a blk thread) sees the same RAM through `GuestMemory.from(memory.describe())`:
+ * the description crosses threads by structured clone.
  */
 import { koffi } from '../../../../native-shims/koffi.js'
-import { hostSpan, type GuestRam, type GuestRamRegion } from '../virtio/guest-ram.js'
+import { view } from '../../../../native-shims/libc.js'
 import { hex } from './address.js'
 
 export class GuestMemoryError extends RangeError {
@@ -36,6 +36,23 @@ export interface GuestRegion {
   readonly hostAddress?: bigint
 }
 
+/**
+ * One region as it crosses to another thread (structured clone): a SharedArrayBuffer (optionally
+ * a slice of it), or a native mapping (mmap) by address and length (at most 4 GiB: view() in
+ * native-shims/libc.ts).
+ */
+export type SharedGuestRegion =
+  | { readonly base: number; readonly sab: SharedArrayBuffer; readonly offset?: number; readonly len?: number }
+  | { readonly base: number; readonly addr: bigint; readonly len: number }
+
+export type GuestMemoryDescription = readonly SharedGuestRegion[]
+
+/** The accesses a virtio device makes: what the virtqueue, virtio-blk and virtio-console take (tests wrap it). */
+export type GuestRam = Pick<
+  GuestMemory,
+  'contains' | 'read' | 'write' | 'readU16' | 'readU32' | 'readU64' | 'writeU16' | 'writeU32' | 'writeU64' | 'hostAddress'
+>
+
 interface Mapped {
   readonly base: number
   readonly end: number
@@ -47,7 +64,7 @@ interface Mapped {
   host: bigint | undefined
 }
 
-export class GuestMemory implements GuestRam {
+export class GuestMemory {
   private readonly maps: Mapped[]
   private last: Mapped
 
@@ -62,13 +79,24 @@ export class GuestMemory implements GuestRam {
     this.last = this.maps[0]!
   }
 
-  /** Zero-filled memory for the given ranges; `shared` backs it with SharedArrayBuffers (workers). */
+  /** Zero-filled memory for the given ranges; `shared` backs it with SharedArrayBuffers (so another thread can share it). */
   static allocate(ranges: readonly { base: number; size: number }[], opts: { shared?: boolean } = {}): GuestMemory {
     return new GuestMemory(
       ranges.map(r => ({
         base: r.base,
         bytes: new Uint8Array(opts.shared ? new SharedArrayBuffer(r.size) : new ArrayBuffer(r.size)),
       })),
+    )
+  }
+
+  /** The same RAM from a description (describe()), in this thread. */
+  static from(description: GuestMemoryDescription): GuestMemory {
+    return new GuestMemory(
+      description.map((r) => {
+        if ('addr' in r) return { base: r.base, bytes: new Uint8Array(view(r.addr, r.len)), hostAddress: r.addr }
+        const offset = r.offset ?? 0
+        return { base: r.base, bytes: new Uint8Array(r.sab, offset, r.len ?? r.sab.byteLength - offset) }
+      }),
     )
   }
 
@@ -104,8 +132,22 @@ export class GuestMemory implements GuestRam {
     return this.find(gpa, len) !== undefined || this.span(gpa, len) !== undefined
   }
 
+  /**
+   * The host address of [gpa, gpa+len) when it spans regions adjacent in guest-physical space and
+   * contiguous in host memory too (one mmap seen through several views); undefined otherwise.
+   */
   private span(gpa: number, len: number): bigint | undefined {
-    return hostSpan(this.maps, gpa, len, (m) => [m.base, m.end], hostOf)
+    if (!(gpa >= 0 && len > 0 && Number.isSafeInteger(gpa + len))) return undefined
+    let i = this.maps.findIndex((m) => gpa >= m.base && gpa < m.end)
+    if (i < 0) return undefined
+    const addr = hostOf(this.maps[i]!) + BigInt(gpa - this.maps[i]!.base)
+    let end = this.maps[i]!.end
+    while (end < gpa + len) {
+      const next = this.maps[++i]
+      if (!next || next.base !== end || hostOf(next) !== addr + BigInt(end - gpa)) return undefined
+      end = next.end
+    }
+    return addr
   }
 
   /** Every byte of [gpa, gpa+len) is RAM, possibly spread over adjacent regions. */
@@ -254,20 +296,21 @@ export class GuestMemory implements GuestRam {
   }
 
   /**
-   * The regions as structured-clonable descriptors for a worker thread (RegionGuestRam): a
+   * The regions as a structured-clonable description for another thread (GuestMemory.from): a
    * SharedArrayBuffer slice, or a native address. ArrayBuffer-backed memory cannot be shared.
    */
-  workerRegions(): GuestRamRegion[] {
+  describe(): SharedGuestRegion[] {
     return this.maps.map(m => {
       if (m.bytes.buffer instanceof SharedArrayBuffer) {
-        return { gpa: m.base, sab: m.bytes.buffer, offset: m.bytes.byteOffset, len: m.bytes.byteLength }
+        return { base: m.base, sab: m.bytes.buffer, offset: m.bytes.byteOffset, len: m.bytes.byteLength }
       }
-      if (m.host !== undefined) return { gpa: m.base, addr: m.host, len: m.bytes.byteLength }
+      if (m.host !== undefined) return { base: m.base, addr: m.host, len: m.bytes.byteLength }
       throw new RangeError(`guest memory region at ${hex(m.base)} is neither shared nor native memory`)
     })
   }
 }
 
+/** A SharedArrayBuffer's memory never moves, so its address stays valid while it lives. */
 function hostOf(m: Mapped): bigint {
   return (m.host ??= koffi().address(m.bytes) as bigint)
 }

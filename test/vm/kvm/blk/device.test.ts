@@ -289,7 +289,7 @@ describe('virtio-blk device over the VMM\'s GuestMemory', () => {
     handler.drain()
     expect(driver.used()).toEqual([{ id: w.head, len: 1 }, { id: r.head, len: 4097 }])
     expect(driver.data(r)).toEqual(data)
-    expect(mem.workerRegions().map((x) => x.gpa)).toEqual([0, RAM_BASE * 4])
+    expect(mem.describe().map((x) => x.base)).toEqual([0, RAM_BASE * 4])
     backing.close()
   })
 })

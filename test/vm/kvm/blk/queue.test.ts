@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { view } from '../../../../native-shims/libc.js'
-import { GuestRamError, RegionGuestRam } from '../../../../src/vm/kvm/virtio/guest-ram.js'
+import { GuestMemoryError, GuestMemory } from '../../../../src/vm/kvm/memory/guest-memory.js'
 import {
   needEvent,
   SplitQueue,
@@ -34,14 +34,14 @@ describe('guest RAM', () => {
     expect(ram.contains(0x1fff, 2)).toBe(false)
     expect(ram.contains(0x2000, 4097)).toBe(false)
     expect(ram.contains(2 ** 60, 1)).toBe(false)
-    expect(() => ram.readU32(0x2ffe)).toThrow(GuestRamError)
+    expect(() => ram.readU32(0x2ffe)).toThrow(GuestMemoryError)
     expect(() => ram.write(0x1000, new Uint8Array(1))).toThrow(/outside guest RAM/)
   })
 
   it('spans several regions and gives host addresses that alias the guest bytes', () => {
     const a = new SharedArrayBuffer(4096)
     const b = new SharedArrayBuffer(8192)
-    const ram = new RegionGuestRam([{ gpa: 0x10000, sab: b, offset: 4096, len: 4096 }, { gpa: 0, sab: a }])
+    const ram = GuestMemory.from([{ base: 0x10000, sab: b, offset: 4096, len: 4096 }, { base: 0, sab: a }])
     ram.writeU32(0x10010, 7)
     expect(new DataView(b).getUint32(4096 + 0x10, true)).toBe(7)
     expect(ram.contains(0xfff, 2)).toBe(false) // a range may not straddle a hole
@@ -51,8 +51,8 @@ describe('guest RAM', () => {
     const back = new Uint8Array(16)
     ram.read(0x100, back)
     expect([...back]).toEqual(Array(16).fill(9))
-    expect(() => ram.hostAddress(0xff8, 16)).toThrow(GuestRamError)
-    expect(() => new RegionGuestRam([{ gpa: 0, sab: a }, { gpa: 0x800, sab: b }])).toThrow(/overlap/)
+    expect(() => ram.hostAddress(0xff8, 16)).toThrow(GuestMemoryError)
+    expect(() => GuestMemory.from([{ base: 0, sab: a }, { base: 0x800, sab: b }])).toThrow(/overlap/)
   })
 })
 

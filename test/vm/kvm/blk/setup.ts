@@ -8,7 +8,7 @@ import { VIRTIO_F_RING_EVENT_IDX, VIRTIO_F_VERSION_1 } from '../../../../src/vm/
 import { VirtioBlkDevice, type BlkDeviceOptions } from '../../../../src/vm/kvm/virtio/block/device.js'
 import type { BlkQueueHandler } from '../../../../src/vm/kvm/virtio/block/handler.js'
 import { blkWorkerScript } from '../../../../src/vm/kvm/virtio/block/worker.js'
-import { RegionGuestRam } from '../../../../src/vm/kvm/virtio/guest-ram.js'
+import { GuestMemory } from '../../../../src/vm/kvm/memory/guest-memory.js'
 import { GuestDriver } from './driver.js'
 
 /** Guest RAM starts above 0 so gpa/offset mix-ups show. */
@@ -53,9 +53,9 @@ export function pattern(off: number, len: number): Uint8Array {
   return b
 }
 
-export function guestRam(size = RAM_SIZE, base = RAM_BASE): { ram: RegionGuestRam; sab: SharedArrayBuffer } {
+export function guestRam(size = RAM_SIZE, base = RAM_BASE): { ram: GuestMemory; sab: SharedArrayBuffer } {
   const sab = new SharedArrayBuffer(size)
-  return { ram: new RegionGuestRam([{ gpa: base, sab }]), sab }
+  return { ram: GuestMemory.from([{ base, sab }]), sab }
 }
 
 export const FEATURES = (1n << BigInt(VIRTIO_F_VERSION_1)) | (1n << BigInt(VIRTIO_F_RING_EVENT_IDX))
@@ -64,7 +64,7 @@ export interface Rig {
   device: VirtioBlkDevice
   handler: BlkQueueHandler
   driver: GuestDriver
-  ram: RegionGuestRam
+  ram: GuestMemory
   backing: Backing
   notifications: () => number
   /** Publishes the requests, drains the device, returns the used entries. */

@@ -9,7 +9,7 @@ import * as libc from '../../../../native-shims/libc.js'
 import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP } from '../../../../src/vm/kvm/virtio/block/constants.js'
 import { VirtioBlkDevice, type BlkDeviceOptions } from '../../../../src/vm/kvm/virtio/block/device.js'
 import { DEVICE_STATUS as S, MMIO_REG as R, VirtioMmioTransport, type VirtioActivation } from '../../../../src/vm/kvm/virtio/mmio.js'
-import { RegionGuestRam, type GuestRamRegion } from '../../../../src/vm/kvm/virtio/guest-ram.js'
+import { GuestMemory, type SharedGuestRegion } from '../../../../src/vm/kvm/memory/guest-memory.js'
 import { GuestDriver } from './driver.js'
 import { FEATURES, makeDisk, pattern, RAM_BASE, RAM_SIZE, tempDir, workerSkipReason } from './setup.js'
 
@@ -44,10 +44,10 @@ async function waitFor<T>(what: string, probe: () => T | undefined, ms = 10_000)
   }
 }
 
-function guestRegion(kind: 'mmap' | 'sab'): { region: GuestRamRegion; unmap: () => void } {
-  if (kind === 'sab') return { region: { gpa: RAM_BASE, sab: new SharedArrayBuffer(RAM_SIZE) }, unmap: () => {} }
+function guestRegion(kind: 'mmap' | 'sab'): { region: SharedGuestRegion; unmap: () => void } {
+  if (kind === 'sab') return { region: { base: RAM_BASE, sab: new SharedArrayBuffer(RAM_SIZE) }, unmap: () => {} }
   const addr = libc.mmap(RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS)
-  return { region: { gpa: RAM_BASE, addr, len: RAM_SIZE }, unmap: () => libc.munmap(addr, RAM_SIZE) }
+  return { region: { base: RAM_BASE, addr, len: RAM_SIZE }, unmap: () => libc.munmap(addr, RAM_SIZE) }
 }
 
 interface Setup {
@@ -66,7 +66,7 @@ interface Setup {
 async function start(kind: 'mmap' | 'sab', opts: Partial<BlkDeviceOptions> & { noIrqFd?: boolean } = {}): Promise<Setup> {
   const { noIrqFd, ...devOpts } = opts
   const { region, unmap } = guestRegion(kind)
-  const ram = new RegionGuestRam([region])
+  const ram = GuestMemory.from([region])
   const driver = new GuestDriver(ram, { queueSize: 128, base: RAM_BASE, size: RAM_SIZE })
   const diskPath = makeDisk(tmp.dir, 1 << 20, `worker-${kind}-${Math.random().toString(36).slice(2)}.img`)
   const kickFd = libc.eventfd(0, EFD_CLOEXEC)
@@ -225,7 +225,7 @@ describe.skipIf(skip !== undefined)('virtio-blk worker thread', () => {
   it('a backing that cannot be opened by the worker fails the activation', async () => {
     const diskPath = makeDisk(tmp.dir, 4096, 'vanishing.img')
     const { region } = guestRegion('sab')
-    const ram = new RegionGuestRam([region])
+    const ram = GuestMemory.from([region])
     const driver = new GuestDriver(ram, { queueSize: 16, base: RAM_BASE, size: RAM_SIZE })
     const dev = new VirtioBlkDevice({ backing: { kind: 'file', path: diskPath }, ram })
     fs.rmSync(diskPath)
@@ -239,7 +239,7 @@ describe.skipIf(skip !== undefined)('virtio-blk worker thread', () => {
 
   it('end to end through the virtio-mmio transport registers', async () => {
     const { region } = guestRegion('sab')
-    const ram = new RegionGuestRam([region])
+    const ram = GuestMemory.from([region])
     const driver = new GuestDriver(ram, { queueSize: 64, base: RAM_BASE, size: RAM_SIZE })
     const diskPath = makeDisk(tmp.dir, 1 << 20, 'mmio.img')
     const dev = new VirtioBlkDevice({ backing: { kind: 'file', path: diskPath }, ram })

@@ -4,7 +4,7 @@
 import { EFD_CLOEXEC } from '../../../../../native-shims/constants.js'
 import * as libc from '../../../../../native-shims/libc.js'
 import { log } from '../../../../util/log.js'
-import type { GuestRam, ShareableGuestRam } from '../guest-ram.js'
+import type { GuestRam, GuestMemory } from '../../memory/guest-memory.js'
 import type { QueueConfig } from '../queue-config.js'
 import { SplitQueue, VIRTQ_MAX_SIZE, type SplitQueueState } from '../queue.js'
 import type { VirtioActivation, VirtioDevice } from '../mmio.js'
@@ -31,7 +31,7 @@ import { BlkWorker, STOP_TIMEOUT_MS, type BlkWorkerResult } from './worker.js'
 export interface BlkDeviceOptions {
   readonly backing: BackingSpec
   /** Guest RAM holding the queue and the buffers (GuestMemory); needed to activate. */
-  readonly ram?: ShareableGuestRam
+  readonly ram?: GuestMemory
   /** The ioeventfd registered on QueueNotify for queue 0. Default: the device's own eventfd, written by queueNotify(). */
   readonly kickFd?: number
   /** The irqfd of the device's interrupt; the worker then raises it itself. Default: through activation.signalUsed. */
@@ -196,10 +196,10 @@ export class VirtioBlkDevice implements VirtioDevice {
     this.running = { worker, kickFd }
   }
 
-  private spawn(memory: ShareableGuestRam, queue: QueueConfig, eventIdx: boolean, kickFd: number, a: VirtioActivation): BlkWorker {
+  private spawn(memory: GuestMemory, queue: QueueConfig, eventIdx: boolean, kickFd: number, a: VirtioActivation): BlkWorker {
     return BlkWorker.spawn(
       {
-        ram: memory.workerRegions(),
+        ram: memory.describe(),
         queue,
         eventIdx,
         backing: this.options.backing,

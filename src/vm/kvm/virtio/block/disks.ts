@@ -20,7 +20,7 @@ import type { ThrottleOptions } from './throttle.js'
 import { MMIO_REG, VirtioMmioTransport, virtioMmioCmdline } from '../mmio.js'
 import type { Bus } from '../../io-bus.js'
 import { VIRTIO_MMIO_IRQS, virtioMmioWindow, type MmioDeviceWindow } from '../../memory/layout.js'
-import type { ShareableGuestRam } from '../guest-ram.js'
+import type { GuestMemory } from '../../memory/guest-memory.js'
 
 /** virtio-mmio windows before the disks' (the virtio-console channel). */
 export const FIRST_DISK_WINDOW = 1
@@ -81,7 +81,7 @@ export function diskThrottle(d: Pick<DiskSpec, 'iops' | 'bps'>): ThrottleOptions
  * Creates the devices for `specs` on `mmio` and registers their eventfds with `vm`. On a failure
  * nothing stays open.
  */
-export function attachDisks(specs: readonly DiskSpec[], deps: { vm: DiskEventfds; ram: ShareableGuestRam; mmio: Bus }): KvmDisks {
+export function attachDisks(specs: readonly DiskSpec[], deps: { vm: DiskEventfds; ram: GuestMemory; mmio: Bus }): KvmDisks {
   if (specs.length > MAX_KVM_DISKS) {
     throw new KtstrError(`the kvm backend attaches at most ${MAX_KVM_DISKS} disks (one virtio-mmio interrupt each); got ${specs.length}`)
   }

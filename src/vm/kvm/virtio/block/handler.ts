@@ -2,7 +2,7 @@
 // used entry, notify when the driver asked for it. Pure and synchronous, so the same code runs in
 // the blk worker thread and directly in tests.
 import { log } from '../../../../util/log.js'
-import type { GuestRam } from '../guest-ram.js'
+import type { GuestRam } from '../../memory/guest-memory.js'
 import type { DescriptorChain, SplitQueue } from '../queue.js'
 import type { Backing } from './backing.js'
 import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP } from './constants.js'

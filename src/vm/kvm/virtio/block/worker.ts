@@ -15,7 +15,7 @@ import * as libc from '../../../../../native-shims/libc.js'
 import { KtstrError } from '../../../../util/errors.js'
 import { log } from '../../../../util/log.js'
 import { packageRoot } from '../../../../util/paths.js'
-import { RegionGuestRam, type GuestRamRegion } from '../guest-ram.js'
+import { GuestMemory, type SharedGuestRegion } from '../../memory/guest-memory.js'
 import type { QueueConfig } from '../queue-config.js'
 import { SplitQueue, type SplitQueueState } from '../queue.js'
 import type { Backing } from './backing.js'
@@ -27,7 +27,7 @@ import { Throttle, type ThrottleOptions } from './throttle.js'
 
 /** Everything the thread needs, as structured-clonable data (workerData). */
 export interface BlkWorkerInit {
-  readonly ram: readonly GuestRamRegion[]
+  readonly ram: readonly SharedGuestRegion[]
   readonly queue: QueueConfig
   readonly queueState?: SplitQueueState
   /** VIRTIO_F_RING_EVENT_IDX was negotiated. */
@@ -97,7 +97,7 @@ export function runBlkWorker(data: BlkThreadData, post: (m: BlkWorkerMessage) =>
   let handler: BlkQueueHandler
   let queue: SplitQueue
   try {
-    const ram = new RegionGuestRam(init.ram)
+    const ram = GuestMemory.from(init.ram)
     queue = new SplitQueue(ram, init.queue, init.eventIdx, init.queueState)
     backing = openBacking(init.backing)
     Atomics.store(ctl, CTL_FD, ownedFd(backing) ?? -1)
