@@ -4,20 +4,17 @@
  */
 import os from 'node:os'
 
+/** CPUs and MiB of memory: what a guest takes, or what the host has. */
 export interface GuestSize {
   cpus: number
   memoryMib: number
 }
+export type HostCapacity = GuestSize
 
 /** QEMU's own memory beside guest RAM (device state, TCG translation cache); measured well below this. */
 export const VMM_OVERHEAD_MIB = 256
 /** Left for Vitest, Vite and the rest of the host. */
 export const HOST_RESERVE_MIB = 512
-
-export interface HostCapacity {
-  cpus: number
-  memoryMib: number
-}
 
 export function hostCapacity(): HostCapacity {
   return {
@@ -54,12 +51,15 @@ export class ResourceGate {
         size: n,
         admit: () => {
           signal?.removeEventListener('abort', onAbort)
-          this.take(n)
+          this.running++
+          this.used = { cpus: this.used.cpus + n.cpus, memoryMib: this.used.memoryMib + n.memoryMib }
           let released = false
           resolve(() => {
             if (released) return
             released = true
-            this.give(n)
+            this.running--
+            this.used = { cpus: this.used.cpus - n.cpus, memoryMib: this.used.memoryMib - n.memoryMib }
+            this.pump()
           })
         },
       }
@@ -86,16 +86,5 @@ export class ResourceGate {
 
   private pump(): void {
     while (this.waiting.length > 0 && this.fits(this.waiting[0]!.size)) this.waiting.shift()!.admit()
-  }
-
-  private take(n: GuestSize): void {
-    this.running++
-    this.used = { cpus: this.used.cpus + n.cpus, memoryMib: this.used.memoryMib + n.memoryMib }
-  }
-
-  private give(n: GuestSize): void {
-    this.running--
-    this.used = { cpus: this.used.cpus - n.cpus, memoryMib: this.used.memoryMib - n.memoryMib }
-    this.pump()
   }
 }

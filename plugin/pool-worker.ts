@@ -1,6 +1,7 @@
 /**
  * One Vitest worker in one booted guest: a transport like Vitest's forks worker (v8-serialized
- * messages, here in Vitest frames on the guest channel) plus the VM lifecycle around it.
+ * messages, here in Vitest frames on the guest channel: worker-transport.ts) plus the VM lifecycle
+ * around it.
  *
  * The guest boots lazily, when Vitest sends `run`/`collect`: only then are the test files known,
  * and with them the `@ktstr` docblock that says what VM to boot. So `start()` returns at once and
@@ -16,19 +17,20 @@ import { EventEmitter } from 'node:events'
 import v8 from 'node:v8'
 import type { TestError } from 'vitest'
 import type { PoolOptions, PoolTask, PoolWorker, WorkerRequest } from 'vitest/node'
-import { parseHostFsRequest, parseVitestFrame, type HostFsRequest } from '../runtime/protocol/guest-schema.js'
-import { MalformedMessage, StreamId, type GuestMessage } from '../runtime/protocol/index.js'
-import { ENV_EXEC_ARGV, ENV_VITEST_DIST, isEnvelope } from '../runtime/protocol/vitest-envelope.js'
+import type { HostFsRequest } from '../runtime/protocol/guest-schema.js'
+import { ENV_EXEC_ARGV, ENV_VITEST_DIST } from '../runtime/protocol/vitest-envelope.js'
 import { log } from '../src/util/log.js'
 import { describeOutcome } from '../src/vm/outcome.js'
-import type { GuestOutcome, GuestSession, VmRequest } from '../src/vm/session.js'
+import type { GuestOutcome, GuestSession } from '../src/vm/session.js'
 import type { ResourceGate } from './capacity.js'
 import { failureFrom, ktstrError, outcomeFailure } from './failure.js'
 import { guestEnv } from './guest-env.js'
 import { serveHostFs, type SnapshotScope } from './host-fs.js'
-import { RunTracker, type HostCall, type ProjectInfo } from './run-tracker.js'
+import { RunTracker, type HostCall } from './run-tracker.js'
 import { watchSchedulerOf } from './scheduler-watch.js'
-import { fileSpec, guestSize, sameSpec, type VmSpec } from './spec.js'
+import type { VmRequest, VmSpec } from '../src/vm/spec/request.js'
+import { fileSpec, guestSize, sameSpec } from './spec.js'
+import { decodeGuestFrame, guestReady, pipeGuestOutput, type FromGuest, type FromVitest, type RpcMessage } from './worker-transport.js'
 
 export const POOL_NAME = 'ktstr'
 
@@ -54,7 +56,27 @@ const CONSOLE_LINES = 30
 const STOP_REPLY_MS = 30_000
 const HOST_CALL_MS = 30_000
 
-type Msg = Record<string, any>
+/**
+ * The worker's lifecycle, changed only by `enter()` along NEXT:
+ * idle → booting → starting → relaying → ended (the guest stopped cleanly between files);
+ * failed from any of them, and final: the first cause is the one the file reports.
+ */
+type Lifecycle =
+  | { is: 'idle' } // Vitest's `start` was answered here; no guest until a run names its files
+  | { is: 'booting' } // admission, the VM, the guest's init readying its Vitest worker
+  | { is: 'starting'; started: (error: unknown) => void } // the guest got Vitest's `start`; frames flow
+  | { is: 'relaying' } // frames flow both ways
+  | { is: 'ended' }
+  | { is: 'failed'; error: TestError } // the file fails with `error`; the guest is killed
+const NEXT: Record<Lifecycle['is'], Lifecycle['is'][]> = {
+  idle: ['booting', 'failed'],
+  booting: ['starting', 'failed', 'ended'],
+  starting: ['relaying', 'failed', 'ended'],
+  relaying: ['failed', 'ended'],
+  ended: ['failed'],
+  failed: [],
+}
+
 interface Guest {
   session: GuestSession
   spec: VmSpec
@@ -62,10 +84,10 @@ interface Guest {
   outcome?: GuestOutcome
 }
 interface ActiveRun {
-  request: Msg
+  files: string[]
   tracker: RunTracker
-  forwarded: boolean
-  finished: boolean
+  /** waiting: for the guest (or to fail or cancel without it); forwarded: the guest runs it. */
+  stage: 'waiting' | 'forwarded' | 'finished'
 }
 
 /** The wait was cut short by stop() or a cancelled run. */
@@ -79,28 +101,24 @@ class GuestGone extends Error {
 
 export class KtstrPoolWorker implements PoolWorker {
   readonly name = POOL_NAME
-  readonly reportMemory = false
   /** Transformed code travels inline in `fetch` answers; the guest cannot read host temp files. */
   readonly cacheFs = false
 
+  private state: Lifecycle = { is: 'idle' }
   private readonly events = new EventEmitter()
+  /** Our RPC calls to Vitest awaiting its answer; undefined once Vitest no longer listens (stop()). */
+  private hostCalls: Map<string, () => void> | undefined = new Map()
+  private callSeq = 0
   private readonly interrupt = new AbortController()
-  private startRequest: Msg | undefined
+  private startRequest: Extract<WorkerRequest, { type: 'start' }> | undefined
+  /** The one guest this worker boots, once it has. */
   private guest: Guest | undefined
-  /** Guest ↔ Vitest messages flow (the guest got `start` and nothing has failed). */
-  private relaying = false
-  private failure: TestError | undefined
   private run: ActiveRun | undefined
   private running: Promise<void> = Promise.resolve()
-  private cancelled = false
-  /** Vitest's onCancel event, kept to repeat it once the guest's test runner listens (see onGuestFrame). */
-  private cancelEvent: Msg | undefined
-  private closing = false
-  private awaitingStopped = false
-  private stopTimer: NodeJS.Timeout | undefined
-  private guestStarted: ((error: unknown) => void) | undefined
-  private readonly hostCalls = new Map<string, () => void>()
-  private callSeq = 0
+  /** Vitest cancelled the run; its onCancel event is kept to repeat it once the guest's runner listens (see onGuestFrame). */
+  private cancel: { event?: RpcMessage } | undefined
+  /** Vitest asked the worker to stop and waits for `stopped`. */
+  private stopRequest: { timer?: NodeJS.Timeout } | undefined
 
   constructor(
     private readonly options: PoolOptions,
@@ -121,31 +139,28 @@ export class KtstrPoolWorker implements PoolWorker {
 
   async start(): Promise<void> {
     if (this.options.project.config.experimental?.viteModuleRunner === false) {
-      this.failure = ktstrError(
-        'ktstr runs test files through Vite\'s module runner; remove `experimental.viteModuleRunner: false` from this project',
-      )
+      this.enter({ is: 'failed', error: ktstrError('ktstr runs test files through Vite\'s module runner; remove `experimental.viteModuleRunner: false` from this project') })
     }
   }
 
   send(message: WorkerRequest): void {
-    const msg = message as unknown as Msg
-    if (msg.__vitest_worker_request__) return this.onRequest(msg)
+    const msg = message as FromVitest // PoolRunner's birpc sends its messages here too
+    if ('__vitest_worker_request__' in msg) return this.onRequest(msg)
     // birpc from the host: answers to the guest's calls (or to ours), and the onCancel event.
-    if (msg.t === 's' && this.hostCalls.has(msg.i)) return this.hostCalls.get(msg.i)!()
+    if (msg.t === 's' && this.hostCalls?.has(msg.i)) return this.hostCalls.get(msg.i)!()
     if (msg.t === 'q' && msg.m === 'onCancel') {
-      this.cancelled = true
-      this.cancelEvent = msg
-      if (!this.run?.forwarded) this.interrupt.abort()
+      this.cancel = { event: msg }
+      if (!this.run || this.run.stage === 'waiting') this.interrupt.abort() // a run still waiting for its guest
     }
     if (this.relaying) this.toGuest(msg)
   }
 
   async stop(): Promise<void> {
-    this.closing = true
+    for (const done of [...(this.hostCalls?.values() ?? [])]) done()
+    this.hostCalls = undefined // a forced stop (e.g. a second Ctrl-C): Vitest no longer answers
     this.interrupt.abort()
-    for (const done of [...this.hostCalls.values()]) done()
     await this.running
-    clearTimeout(this.stopTimer)
+    clearTimeout(this.stopRequest?.timer)
     const g = this.guest
     if (!g) return
     if (!g.outcome) {
@@ -166,7 +181,24 @@ export class KtstrPoolWorker implements PoolWorker {
     }
   }
 
-  private onRequest(msg: Msg): void {
+  /** The one place the lifecycle changes; a transition NEXT does not list is ignored. */
+  private enter(next: Lifecycle): void {
+    if (!NEXT[this.state.is].includes(next.is)) return
+    this.state = next
+    const g = this.guest
+    if (next.is === 'failed' && g && !g.outcome) g.session.kill()
+  }
+
+  private get failure(): TestError | undefined {
+    return this.state.is === 'failed' ? this.state.error : undefined
+  }
+
+  /** Guest ↔ Vitest messages flow (the guest got `start` and nothing has failed). */
+  private get relaying(): boolean {
+    return this.state.is === 'starting' || this.state.is === 'relaying'
+  }
+
+  private onRequest(msg: WorkerRequest): void {
     switch (msg.type) {
       case 'start':
         this.startRequest = msg
@@ -177,44 +209,45 @@ export class KtstrPoolWorker implements PoolWorker {
         this.running = this.runFiles(msg)
         break
       case 'stop':
-        this.awaitingStopped = true
-        if (this.relaying) {
-          this.stopTimer = setTimeout(() => {
-            this.setFailure(ktstrError(`the guest did not answer Vitest's stop within ${STOP_REPLY_MS / 1000}s`))
-            this.replyStopped()
-          }, STOP_REPLY_MS)
-          this.toGuest(msg)
-        } else setImmediate(() => this.replyStopped())
+        this.stopRequest = {}
+        if (!this.relaying) return void setImmediate(() => this.replyStopped())
+        this.stopRequest.timer = setTimeout(() => {
+          this.enter({ is: 'failed', error: ktstrError(`the guest did not answer Vitest's stop within ${STOP_REPLY_MS / 1000}s`) })
+          this.replyStopped()
+        }, STOP_REPLY_MS)
+        this.toGuest(msg)
         break
       default:
         if (this.relaying) this.toGuest(msg)
     }
   }
 
-  private async runFiles(request: Msg): Promise<void> {
-    const run: ActiveRun = { request, tracker: new RunTracker(), forwarded: false, finished: false }
+  private async runFiles(request: Extract<WorkerRequest, { type: 'run' | 'collect' }>): Promise<void> {
+    const { config } = this.options.project
+    const tracker = new RunTracker({ root: config.root, name: config.name || '', pool: POOL_NAME })
+    const run: ActiveRun = { files: request.context.files.map((f) => f.filepath), tracker, stage: 'waiting' }
     this.run = run
-    const files = filepaths(request)
     try {
-      if (!this.failure && !this.guest) await this.bootFor(files)
-      else if (this.guest && !this.failure) this.specFor(files, this.guest.spec)
-      if (this.failure) return await this.finishFailed(run)
-      if (this.cancelled) return await this.finishCancelled(run)
-      run.forwarded = true
+      if (this.state.is === 'idle') await this.bootFor(run.files)
+      else if (this.guest && !this.failure) this.specFor(run.files, this.guest.spec)
+      if (this.failure) return await this.finish(run, 'failed')
+      if (this.cancel) return await this.finish(run, 'cancelled')
+      run.stage = 'forwarded'
       this.toGuest(request)
     } catch (e) {
       if (e instanceof Interrupted) {
-        if (this.cancelled) await this.finishCancelled(run)
+        if (this.cancel) await this.finish(run, 'cancelled')
         return
       }
-      this.setFailure(e instanceof GuestGone ? this.outcomeError(e.outcome) : failureFrom(e))
-      await this.finishFailed(run)
+      this.enter({ is: 'failed', error: e instanceof GuestGone ? this.outcomeError(e.outcome) : failureFrom(e) })
+      await this.finish(run, 'failed')
     }
   }
 
   /** Boot a guest for these files and bring its Vitest worker to `started`. */
   private async bootFor(files: string[]): Promise<void> {
     const spec = this.specFor(files)
+    this.enter({ is: 'booting' })
     watchSchedulerOf(this.options.project.vitest, spec, files)
     const gate = this.setup.gate(this.options)
     const signal = this.interrupt.signal
@@ -234,16 +267,14 @@ export class KtstrPoolWorker implements PoolWorker {
       release()
       throw e
     }
-    const guest: Guest = { session, spec, release: once(release) }
+    const guest: Guest = { session, spec, release }
     this.guest = guest
     this.attach(guest)
     if (signal.aborted) throw new Interrupted()
     await this.until(guestReady(session), guest)
-    const started = new Promise<unknown>((resolve) => (this.guestStarted = resolve))
-    this.relaying = true
+    const started = new Promise<unknown>((resolve) => this.enter({ is: 'starting', started: resolve }))
     this.toGuest(this.startMessage())
     const error = await this.until(started, guest)
-    this.guestStarted = undefined
     if (error) throw error // Vitest's setup failed in the guest (e.g. its test environment); shown as is
   }
 
@@ -275,7 +306,7 @@ export class KtstrPoolWorker implements PoolWorker {
   }
 
   /** Vitest's `start`, with the host-backed snapshot environment unless the project set its own. */
-  private startMessage(): Msg {
+  private startMessage(): WorkerRequest {
     const start = this.startRequest
     if (!start) throw new Error('Vitest sent run before start')
     const config = start.context.config
@@ -284,52 +315,36 @@ export class KtstrPoolWorker implements PoolWorker {
   }
 
   private attach(guest: Guest): void {
-    const { channel } = guest.session
-    const { outputStream, errorStream } = this.options.project.vitest.logger
-    channel.on('vitest', (payload) => this.onGuestFrame(payload, guest))
-    channel.on('data', (stream, chunk) => {
-      if (chunk.length === 0) return
-      if (stream === StreamId.Stdout) outputStream.write(chunk)
-      else if (stream === StreamId.Stderr) errorStream.write(chunk)
+    pipeGuestOutput(guest.session, this.options.project.vitest.logger)
+    guest.session.channel.on('vitest', (payload) => {
+      if (!this.relaying) return
+      const frame = decodeGuestFrame(payload)
+      if ('refused' in frame) this.failFromGuest(frame.refused)
+      else if ('hostFs' in frame) this.onHostFs(frame.hostFs)
+      else this.onGuestFrame(frame.vitest)
     })
     void guest.session.done.then((outcome) => this.onGuestGone(guest, outcome))
   }
 
-  private onGuestFrame(payload: Buffer, guest: Guest): void {
-    if (!this.relaying || this.guest !== guest) return
-    let value: unknown
-    try {
-      value = v8.deserialize(payload)
-    } catch (e) {
-      return this.failFromGuest(`cannot decode a message from the guest (${(e as Error).message}); are host and guest node versions the same?`)
-    }
-    // The guest is not trusted: every frame is checked before anything here or in Vitest reads it.
-    let msg: Msg
-    try {
-      if (isEnvelope(value)) return this.onHostFs(parseHostFsRequest(value))
-      msg = parseVitestFrame(value)
-    } catch (e) {
-      if (e instanceof MalformedMessage) return this.failFromGuest(e.message)
-      throw e
-    }
-    if (msg.__vitest_worker_response__) {
-      if (msg.type === 'started' && this.guestStarted) return this.guestStarted(msg.error)
+  private onGuestFrame(msg: FromGuest): void {
+    if ('__vitest_worker_response__' in msg) {
+      if (msg.type === 'started' && this.state.is === 'starting') {
+        const { started } = this.state
+        this.enter({ is: 'relaying' })
+        return started(msg.error)
+      }
       if (msg.type === 'testfileFinished' && this.run) {
-        this.run.finished = true
+        this.run.stage = 'finished'
         this.run = undefined
       }
-      if (msg.type === 'stopped') {
-        if (!this.awaitingStopped) return
-        this.awaitingStopped = false
-        clearTimeout(this.stopTimer)
-      }
+      if (msg.type === 'stopped') return this.replyStopped(msg)
     } else if (msg.t === 'q') {
       this.run?.tracker.observe(msg.m, msg.a)
       // The guest's runner subscribes to onCancel only after loading its setup; one sent while it
       // was still importing went nowhere. By onQueued it listens, so say it again.
-      if (msg.m === 'onQueued' && this.cancelEvent) {
-        this.toGuest(this.cancelEvent)
-        this.cancelEvent = undefined
+      if (msg.m === 'onQueued' && this.cancel?.event) {
+        this.toGuest(this.cancel.event)
+        this.cancel.event = undefined
       }
     }
     this.emit(msg)
@@ -340,7 +355,7 @@ export class KtstrPoolWorker implements PoolWorker {
     const { project } = this.options
     const scope: SnapshotScope = {
       roots: [project.config.root, project.vitest.config.root],
-      testFiles: this.run ? filepaths(this.run.request) : [],
+      testFiles: this.run?.files ?? [],
       snapshotPath: (file) => project.vitest.snapshot.resolvePath(file, { config: project.serializedConfig }),
     }
     void serveHostFs(req, scope).then((reply) => this.toGuest(reply))
@@ -348,82 +363,64 @@ export class KtstrPoolWorker implements PoolWorker {
 
   /** The guest misbehaved: its file fails with `message`, and the guest is stopped. */
   private failFromGuest(message: string): void {
-    this.setFailure(ktstrError(message))
-    if (this.run?.forwarded) void this.finishFailed(this.run)
+    this.enter({ is: 'failed', error: ktstrError(message) })
+    if (this.run?.stage === 'forwarded') void this.finish(this.run, 'failed')
   }
 
   private onGuestGone(guest: Guest, outcome: GuestOutcome): void {
     guest.outcome = outcome
     guest.release()
-    if (this.guest !== guest) return
-    this.relaying = false
     const clean = !this.run && (outcome.kind === 'stopped' || (outcome.kind === 'exited' && outcome.code === 0))
     log.debug(`ktstr pool: guest ended (${describeOutcome(outcome)})${clean ? '' : ' unexpectedly'}`)
-    if (!clean) this.setFailure(this.outcomeError(outcome))
+    this.enter(clean ? { is: 'ended' } : { is: 'failed', error: this.outcomeError(outcome) })
     // A run still booting learns of it from its own wait (GuestGone).
-    if (this.run?.forwarded) void this.finishFailed(this.run)
+    if (this.run?.stage === 'forwarded') void this.finish(this.run, 'failed')
     this.replyStopped()
   }
 
-  private setFailure(error: TestError): void {
-    this.failure ??= error
-    this.relaying = false
-    const g = this.guest
-    if (g && !g.outcome) g.session.kill()
-  }
-
-  private async finishFailed(run: ActiveRun): Promise<void> {
-    if (run.finished) return
-    run.finished = true
-    const calls = run.tracker.failureCalls(filepaths(run.request), this.failure!, this.projectInfo())
+  /** Report the run's files as failed (with the failure) or as cancelled, as the guest would have. */
+  private async finish(run: ActiveRun, how: 'failed' | 'cancelled'): Promise<void> {
+    if (run.stage === 'finished') return
+    run.stage = 'finished'
+    const { tracker, files } = run
+    const calls = how === 'failed' ? tracker.failureCalls(files, this.failure!) : tracker.cancelCalls(files)
     for (const call of calls) await this.callHost(call)
-    this.finishRun(run)
-  }
-
-  private async finishCancelled(run: ActiveRun): Promise<void> {
-    if (run.finished) return
-    run.finished = true
-    for (const call of run.tracker.cancelCalls(filepaths(run.request), this.projectInfo())) await this.callHost(call)
-    this.finishRun(run)
-  }
-
-  private finishRun(run: ActiveRun): void {
     if (this.run === run) this.run = undefined
     this.emit({ __vitest_worker_response__: true, type: 'testfileFinished' })
   }
 
-  private replyStopped(): void {
-    if (!this.awaitingStopped) return
-    this.awaitingStopped = false
-    clearTimeout(this.stopTimer)
-    this.emit({ __vitest_worker_response__: true, type: 'stopped' })
+  /** Answer Vitest's stop (with the guest's own answer when it gave one); nothing if none is pending. */
+  private replyStopped(answer: FromGuest = { __vitest_worker_response__: true, type: 'stopped' }): void {
+    if (!this.stopRequest) return
+    clearTimeout(this.stopRequest.timer)
+    this.stopRequest = undefined
+    this.emit(answer)
   }
 
   /** Call one of Vitest's RPC methods as the guest would (through PoolRunner's birpc). */
   private callHost(call: HostCall): Promise<void> {
+    const calls = this.hostCalls
+    if (!calls) return Promise.resolve()
     const id = `ktstr:${++this.callSeq}`
-    // Once Vitest stops this worker it no longer listens (a forced stop, e.g. a second Ctrl-C).
-    if (this.closing) return Promise.resolve()
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer)
-        this.hostCalls.delete(id)
+        calls.delete(id)
         resolve()
       }
       const timer = setTimeout(done, HOST_CALL_MS)
-      this.hostCalls.set(id, done)
+      calls.set(id, done)
       this.emit({ t: 'q', i: id, m: call.method, a: call.args })
     })
   }
 
-  private toGuest(msg: unknown): void {
-    const g = this.guest
-    if (!g || g.outcome) return
-    g.session.channel.sendVitest(v8.serialize(msg))
+  private emit(msg: FromGuest): void {
+    this.events.emit('message', msg)
   }
 
-  private emit(msg: unknown): void {
-    this.events.emit('message', msg)
+  private toGuest(msg: unknown): void {
+    const g = this.guest
+    if (g && !g.outcome) g.session.channel.sendVitest(v8.serialize(msg))
   }
 
   /** Settles with `p`, or rejects once the guest is gone or the wait is interrupted. */
@@ -442,30 +439,4 @@ export class KtstrPoolWorker implements PoolWorker {
     return outcomeFailure(outcome, this.guest!.session.consoleTail(CONSOLE_LINES))
   }
 
-  private projectInfo(): ProjectInfo {
-    const { config } = this.options.project
-    return { root: config.root, name: config.name || '', pool: POOL_NAME }
-  }
-}
-
-function guestReady(session: GuestSession): Promise<void> {
-  return new Promise((resolve) => {
-    const onControl = (m: GuestMessage) => {
-      if (m.kind !== 'phase' || m.phase !== 'vitest-ready') return
-      session.channel.off('control', onControl)
-      resolve()
-    }
-    session.channel.on('control', onControl)
-  })
-}
-
-const filepaths = (request: Msg): string[] => (request.context.files as { filepath: string }[]).map((f) => f.filepath)
-
-function once(fn: () => void): () => void {
-  let done = false
-  return () => {
-    if (done) return
-    done = true
-    fn()
-  }
 }

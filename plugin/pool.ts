@@ -5,10 +5,11 @@
 import path from 'node:path'
 import type { PoolRunnerInitializer, TestProject } from 'vitest/node'
 import { packageRoot } from '../src/util/paths.js'
+import type { VmSpec } from '../src/vm/spec/request.js'
 import { hostCapacity, maxGuests, ResourceGate } from './capacity.js'
 import { guestFiles } from './guest-files.js'
 import { KtstrPoolWorker, POOL_NAME, type BootGuest, type WorkerSetup } from './pool-worker.js'
-import { guestSize, specFromOptions, type KtstrOptions, type VmSpec } from './spec.js'
+import { guestSize, specFromOptions, type KtstrOptions } from './spec.js'
 
 export { POOL_NAME }
 
@@ -22,20 +23,15 @@ export interface KtstrPoolOptions extends KtstrOptions {
 export function ktstrPool(options: KtstrPoolOptions = {}): PoolRunnerInitializer {
   const { boot, fixedTopology, ...vmOptions } = options
   const setup: WorkerSetup = {
-    boot: boot ?? bootGuest,
+    boot: boot ?? (async (req) => (await import('../src/vm/boot.js')).bootGuest(req)),
     defaults: specFromOptions(vmOptions),
     fixedTopology: fixedTopology === true,
-    gate: (o) => (userChoseMaxWorkers(o.project) ? undefined : sharedGate()),
+    gate: (o) => (userChoseMaxWorkers(o.project) ? undefined : (sharedGate ??= new ResourceGate(hostCapacity()))),
     workerEntry: path.join(packageRoot(), 'dist', 'runtime', 'vitest', 'worker.js'),
     snapshotEnvironment: snapshotEnvironmentPath(),
     guestFiles: (o) => guestFiles({ vitestDist: o.distPath, projectRoot: o.project.config.root, environment: o.environment.name }),
   }
   return { name: POOL_NAME, createPoolWorker: (o) => new KtstrPoolWorker(o, setup) }
-}
-
-async function bootGuest(req: Parameters<BootGuest>[0]) {
-  const boot = await import('../src/vm/boot.js')
-  return boot.bootGuest(req)
 }
 
 /** The compiled module Vitest loads in the guest as its snapshot environment. */
@@ -50,11 +46,8 @@ function userChoseMaxWorkers(project: TestProject): boolean {
   return !chosenByKtstr.has(project) && Boolean(project.config.maxWorkers || project.vitest.config.maxWorkers)
 }
 
-let gate: ResourceGate | undefined
 /** One gate for the whole Vitest process: all ktstr projects share the host. */
-function sharedGate(): ResourceGate {
-  return (gate ??= new ResourceGate(hostCapacity()))
-}
+let sharedGate: ResourceGate | undefined
 
 /**
  * Unless the user set maxWorkers: as many files at once as guests of the default size fit the host.

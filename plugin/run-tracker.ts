@@ -36,6 +36,8 @@ export class RunTracker {
   private readonly finished = new Set<string>()
   private readonly states = new Map<string, TaskState>()
 
+  constructor(private readonly project: ProjectInfo) {}
+
   /** A birpc request the guest sent to the host. The guest is not trusted: odd shapes are ignored. */
   observe(method: unknown, args: unknown): void {
     if (!Array.isArray(args)) return
@@ -54,19 +56,21 @@ export class RunTracker {
   }
 
   /** Calls that report every unfinished file of `filepaths` as failed with `error`. */
-  failureCalls(filepaths: string[], error: TestError, project: ProjectInfo): HostCall[] {
+  failureCalls(filepaths: string[], error: TestError): HostCall[] {
     const calls: HostCall[] = []
     // `note` is what Vitest itself puts on tests a cancelled run skipped; reporters show it.
     const skipped = { state: 'skip', note: `not run: ${error.message.split('\n')[0]}` } as RunnerTaskResult
     for (const filepath of filepaths) {
       let file = this.files.get(filepath)
       if (!file) {
-        file = newFileTask(filepath, project)
+        file = newFileTask(filepath, this.project)
         calls.push({ method: 'onQueued', args: [file] })
       }
       if (!this.collected.has(filepath)) {
         const result: RunnerTaskResult = { state: 'fail', errors: [error] }
-        calls.push({ method: 'onCollected', args: [[selfRef({ ...file, result })]] })
+        const failed = { ...file, result }
+        failed.file = failed
+        calls.push({ method: 'onCollected', args: [[failed]] })
         calls.push({ method: 'onTaskUpdate', args: [[[file.id, result, file.meta]], [[file.id, 'suite-failed-early', undefined]]] })
         continue
       }
@@ -109,8 +113,8 @@ export class RunTracker {
   }
 
   /** Calls for files the run never reached because it was cancelled (as Vitest's own `cancelFiles`). */
-  cancelCalls(filepaths: string[], project: ProjectInfo): HostCall[] {
-    return filepaths.filter((f) => !this.files.has(f)).map((f) => ({ method: 'onQueued', args: [newFileTask(f, project)] }))
+  cancelCalls(filepaths: string[]): HostCall[] {
+    return filepaths.filter((f) => !this.files.has(f)).map((f) => ({ method: 'onQueued', args: [newFileTask(f, this.project)] }))
   }
 
   private addFile(value: unknown, collected: boolean): void {
@@ -151,9 +155,4 @@ function newFileTask(filepath: string, project: ProjectInfo): RunnerTestFile {
   } as unknown as RunnerTestFile
   file.file = file
   return file
-}
-
-function selfRef(f: RunnerTestFile): RunnerTestFile {
-  f.file = f
-  return f
 }

@@ -13,7 +13,7 @@ import { log } from '../src/util/log.js'
 const users = new Map<string, Set<string>>()
 const hooked = new WeakSet<Vitest>()
 
-export function watchSchedulerOf(vitest: Vitest, spec: { kernel?: string; scheduler?: string }, files: string[]): void {
+export function watchSchedulerOf(vitest: Vitest, spec: { kernel?: string; scheduler?: string | null }, files: string[]): void {
   if (!spec.scheduler || !vitest.config.watch) return
   hook(vitest)
   void resolveKernel(spec.kernel)
