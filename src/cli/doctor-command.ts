@@ -9,7 +9,7 @@ import { describeError } from '../util/errors.js'
 import { packageRoot } from '../util/paths.js'
 import { which } from '../util/which.js'
 import { probeKvm } from '../vm/accel.js'
-import { QEMU_BINARY } from '../vm/qemu/launch.js'
+import { QEMU_BINARY } from '../vm/qemu/backend.js'
 
 interface Check {
   name: string

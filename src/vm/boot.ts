@@ -1,6 +1,6 @@
 /**
  * Boot one guest for a request: resolve the kernel, scheduler and topology, build the initrd,
- * start the backend, connect the channel and wait for the guest init's hello.
+ * start the backend (./backend.ts), connect the channel and wait for the guest init's hello.
  */
 import fs from 'node:fs'
 import path from 'node:path'
@@ -18,12 +18,15 @@ import { log } from '../util/log.js'
 import { packageRoot } from '../util/paths.js'
 import { probeKvm } from './accel.js'
 import { ConsoleLog } from './console.js'
-import { checkDisk, qemuDiskArgs } from './disk.js'
-import { checkMemoryMib, checkTimeoutS, DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_S, DEFAULT_TOPOLOGY, SCHEDULER_ATTACH_TIMEOUT_MS } from './defaults.js'
-import { kernelCmdline } from './qemu/args.js'
-import { launchQemu } from './qemu/launch.js'
+import type { Backend } from './backend.js'
+import { checkDisk } from './disk.js'
+import { DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_S, DEFAULT_TOPOLOGY, SCHEDULER_ATTACH_TIMEOUT_MS } from './defaults.js'
+import { kvmBackend } from './kvm/backend.js'
+import { qemuBackend } from './qemu/backend.js'
 import { createRunDir, removeRunDir, sweepRunDirsOnce } from './run-dir.js'
-import type { GuestSession, VmRequest } from './session.js'
+import type { GuestSession } from './session.js'
+import { checkRequest } from './spec/parse.js'
+import type { BackendName, VmRequest } from './spec/request.js'
 import { startSession } from './session-runner.js'
 
 export interface BootOptions {
@@ -31,16 +34,16 @@ export interface BootOptions {
   onConsoleLine?: (line: string) => void
 }
 
-export async function bootGuest(req: VmRequest, opts: BootOptions = {}): Promise<GuestSession> {
+export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Promise<GuestSession> {
   const t0 = performance.now()
   sweepRunDirsOnce()
+  const req = checkRequest(request)
   const topology = resolveTopology(req.topology ?? DEFAULT_TOPOLOGY)
   const memoryMib = req.memoryMib ?? DEFAULT_MEMORY_MIB
   const timeoutS = req.timeoutS ?? DEFAULT_TIMEOUT_S
-  checkMemoryMib(memoryMib, `memory ${memoryMib}`)
-  checkTimeoutS(timeoutS, `timeout ${timeoutS}`)
-  const { vmm, accel } = chooseBackend(req.backend ?? 'auto')
+  const backend = chooseBackend(req.backend ?? 'auto')
   for (const d of req.disks ?? []) checkDisk(d)
+  for (const p of req.include ?? []) if (!fs.existsSync(p)) throw new KtstrError(`include ${p}: no such file or directory on the host`)
   const kernel = await resolveKernel(req.kernel)
   const scheduler = req.scheduler ? resolveScheduler(kernel, req.scheduler) : undefined
   if (req.nestedKvm && kernel.config.get('CONFIG_KVM_AMD') !== 'y') {
@@ -61,7 +64,7 @@ export async function bootGuest(req: VmRequest, opts: BootOptions = {}): Promise
     const base = await baseImage({ extraPaths: req.extraImagePaths ?? [] })
     const run = runArchive({
       data: [{ guestPath: RUN_SPEC_PATH, content: JSON.stringify(runSpec) }],
-      hostPaths: [...(scheduler ? [scheduler.path] : []), ...includePaths(req.include ?? [])],
+      hostPaths: [...(scheduler ? [scheduler.path] : []), ...(req.include ?? [])],
       omit: base.files,
       limit: initramfsLimit(memoryMib, { archive: base.bytes, unpacked: base.unpacked }),
     })
@@ -71,28 +74,10 @@ export async function bootGuest(req: VmRequest, opts: BootOptions = {}): Promise
     log.debug(`image ready in ${imageMs.toFixed(0)} ms (base ${base.built ? 'built' : 'cached'}: ${base.path})`)
 
     const console = new ConsoleLog(400, process.env.KTSTR_CONSOLE_LOG, opts.onConsoleLine)
-    // Under QEMU's TCG (7.2) emulation of SVM nested paging, guests of the inner KVM hang at
-    // random points (a vCPU whose LAPIC timer never fires, a spinlock whose release is never
-    // seen); with shadow paging (npt=0) they boot, so the guest's KVM gets that.
-    const nestedNpt = req.nestedKvm && vmm === 'qemu' && accel === 'tcg' ? ['kvm_amd.npt=0'] : []
-    const cmdline = kernelCmdline({ extra: nestedNpt })
-    const vm =
-      vmm === 'kvm'
-        ? await (await import('./kvm/launch.js')).launchKvm({ kernel: kernel.bzImage, initrd, cmdline, topology, memoryMib, disks: req.disks ?? [] }, console)
-        : await launchQemu(
-            {
-              kernel: kernel.bzImage,
-              initrd,
-              cmdline,
-              topology,
-              memoryMib,
-              channelSocket: path.join(tmp, 'channel.sock'),
-              accel,
-              nestedKvm: req.nestedKvm === true,
-              extra: (req.disks ?? []).flatMap((d, i) => qemuDiskArgs(d, i)),
-            },
-            console,
-          )
+    const vm = await backend.launch(
+      { kernel: kernel.bzImage, initrd, topology, memoryMib, disks: req.disks ?? [], channelSocket: path.join(tmp, 'channel.sock'), nestedKvm: req.nestedKvm === true },
+      console,
+    )
     // The run folder is needed only until the VMM has read the initrd and connected the channel.
     void (vm.inputsLoaded ?? Promise.resolve()).then(() => removeRunDir(tmp))
     const session = await startSession(vm, { t0, imageMs, timeoutS, tmpDir: tmp })
@@ -104,24 +89,13 @@ export async function bootGuest(req: VmRequest, opts: BootOptions = {}): Promise
   }
 }
 
-function includePaths(paths: string[]): string[] {
-  return paths.map((p) => {
-    const abs = path.resolve(p)
-    if (!fs.existsSync(abs)) throw new KtstrError(`--include ${p}: no such file or directory on the host`)
-    return abs
-  })
-}
-
 /** Which VMM runs the guest: our own on usable KVM, else QEMU (with KVM acceleration when it can). */
-function chooseBackend(backend: NonNullable<VmRequest['backend']>): { vmm: 'kvm' | 'qemu'; accel: 'kvm' | 'tcg' } {
+function chooseBackend(name: BackendName): Backend {
   const kvm = probeKvm()
-  if (backend === 'kvm') {
-    if (!kvm.usable) throw new KtstrError(`the kvm backend needs a usable /dev/kvm: ${kvm.reason}; use --backend qemu`)
-    return { vmm: 'kvm', accel: 'kvm' }
-  }
-  if (backend === 'auto' && kvm.usable) return { vmm: 'kvm', accel: 'kvm' }
+  if (name === 'kvm' && !kvm.usable) throw new KtstrError(`the kvm backend needs a usable /dev/kvm: ${kvm.reason}; use --backend qemu`)
+  if (name !== 'qemu' && kvm.usable) return kvmBackend
   if (!kvm.usable) log.debug(`KVM not usable (${kvm.reason}); QEMU runs with TCG`)
-  return { vmm: 'qemu', accel: kvm.usable ? 'kvm' : 'tcg' }
+  return qemuBackend(kvm.usable ? 'kvm' : 'tcg')
 }
 
 function schedulerSpec(s: ResolvedScheduler, args: string[]) {

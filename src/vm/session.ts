@@ -1,39 +1,8 @@
 /**
- * A booted guest, whatever the backend: its channel, its console, and how it ended.
+ * A booted guest, whatever the backend: its channel, its console, and how it ended. What to boot
+ * is a VmRequest (spec/request.ts).
  */
-import type { HostEndpoint } from '../../runtime/protocol/index.js'
-import type { RunMode, SchedulerExit } from '../../runtime/protocol/index.js'
-import type { DiskSpec } from './disk.js'
-
-export type BackendName = 'qemu' | 'kvm' | 'auto'
-
-/** What a user asks for (CLI flags, plugin options, a file's `@ktstr` docblock). */
-export interface VmRequest {
-  kernel?: string
-  backend?: BackendName
-  /** `NnNlNcNt`, e.g. `1n2l4c1t`. */
-  topology?: string
-  memoryMib?: number
-  /** `scx_simple`, another name from the kernel's `scx/`, or a host path. Undefined = EEVDF. */
-  scheduler?: string
-  schedArgs?: string[]
-  /** Whole-guest wall clock limit, seconds. */
-  timeoutS?: number
-  /** Host paths the cached base image must also hold (at the same paths): rarely changing runtime files. */
-  extraImagePaths?: string[]
-  /**
-   * Host files or directories for this run only (`--include`), at the same paths in the guest;
-   * executables bring their ELF library closure.
-   */
-  include?: string[]
-  /** virtio-blk disks, in order: /dev/vda, /dev/vdb, … */
-  disks?: DiskSpec[]
-  /** Give the guest a virtual CPU with AMD SVM so it can run KVM itself (nested virtualisation). */
-  nestedKvm?: boolean
-  mode: RunMode
-  env?: Record<string, string>
-  cwd?: string
-}
+import type { HostEndpoint, SchedulerExit } from '../../runtime/protocol/index.js'
 
 /** Host-side wall-clock milestones in ms since the boot request. */
 export interface BootTiming {

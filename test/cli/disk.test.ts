@@ -1,16 +1,20 @@
 /** virtio-blk disks from the host (`--disk`) with the QEMU backend: data lands, ro refuses, throttle paces. */
 import { describe, expect, it } from 'vitest'
-import { parseDiskSpec } from '../../src/vm/disk.js'
+import { parseSpec } from '../../src/vm/spec/parse.js'
 import { diskCases } from '../helpers/disk-cases.js'
 import { secondRunIsRefused } from '../helpers/disk-in-use.js'
 import { guestSkipReason, runCli } from '../helpers/guest.js'
 
 const BOOT = 120_000
 
-describe('parseDiskSpec', () => {
-  it('reads FILE[,ro][,iops=N][,bps=N]', () => {
-    expect(parseDiskSpec('d.img,ro,iops=50,bps=1048576', '/x')).toEqual({ path: '/x/d.img', readOnly: true, iops: 50, bps: 1048576 })
-    expect(() => parseDiskSpec('d.img,fast')).toThrow(/bad disk option "fast"/)
+describe('--disk values', () => {
+  it('reads FILE[,ro][,iops=N][,bps=N], each --disk on its own', () => {
+    expect(parseSpec({ disk: ['d.img,ro,iops=50,bps=1048576', '/e.img'] }, 'flag', '/x').disks).toEqual([
+      { path: '/x/d.img', readOnly: true, iops: 50, bps: 1048576 },
+      { path: '/e.img', readOnly: false },
+    ])
+    expect(() => parseSpec({ disk: ['e.img', 'd.img,fast'] }, 'flag')).toThrow('bad --disk="d.img,fast": bad disk option "fast": use ro, iops=N or bps=N')
+    expect(() => parseSpec({ disk: [',ro'] }, 'flag')).toThrow('bad --disk=",ro": expected FILE[,ro][,iops=N][,bps=N]')
   })
 })
 

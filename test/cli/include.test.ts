@@ -72,6 +72,6 @@ describe.skipIf(guestSkipReason)('ktstr exec --include', () => {
   it('refuses an include that does not exist on the host, before booting', async () => {
     const r = await runCli(['exec', '--include', '/nonexistent/thing', '--', 'true'])
     expect(r.code).toBe(125)
-    expect(r.stderr.trim()).toBe('ktstr: --include /nonexistent/thing: no such file or directory on the host')
+    expect(r.stderr.trim()).toBe('ktstr: include /nonexistent/thing: no such file or directory on the host')
   })
 })

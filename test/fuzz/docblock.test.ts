@@ -1,15 +1,23 @@
-// Fuzz target: the `@ktstr` docblock parser (plugin/docblock.ts). Valid specs written in any
+// Fuzz target: the `@ktstr` docblock parser (src/vm/spec/docblock.ts, values by src/vm/spec/parse.ts). Valid specs written in any
 // comment shape (one or several tags, /** */ or //, after a BOM, a #! line or other comments,
 // values quoted every way the shell-like word splitter allows) parse back to the same values;
 // arbitrary text and mutated docblocks give a spec whose fields have their declared types, or
 // one KtstrError of one line; never another exception.
+import path from 'node:path'
 import fc from 'fast-check'
 import { describe } from 'vitest'
-import { parseDocblock, type KtstrDocblock } from '../../plugin/docblock.js'
 import { PRESETS } from '../../runtime/protocol/presets.js'
 import { isKtstrError } from '../../src/util/errors.js'
 import { MAX_TIMEOUT_S, maxMemoryMib, MIN_MEMORY_MIB } from '../../src/vm/defaults.js'
+import { MAX_DISK_THROTTLE, type DiskSpec } from '../../src/vm/disk.js'
+import { parseDocblock as parseIn } from '../../src/vm/spec/docblock.js'
+import type { VmSpec } from '../../src/vm/spec/request.js'
 import { check, fuzz, isOneLine } from './config.js'
+
+/** The folder of the fuzzed test file: relative paths resolve against it. */
+const DIR = '/proj/test'
+const parseDocblock = (src: string) => parseIn(src, DIR)
+const isRelative = (p: string) => p.startsWith('./') || p.startsWith('../') || p === '.' || p === '..'
 
 /** Characters a value may hold inside one comment line: anything but line ends (and no `*` + `/`). */
 const valueChar = fc.oneof(
@@ -39,7 +47,7 @@ const noLeadingTrailingSpace = (s: string) => s.trim() === s && s.length > 0
 
 type Entry = { key: string; value: string }
 /** A valid spec: the entries to write and the value parseDocblock must return. */
-const specArb: fc.Arbitrary<{ entries: Entry[]; expected: KtstrDocblock }> = fc
+const specArb: fc.Arbitrary<{ entries: Entry[]; expected: VmSpec }> = fc
   .record(
     {
       topology: topologyArb,
@@ -52,16 +60,19 @@ const specArb: fc.Arbitrary<{ entries: Entry[]; expected: KtstrDocblock }> = fc
       include: fc.array(textArb(1).filter((p) => !p.includes(',') && noLeadingTrailingSpace(p)), { minLength: 1, maxLength: 3 }),
       disk: fc
         .record({ file: textArb(1).filter((f) => !f.includes(',')), ro: fc.boolean(), iops: fc.option(fc.integer({ min: 1, max: 1e6 })), bps: fc.option(fc.integer({ min: 1, max: 1e9 })) })
-        .map(({ file, ro, iops, bps }) => [file, ro ? 'ro' : '', iops ? `iops=${iops}` : '', bps ? `bps=${bps}` : ''].filter(Boolean).join(',')),
+        .map(({ file, ro, iops, bps }) => ({
+          text: [file, ro ? 'ro' : '', iops ? `iops=${iops}` : '', bps ? `bps=${bps}` : ''].filter(Boolean).join(','),
+          disk: { path: path.resolve(DIR, file), readOnly: ro, ...(iops ? { iops } : {}), ...(bps ? { bps } : {}) },
+        })),
     },
     { requiredKeys: [] },
   )
   .chain((spec) => fc.record({ spec: fc.constant(spec), styles: fc.array(fc.nat(2), { minLength: 12, maxLength: 12 }) }))
   .map(({ spec, styles }) => {
     const entries: Entry[] = []
-    const expected: KtstrDocblock = {}
+    const expected: VmSpec = {}
     let i = 0
-    for (const [key, raw] of Object.entries(spec) as [string, string | string[]][]) {
+    for (const [key, raw] of Object.entries(spec) as [string, unknown][]) {
       const style = styles[i++]!
       if (key === 'sched-args') {
         const words = raw as string[]
@@ -71,7 +82,13 @@ const specArb: fc.Arbitrary<{ entries: Entry[]; expected: KtstrDocblock }> = fc
       }
       if (key === 'include') {
         entries.push({ key, value: (raw as string[]).join(',') })
-        expected.include = raw as string[]
+        expected.include = (raw as string[]).map((p) => path.resolve(DIR, p))
+        continue
+      }
+      if (key === 'disk') {
+        const { text, disk } = raw as { text: string; disk: DiskSpec }
+        entries.push({ key, value: text })
+        expected.disks = [disk]
         continue
       }
       const value = raw as string
@@ -79,10 +96,9 @@ const specArb: fc.Arbitrary<{ entries: Entry[]; expected: KtstrDocblock }> = fc
       if (key === 'topology') expected.topology = value
       if (key === 'memory') expected.memoryMib = Number(value)
       if (key === 'scheduler') expected.scheduler = value === 'eevdf' || value === 'none' ? null : value
-      if (key === 'backend') expected.backend = value as KtstrDocblock['backend']
+      if (key === 'backend') expected.backend = value as VmSpec['backend']
       if (key === 'timeout') expected.timeoutS = Number(value)
-      if (key === 'kernel') expected.kernel = value
-      if (key === 'disk') expected.disk = value
+      if (key === 'kernel') expected.kernel = isRelative(value) ? path.resolve(DIR, value) : value
     }
     return { entries, expected }
   })
@@ -114,15 +130,18 @@ const sourceArb = (entries: Entry[]) =>
     })
 
 /** The result, if any, has the declared types and only the known keys. */
-function checkTyped(spec: KtstrDocblock, src: string): void {
+function checkTyped(spec: VmSpec, src: string): void {
   const bad = (what: string) => () => `${what} in ${JSON.stringify(spec)} from ${JSON.stringify(src)}`
   const str = (v: unknown) => typeof v === 'string'
   for (const [k, v] of Object.entries(spec)) {
     switch (k) {
       case 'topology':
       case 'kernel':
-      case 'disk':
         check(str(v) && (v as string).length > 0, bad(k))
+        break
+      case 'disks':
+        check(Array.isArray(v) && v.length === 1 && path.isAbsolute(v[0].path) && typeof v[0].readOnly === 'boolean', bad(k))
+        for (const n of [v[0].iops, v[0].bps]) if (n !== undefined) check(Number.isSafeInteger(n) && n > 0 && n <= MAX_DISK_THROTTLE, bad(k))
         break
       case 'memoryMib':
         check(Number.isSafeInteger(v) && (v as number) >= MIN_MEMORY_MIB && (v as number) <= maxMemoryMib(), bad(k))
@@ -137,7 +156,7 @@ function checkTyped(spec: KtstrDocblock, src: string): void {
         check(Array.isArray(v) && v.every(str), bad(k))
         break
       case 'include':
-        check(Array.isArray(v) && v.length > 0 && v.every((p) => str(p) && p !== ''), bad(k))
+        check(Array.isArray(v) && v.length > 0 && v.every((p) => str(p) && path.isAbsolute(p)), bad(k))
         break
       case 'backend':
         check(v === 'qemu' || v === 'kvm' || v === 'auto', bad(k))
@@ -149,7 +168,7 @@ function checkTyped(spec: KtstrDocblock, src: string): void {
 }
 
 /** parseDocblock must return a well-typed spec or throw one KtstrError line. */
-function parseOrOneLine(src: string): KtstrDocblock | undefined {
+function parseOrOneLine(src: string): VmSpec | undefined {
   try {
     const spec = parseDocblock(src)
     checkTyped(spec, src)

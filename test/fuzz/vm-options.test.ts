@@ -1,8 +1,8 @@
-// Fuzz target: the VM options of `ktstr exec` and `ktstr shell` (src/cli/vm-options.ts), parsed
-// from arbitrary argv arrays exactly as exec-command.ts and shell-command.ts do. Properties: a
-// VmRequest whose fields have their declared types and ranges, or an error the CLI prints as a
-// usage error (a one-line KtstrError, or node's ERR_PARSE_ARGS_* for unknown options and missing
-// values); never another exception.
+// Fuzz target: the VM options of `ktstr exec` and `ktstr shell` (src/cli/vm-options.ts, values by
+// src/vm/spec/parse.ts), parsed from arbitrary argv arrays exactly as exec-command.ts and
+// shell-command.ts do. Properties: a VmRequest whose fields have their declared types and ranges,
+// or an error the CLI prints as a usage error (a one-line KtstrError, or node's ERR_PARSE_ARGS_*
+// for unknown options and missing values); never another exception.
 import { parseArgs } from 'node:util'
 import path from 'node:path'
 import fc from 'fast-check'
@@ -11,7 +11,7 @@ import { VM_OPTIONS, vmRequestFrom } from '../../src/cli/vm-options.js'
 import { isKtstrError } from '../../src/util/errors.js'
 import { MAX_TIMEOUT_S, maxMemoryMib, MIN_MEMORY_MIB } from '../../src/vm/defaults.js'
 import { MAX_DISK_THROTTLE } from '../../src/vm/disk.js'
-import type { VmRequest } from '../../src/vm/session.js'
+import type { VmRequest } from '../../src/vm/spec/request.js'
 import { check, fuzz, isOneLine } from './config.js'
 
 const FLAGS = ['--kernel', '--backend', '--topology', '--memory', '--scheduler', '--sched-args', '--timeout', '--timing', '--include', '-i', '--env', '-e', '--nested-kvm', '--disk', '--help', '-h']

@@ -13,7 +13,8 @@ import { decodeGuestMessage } from '../../runtime/protocol/guest-schema.js'
 import { Endpoint, type GuestMessage, type HostEndpoint } from '../../runtime/protocol/index.js'
 import { KtstrError } from '../../src/util/errors.js'
 import { BootFailure } from '../../src/vm/boot-failure.js'
-import type { GuestOutcome, GuestSession, VmRequest } from '../../src/vm/session.js'
+import type { GuestOutcome, GuestSession } from '../../src/vm/session.js'
+import type { VmRequest } from '../../src/vm/spec/request.js'
 
 const MAIN = fileURLToPath(new URL('./fake-guest-main.mjs', import.meta.url))
 

@@ -9,7 +9,8 @@ import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { F_OFD_SETLK, F_WRLCK, O_CLOEXEC, O_RDWR } from '../../native-shims/constants.js'
 import * as libc from '../../native-shims/libc.js'
-import { checkDisk, qemuDiskArgs, type DiskSpec } from '../../src/vm/disk.js'
+import { checkDisk, type DiskSpec } from '../../src/vm/disk.js'
+import { diskArgs } from '../../src/vm/qemu/args.js'
 import { attachDisks, type DiskEventfds } from '../../src/vm/kvm/virtio/block/disks.js'
 import { Bus } from '../../src/vm/kvm/io-bus.js'
 import { guestRam } from './kvm/blk/setup.js'
@@ -43,7 +44,7 @@ afterAll(() => qemus.forEach((q) => q.kill('SIGKILL')))
 
 /** A QEMU with the disk attached exactly as the qemu backend attaches it; resolves once it holds its locks. */
 async function qemuHolding(d: DiskSpec): Promise<ChildProcess> {
-  const q = spawn(QEMU, ['-accel', 'tcg', '-S', '-display', 'none', '-nodefaults', '-monitor', 'none', '-serial', 'none', ...qemuDiskArgs(d, 0)], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const q = spawn(QEMU, ['-accel', 'tcg', '-S', '-display', 'none', '-nodefaults', '-monitor', 'none', '-serial', 'none', ...diskArgs(d, 0)], { stdio: ['ignore', 'ignore', 'pipe'] })
   qemus.push(q)
   let stderr = ''
   q.stderr!.on('data', (b) => (stderr += b))
@@ -59,7 +60,7 @@ async function qemuHolding(d: DiskSpec): Promise<ChildProcess> {
 
 /** QEMU's own answer for the disk: its exit code and first stderr line. */
 function qemuRefusal(d: DiskSpec): { status: number | null; line: string } {
-  const r = spawnSync(QEMU, ['-accel', 'tcg', '-S', '-display', 'none', '-nodefaults', '-monitor', 'none', '-serial', 'none', ...qemuDiskArgs(d, 0)], { encoding: 'utf8', timeout: 10_000 })
+  const r = spawnSync(QEMU, ['-accel', 'tcg', '-S', '-display', 'none', '-nodefaults', '-monitor', 'none', '-serial', 'none', ...diskArgs(d, 0)], { encoding: 'utf8', timeout: 10_000 })
   return { status: r.status, line: r.stderr.split('\n')[0] ?? '' }
 }
 

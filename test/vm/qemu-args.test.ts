@@ -1,39 +1,42 @@
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parseTopology } from '../../runtime/protocol/topology.js'
-import { kernelCmdline, qemuArgs, qemuOptionValue } from '../../src/vm/qemu/args.js'
+import { kernelCmdline } from '../../src/vm/backend.js'
+import type { DiskSpec } from '../../src/vm/disk.js'
+import { qemuArgs, qemuOptionValue, type Accel } from '../../src/vm/qemu/args.js'
 import { collectBase } from '../../src/image/base.js'
 import { GUEST_INIT, GUEST_NODE } from '../../src/image/guest-paths.js'
 import { repoRoot } from '../helpers/repo.js'
 
-const plan = (accel: 'kvm' | 'tcg') => ({
+const plan = {
   kernel: '/k/bzImage',
   initrd: '/t/initrd.cpio',
-  cmdline: 'console=ttyS0',
   topology: parseTopology('1n1l2c1t'),
   memoryMib: 512,
+  disks: [] as DiskSpec[],
   channelSocket: '/t/channel.sock',
-  accel,
-})
+  nestedKvm: false,
+}
+const argsOf = (accel: Accel, p = plan) => qemuArgs(p, accel)
 
 const after = (args: string[], flag: string) => args.filter((_, i) => args[i - 1] === flag)
 
 describe('qemu command line', () => {
   it('runs TCG single-threaded on the max CPU model', () => {
-    const args = qemuArgs(plan('tcg'))
+    const args = argsOf('tcg')
     expect(after(args, '-accel')).toEqual(['tcg,thread=single'])
     expect(after(args, '-cpu')).toEqual(['max'])
     expect(args).toContain('-no-reboot')
   })
 
   it('uses the host CPU under KVM', () => {
-    const args = qemuArgs(plan('kvm'))
+    const args = argsOf('kvm')
     expect(after(args, '-accel')).toEqual(['kvm'])
     expect(after(args, '-cpu')).toEqual(['host'])
   })
 
   it('wires the console to stdout and the channel to a virtio-serial port named ktstr.0', () => {
-    const args = qemuArgs(plan('tcg'))
+    const args = argsOf('tcg')
     expect(after(args, '-serial')).toEqual(['chardev:console'])
     expect(after(args, '-chardev')).toEqual(['stdio,id=console,signal=off', 'socket,id=channel,path=/t/channel.sock'])
     expect(after(args, '-device')).toEqual(['virtio-serial-pci,id=vser0', 'virtserialport,bus=vser0.0,chardev=channel,name=ktstr.0'])
@@ -47,8 +50,25 @@ describe('qemu command line', () => {
     expect(kernelCmdline({ extra: ['kvm_amd.npt=0'] })).toContain(' kvm_amd.npt=0 rdinit=/ktstr/node -- /ktstr/init.js')
   })
 
+  it('gives a nested guest SVM, and under TCG shadow paging for its KVM', () => {
+    const nested = { ...plan, nestedKvm: true }
+    expect(after(argsOf('tcg', nested), '-cpu')).toEqual(['max,+svm'])
+    expect(after(argsOf('tcg', nested), '-append')[0]).toContain(' kvm_amd.npt=0 rdinit=')
+    expect(after(argsOf('kvm', nested), '-append')[0]).not.toContain('npt=0')
+    expect(after(argsOf('tcg'), '-append')).toEqual([kernelCmdline()])
+  })
+
+  it('attaches each disk as a virtio-blk drive with QEMU throttling, commas escaped', () => {
+    const args = argsOf('tcg', { ...plan, disks: [{ path: '/d/a,b.img', readOnly: true, iops: 5 }, { path: '/d/c.img', readOnly: false }] })
+    expect(after(args, '-drive')).toEqual([
+      'file=/d/a,,b.img,if=none,id=disk0,format=raw,cache=none,aio=threads,readonly=on,throttling.iops-total=5',
+      'file=/d/c.img,if=none,id=disk1,format=raw,cache=none,aio=threads',
+    ])
+    expect(after(args, '-device').slice(-2)).toEqual(['virtio-blk-pci,drive=disk0', 'virtio-blk-pci,drive=disk1'])
+  })
+
   it('escapes commas in the channel socket path (TMPDIR=/tmp/a,b c)', () => {
-    const args = qemuArgs({ ...plan('tcg'), channelSocket: '/tmp/a,b c/ktstr-x/channel.sock' })
+    const args = argsOf('tcg', { ...plan, channelSocket: '/tmp/a,b c/ktstr-x/channel.sock' })
     expect(after(args, '-chardev')).toContain('socket,id=channel,path=/tmp/a,,b c/ktstr-x/channel.sock')
     expect(qemuOptionValue('a,,b,')).toBe('a,,,,b,,')
   })

@@ -1,27 +1,18 @@
 /**
- * The QEMU command line for one guest. Pure: everything it needs is in QemuPlan.
+ * The QEMU command line for one guest. Pure: everything it needs is in the LaunchPlan.
  */
-import type { TopologySpec as Topology } from '../../../runtime/protocol/topology.js'
 import { topologyArgs } from './topology-args.js'
 import { CHANNEL_PORT_NAME } from '../../../runtime/protocol/index.js'
-import { GUEST_INIT, GUEST_NODE } from '../../image/guest-paths.js'
+import { kernelCmdline, type LaunchPlan } from '../backend.js'
+import type { DiskSpec } from '../disk.js'
 
-export interface QemuPlan {
-  kernel: string
-  initrd: string
-  cmdline: string
-  topology: Topology
-  memoryMib: number
-  /** Unix socket the host listens on; QEMU connects to it as the channel's backend. */
-  channelSocket: string
-  accel: 'kvm' | 'tcg'
-  /** Expose SVM to the guest so it can run KVM itself. */
-  nestedKvm?: boolean
-  /** Extra `-drive`/`-device` pairs (virtio-blk disks, later). */
-  extra?: string[]
-}
+export type Accel = 'kvm' | 'tcg'
 
-export function qemuArgs(p: QemuPlan): string[] {
+export function qemuArgs(p: LaunchPlan, accel: Accel): string[] {
+  // Under QEMU's TCG (7.2) emulation of SVM nested paging, guests of the inner KVM hang at random
+  // points (a vCPU whose LAPIC timer never fires, a spinlock whose release is never seen); with
+  // shadow paging (npt=0) they boot, so the guest's KVM gets that.
+  const cmdline = kernelCmdline({ extra: p.nestedKvm && accel === 'tcg' ? ['kvm_amd.npt=0'] : [] })
   return [
     '-nodefaults',
     '-no-user-config',
@@ -29,12 +20,12 @@ export function qemuArgs(p: QemuPlan): string[] {
     '-no-reboot',
     '-machine', 'pc',
     // Multi-threaded TCG corrupts the kernel's text patching when sched_ext flips static keys
-    // (../shared/notes/qemu-guest.md, addendum), so TCG runs single-threaded.
-    ...(p.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=single', '-cpu', p.nestedKvm ? 'max,+svm' : 'max']),
+    // (docs/tcg.md), so TCG runs single-threaded.
+    ...(accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=single', '-cpu', p.nestedKvm ? 'max,+svm' : 'max']),
     ...topologyArgs(p.topology, p.memoryMib),
     '-kernel', p.kernel,
     '-initrd', p.initrd,
-    '-append', p.cmdline,
+    '-append', cmdline,
     // Kernel console (ttyS0) on QEMU's stdout.
     '-chardev', 'stdio,id=console,signal=off',
     '-serial', 'chardev:console',
@@ -42,30 +33,27 @@ export function qemuArgs(p: QemuPlan): string[] {
     '-device', 'virtio-serial-pci,id=vser0',
     '-chardev', `socket,id=channel,path=${qemuOptionValue(p.channelSocket)}`,
     '-device', `virtserialport,bus=vser0.0,chardev=channel,name=${CHANNEL_PORT_NAME}`,
-    ...(p.extra ?? []),
+    ...p.disks.flatMap(diskArgs),
   ]
-}
-
-/**
- * Kernel command line: node as PID 1 running the ktstr init (args after `--` go to init), both
- * at fixed guest paths (image/guest-paths.ts), so a host path never needs quoting here.
- */
-export function kernelCmdline(opts: { extra?: string[] } = {}): string {
-  return [
-    'console=ttyS0',
-    // KTSTR_KERNEL_ARGS (e.g. "loglevel=7") replaces the default quiet console, for debugging boots.
-    ...(process.env.KTSTR_KERNEL_ARGS ? process.env.KTSTR_KERNEL_ARGS.split(/\s+/) : ['quiet']),
-    // panic → reboot at once → QEMU exits (-no-reboot); the host reads the panic from the console.
-    'panic=-1',
-    'reboot=k',
-    ...(opts.extra ?? []),
-    `rdinit=${GUEST_NODE}`,
-    '--',
-    GUEST_INIT,
-  ].join(' ')
 }
 
 /** A value inside a QEMU option string (`-chardev socket,path=…`): a comma is written as two. */
 export function qemuOptionValue(value: string): string {
   return value.replace(/,/g, ',,')
+}
+
+/** QEMU's virtio-blk for a disk, with QEMU's own throttling (block/throttle-groups). */
+export function diskArgs(d: DiskSpec, index: number): string[] {
+  const drive = [
+    `file=${qemuOptionValue(d.path)}`,
+    'if=none',
+    `id=disk${index}`,
+    'format=raw',
+    'cache=none',
+    'aio=threads',
+    ...(d.readOnly ? ['readonly=on'] : []),
+    ...(d.iops ? [`throttling.iops-total=${d.iops}`] : []),
+    ...(d.bps ? [`throttling.bps-total=${d.bps}`] : []),
+  ].join(',')
+  return ['-drive', drive, '-device', `virtio-blk-pci,drive=disk${index}`]
 }

@@ -1,6 +1,7 @@
 /**
- * Start QEMU for one guest: the host listens on a unix socket that QEMU's channel chardev
- * connects to at start-up, so the channel is connected before the guest can write to it.
+ * The qemu backend: QEMU for one guest (with KVM acceleration, or TCG). The host listens on a unix
+ * socket that QEMU's channel chardev connects to at start-up, so the channel is connected before
+ * the guest can write to it.
  */
 import { spawn } from 'node:child_process'
 import net from 'node:net'
@@ -10,7 +11,8 @@ import { log } from '../../util/log.js'
 import { which } from '../../util/which.js'
 import type { ConsoleLog } from '../console.js'
 import type { VmExit, VmProcess } from '../vm-process.js'
-import { qemuArgs, type QemuPlan } from './args.js'
+import type { Backend, LaunchPlan } from '../backend.js'
+import { qemuArgs, type Accel } from './args.js'
 
 export const QEMU_BINARY = 'qemu-system-x86_64'
 
@@ -31,14 +33,16 @@ function withParentDeathSignal(argv: string[]): string[] {
   return argv
 }
 
-export async function launchQemu(plan: QemuPlan, console: ConsoleLog): Promise<VmProcess> {
+export const qemuBackend = (accel: Accel): Backend => ({ launch: (plan, console) => launchQemu(plan, accel, console) })
+
+async function launchQemu(plan: LaunchPlan, accel: Accel, console: ConsoleLog): Promise<VmProcess> {
   const bin = findQemu()
   const server = net.createServer()
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(plan.channelSocket, () => resolve())
   })
-  const args = qemuArgs(plan)
+  const args = qemuArgs(plan, accel)
   log.debug('qemu', bin, args.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' '))
   const startedAt = performance.now()
   // detached: QEMU gets its own process group, so a terminal's Ctrl-C reaches ktstr (which

@@ -1,10 +1,12 @@
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { parseDocblock } from '../../plugin/docblock.js'
-import { applyDocblock, specFromOptions } from '../../plugin/spec.js'
-import { MAX_TIMEOUT_S, MIN_MEMORY_MIB, maxMemoryMib } from '../../src/vm/defaults.js'
+import { applyDocblock, specFromOptions } from '../../../plugin/spec.js'
+import { MAX_TIMEOUT_S, MIN_MEMORY_MIB, maxMemoryMib } from '../../../src/vm/defaults.js'
+import { parseDocblock as parseIn } from '../../../src/vm/spec/docblock.js'
 
 const file = (docblock: string, body = "import { test } from 'vitest'\n") => `${docblock}\n${body}`
+/** A docblock of a file in /p/test. */
+const parseDocblock = (source: string) => parseIn(source, '/p/test')
 
 describe('parseDocblock', () => {
   it('gives nothing for a file without one', () => {
@@ -42,11 +44,10 @@ describe('parseDocblock', () => {
   })
 
   it('reads include= paths and a disk= spec, resolved against the file folder', () => {
-    const doc = parseDocblock(file('/** @ktstr include=./bench.sh,/usr/bin/stress-ng disk=./scratch.img,ro,iops=100 */'))
-    expect(doc.include).toEqual(['./bench.sh', '/usr/bin/stress-ng'])
-    const spec = applyDocblock({}, doc, '/proj/tests')
-    expect(spec.include).toEqual(['/proj/tests/bench.sh', '/usr/bin/stress-ng'])
-    expect(spec.disks).toEqual([{ path: '/proj/tests/scratch.img', readOnly: true, iops: 100 }])
+    const doc = parseIn(file('/** @ktstr include=./bench.sh,/usr/bin/stress-ng disk=./scratch.img,ro,iops=100 */'), '/proj/tests')
+    expect(doc.include).toEqual(['/proj/tests/bench.sh', '/usr/bin/stress-ng'])
+    expect(doc.disks).toEqual([{ path: '/proj/tests/scratch.img', readOnly: true, iops: 100 }])
+    expect(applyDocblock({ include: ['/opt/x'] }, doc).include).toEqual(['/opt/x', '/proj/tests/bench.sh', '/usr/bin/stress-ng'])
   })
 
   it('accepts a gauntlet preset name as the topology', () => {
@@ -74,10 +75,11 @@ describe('parseDocblock', () => {
     ['/** @ktstr timeout=60s */', 'bad @ktstr timeout="60s"'],
     ['/** @ktstr backend=xen */', 'bad @ktstr backend="xen": expected qemu, kvm or auto'],
     ['/** @ktstr scheduler= */', 'bad @ktstr scheduler="": expected a scheduler name'],
-    ['/** @ktstr disk=/tmp/x.img,rw */', 'bad @ktstr disk="/tmp/x.img,rw": bad disk option "rw"'],
+    ['/** @ktstr disk=/tmp/x.img,rw */', 'bad @ktstr disk="/tmp/x.img,rw": bad disk option "rw": use ro'],
     ['/** @ktstr disk=/tmp/x.img,iops=0 */', 'use ro, iops=N or bps=N (N > 0)'],
     ['/** @ktstr include=a,,b */', 'bad @ktstr include="a,,b": expected comma-separated paths'],
-    ['/** @ktstr scheduler=x sched-args="-v */', 'unterminated " quote'],
+    ['/** @ktstr scheduler=x sched-args="-v */', '@ktstr: unterminated " quote'],
+    [`/** @ktstr scheduler=x sched-args='"-v' */`, 'bad @ktstr sched-args="\\"-v": unterminated " quote'],
   ])('rejects %s', (docblock, message) => {
     expect(() => parseDocblock(file(docblock))).toThrow(message)
   })
@@ -94,32 +96,37 @@ describe('applyDocblock over plugin defaults', () => {
   it('validates and normalizes plugin options', () => {
     expect(defaults).toEqual({ scheduler: 'scx_simple', schedArgs: ['-v'], memoryMib: 1024, timeoutS: 300 })
     expect(specFromOptions({ schedArgs: ['-a', 'b c'], scheduler: 's' }).schedArgs).toEqual(['-a', 'b c'])
-    expect(() => specFromOptions({ memory: 12 })).toThrow('bad ktstr() option memory="12"')
+    expect(() => specFromOptions({ memory: 12 })).toThrow('bad ktstr() option memory=12: expected a whole number of MiB')
     expect(() => specFromOptions({ topology: '1x' })).toThrow('bad ktstr() option topology="1x"')
     expect(() => specFromOptions({ backend: 'vbox' as 'qemu' })).toThrow('bad ktstr() option backend="vbox"')
+    expect(() => specFromOptions({ include: ['a', ''] })).toThrow('bad ktstr() option include=["a",""]: expected an array of paths')
+    expect(() => specFromOptions({ schedArgs: [1] as unknown as string[], scheduler: 's' })).toThrow('bad ktstr() option schedArgs=[1]: expected an array of strings or one string')
+    expect(() => specFromOptions({ schedArgs: '-v' })).toThrow('ktstr() option schedArgs given without a scheduler; add ktstr() option scheduler=<name>')
+    expect(specFromOptions({ scheduler: 'eevdf', kernel: './k' })).toEqual({ kernel: path.resolve('k') })
   })
 
   it('lets the file override what it names and keeps the rest', () => {
-    const spec = applyDocblock(defaults, parseDocblock(file('/** @ktstr memory=2048 topology=1n2l4c1t */')), '/p/test')
+    const spec = applyDocblock(defaults, parseDocblock(file('/** @ktstr memory=2048 topology=1n2l4c1t */')))
     expect(spec).toEqual({ scheduler: 'scx_simple', schedArgs: ['-v'], memoryMib: 2048, timeoutS: 300, topology: '1n2l4c1t' })
   })
 
   it('drops the default scheduler arguments when the file picks another scheduler', () => {
-    const other = applyDocblock(defaults, { scheduler: 'scx_central' }, '/p')
+    const other = applyDocblock(defaults, { scheduler: 'scx_central' })
     expect(other.scheduler).toBe('scx_central')
     expect(other.schedArgs).toBeUndefined()
-    expect(applyDocblock(defaults, { scheduler: 'scx_central', schedArgs: ['-x'] }, '/p').schedArgs).toEqual(['-x'])
-    expect(applyDocblock(defaults, { schedArgs: ['-s', '1'] }, '/p')).toMatchObject({ scheduler: 'scx_simple', schedArgs: ['-s', '1'] })
-    const eevdf = applyDocblock(defaults, { scheduler: null }, '/p')
+    expect(applyDocblock(defaults, { scheduler: 'scx_central', schedArgs: ['-x'] }).schedArgs).toEqual(['-x'])
+    expect(applyDocblock(defaults, { schedArgs: ['-s', '1'] })).toMatchObject({ scheduler: 'scx_simple', schedArgs: ['-s', '1'] })
+    const eevdf = applyDocblock(defaults, { scheduler: null })
     expect('scheduler' in eevdf || 'schedArgs' in eevdf).toBe(false)
   })
 
   it('refuses sched-args without a scheduler', () => {
-    expect(() => applyDocblock({}, { schedArgs: ['-v'] }, '/p')).toThrow('sched-args given without a scheduler')
+    expect(() => applyDocblock({}, { schedArgs: ['-v'] })).toThrow('@ktstr sched-args given without a scheduler; add @ktstr scheduler=<name>')
+    expect(() => applyDocblock(defaults, parseDocblock(file('/** @ktstr scheduler=eevdf sched-args=-v */')))).toThrow('sched-args given without a scheduler')
   })
 
   it('resolves a relative kernel path against the test file folder', () => {
-    expect(applyDocblock({}, { kernel: '../kernels/bzImage' }, '/p/test').kernel).toBe(path.resolve('/p/kernels/bzImage'))
-    expect(applyDocblock({}, { kernel: 'auto' }, '/p/test').kernel).toBe('auto')
+    expect(parseDocblock(file('/** @ktstr kernel=../kernels/bzImage */')).kernel).toBe(path.resolve('/p/kernels/bzImage'))
+    expect(parseDocblock(file('/** @ktstr kernel=auto */')).kernel).toBe('auto')
   })
 })

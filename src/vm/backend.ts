@@ -1,0 +1,47 @@
+/**
+ * A backend is a VMM that starts a guest from a LaunchPlan: `qemu` (./qemu/backend.ts) or our
+ * own `kvm` (./kvm/backend.ts). Each wires the disks and the channel its own way.
+ */
+import { GUEST_INIT, GUEST_NODE } from '../image/guest-paths.js'
+import type { TopologySpec } from '../../runtime/protocol/topology.js'
+import type { ConsoleLog } from './console.js'
+import type { DiskSpec } from './disk.js'
+import type { VmProcess } from './vm-process.js'
+
+/** What every backend needs to start one guest. */
+export interface LaunchPlan {
+  /** The bzImage. */
+  kernel: string
+  initrd: string
+  topology: TopologySpec
+  memoryMib: number
+  /** virtio-blk disks, in order: /dev/vda, /dev/vdb, … */
+  disks: readonly DiskSpec[]
+  /** A unix socket path in the run folder, for a backend whose channel needs one (QEMU's). */
+  channelSocket: string
+  /** Give the guest AMD SVM so it can run KVM itself. */
+  nestedKvm: boolean
+}
+
+export interface Backend {
+  launch(plan: LaunchPlan, console: ConsoleLog): Promise<VmProcess>
+}
+
+/**
+ * Kernel command line: node as PID 1 running the ktstr init (args after `--` go to init), both
+ * at fixed guest paths (image/guest-paths.ts), so a host path never needs quoting here.
+ */
+export function kernelCmdline(opts: { extra?: string[] } = {}): string {
+  return [
+    'console=ttyS0',
+    // KTSTR_KERNEL_ARGS (e.g. "loglevel=7") replaces the default quiet console, for debugging boots.
+    ...(process.env.KTSTR_KERNEL_ARGS ? process.env.KTSTR_KERNEL_ARGS.split(/\s+/) : ['quiet']),
+    // panic → reboot at once → the VMM exits; the host reads the panic from the console.
+    'panic=-1',
+    'reboot=k',
+    ...(opts.extra ?? []),
+    `rdinit=${GUEST_NODE}`,
+    '--',
+    GUEST_INIT,
+  ].join(' ')
+}

@@ -1,0 +1,9 @@
+/** The kvm backend: our own VMM (./launch.ts, loaded only when used), which attaches the disks itself. */
+import { kernelCmdline, type Backend } from '../backend.js'
+
+export const kvmBackend: Backend = {
+  async launch(plan, console) {
+    const { launchKvm } = await import('./launch.js')
+    return launchKvm({ ...plan, cmdline: kernelCmdline() }, console)
+  },
+}
