@@ -1,7 +1,8 @@
 /**
- * Runs fixture projects with real Vitest (startVitest), the `ktstr` pool and fake guests (child node
- * processes running the compiled guest worker over a unix socket, fake-guest.ts). Needs
- * `npm run build` first: the guest side runs from dist/.
+ * Runs fixture projects with real Vitest (startVitest), the `ktstr` pool and fake guests: the real
+ * guest session (src/vm/session-runner.ts) over a "VM" that is a child node process running the
+ * compiled guest worker (fake-init.mjs, test/helpers/fake-vm.ts). Needs `npm run build` first: the
+ * guest side runs from dist/.
  */
 import fs from 'node:fs'
 import os from 'node:os'
@@ -12,13 +13,48 @@ import { stripVTControlCharacters } from 'node:util'
 import type { UserConsoleLog } from 'vitest'
 import type { JsonTestResults, Reporter } from 'vitest/node'
 import { startVitest } from 'vitest/node'
-import { ktstr } from '../../plugin/index.js'
-import { fakeGuests, type FakeGuests } from './fake-guest.js'
+import { ktstr, type BootGuest } from 'ktstr/plugin'
+import { DEFAULT_TIMEOUT_S } from '../../src/vm/defaults.js'
+import { createRunDir } from '../../src/vm/run-dir.js'
+import { startSession } from '../../src/vm/session-runner.js'
+import type { VmRequest } from '../../src/vm/spec/request.js'
+import { childVm } from '../helpers/fake-vm.js'
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url))
 export const FIXTURES = path.join(REPO, 'test', 'fixtures')
 export const built = fs.existsSync(path.join(REPO, 'dist', 'runtime', 'vitest', 'worker.js'))
 if (!built) console.warn('relay tests skipped: dist/ is missing; run `npm run build` (tsc) first')
+
+const FAKE_INIT = fileURLToPath(new URL('./fake-init.mjs', import.meta.url))
+
+export interface FakeGuests {
+  boot: BootGuest
+  requests: VmRequest[]
+  /** "VMs" still running. */
+  running(): number
+}
+
+/** A `boot` for the pool: bootGuest's session over a child process instead of a VM. */
+export function fakeGuests(): FakeGuests {
+  const requests: VmRequest[] = []
+  let running = 0
+  return {
+    requests,
+    running: () => running,
+    async boot(req) {
+      requests.push(req)
+      const t0 = performance.now()
+      const tmpDir = createRunDir()
+      const spec = path.join(tmpDir, 'spec.json')
+      fs.writeFileSync(spec, JSON.stringify({ ...req, extraImagePaths: undefined }))
+      const socket = path.join(tmpDir, 'channel.sock')
+      const vm = await childVm(FAKE_INIT, [socket, spec], socket)
+      running++
+      void vm.exited.then(() => running--)
+      return startSession(vm, { t0, imageMs: 0, timeoutS: req.timeoutS ?? DEFAULT_TIMEOUT_S, tmpDir })
+    },
+  }
+}
 
 export interface RunResult {
   json: JsonTestResults

@@ -1,7 +1,7 @@
 /**
  * The pool end to end, minus the VM: real Vitest (startVitest) runs a fixture project with the
- * `ktstr` pool, whose guests are child node processes running the compiled guest worker over a
- * unix socket (fake-guest.ts). Needs `npm run build` first: the guest side runs from dist/.
+ * `ktstr` pool, whose guests are the real guest session over child node processes running the
+ * compiled guest worker (pool-run.ts). Needs `npm run build` first: the guest side runs from dist/.
  */
 import fs from 'node:fs'
 import path from 'node:path'
@@ -9,10 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { JsonTestResults } from 'vitest/node'
 import { createVitest, startVitest } from 'vitest/node'
 import { maxGuests } from '../../plugin/capacity.js'
-import { ktstr } from '../../plugin/index.js'
+import { ktstr } from 'ktstr/plugin'
 import { guestSize, specFromOptions } from '../../plugin/spec.js'
-import { fakeGuests } from './fake-guest.js'
-import { REPO, built, byTitle, copyFixture, runFixture, sink, type RunResult } from './pool-run.js'
+import { REPO, built, byTitle, copyFixture, fakeGuests, runFixture, sink, type RunResult } from './pool-run.js'
 
 describe.skipIf(!built)('ktstr pool over a fake guest', () => {
   let basic: RunResult

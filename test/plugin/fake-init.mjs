@@ -1,6 +1,7 @@
-// A stand-in for the guest init (runtime/init/main.ts) in a child process: the channel is a unix
-// socket instead of a virtio port, and "the kernel console" is this process's stderr. It runs the
-// compiled guest worker exactly as the init does for mode vitest. Plain JS: node runs it directly.
+// A stand-in for the guest init (runtime/init/main.ts) in a child process (test/helpers/fake-vm.ts
+// childVm): the channel is a unix socket instead of a virtio port, and "the kernel console" is this
+// process's stderr. It runs the compiled guest worker exactly as the init does for mode vitest.
+// Plain JS: node runs it directly.
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
@@ -15,6 +16,12 @@ const consoleLine = (s) => fs.writeSync(2, `${s}\n`) // straight to fd 2, past a
 
 consoleLine('[    0.000000] Linux version 6.12.0-fake (ktstr relay test)')
 consoleLine(`[    0.400000] fake init: topology ${spec.topology ?? 'default'}, ${spec.memoryMib ?? 'default'} MiB`)
+if (spec.scheduler === 'scx_noboot') {
+  // A kernel that never gets as far as the init: the VM dies before the channel is connected.
+  consoleLine('[    0.900000] Run /init as init process')
+  consoleLine('[    0.950000] Kernel panic - not syncing: No working init found.')
+  exit(1)
+}
 
 const socket = net.connect(socketPath)
 await once(socket, 'connect')
