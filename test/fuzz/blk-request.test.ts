@@ -22,10 +22,10 @@ import {
   VIRTIO_BLK_T_GET_ID,
   VIRTIO_BLK_T_IN,
   VIRTIO_BLK_T_OUT,
-  VIRTIO_F_RING_EVENT_IDX,
-  VIRTIO_F_VERSION_1,
 } from '../../src/vm/kvm/virtio/block/constants.js'
 import { VirtioBlkDevice } from '../../src/vm/kvm/virtio/block/device.js'
+import { blkQueueHandler } from '../../src/vm/kvm/virtio/block/handler.js'
+import { featureBit, VIRTIO_F } from '../../src/vm/kvm/virtio/mmio.js'
 import { parseRequest, type DiskLimits } from '../../src/vm/kvm/virtio/block/request.js'
 import { GuestMemory } from '../../src/vm/kvm/memory/guest-memory.js'
 import { isWritable, SplitQueue, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, type DescriptorChain } from '../../src/vm/kvm/virtio/queue.js'
@@ -277,7 +277,6 @@ describe('fuzz: virtio-blk queue handler over a real file', () => {
     backings.push(rw, ro)
     const devices = { rw: new VirtioBlkDevice({ backing: { kind: 'file', path: file, readOnly: false }, queueSize: QSIZE, segMax: 3, sizeMax: 4096 }), ro: new VirtioBlkDevice({ backing: { kind: 'file', path: file, readOnly: true }, queueSize: QSIZE }) }
     const warn = vi.spyOn(log, 'warn')
-    const features = (1n << BigInt(VIRTIO_F_VERSION_1)) | (1n << BigInt(VIRTIO_F_RING_EVENT_IDX))
     return fc.property(blkRingArb, fc.boolean(), ({ ring, reqs }, readOnly) => {
       const inner = layBlk(ring, reqs)
       const ram = new CheckedRam(inner)
@@ -292,15 +291,11 @@ describe('fuzz: virtio-blk queue handler over a real file', () => {
       const before = new Uint8Array(RAM_SIZE)
       inner.read(RAM_BASE, before)
       let broken: string | undefined
-      const handler = (readOnly ? devices.ro : devices.rw).directHandler({
-        ram,
-        queue: ring.config,
-        ackedFeatures: ring.eventIdx ? features : features & ~(1n << BigInt(VIRTIO_F_RING_EVENT_IDX)),
-        backing: readOnly ? ro : rw,
-        notify: () => {},
-        queueState: { nextAvail: ring.nextAvail, nextUsed: ring.nextUsed },
-        onBroken: (why) => (broken = why),
-      })
+      const setup = (readOnly ? devices.ro : devices.rw).queueSetup(ram, [ring.config], ring.eventIdx ? featureBit(VIRTIO_F.EVENT_IDX) : 0n)
+      const handler = blkQueueHandler(
+        { ...setup, queueState: { nextAvail: ring.nextAvail, nextUsed: ring.nextUsed } },
+        { ram, backing: readOnly ? ro : rw, notify: () => {}, onBroken: (why) => (broken = why) },
+      )
       const done = handler.drain()
       check(warn.mock.calls.length === 0, () => `handler warned: ${warn.mock.calls.map((c) => c[0]).join(' | ')}`)
       // A driver that points a device-writable buffer at its own rings gets what it asked for.

@@ -6,18 +6,18 @@ import fs from 'node:fs'
 import { afterAll, describe, expect, it, vi } from 'vitest'
 import * as libc from '../../../native-shims/libc.js'
 import type { DiskSpec } from '../../../src/vm/disk.js'
-import { VIRTIO_BLK_F_RO, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_F_RING_EVENT_IDX } from '../../../src/vm/kvm/virtio/block/constants.js'
-import { DEVICE_STATUS as S, MMIO_MAGIC, MMIO_REG as R } from '../../../src/vm/kvm/virtio/mmio.js'
+import { VIRTIO_BLK_F_RO, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK } from '../../../src/vm/kvm/virtio/block/constants.js'
+import { DEVICE_STATUS as S, MMIO_MAGIC, MMIO_REG as R, VIRTIO_F } from '../../../src/vm/kvm/virtio/mmio.js'
 import { attachDisks, diskThrottle, MAX_KVM_DISKS, type DiskEventfds, type KvmDisk, type KvmDisks } from '../../../src/vm/kvm/virtio/block/disks.js'
 import { Bus } from '../../../src/vm/kvm/io-bus.js'
 import { virtioMmioWindow } from '../../../src/vm/kvm/memory/layout.js'
 import { GuestDriver } from './blk/driver.js'
-import { guestRam, makeDisk, pattern, RAM_BASE, tempDir, workerSkipReason } from './blk/setup.js'
+import { guestRam, makeDisk, pattern, RAM_BASE, tempDir, threadSkipReason } from './blk/setup.js'
 
 const tmp = tempDir()
 afterAll(tmp.cleanup)
 
-const skipWorker = workerSkipReason()
+const skipWorker = threadSkipReason()
 if (skipWorker) console.warn(`[ktstr tests] skipping the kvm disk tests that start blk workers: ${skipWorker}`)
 
 const ONE = new BigUint64Array([1n])
@@ -181,7 +181,7 @@ function probe(vm: FakeVm, x: KvmDisk, driver: GuestDriver): void {
   vm.write(reg(R.DEVICE_FEATURES_SEL), 1)
   const hi = vm.read(reg(R.DEVICE_FEATURES))
   vm.write(reg(R.DRIVER_FEATURES_SEL), 0)
-  vm.write(reg(R.DRIVER_FEATURES), (lo & ~(1 << VIRTIO_F_RING_EVENT_IDX)) >>> 0)
+  vm.write(reg(R.DRIVER_FEATURES), (lo & ~(1 << VIRTIO_F.EVENT_IDX)) >>> 0)
   vm.write(reg(R.DRIVER_FEATURES_SEL), 1)
   vm.write(reg(R.DRIVER_FEATURES), hi)
   vm.write(reg(R.STATUS), S.ACKNOWLEDGE | S.DRIVER | S.FEATURES_OK)

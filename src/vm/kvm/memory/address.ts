@@ -27,6 +27,8 @@ export function guestAddressFromParts(low: number, high: number): GuestAddress |
   return (hi * 0x1_0000_0000 + (low >>> 0)) as GuestAddress
 }
 
+export const isPow2 = (n: number): boolean => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0
+
 export const alignUp = (n: number, align: number): number => Math.ceil(n / align) * align
 export const alignDown = (n: number, align: number): number => Math.floor(n / align) * align
 

@@ -16,7 +16,7 @@
  * reported through `onProtocolError`; an activation the device refuses sets DEVICE_NEEDS_RESET.
  */
 import { log } from '../../../util/log.js'
-import { guestAddressFromParts, hex } from '../memory/address.js'
+import { guestAddressFromParts, hex, isPow2 } from '../memory/address.js'
 import type { MmioDeviceWindow } from '../memory/layout.js'
 import type { QueueConfig } from './queue-config.js'
 
@@ -142,8 +142,6 @@ interface QueueRegs {
   driver: [number, number]
   device: [number, number]
 }
-
-const isPow2 = (n: number) => n > 0 && (n & (n - 1)) === 0
 
 export class VirtioMmioTransport {
   private status = 0

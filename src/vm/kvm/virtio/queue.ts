@@ -8,6 +8,7 @@
 // that need a full barrier are a store followed by a load of the other side's field: used.idx
 // then used_event (or avail.flags) in needsNotification(), and avail_event then avail.idx in
 // enableNotification(). fence() provides it.
+import { isPow2 } from '../memory/address.js'
 import type { GuestRam } from '../memory/guest-memory.js'
 import type { QueueConfig } from './queue-config.js'
 
@@ -91,7 +92,7 @@ export class SplitQueue {
   ) {
     const { size, descTable, availRing, usedRing } = config
     if (!config.ready) throw new VirtqueueError('queue is not ready')
-    if (!Number.isInteger(size) || size < 1 || size > VIRTQ_MAX_SIZE || (size & (size - 1)) !== 0) {
+    if (!isPow2(size) || size > VIRTQ_MAX_SIZE) {
       throw new VirtqueueError(`queue size ${size} is not a power of 2 in [1, ${VIRTQ_MAX_SIZE}]`)
     }
     const areas: [string, number, number, number][] = [

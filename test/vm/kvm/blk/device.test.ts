@@ -1,4 +1,4 @@
-// The virtio-blk device run in-thread behind the test driver: config space, the request types,
+// The virtio-blk device's queue handler (what its blk thread runs) behind the test driver: config space, the request types,
 // and every malformed shape the validator must turn into S_IOERR / S_UNSUPP / used length 0.
 import fs from 'node:fs'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -15,9 +15,6 @@ import {
   VIRTIO_BLK_T_GET_ID,
   VIRTIO_BLK_T_IN,
   VIRTIO_BLK_T_OUT,
-  VIRTIO_F_INDIRECT_DESC,
-  VIRTIO_F_RING_EVENT_IDX,
-  VIRTIO_F_VERSION_1,
   VIRTIO_ID_BLOCK,
 } from '../../../../src/vm/kvm/virtio/block/constants.js'
 import { BlkActivationError, VirtioBlkDevice } from '../../../../src/vm/kvm/virtio/block/device.js'
@@ -25,7 +22,8 @@ import { FaultyBacking } from '../../../../src/vm/kvm/virtio/block/faulty-backin
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../../../src/vm/kvm/virtio/queue.js'
 import { FileBacking } from '../../../../src/vm/kvm/virtio/block/backing.js'
 import { GuestMemory } from '../../../../src/vm/kvm/memory/guest-memory.js'
-import { DEVICE_STATUS as S, MMIO_REG as R, VirtioMmioTransport } from '../../../../src/vm/kvm/virtio/mmio.js'
+import { blkQueueHandler } from '../../../../src/vm/kvm/virtio/block/handler.js'
+import { DEVICE_STATUS as S, featureBit, MMIO_REG as R, VIRTIO_F, VirtioMmioTransport } from '../../../../src/vm/kvm/virtio/mmio.js'
 import { GuestDriver } from './driver.js'
 import { FEATURES, makeDisk, pattern, RAM_BASE, RAM_SIZE, rig, tempDir } from './setup.js'
 
@@ -35,7 +33,7 @@ const DISK_SIZE = (1 << 20) + 100 // a trailing partial sector is not exposed
 const CAPACITY = 2048
 let n = 0
 const freshDisk = () => makeDisk(tmp.dir, DISK_SIZE, `disk-${n++}.img`)
-const bit = (b: number) => 1n << BigInt(b)
+const bit = featureBit
 
 describe('virtio-blk device: identity and config space', () => {
   it('offers the blk features and lays out struct virtio_blk_config', () => {
@@ -43,11 +41,12 @@ describe('virtio-blk device: identity and config space', () => {
     expect(dev.deviceType).toBe(VIRTIO_ID_BLOCK)
     expect(dev.queueMaxSizes).toEqual([256])
     expect(dev.capacity).toBe(BigInt(CAPACITY))
-    for (const f of [VIRTIO_F_VERSION_1, VIRTIO_F_RING_EVENT_IDX, VIRTIO_BLK_F_SIZE_MAX, VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_FLUSH]) {
+    for (const f of [VIRTIO_F.EVENT_IDX, VIRTIO_BLK_F_SIZE_MAX, VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_FLUSH]) {
       expect(dev.features & bit(f)).toBe(bit(f))
     }
     expect(dev.features & bit(VIRTIO_BLK_F_RO)).toBe(0n)
-    expect(dev.features & bit(VIRTIO_F_INDIRECT_DESC)).toBe(0n)
+    expect(dev.features & bit(VIRTIO_F.INDIRECT_DESC)).toBe(0n)
+    expect(new VirtioMmioTransport(dev).offeredFeatures & bit(VIRTIO_F.VERSION_1)).toBe(bit(VIRTIO_F.VERSION_1)) // the transport's bit
     expect(dev.configSize).toBe(96)
     // Read the way the transport does: aligned 1/2/4-byte fields, little-endian.
     const cfg = new Uint8Array(dev.configSize)
@@ -77,11 +76,10 @@ describe('virtio-blk device: identity and config space', () => {
     expect(() => new VirtioBlkDevice({ backing: { kind: 'file', path }, blkSize: 1000 })).toThrow(/blk_size/)
     expect(() => new VirtioBlkDevice({ backing: { kind: 'file', path: `${tmp.dir}/missing.img` } })).toThrow(/does not exist/)
     const r = rig(path)
-    const base = { ram: r.ram, queue: r.driver.config, backing: r.backing, notify: () => {} }
-    expect(() => r.device.directHandler({ ...base, ackedFeatures: 0n })).toThrow(/VERSION_1/)
-    expect(() => r.device.directHandler({ ...base, ackedFeatures: bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_F_INDIRECT_DESC) })).toThrow(BlkActivationError)
-    expect(() => r.device.directHandler({ ...base, queue: { ...r.driver.config, size: 512 }, ackedFeatures: bit(VIRTIO_F_VERSION_1) })).toThrow(/exceeds the maximum/)
-    expect(() => r.device.directHandler({ ...base, queue: { ...r.driver.config, descTable: 1 }, ackedFeatures: bit(VIRTIO_F_VERSION_1) })).toThrow(/queue unusable/)
+    // Feature negotiation is the transport's (virtio-mmio.test.ts); the device checks the queue.
+    expect(() => r.device.queueSetup(r.ram, [], FEATURES)).toThrow(BlkActivationError)
+    expect(() => r.device.queueSetup(r.ram, [{ ...r.driver.config, size: 512 }], FEATURES)).toThrow(/exceeds the maximum/)
+    expect(() => r.device.queueSetup(r.ram, [{ ...r.driver.config, descTable: 1 }], FEATURES)).toThrow(/queue unusable/)
   })
 })
 
@@ -281,7 +279,7 @@ describe('virtio-blk device over the VMM\'s GuestMemory', () => {
     const driver = new GuestDriver(mem, { queueSize: 64, base: RAM_BASE * 4, size: 4 << 20 })
     const dev = new VirtioBlkDevice({ backing: { kind: 'file', path } })
     const backing = FileBacking.open(path)
-    const handler = dev.directHandler({ ram: mem, queue: driver.config, ackedFeatures: FEATURES, backing, notify: () => {} })
+    const handler = blkQueueHandler(dev.queueSetup(mem, [driver.config], FEATURES), { ram: mem, backing, notify: () => {} })
     const data = pattern(1, 4096)
     const w = driver.write(40, data, 3)
     const r = driver.read(40, 4096, 2)
@@ -294,77 +292,32 @@ describe('virtio-blk device over the VMM\'s GuestMemory', () => {
   })
 })
 
-describe('virtio-blk device behind the virtio-mmio transport, inline', () => {
-  function negotiate(t: VirtioMmioTransport, accept: (offered: bigint) => bigint) {
-    const wr = (off: number, v: number) => t.write(off, 4, v)
-    wr(R.STATUS, S.ACKNOWLEDGE | S.DRIVER)
-    wr(R.DEVICE_FEATURES_SEL, 0)
-    const lo = t.read(R.DEVICE_FEATURES, 4)
-    wr(R.DEVICE_FEATURES_SEL, 1)
-    const want = accept((BigInt(t.read(R.DEVICE_FEATURES, 4)) << 32n) | BigInt(lo))
-    wr(R.DRIVER_FEATURES_SEL, 0)
-    wr(R.DRIVER_FEATURES, Number(want & 0xffff_ffffn))
-    wr(R.DRIVER_FEATURES_SEL, 1)
-    wr(R.DRIVER_FEATURES, Number(want >> 32n))
-    wr(R.STATUS, S.ACKNOWLEDGE | S.DRIVER | S.FEATURES_OK)
-  }
-  function setupQueue(t: VirtioMmioTransport, c: { size: number; descTable: number; availRing: number; usedRing: number }) {
-    const wr = (off: number, v: number) => t.write(off, 4, v)
-    wr(R.QUEUE_SEL, 0)
-    wr(R.QUEUE_NUM, c.size)
-    wr(R.QUEUE_DESC_LOW, c.descTable)
-    wr(R.QUEUE_DRIVER_LOW, c.availRing)
-    wr(R.QUEUE_DEVICE_LOW, c.usedRing)
-    wr(R.QUEUE_READY, 1)
-    wr(R.STATUS, S.ACKNOWLEDGE | S.DRIVER | S.FEATURES_OK | S.DRIVER_OK)
-  }
-
-  it('serves requests on QueueNotify and raises the interrupt; without EVENT_IDX it follows NO_INTERRUPT', () => {
-    const path = freshDisk()
-    const mem = GuestMemory.allocate([{ base: 0, size: 2 << 20 }], { shared: true })
-    const driver = new GuestDriver(mem, { queueSize: 32, base: 0x10000, size: (2 << 20) - 0x10000 })
-    const dev = new VirtioBlkDevice({ backing: { kind: 'file', path }, ram: mem, inline: true })
-    let irqs = 0
-    const t = new VirtioMmioTransport(dev, { onInterrupt: () => irqs++ })
-    negotiate(t, (offered) => offered & ~bit(VIRTIO_F_RING_EVENT_IDX))
-    setupQueue(t, driver.config)
-    expect(dev.active).toBe(true)
-    const r = driver.read(1, 512)
-    driver.publish(r.head)
-    t.write(R.QUEUE_NOTIFY, 4, 0)
-    expect(driver.used()).toEqual([{ id: r.head, len: 513 }])
-    expect(driver.data(r)).toEqual(pattern(512, 512))
-    expect(irqs).toBe(1)
-    expect(t.read(R.INTERRUPT_STATUS, 4)).toBe(1)
-    t.write(R.INTERRUPT_ACK, 4, 1)
+describe('virtio-blk device behind the virtio-mmio transport', () => {
+  it('without EVENT_IDX the handler follows VIRTQ_AVAIL_F_NO_INTERRUPT', () => {
+    const { driver, run, notifications } = rig(freshDisk(), { features: bit(VIRTIO_F.VERSION_1) })
+    expect(run(driver.read(1, 512).head)).toHaveLength(1)
+    expect(notifications()).toBe(1)
     driver.setAvailFlags(1) // VIRTQ_AVAIL_F_NO_INTERRUPT
-    driver.publish(driver.flush().head)
-    t.write(R.QUEUE_NOTIFY, 4, 0)
-    expect(driver.used()).toHaveLength(1)
-    expect(irqs).toBe(1)
-    t.write(R.STATUS, 4, 0)
-    expect(dev.active).toBe(false)
-  })
-
-  it('a driver that breaks the ring gets DEVICE_NEEDS_RESET', () => {
-    const mem = GuestMemory.allocate([{ base: 0, size: 1 << 20 }], { shared: true })
-    const driver = new GuestDriver(mem, { queueSize: 16, base: 0x10000, size: 0x80000 })
-    const dev = new VirtioBlkDevice({ backing: { kind: 'file', path: freshDisk() }, ram: mem, inline: true })
-    const t = new VirtioMmioTransport(dev)
-    negotiate(t, (o) => o)
-    setupQueue(t, driver.config)
-    driver.setAvailIdx(40) // 40 chains "available" in a 16-entry ring
-    t.write(R.QUEUE_NOTIFY, 4, 0)
-    expect(t.deviceStatus & S.DEVICE_NEEDS_RESET).toBe(S.DEVICE_NEEDS_RESET)
-    expect(driver.usedIdx()).toBe(0)
+    expect(run(driver.flush().head)).toHaveLength(1)
+    expect(notifications()).toBe(1)
   })
 
   it('refuses an activation whose rings are outside guest RAM (DEVICE_NEEDS_RESET)', () => {
     const mem = GuestMemory.allocate([{ base: 0, size: 1 << 20 }], { shared: true })
-    const dev = new VirtioBlkDevice({ backing: { kind: 'file', path: freshDisk() }, ram: mem, inline: true })
+    const dev = new VirtioBlkDevice({ backing: { kind: 'file', path: freshDisk() }, ram: mem })
     const t = new VirtioMmioTransport(dev)
-    negotiate(t, (o) => o)
-    setupQueue(t, { size: 64, descTable: 0x20_0000, availRing: 0x1000, usedRing: 0x2000 })
+    const wr = (off: number, v: number) => t.write(off, 4, v)
+    wr(R.STATUS, S.ACKNOWLEDGE | S.DRIVER)
+    wr(R.DRIVER_FEATURES_SEL, 1)
+    wr(R.DRIVER_FEATURES, 1) // VERSION_1
+    wr(R.STATUS, S.ACKNOWLEDGE | S.DRIVER | S.FEATURES_OK)
+    wr(R.QUEUE_SEL, 0)
+    wr(R.QUEUE_NUM, 64)
+    wr(R.QUEUE_DESC_LOW, 0x20_0000)
+    wr(R.QUEUE_DRIVER_LOW, 0x1000)
+    wr(R.QUEUE_DEVICE_LOW, 0x2000)
+    wr(R.QUEUE_READY, 1)
+    wr(R.STATUS, S.ACKNOWLEDGE | S.DRIVER | S.FEATURES_OK | S.DRIVER_OK)
     expect(t.deviceStatus & S.DEVICE_NEEDS_RESET).toBe(S.DEVICE_NEEDS_RESET)
     expect(dev.active).toBe(false)
   })

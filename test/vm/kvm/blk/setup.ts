@@ -1,13 +1,13 @@
 // Shared fixtures for the virtio-blk tests: guest RAM in a SharedArrayBuffer, a temp disk file,
-// and the device running in-thread behind the test driver.
+// and the device's queue handler (what its blk thread runs) driven directly behind the test driver.
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { FileBacking, type Backing } from '../../../../src/vm/kvm/virtio/block/backing.js'
-import { VIRTIO_F_RING_EVENT_IDX, VIRTIO_F_VERSION_1 } from '../../../../src/vm/kvm/virtio/block/constants.js'
 import { VirtioBlkDevice, type BlkDeviceOptions } from '../../../../src/vm/kvm/virtio/block/device.js'
-import type { BlkQueueHandler } from '../../../../src/vm/kvm/virtio/block/handler.js'
-import { blkWorkerScript } from '../../../../src/vm/kvm/virtio/block/worker.js'
+import { blkQueueHandler, type BlkQueueHandler } from '../../../../src/vm/kvm/virtio/block/handler.js'
+import { blkThreadScript } from '../../../../src/vm/kvm/virtio/block/thread.js'
+import { featureBit, VIRTIO_F } from '../../../../src/vm/kvm/virtio/mmio.js'
 import { GuestMemory } from '../../../../src/vm/kvm/memory/guest-memory.js'
 import { GuestDriver } from './driver.js'
 
@@ -15,10 +15,10 @@ import { GuestDriver } from './driver.js'
 export const RAM_BASE = 0x10_0000
 export const RAM_SIZE = 8 << 20
 
-/** The worker runs compiled JavaScript; skip (with the reason) when dist/ is missing or older than src/. */
-export function workerSkipReason(): string | undefined {
+/** The blk thread runs compiled JavaScript; skip (with the reason) when dist/ is missing or older than src/. */
+export function threadSkipReason(): string | undefined {
   try {
-    blkWorkerScript()
+    blkThreadScript()
   } catch (e) {
     return (e as Error).message
   }
@@ -58,7 +58,7 @@ export function guestRam(size = RAM_SIZE, base = RAM_BASE): { ram: GuestMemory; 
   return { ram: GuestMemory.from([{ base, sab }]), sab }
 }
 
-export const FEATURES = (1n << BigInt(VIRTIO_F_VERSION_1)) | (1n << BigInt(VIRTIO_F_RING_EVENT_IDX))
+export const FEATURES = featureBit(VIRTIO_F.VERSION_1) | featureBit(VIRTIO_F.EVENT_IDX)
 
 export interface Rig {
   device: VirtioBlkDevice
@@ -81,14 +81,9 @@ export function rig(
   const driver = new GuestDriver(ram, { queueSize: opts.queueSize ?? 256, base: RAM_BASE, size: RAM_SIZE, ...(startIdx === undefined ? {} : { startIdx }) })
   const backing = wrap(FileBacking.open(diskPath, { readOnly }))
   let notified = 0
-  const handler = device.directHandler({
-    ram,
-    queue: driver.config,
-    ackedFeatures: features,
-    backing,
-    notify: () => notified++,
-    ...(startIdx === undefined ? {} : { queueState: { nextAvail: startIdx, nextUsed: startIdx } }),
-  })
+  const setup = device.queueSetup(ram, [driver.config], features)
+  const queueState = startIdx === undefined ? undefined : { nextAvail: startIdx, nextUsed: startIdx }
+  const handler = blkQueueHandler({ ...setup, ...(queueState && { queueState }) }, { ram, backing, notify: () => notified++ })
   return {
     device,
     handler,

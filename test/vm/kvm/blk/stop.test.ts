@@ -11,9 +11,9 @@ import { FileBacking } from '../../../../src/vm/kvm/virtio/block/backing.js'
 import { VirtioBlkDevice } from '../../../../src/vm/kvm/virtio/block/device.js'
 import { newFds, newThreads, resources, threadBlockedInRead } from '../resources.js'
 import { GuestDriver } from './driver.js'
-import { FEATURES, guestRam, makeDisk, RAM_BASE, RAM_SIZE, tempDir, workerSkipReason } from './setup.js'
+import { FEATURES, guestRam, makeDisk, RAM_BASE, RAM_SIZE, tempDir, threadSkipReason } from './setup.js'
 
-const skip = workerSkipReason()
+const skip = threadSkipReason()
 const tmp = tempDir()
 afterAll(tmp.cleanup)
 

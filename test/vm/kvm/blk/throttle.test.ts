@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { FileBacking } from '../../../../src/vm/kvm/virtio/block/backing.js'
 import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_T_OUT } from '../../../../src/vm/kvm/virtio/block/constants.js'
 import { VirtioBlkDevice } from '../../../../src/vm/kvm/virtio/block/device.js'
+import { blkQueueHandler } from '../../../../src/vm/kvm/virtio/block/handler.js'
 import { Throttle, TokenBucket, type Clock } from '../../../../src/vm/kvm/virtio/block/throttle.js'
 import { GuestDriver } from './driver.js'
 import { FEATURES, guestRam, makeDisk, RAM_BASE, RAM_SIZE, tempDir } from './setup.js'
@@ -72,16 +73,14 @@ describe('throttled device', () => {
     const dev = new VirtioBlkDevice({ backing: { kind: 'file', path }, throttle: { iops: { rate: 100, burst: 2 }, bytesPerSec: { rate: 65536, burst: 8192 } } })
     const { ram } = guestRam()
     const driver = new GuestDriver(ram, { queueSize: 64, base: RAM_BASE, size: RAM_SIZE })
-    const handler = dev.directHandler({
+    const handler = blkQueueHandler(dev.queueSetup(ram, [driver.config], FEATURES), {
       ram,
-      queue: driver.config,
-      ackedFeatures: FEATURES,
       backing: FileBacking.open(path),
       notify: () => {},
       clock,
       sleep: (ms) => {
         slept.push(ms)
-        clock.advance(ms) // time passes while the worker sleeps
+        clock.advance(ms) // time passes while the blk thread sleeps
         return true
       },
     })

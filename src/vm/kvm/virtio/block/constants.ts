@@ -1,17 +1,14 @@
-// virtio-blk numbers from virtio 1.2 §5.2 (and the transport-independent bits of §6).
+// virtio-blk numbers from virtio 1.2 §5.2 (the reserved feature bits of §6 are VIRTIO_F in ../mmio.ts).
 
 /** Device ID of a block device (§5.2.1). */
 export const VIRTIO_ID_BLOCK = 2
 
-// Feature bits (§5.2.3, §6).
+// Feature bits (§5.2.3).
 export const VIRTIO_BLK_F_SIZE_MAX = 1
 export const VIRTIO_BLK_F_SEG_MAX = 2
 export const VIRTIO_BLK_F_RO = 5
 export const VIRTIO_BLK_F_BLK_SIZE = 6
 export const VIRTIO_BLK_F_FLUSH = 9
-export const VIRTIO_F_INDIRECT_DESC = 28
-export const VIRTIO_F_RING_EVENT_IDX = 29
-export const VIRTIO_F_VERSION_1 = 32
 
 // Request types (§5.2.6). Only these four are offered; every other type is S_UNSUPP.
 export const VIRTIO_BLK_T_IN = 0

@@ -1,15 +1,16 @@
 // The virtio-blk device (virtio 1.2 §5.2) behind the virtio-mmio transport's VirtioDevice
 // interface: what it offers (features, config space, one request queue), and activation, which
-// hands the queue to the blk worker thread (or serves it in the calling thread when `inline`).
+// validates the driver's queue and hands it to the device's blk thread (thread.ts).
 import { EFD_CLOEXEC } from '../../../../../native-shims/constants.js'
 import * as libc from '../../../../../native-shims/libc.js'
 import { log } from '../../../../util/log.js'
-import type { GuestRam, GuestMemory } from '../../memory/guest-memory.js'
+import { isPow2 } from '../../memory/address.js'
+import type { GuestMemory, GuestRam } from '../../memory/guest-memory.js'
+import { featureBit, VIRTIO_F, type VirtioActivation, type VirtioDevice } from '../mmio.js'
 import type { QueueConfig } from '../queue-config.js'
-import { SplitQueue, VIRTQ_MAX_SIZE, type SplitQueueState } from '../queue.js'
-import type { VirtioActivation, VirtioDevice } from '../mmio.js'
-import { IOV_MAX, type Backing } from './backing.js'
-import { describeBacking, openBacking, type BackingSpec } from './backing-spec.js'
+import { SplitQueue, VIRTQ_MAX_SIZE } from '../queue.js'
+import { IOV_MAX } from './backing.js'
+import { describeBacking, type BackingSpec } from './backing-spec.js'
 import {
   BLK_CONFIG,
   SECTOR_SIZE,
@@ -18,26 +19,21 @@ import {
   VIRTIO_BLK_F_RO,
   VIRTIO_BLK_F_SEG_MAX,
   VIRTIO_BLK_F_SIZE_MAX,
-  VIRTIO_F_RING_EVENT_IDX,
-  VIRTIO_F_VERSION_1,
   VIRTIO_ID_BLOCK,
 } from './constants.js'
-import { BlkQueueHandler } from './handler.js'
-import { encodeSerial } from './io.js'
+import type { BlkQueueSetup } from './handler.js'
 import type { DiskLimits } from './request.js'
-import { Throttle, type Clock, type ThrottleOptions } from './throttle.js'
-import { BlkWorker, STOP_TIMEOUT_MS, type BlkWorkerResult } from './worker.js'
+import type { ThrottleOptions } from './throttle.js'
+import { BlkThread, STOP_TIMEOUT_MS, type BlkThreadResult } from './thread.js'
 
 export interface BlkDeviceOptions {
   readonly backing: BackingSpec
-  /** Guest RAM holding the queue and the buffers (GuestMemory); needed to activate. */
+  /** Guest RAM holding the queue and the buffers; needed to activate. */
   readonly ram?: GuestMemory
   /** The ioeventfd registered on QueueNotify for queue 0. Default: the device's own eventfd, written by queueNotify(). */
   readonly kickFd?: number
-  /** The irqfd of the device's interrupt; the worker then raises it itself. Default: through activation.signalUsed. */
+  /** The irqfd of the device's interrupt; the blk thread then raises it itself. Default: through activation.signalUsed. */
   readonly irqFd?: number
-  /** Serve the queue in the calling thread from queueNotify() instead of a worker thread. */
-  readonly inline?: boolean
   /** GET_ID answer, at most 20 bytes used. Default 'ktstr'. */
   readonly serial?: string
   /** Largest queue size the driver may choose (QueueNumMax). Default 256. */
@@ -49,22 +45,13 @@ export interface BlkDeviceOptions {
   /** blk_size: the logical block size the guest should use. Default 512. */
   readonly blkSize?: number
   readonly throttle?: ThrottleOptions
-  /** How long a reset waits for the worker to leave a backing call before it is interrupted. Default 5 s. */
+  /** How long a reset waits for the blk thread to leave a backing call before it is interrupted. Default 5 s. */
   readonly stopTimeoutMs?: number
 }
 
 /** The driver's setup cannot be used; the transport sets DEVICE_NEEDS_RESET. */
 export class BlkActivationError extends Error {
   override readonly name = 'BlkActivationError'
-}
-
-const bit = (n: number) => 1n << BigInt(n)
-const isPow2 = (n: number) => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0
-
-interface Inline {
-  handler: BlkQueueHandler
-  backing: Backing
-  fail: (why: string) => void
 }
 
 export class VirtioBlkDevice implements VirtioDevice {
@@ -81,12 +68,11 @@ export class VirtioBlkDevice implements VirtioDevice {
   readonly sizeMax: number
   readonly blkSize: number
   private readonly config: Uint8Array
-  private running: { worker: BlkWorker; kickFd: number } | undefined
-  private inlineState: Inline | undefined
+  private running: { thread: BlkThread; kickFd: number } | undefined
   private readonly stopping = new Set<Promise<unknown>>()
-  /** Every worker thread spawned, until it exited. */
-  private readonly threads = new Set<BlkWorker>()
-  private last: BlkWorkerResult | undefined
+  /** Every blk thread spawned, until it exited. */
+  private readonly threads = new Set<BlkThread>()
+  private last: BlkThreadResult | undefined
 
   constructor(readonly options: BlkDeviceOptions) {
     const queueSize = options.queueSize ?? 256
@@ -108,14 +94,14 @@ export class VirtioBlkDevice implements VirtioDevice {
     this.segMax = segMax
     this.sizeMax = sizeMax
     this.blkSize = blkSize
+    // The transport adds VIRTIO_F_VERSION_1 and refuses a driver that does not accept it.
     this.features =
-      bit(VIRTIO_F_VERSION_1) |
-      bit(VIRTIO_F_RING_EVENT_IDX) |
-      bit(VIRTIO_BLK_F_SIZE_MAX) |
-      bit(VIRTIO_BLK_F_SEG_MAX) |
-      bit(VIRTIO_BLK_F_BLK_SIZE) |
-      bit(VIRTIO_BLK_F_FLUSH) |
-      (readOnly ? bit(VIRTIO_BLK_F_RO) : 0n)
+      featureBit(VIRTIO_F.EVENT_IDX) |
+      featureBit(VIRTIO_BLK_F_SIZE_MAX) |
+      featureBit(VIRTIO_BLK_F_SEG_MAX) |
+      featureBit(VIRTIO_BLK_F_BLK_SIZE) |
+      featureBit(VIRTIO_BLK_F_FLUSH) |
+      (readOnly ? featureBit(VIRTIO_BLK_F_RO) : 0n)
 
     // struct virtio_blk_config (§5.2.4), little-endian; geometry, topology and the rest stay zero.
     this.config = new Uint8Array(BLK_CONFIG.length)
@@ -142,118 +128,88 @@ export class VirtioBlkDevice implements VirtioDevice {
   }
 
   get active(): boolean {
-    return this.running !== undefined || this.inlineState !== undefined
+    return this.running !== undefined
   }
 
-  private checkActivation(ram: GuestRam, queues: readonly QueueConfig[], acked: bigint): { queue: QueueConfig; eventIdx: boolean } {
-    if ((acked & ~this.features) !== 0n) throw new BlkActivationError(`driver accepted features 0x${(acked & ~this.features).toString(16)} that were not offered`)
-    if ((acked & bit(VIRTIO_F_VERSION_1)) === 0n) throw new BlkActivationError('driver did not accept VIRTIO_F_VERSION_1 (legacy drivers are not supported)')
+  /**
+   * The driver's queue checked against the device (throwing refuses activation), with what the
+   * blk thread needs to serve it. The transport has already checked the negotiated features.
+   */
+  queueSetup(ram: GuestRam, queues: readonly QueueConfig[], features: bigint): BlkQueueSetup {
     const queue = queues[0]
     if (!queue || queues.length !== 1) throw new BlkActivationError(`virtio-blk has exactly one queue; got ${queues.length}`)
     if (queue.size > this.queueMaxSizes[0]!) throw new BlkActivationError(`queue size ${queue.size} exceeds the maximum ${this.queueMaxSizes[0]}`)
-    const eventIdx = (acked & bit(VIRTIO_F_RING_EVENT_IDX)) !== 0n
+    const eventIdx = (features & featureBit(VIRTIO_F.EVENT_IDX)) !== 0n
     try {
       new SplitQueue(ram, queue, eventIdx)
     } catch (e) {
       throw new BlkActivationError(`request queue unusable: ${(e as Error).message}`, { cause: e })
     }
-    return { queue, eventIdx }
+    const t = this.options.throttle
+    return { queue, eventIdx, segMax: this.segMax, sizeMax: this.sizeMax, serial: this.options.serial ?? 'ktstr', ...(t ? { throttle: t } : {}) }
   }
 
   /**
-   * DRIVER_OK. Validates the negotiated features and the queue (throwing refuses activation),
-   * then starts the blk worker thread, which opens and owns the backing; a failure there or later
+   * DRIVER_OK: starts the blk thread, which opens and owns the backing; a failure there or later
    * reaches the transport through activation.fail.
    */
   activate(a: VirtioActivation): void {
     if (this.active) throw new BlkActivationError('virtio-blk is already active; reset it first')
     const memory = this.options.ram
     if (!memory) throw new BlkActivationError('virtio-blk has no guest memory attached (options.ram)')
-    const { queue, eventIdx } = this.checkActivation(memory, a.queues, a.features)
-    if (this.options.inline) {
-      const backing = openBacking(this.options.backing)
-      const handler = this.directHandler({ ram: memory, queue, ackedFeatures: a.features, backing, notify: () => a.signalUsed(0), onBroken: a.fail })
-      this.inlineState = { backing, handler, fail: a.fail }
-      return
-    }
+    const setup = this.queueSetup(memory, a.queues, a.features)
     const ownKick = this.options.kickFd === undefined ? libc.eventfd(0, EFD_CLOEXEC) : undefined
     const kickFd = this.options.kickFd ?? ownKick!
-    let worker: BlkWorker
+    let thread: BlkThread
     try {
-      worker = this.spawn(memory, queue, eventIdx, kickFd, a)
+      thread = BlkThread.spawn(
+        {
+          ...setup,
+          ram: memory.describe(),
+          backing: this.options.backing,
+          kickFd,
+          ...(this.options.irqFd === undefined ? {} : { irqFd: this.options.irqFd, interruptStatus: a.interruptStatus }),
+        },
+        { onFailure: (why) => a.fail(`virtio-blk thread: ${why}`), onUsedBuffer: () => a.signalUsed(0) },
+      )
     } catch (e) {
       if (ownKick !== undefined) libc.close(ownKick)
       throw e
     }
-    this.threads.add(worker)
-    void worker.gone.then(() => {
-      this.threads.delete(worker)
+    this.threads.add(thread)
+    void thread.gone.then(() => {
+      this.threads.delete(thread)
       if (ownKick !== undefined) libc.close(ownKick)
     })
-    worker.ready.catch((e: unknown) => {
-      if (this.running?.worker === worker) a.fail(e instanceof Error ? e.message : String(e))
+    thread.ready.catch((e: unknown) => {
+      if (this.running?.thread === thread) a.fail(e instanceof Error ? e.message : String(e))
     })
-    this.running = { worker, kickFd }
+    this.running = { thread, kickFd }
   }
 
-  private spawn(memory: GuestMemory, queue: QueueConfig, eventIdx: boolean, kickFd: number, a: VirtioActivation): BlkWorker {
-    return BlkWorker.spawn(
-      {
-        ram: memory.describe(),
-        queue,
-        eventIdx,
-        backing: this.options.backing,
-        segMax: this.segMax,
-        sizeMax: this.sizeMax,
-        serial: this.options.serial ?? 'ktstr',
-        kickFd,
-        ...(this.options.throttle ? { throttle: this.options.throttle } : {}),
-        ...(this.options.irqFd === undefined ? {} : { irqFd: this.options.irqFd, interruptStatus: a.interruptStatus }),
-      },
-      {
-        onFailure: (why) => a.fail(`virtio-blk worker: ${why}`),
-        onUsedBuffer: () => a.signalUsed(0),
-      },
-    )
-  }
-
-  /** Resolves once the worker thread is serving the queue (immediately when inline or inactive). */
+  /** Resolves once the blk thread is serving the queue (immediately when inactive). */
   async whenStarted(): Promise<void> {
-    await this.running?.worker.ready
+    await this.running?.thread.ready
   }
 
-  /** A QueueNotify that reached the VMM (no ioeventfd, or a test): wakes the worker, or drains inline. */
+  /** A QueueNotify that reached the VMM (no ioeventfd, or a test): wakes the blk thread. */
   queueNotify(queue: number): void {
-    if (queue !== 0) return
-    const inline = this.inlineState
-    if (inline) {
-      try {
-        inline.handler.drain()
-      } catch (e) {
-        inline.fail(`virtio-blk: ${e instanceof Error ? e.message : String(e)}`)
-      }
-      return
-    }
-    if (this.running) libc.signalEventfd(this.running.kickFd)
+    if (queue === 0 && this.running) libc.signalEventfd(this.running.kickFd)
   }
 
   /**
-   * Device reset (status 0): stops serving the queue. Blocks until the worker no longer touches
-   * guest memory (at most stopTimeoutMs); its thread exits in the background (close() waits for it,
-   * interrupting a backing call that hangs).
+   * Device reset (status 0): stops serving the queue. Blocks until the blk thread no longer
+   * touches guest memory (at most stopTimeoutMs); the thread exits in the background (close()
+   * waits for it, interrupting a backing call that hangs).
    */
   reset(): void {
-    if (this.inlineState) {
-      this.inlineState.backing.close()
-      this.inlineState = undefined
-    }
     const r = this.running
     this.running = undefined
     if (!r) return
     const limit = this.options.stopTimeoutMs ?? STOP_TIMEOUT_MS
-    const quiet = r.worker.quiesce(limit)
-    if (!quiet) log.warn(`virtio-blk worker did not stop within ${limit / 1000} s of a device reset (a backing call is hanging); interrupting it`)
-    const done = r.worker.stop(quiet ? limit : 0).then((result) => {
+    const quiet = r.thread.quiesce(limit)
+    if (!quiet) log.warn(`virtio-blk thread did not stop within ${limit / 1000} s of a device reset (a backing call is hanging); interrupting it`)
+    const done = r.thread.stop(quiet ? limit : 0).then((result) => {
       this.last = result ?? this.last
       this.stopping.delete(done)
     })
@@ -261,52 +217,22 @@ export class VirtioBlkDevice implements VirtioDevice {
   }
 
   /**
-   * Teardown: reset, then wait for every worker thread to exit (bounded: see BlkWorker.stop).
-   * Resolves with the last worker's final stats.
+   * Teardown: reset, then wait for every blk thread to exit (bounded: see BlkThread.stop).
+   * Resolves with the last thread's final stats.
    */
-  async close(): Promise<BlkWorkerResult | undefined> {
+  async close(): Promise<BlkThreadResult | undefined> {
     this.reset()
     await Promise.all(this.stopping)
     return this.last
   }
 
-  /** Worker threads that have not exited (after close(): ones stuck in an uninterruptible backing call). */
+  /** Blk threads that have not exited (after close(): ones stuck in an uninterruptible backing call). */
   get liveThreads(): number {
     return this.threads.size
   }
 
-  /** Resolves once every worker thread spawned so far has exited (guest RAM may go then). */
+  /** Resolves once every blk thread spawned so far has exited (guest RAM may go then). */
   async threadsGone(): Promise<void> {
     await Promise.all([...this.threads].map((w) => w.gone))
-  }
-
-  /**
-   * The request processing in the calling thread over a Backing object, for tests and for callers
-   * that drive a queue directly: call drain() on the result after each kick.
-   */
-  directHandler(a: {
-    ram: GuestRam
-    queue: QueueConfig
-    ackedFeatures: bigint
-    backing: Backing
-    notify: () => void
-    clock?: Clock
-    sleep?: (ms: number) => boolean
-    queueState?: SplitQueueState
-    onBroken?: (why: string) => void
-  }): BlkQueueHandler {
-    const { queue, eventIdx } = this.checkActivation(a.ram, [a.queue], a.ackedFeatures)
-    const t = this.options.throttle
-    return new BlkQueueHandler({
-      ram: a.ram,
-      queue: new SplitQueue(a.ram, queue, eventIdx, a.queueState),
-      backing: a.backing,
-      limits: { ...this.limits, capacity: BigInt(Math.floor(a.backing.size / SECTOR_SIZE)), readOnly: a.backing.readOnly },
-      serial: encodeSerial(this.options.serial ?? 'ktstr'),
-      notify: a.notify,
-      ...(t ? { throttle: new Throttle(t, a.clock) } : {}),
-      ...(a.sleep ? { sleep: a.sleep } : {}),
-      ...(a.onBroken ? { onBroken: a.onBroken } : {}),
-    })
   }
 }

@@ -51,7 +51,7 @@ export interface KvmDisks {
   /** The `virtio_mmio.device=` parameters, in disk order. */
   readonly cmdline: readonly string[]
   /**
-   * Stops every blk worker thread (each fdatasyncs its backing; bounded, see BlkWorker.stop) and
+   * Stops every blk thread (each fdatasyncs its backing; bounded, see BlkThread.stop) and
    * closes the eventfds and images (dropping their locks). Call once no vCPU runs and before guest
    * RAM is unmapped; never rejects.
    */

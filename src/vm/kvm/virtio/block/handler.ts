@@ -1,14 +1,44 @@
 // Drains a virtio-blk request queue: pop, validate, throttle, perform, write status, publish the
-// used entry, notify when the driver asked for it. Pure and synchronous, so the same code runs in
-// the blk worker thread and directly in tests.
+// used entry, notify when the driver asked for it. Pure and synchronous: the blk thread runs it
+// (thread-main.ts), and tests drive the same handler directly (blkQueueHandler).
 import { log } from '../../../../util/log.js'
 import type { GuestRam } from '../../memory/guest-memory.js'
-import type { DescriptorChain, SplitQueue } from '../queue.js'
+import type { QueueConfig } from '../queue-config.js'
+import { SplitQueue, type DescriptorChain, type SplitQueueState } from '../queue.js'
 import type { Backing } from './backing.js'
-import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP } from './constants.js'
-import { performRequest } from './io.js'
+import { SECTOR_SIZE, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP } from './constants.js'
+import { encodeSerial, performRequest } from './io.js'
 import { parseRequest, type DiskLimits } from './request.js'
-import type { Throttle } from './throttle.js'
+import { Throttle, type Clock, type ThrottleOptions } from './throttle.js'
+
+/** The queue as the driver set it up and the device's limits (VirtioBlkDevice.queueSetup); structured-clonable. */
+export interface BlkQueueSetup {
+  readonly queue: QueueConfig
+  readonly queueState?: SplitQueueState
+  /** VIRTIO_F_EVENT_IDX was negotiated. */
+  readonly eventIdx: boolean
+  readonly segMax: number
+  readonly sizeMax: number
+  /** GET_ID answer, at most 20 bytes used. */
+  readonly serial: string
+  readonly throttle?: ThrottleOptions
+}
+
+/** The handler over an open backing: how the blk thread assembles it, and how tests do. */
+export function blkQueueHandler(
+  s: BlkQueueSetup,
+  env: Pick<BlkHandlerOptions, 'ram' | 'backing' | 'notify' | 'sleep' | 'stopRequested' | 'onBroken'> & { clock?: Clock },
+): BlkQueueHandler {
+  const { clock, ...o } = env
+  const { backing } = o
+  return new BlkQueueHandler({
+    ...o,
+    queue: new SplitQueue(env.ram, s.queue, s.eventIdx, s.queueState),
+    limits: { capacity: BigInt(Math.floor(backing.size / SECTOR_SIZE)), readOnly: backing.readOnly, segMax: s.segMax, sizeMax: s.sizeMax },
+    serial: encodeSerial(s.serial),
+    ...(s.throttle ? { throttle: new Throttle(s.throttle, clock) } : {}),
+  })
+}
 
 export interface BlkHandlerStats {
   /** Chains returned on the used ring. */
@@ -37,7 +67,7 @@ export interface BlkHandlerOptions {
   /** Used-buffer notification (irqfd write). */
   readonly notify: () => void
   readonly throttle?: Throttle
-  /** Blocks for `ms`; returns early (false) when the worker is told to stop. Default: Atomics.wait. */
+  /** Blocks for `ms`; returns early (false) when the blk thread is told to stop. Default: Atomics.wait. */
   readonly sleep?: (ms: number) => boolean
   /** Checked between requests; true stops draining (teardown). */
   readonly stopRequested?: () => boolean
@@ -56,6 +86,11 @@ export class BlkQueueHandler {
   private brokenReported = false
 
   constructor(private readonly o: BlkHandlerOptions) {}
+
+  /** Where the queue stands (its next avail and used indices). */
+  get queueState(): SplitQueueState {
+    return this.o.queue.state
+  }
 
   /**
    * Handles every available chain, re-arming notifications until the ring stays empty (so a kick

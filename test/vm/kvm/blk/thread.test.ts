@@ -1,4 +1,4 @@
-// The device through its real worker thread: real eventfds for the kick and the irqfd, guest RAM
+// The device through its real blk thread: real eventfds for the kick and the irqfd, guest RAM
 // as an mmap'd region (and as a SharedArrayBuffer), a real temp file as the FileBacking.
 // kick → used entry → irqfd readable; EVENT_IDX suppression; reset and teardown never hang; and
 // the whole path once through the virtio-mmio transport's registers.
@@ -11,10 +11,10 @@ import { VirtioBlkDevice, type BlkDeviceOptions } from '../../../../src/vm/kvm/v
 import { DEVICE_STATUS as S, MMIO_REG as R, VirtioMmioTransport, type VirtioActivation } from '../../../../src/vm/kvm/virtio/mmio.js'
 import { GuestMemory, type SharedGuestRegion } from '../../../../src/vm/kvm/memory/guest-memory.js'
 import { GuestDriver } from './driver.js'
-import { FEATURES, makeDisk, pattern, RAM_BASE, RAM_SIZE, tempDir, workerSkipReason } from './setup.js'
+import { FEATURES, makeDisk, pattern, RAM_BASE, RAM_SIZE, tempDir, threadSkipReason } from './setup.js'
 
-const skip = workerSkipReason()
-if (skip) console.warn(`[ktstr tests] skipping the blk worker-thread tests: ${skip}`)
+const skip = threadSkipReason()
+if (skip) console.warn(`[ktstr tests] skipping the blk thread tests: ${skip}`)
 
 const tmp = tempDir()
 afterAll(tmp.cleanup)
@@ -102,7 +102,7 @@ async function start(kind: 'mmap' | 'sab', opts: Partial<BlkDeviceOptions> & { n
   }
 }
 
-describe.skipIf(skip !== undefined)('virtio-blk worker thread', () => {
+describe.skipIf(skip !== undefined)('virtio-blk blk thread', () => {
   it.each(['mmap', 'sab'] as const)('kick → used entry → irqfd, with guest RAM as %s', async (kind) => {
     const s = await start(kind)
     try {
@@ -288,5 +288,26 @@ describe.skipIf(skip !== undefined)('virtio-blk worker thread', () => {
     expect(t.deviceStatus).toBe(0)
     expect(dev.active).toBe(false)
     expect((await dev.close())?.stats.completed).toBe(2)
+  })
+
+  it('a driver that breaks the ring gets DEVICE_NEEDS_RESET', async () => {
+    const ram = GuestMemory.from([guestRegion('sab').region])
+    const driver = new GuestDriver(ram, { queueSize: 16, base: RAM_BASE, size: RAM_SIZE })
+    const dev = new VirtioBlkDevice({ backing: { kind: 'file', path: makeDisk(tmp.dir, 4096, 'broken-ring.img') }, ram })
+    const t = new VirtioMmioTransport(dev)
+    const wr = (off: number, v: number) => t.write(off, 4, v)
+    wr(R.STATUS, S.ACKNOWLEDGE | S.DRIVER)
+    wr(R.DRIVER_FEATURES_SEL, 1)
+    wr(R.DRIVER_FEATURES, 1) // VERSION_1
+    wr(R.STATUS, S.ACKNOWLEDGE | S.DRIVER | S.FEATURES_OK)
+    const c = driver.config
+    for (const [reg, v] of [[R.QUEUE_SEL, 0], [R.QUEUE_NUM, c.size], [R.QUEUE_DESC_LOW, c.descTable], [R.QUEUE_DRIVER_LOW, c.availRing], [R.QUEUE_DEVICE_LOW, c.usedRing], [R.QUEUE_READY, 1]]) wr(reg!, v!)
+    wr(R.STATUS, S.ACKNOWLEDGE | S.DRIVER | S.FEATURES_OK | S.DRIVER_OK)
+    await dev.whenStarted()
+    driver.setAvailIdx(40) // 40 chains "available" in a 16-entry ring
+    wr(R.QUEUE_NOTIFY, 0)
+    await waitFor('DEVICE_NEEDS_RESET', () => (t.deviceStatus & S.DEVICE_NEEDS_RESET ? true : undefined))
+    expect(driver.usedIdx()).toBe(0)
+    await dev.close()
   })
 })
