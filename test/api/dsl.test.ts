@@ -1,12 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { cgroup } from '../../runtime/api/cgroup.js'
-import { formatCpuList, parseCpuList } from '../../runtime/protocol/cpulist.js'
-import { parseDuration } from '../../runtime/api/duration.js'
-import { skipReason } from '../../runtime/api/run.js'
-import { scenarios } from '../../runtime/api/scenarios.js'
-import { describeOp, holdMs, op, step } from '../../runtime/api/steps.js'
-import { topologyFromSpec } from '../../runtime/api/topology/topo.js'
-import { describeWork, work, WORK_TYPES } from '../../runtime/api/work.js'
+import { cgroup, describeWork, formatCpuList, op, parseCpuList, parseDuration, run, scenarios, skipReason, step, topologyFromSpec, work, WORK_TYPES } from 'ktstr'
+import { describeOp, holdMs } from '../../runtime/api/steps.js'
 
 describe('durations', () => {
   it('takes milliseconds or unit strings', () => {
@@ -132,7 +126,6 @@ describe('canned scenarios', () => {
 
 describe('run() outside a guest', () => {
   it('says what is missing when cgroup v2 is not there', async () => {
-    const { run } = await import('../../runtime/api/run.js')
     const fs = await import('node:fs')
     const os = await import('node:os')
     const path = await import('node:path')
@@ -153,7 +146,6 @@ describe('run() outside a guest', () => {
   })
 
   it('refuses a scenario the topology cannot hold before touching anything', async () => {
-    const { run } = await import('../../runtime/api/run.js')
     await expect(run({ ...scenarios.steadyLlc(), topology: topologyFromSpec('1n1l2c1t') })).rejects.toThrow(/scenario steady_llc needs at least 2 LLCs; this guest has 1/)
   })
 })

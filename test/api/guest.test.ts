@@ -5,9 +5,7 @@
  */
 import path from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { checkCpuset } from '../../runtime/api/checks.js'
-import { registerMatchers } from '../../runtime/api/matchers.js'
-import { reportFromJSON, type Report, type WorkerTelemetry } from '../../runtime/api/report.js'
+import { checkCpuset, registerMatchers, reportFromJSON, type Report, type WorkerTelemetry } from 'ktstr'
 import { buildWorkload } from '../../runtime/workloads/build-workload.js'
 import { guestSkipReason, repoRoot, runCli } from '../helpers/guest.js'
 import { failure } from '../helpers/failure.js'

@@ -3,9 +3,7 @@
  * messages that name the worker, its cgroup, the CPU and the time.
  */
 import { describe, expect, it } from 'vitest'
-import { checkCpuset, checkFairness, checkMaxGap, checkScheduler, checkStarvation } from '../../runtime/api/checks.js'
-import { matchers, registerMatchers } from '../../runtime/api/matchers.js'
-import { Report, reportFromJSON, type ReportData, type SchedulerState, type WorkerTelemetry } from '../../runtime/api/report.js'
+import { checkCpuset, checkFairness, checkMaxGap, checkScheduler, checkStarvation, matchers, registerMatchers, Report, reportFromJSON, type ReportData, type SchedulerState, type WorkerTelemetry } from 'ktstr'
 import { failure } from '../helpers/failure.js'
 
 registerMatchers(expect)

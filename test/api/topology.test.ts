@@ -2,10 +2,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { findPreset, PRESETS, presetNames, resolveTopology } from '../../runtime/protocol/presets.js'
-import { cpuCount, formatTopology, parseTopology } from '../../runtime/protocol/topology.js'
-import { topologyFromSpec, topologyFromSysfs } from '../../runtime/api/topology/topo.js'
-import { formatCpuList } from '../../runtime/protocol/cpulist.js'
+import { cpuCount, findPreset, formatCpuList, formatTopology, parseTopology, PRESETS, presetNames, resolveTopology, topologyFromSpec, topologyFromSysfs } from 'ktstr'
 
 describe('NnNlNcNt model', () => {
   it('parses and formats', () => {
