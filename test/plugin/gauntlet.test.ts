@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ktstrGauntlet } from '../../plugin/gauntlet.js'
+import { ktstrGauntlet } from 'ktstr/plugin'
 
 describe('ktstrGauntlet', () => {
   it('makes one ktstr project per preset, named after it', () => {
