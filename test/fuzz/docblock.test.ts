@@ -1,6 +1,7 @@
-// Fuzz target: the `@ktstr` docblock parser (src/vm/spec/docblock.ts, values by src/vm/spec/parse.ts). Valid specs written in any
-// comment shape (one or several tags, /** */ or //, after a BOM, a #! line or other comments,
-// values quoted every way the shell-like word splitter allows) parse back to the same values;
+// Fuzz target: the `@ktstr` docblock parser (src/vm/spec/docblock.ts, values by
+// src/vm/spec/parse.ts). Valid specs written in any comment shape (one or several tags, /** */ or
+// //, after a BOM, a #! line or other comments, values quoted every way the shell-like word
+// splitter allows) parse back to the same values, paths resolved against the file's folder;
 // arbitrary text and mutated docblocks give a spec whose fields have their declared types, or
 // one KtstrError of one line; never another exception.
 import path from 'node:path'

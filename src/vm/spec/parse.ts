@@ -8,7 +8,7 @@
  */
 import path from 'node:path'
 import { resolveTopology } from '../../../runtime/protocol/presets.js'
-import { KtstrError } from '../../util/errors.js'
+import { isKtstrError, KtstrError } from '../../util/errors.js'
 import { shellWords } from '../../util/shell-words.js'
 import { MAX_DISK_THROTTLE, type DiskSpec } from '../disk.js'
 import { MAX_TIMEOUT_S, maxMemoryMib, MIN_MEMORY_MIB } from '../defaults.js'
@@ -17,10 +17,10 @@ import type { VmRequest, VmSpec } from './request.js'
 /** The spec's keys, spelled as in the docblock and the CLI flags. */
 export const SPEC_KEYS = ['topology', 'memory', 'scheduler', 'sched-args', 'backend', 'timeout', 'kernel', 'include', 'disk'] as const
 export type SpecKey = (typeof SPEC_KEYS)[number]
-export type SpecSource = 'docblock' | 'option' | 'flag' | 'request'
+type SpecSource = 'docblock' | 'option' | 'flag' | 'request'
 
 /** Scheduler names that mean "the kernel's default scheduler (EEVDF), no sched_ext". */
-export const NO_SCHEDULER: readonly string[] = ['eevdf', 'none']
+const NO_SCHEDULER: readonly string[] = ['eevdf', 'none']
 
 const FIELDS: Partial<Record<SpecKey, keyof VmSpec>> = { memory: 'memoryMib', timeout: 'timeoutS', 'sched-args': 'schedArgs', disk: 'disks' }
 const fieldOf = (key: SpecKey): keyof VmSpec => FIELDS[key] ?? (key as keyof VmSpec)
@@ -45,7 +45,8 @@ function refusing<T>(f: () => T, repeat: RegExp | string): T {
   try {
     return f()
   } catch (e) {
-    return refuse((e as Error).message.replace(repeat, ''))
+    if (!isKtstrError(e)) throw e
+    return refuse(e.message.replace(repeat, ''))
   }
 }
 const text = (v: unknown, why: string): string => (typeof v === 'string' && v !== '' ? v : refuse(why))
