@@ -149,7 +149,7 @@ export function withheldPvFeatures(env: string | undefined): readonly KvmPvFeatu
 }
 
 /**
- * Closes the VM and /dev/kvm and unmaps guest RAM — once every blk worker thread is gone: one
+ * Closes the VM and /dev/kvm and unmaps guest RAM — once every blk thread is gone: one
  * left stuck in a backing call (disks.close() gave up on it) may still write into guest RAM from
  * the kernel, so its RAM stays mapped until that call returns.
  */
@@ -157,7 +157,7 @@ function teardown(vm: { close(): void }, sys: KvmSystem, ram: HostRam | undefine
   vm.close()
   sys.close()
   if (!disks?.liveThreads()) return ram?.unmap()
-  log.warn('kvm: guest RAM stays mapped until the stuck virtio-blk worker thread returns')
+  log.warn('kvm: guest RAM stays mapped until the stuck virtio-blk thread returns')
   void disks.gone().then(() => ram?.unmap())
 }
 

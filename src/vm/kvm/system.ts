@@ -1,6 +1,6 @@
 /**
  * /dev/kvm and the VM file descriptor: the VM-wide ioctls our VMM needs (KVM API,
- * Documentation/virt/kvm/api.rst). vCPU ioctls live in vcpu/worker.ts, on the vCPU's own thread.
+ * Documentation/virt/kvm/api.rst). vCPU ioctls live in vcpu/run-loop.ts, on the vCPU's own thread.
  */
 import koffi from 'koffi'
 import {

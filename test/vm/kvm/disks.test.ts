@@ -1,6 +1,6 @@
 // The kvm backend's disk wiring (src/vm/kvm/virtio/block/disks.ts) without KVM: the devices land on the
 // virtio-mmio windows after the console with their IRQs, eventfds and kernel parameters in disk
-// order; and a guest driven through the MMIO bus is served by the blk worker thread through the
+// order; and a guest driven through the MMIO bus is served by the blk thread through the
 // ioeventfd and irqfd alone, as KVM routes them (the fake VM below does that routing).
 import fs from 'node:fs'
 import { afterAll, describe, expect, it, vi } from 'vitest'
@@ -17,8 +17,8 @@ import { guestRam, makeDisk, pattern, RAM_BASE, tempDir, threadSkipReason } from
 const tmp = tempDir()
 afterAll(tmp.cleanup)
 
-const skipWorker = threadSkipReason()
-if (skipWorker) console.warn(`[ktstr tests] skipping the kvm disk tests that start blk workers: ${skipWorker}`)
+const skipThread = threadSkipReason()
+if (skipThread) console.warn(`[ktstr tests] skipping the kvm disk tests that start blk threads: ${skipThread}`)
 
 const ONE = new BigUint64Array([1n])
 const openFds = () => fs.readdirSync('/proc/self/fd').length
@@ -136,7 +136,7 @@ describe('attachDisks', () => {
       expect(features(b) & (1 << VIRTIO_BLK_F_RO)).toBe(1 << VIRTIO_BLK_F_RO)
       expect(a.device.options.throttle).toBeUndefined()
       expect(b.device.options.throttle).toEqual({ iops: { rate: 50, burst: 5 } })
-      // The VMM opened (and locked) the image; the blk worker borrows that descriptor.
+      // The VMM opened (and locked) the image; the blk thread borrows that descriptor.
       expect(b.device.options.backing).toEqual({ kind: 'file', path: ro, readOnly: true, fd: b.fileFd })
     } finally {
       await d.close()
@@ -212,7 +212,7 @@ function spinUntil<T>(what: string, probe: () => T | undefined, ms = 10_000): T 
 
 /**
  * Publishes the requests and kicks (a guest write to QueueNotify), then, with the main thread kept
- * busy, waits for the completions and the interrupt: the worker is reached through the ioeventfd
+ * busy, waits for the completions and the interrupt: the blk thread is reached through the ioeventfd
  * and raises the irqfd itself. Acks the interrupt like vm_interrupt.
  */
 function submit(vm: FakeVm, x: KvmDisk, driver: GuestDriver, ...heads: number[]): { id: number; len: number }[] {
@@ -226,7 +226,7 @@ function submit(vm: FakeVm, x: KvmDisk, driver: GuestDriver, ...heads: number[])
   return driver.used()
 }
 
-describe.skipIf(skipWorker !== undefined)('attachDisks: a guest served through ioeventfd and irqfd', () => {
+describe.skipIf(skipThread !== undefined)('attachDisks: a guest served through ioeventfd and irqfd', () => {
   function setup(specs: DiskSpec[]): { vm: FakeVm; disks: KvmDisks; drivers: GuestDriver[] } {
     const mmio = busWithConsole()
     const vm = new FakeVm(mmio)
@@ -238,7 +238,7 @@ describe.skipIf(skipWorker !== undefined)('attachDisks: a guest served through i
     return { vm, disks, drivers }
   }
 
-  it('writes land in the host file and read back; the read-only disk refuses writes; close() stops the workers', async () => {
+  it('writes land in the host file and read back; the read-only disk refuses writes; close() stops the blk threads', async () => {
     const rwPath = makeDisk(tmp.dir, 1 << 20, 'served-rw.img')
     const roPath = makeDisk(tmp.dir, 1 << 20, 'served-ro.img')
     const roBefore = fs.readFileSync(roPath)

@@ -133,7 +133,7 @@ describe('virtio-mmio transport', () => {
     expect(s.rd(R.INTERRUPT_STATUS)).toBe(VIRTIO_INTERRUPT.USED_BUFFER)
     s.wr(R.INTERRUPT_ACK, VIRTIO_INTERRUPT.USED_BUFFER)
     expect(s.rd(R.INTERRUPT_STATUS)).toBe(0)
-    // A device worker thread sets the bit itself through the shared word.
+    // A device thread (a blk thread) sets the bit itself through the shared word.
     Atomics.or(a.interruptStatus, 0, VIRTIO_INTERRUPT.USED_BUFFER)
     expect(s.rd(R.INTERRUPT_STATUS)).toBe(VIRTIO_INTERRUPT.USED_BUFFER)
   })
@@ -264,7 +264,7 @@ describe('virtio-mmio transport', () => {
 
   it('fails a device whose asynchronous start is rejected, or that reports a fault later', async () => {
     const s = setup()
-    s.dev.refuseLater = 'worker could not open the disk'
+    s.dev.refuseLater = 'blk thread could not open the disk'
     driverInit(s, featureBit(VIRTIO_F.VERSION_1))
     expect(s.t.isActivated).toBe(true)
     await new Promise(r => setImmediate(r))

@@ -1,7 +1,7 @@
 /**
- * How a vCPU worker hands an exit it cannot finish alone (port I/O, MMIO) to the main thread,
+ * How a vCPU thread hands an exit it cannot finish alone (port I/O, MMIO) to the main thread,
  * where the devices live: one small SharedArrayBuffer per vCPU, a request/response handshake
- * with Atomics (the worker blocks in Atomics.wait; the main thread answers from Atomics.waitAsync).
+ * with Atomics (the vCPU thread blocks in Atomics.wait; the main thread answers from Atomics.waitAsync).
  */
 
 /** Int32 slots of the control block. */
@@ -16,7 +16,7 @@ export const Slot = {
   DataHi: 7,
   /** Set by the main thread: leave the run loop at the next chance. */
   Stop: 8,
-  /** Terminal reason (TerminalReason) once the worker has left its loop. */
+  /** Terminal reason (TerminalReason) once the vCPU thread has left its loop. */
   Terminal: 9,
   /** Extra detail for the terminal reason (exit reason number, errno…). */
   Detail: 10,
@@ -24,7 +24,7 @@ export const Slot = {
   Exits: 11,
   /** Set by the main thread (debug): report registers and exit statistics at the next chance. */
   Report: 12,
-  /** Set by the main thread once every vCPU exists: only then do the workers enter KVM_RUN. */
+  /** Set by the main thread once every vCPU exists: only then do the vCPU threads enter KVM_RUN. */
   Go: 13,
 } as const
 export const CONTROL_INTS = 16
@@ -55,10 +55,10 @@ export interface CpuState {
   sregs: Record<string, number | bigint>
 }
 
-/** Exit statistics a worker reports (debug): counts by kind (`io:3f8`, `mmio:d0000000`, `hlt`…) and handshake time. */
+/** Exit statistics a vCPU thread reports (debug): counts by kind (`io:3f8`, `mmio:d0000000`, `hlt`…) and handshake time. */
 export interface VcpuStats {
   counts: Record<string, number>
-  /** Exits handed to the main thread, and the wall time the worker spent waiting for the answers. */
+  /** Exits handed to the main thread, and the wall time the vCPU thread spent waiting for the answers. */
   asks: number
   askMs: number
   /** Wall time spent inside KVM_RUN, and outside it (exit handling, JS). */
@@ -79,13 +79,13 @@ export interface VcpuReport {
   lapic?: string
 }
 
-export interface VcpuWorkerData {
+export interface VcpuThreadData {
   vmFd: number
   id: number
   runMmapSize: number
   /** Encoded kvm_cpuid2 for this vCPU. */
   cpuid: Uint8Array
-  /** XCR0 to load before the first run (vcpu/worker.ts setXcr0); absent without XSAVE. */
+  /** XCR0 to load before the first run (run-loop.ts setXcr0); absent without XSAVE. */
   xcr0?: bigint
   /** MSR values to set on every vCPU before it runs. */
   msrs: { index: number; data: number }[]

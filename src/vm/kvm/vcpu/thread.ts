@@ -1,11 +1,11 @@
 /**
- * The main thread's handle on one vCPU worker: starts it, answers its device accesses, kicks it
+ * The main thread's handle on one vCPU thread (run-loop.ts): starts it, answers its device accesses, kicks it
  * out of KVM_RUN and waits for it to leave.
  */
 import { Worker } from 'node:worker_threads'
 import { RUN_OFFSETS } from '../../../../native-shims/kvm/abi.js'
 import { munmap, tgkill, view } from '../../../../native-shims/libc.js'
-import { Answer, CONTROL_INTS, Kind, Slot, State, TerminalReason, type VcpuReport, type VcpuWorkerData } from './protocol.js'
+import { Answer, CONTROL_INTS, Kind, Slot, State, TerminalReason, type VcpuReport, type VcpuThreadData } from './protocol.js'
 
 export interface DeviceAccess {
   kind: 'io' | 'mmio'
@@ -27,7 +27,7 @@ export interface VcpuExit {
   exits: number
 }
 
-const workerUrl = new URL('./worker.js', import.meta.url)
+const runLoopUrl = new URL('./run-loop.js', import.meta.url)
 
 export class VcpuThread {
   private readonly control = new SharedArrayBuffer(CONTROL_INTS * 4)
@@ -44,7 +44,7 @@ export class VcpuThread {
   readonly exited: Promise<VcpuExit>
 
   constructor(
-    opts: Omit<VcpuWorkerData, 'control' | 'stats'> & {
+    opts: Omit<VcpuThreadData, 'control' | 'stats'> & {
       onAccess: (a: DeviceAccess) => AccessResult
       onError: (message: string) => void
       /** Debug: count exits and time the handshake; reports arrive here (see requestReport). */
@@ -52,7 +52,7 @@ export class VcpuThread {
     },
   ) {
     this.kickSignal = opts.kickSignal
-    this.worker = new Worker(workerUrl, {
+    this.worker = new Worker(runLoopUrl, {
       workerData: {
         vmFd: opts.vmFd,
         id: opts.id,
@@ -64,7 +64,7 @@ export class VcpuThread {
         control: this.control,
         kickSignal: opts.kickSignal,
         stats: opts.onReport !== undefined,
-      } satisfies VcpuWorkerData,
+      } satisfies VcpuThreadData,
     })
     this.ready = new Promise((resolve, reject) => {
       this.worker.on('message', (m: { kind: string; tid?: number; pid?: number; runAddr?: bigint; message?: string; report?: VcpuReport }) => {
@@ -78,7 +78,7 @@ export class VcpuThread {
         } else if (m.kind === 'error') opts.onError(`vCPU ${opts.id}: ${m.message}`)
       })
       this.worker.once('error', reject)
-      this.worker.once('exit', () => reject(new Error(`vCPU ${opts.id} worker exited during set-up`)))
+      this.worker.once('exit', () => reject(new Error(`vCPU ${opts.id} thread exited during set-up`)))
     })
     this.exited = new Promise((resolve) => {
       this.worker.once('exit', () => {
@@ -97,7 +97,7 @@ export class VcpuThread {
     void this.serve(opts.onAccess)
   }
 
-  /** Answer the worker's requests as they come, until it exits. */
+  /** Answer the vCPU thread's requests as they come, until it exits. */
   private async serve(onAccess: (a: DeviceAccess) => AccessResult): Promise<void> {
     const ctl = this.ctl
     while (this.serving) {
@@ -130,13 +130,13 @@ export class VcpuThread {
     }
   }
 
-  /** Let the worker enter KVM_RUN (call once every vCPU of the VM exists). */
+  /** Let the vCPU thread enter KVM_RUN (call once every vCPU of the VM exists). */
   start(): void {
     Atomics.store(this.ctl, Slot.Go, 1)
     Atomics.notify(this.ctl, Slot.Go)
   }
 
-  /** Make the worker leave KVM_RUN and its loop: stop flag, immediate_exit, and a signal. */
+  /** Make the vCPU thread leave KVM_RUN and its loop: stop flag, immediate_exit, and a signal. */
   kick(): void {
     if (this.gone) return
     Atomics.store(this.ctl, Slot.Stop, 1)
@@ -144,14 +144,14 @@ export class VcpuThread {
     this.interrupt()
   }
 
-  /** Debug: have the worker report its registers and exit statistics (through onReport). */
+  /** Debug: have the vCPU thread report its registers and exit statistics (through onReport). */
   requestReport(): void {
     if (this.gone) return
     Atomics.store(this.ctl, Slot.Report, 1)
     this.interrupt()
   }
 
-  /** Get the worker out of KVM_RUN (or keep it from entering): immediate_exit and a signal. */
+  /** Get the vCPU thread out of KVM_RUN (or keep it from entering): immediate_exit and a signal. */
   private interrupt(): void {
     this.runPage?.setUint8(RUN_OFFSETS.immediate_exit, 1)
     if (this.tid !== undefined && this.pid !== undefined) {

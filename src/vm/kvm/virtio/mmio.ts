@@ -8,7 +8,7 @@
  * Runtime wiring: route MMIO exits in [window.base, window.base + 0x1000) to read()/write() with the
  * offset; register an ioeventfd on base + 0x50 (QueueNotify, datamatch = queue index) per queue so
  * kicks bypass the VMM (writes that still arrive here call device.queueNotify); `onInterrupt`
- * raises the device's edge-triggered IRQ (irqfd or KVM_IRQ_LINE pulse). Device workers may set
+ * raises the device's edge-triggered IRQ (irqfd or KVM_IRQ_LINE pulse). Device threads (blk threads) may set
  * InterruptStatus bits themselves through the shared `interruptStatus` word (Atomics.or) before
  * writing their irqfd.
  *
@@ -106,7 +106,7 @@ export interface VirtioDevice {
   writeConfig(offset: number, size: 1 | 2 | 4, value: number): void
   /**
    * DRIVER_OK: start serving the queues. Throwing (or a rejected promise, for a device that starts
-   * a worker) refuses: DEVICE_NEEDS_RESET.
+   * a thread) refuses: DEVICE_NEEDS_RESET.
    */
   activate(activation: VirtioActivation): void | Promise<void>
   /** Stop using the queues and forget negotiated state (status 0 written). */
@@ -122,7 +122,7 @@ export interface VirtioActivation {
   readonly queues: readonly QueueConfig[]
   /** Used-buffer notification for `queue` (InterruptStatus bit 0 + interrupt). */
   signalUsed(queue: number): void
-  /** The shared InterruptStatus word (Int32Array over a SharedArrayBuffer) for device workers. */
+  /** The shared InterruptStatus word (Int32Array over a SharedArrayBuffer) for device threads. */
   readonly interruptStatus: Int32Array
   /** The device cannot go on (broken ring, guest memory fault): sets DEVICE_NEEDS_RESET (§2.1.2). */
   fail(why: string): void
@@ -154,7 +154,7 @@ export class VirtioMmioTransport {
   private activated = false
   /** Counts activations, so a late rejection of an old one is ignored. */
   private epoch = 0
-  /** InterruptStatus; shared so device worker threads can set bits. */
+  /** InterruptStatus; shared so device threads can set bits. */
   readonly interruptStatus = new Int32Array(new SharedArrayBuffer(4))
 
   constructor(

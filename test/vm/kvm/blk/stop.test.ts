@@ -1,4 +1,4 @@
-// Stopping a blk worker thread that is stuck in a backing call (a hung NFS or FUSE server, played
+// Stopping a blk thread that is stuck in a backing call (a hung NFS or FUSE server, played
 // by a faulty backing blocked in read() of an eventfd nobody writes): the device's reset and
 // close() return within their bound, and afterwards the thread is gone and every descriptor it
 // or the device opened is closed — counted in /proc/self.
@@ -26,7 +26,7 @@ async function until(what: string, probe: () => boolean, ms = 10_000): Promise<v
 }
 
 /**
- * A device whose first read hangs, activated with a request in flight; resolves once the worker
+ * A device whose first read hangs, activated with a request in flight; resolves once the blk thread
  * thread is blocked in the backing call. `inner` is the file spec (its own open, or a borrowed fd).
  */
 async function stuckDevice(inner: BackingSpec, hangFd: number) {
@@ -38,17 +38,17 @@ async function stuckDevice(inner: BackingSpec, hangFd: number) {
   await dev.whenStarted()
   driver.publish(driver.read(0, 4096).head)
   dev.queueNotify(0)
-  await until('the worker to block in the hanging backing call', () => threadBlockedInRead(hangFd))
+  await until('the blk thread to block in the hanging backing call', () => threadBlockedInRead(hangFd))
   return { dev, driver, failures }
 }
 
-describe.skipIf(skip !== undefined)('virtio-blk worker stuck in a backing call', () => {
-  it('close() interrupts it and releases the thread and the backing the worker opened', async () => {
-    const disk = makeDisk(tmp.dir, 1 << 20, 'opened-by-worker.img')
+describe.skipIf(skip !== undefined)('virtio-blk thread stuck in a backing call', () => {
+  it('close() interrupts it and releases the thread and the backing the blk thread opened', async () => {
+    const disk = makeDisk(tmp.dir, 1 << 20, 'opened-by-thread.img')
     const hangFd = libc.eventfd(0, EFD_CLOEXEC)
     const before = resources()
     const s = await stuckDevice({ kind: 'file', path: disk }, hangFd)
-    expect(newThreads(before).length).toBeGreaterThan(0) // the worker thread
+    expect(newThreads(before).length).toBeGreaterThan(0) // the blk thread
     expect(newFds(before).filter((f) => f.endsWith(disk))).toHaveLength(1) // the backing it opened
 
     // Without the bound this never returned: the thread never leaves the read.
@@ -70,12 +70,12 @@ describe.skipIf(skip !== undefined)('virtio-blk worker stuck in a backing call',
     await s.dev.close()
     expect(newThreads(before)).toEqual([])
     expect(newFds(before)).toEqual([])
-    expect(fs.readlinkSync(`/proc/self/fd/${owned.fd}`)).toBe(disk) // borrowed: not closed by the worker
+    expect(fs.readlinkSync(`/proc/self/fd/${owned.fd}`)).toBe(disk) // borrowed: not closed by the blk thread
     owned.close()
     libc.close(hangFd)
   })
 
-  it("the final fdatasync at stop hangs: close() still returns, the worker's backing closed", async () => {
+  it("the final fdatasync at stop hangs: close() still returns, the blk thread's backing closed", async () => {
     const disk = makeDisk(tmp.dir, 1 << 20, 'sync-hangs.img')
     const hangFd = libc.eventfd(0, EFD_CLOEXEC)
     const { ram } = guestRam()
@@ -84,7 +84,7 @@ describe.skipIf(skip !== undefined)('virtio-blk worker stuck in a backing call',
     const dev = new VirtioBlkDevice({ backing: { kind: 'faulty', inner: { kind: 'file', path: disk }, schedule: { sync: [{ kind: 'hang', fd: hangFd }] } }, ram, stopTimeoutMs: 300 })
     dev.activate({ features: FEATURES, queues: [driver.config], signalUsed: () => {}, interruptStatus: new Int32Array(new SharedArrayBuffer(4)), fail: () => {} })
     await dev.whenStarted()
-    const closing = dev.close() // the worker leaves its loop and syncs the writable backing: that hangs
+    const closing = dev.close() // the blk thread leaves its loop and syncs the writable backing: that hangs
     await until('the sync to hang', () => threadBlockedInRead(hangFd)) // close() is still waiting then
     await closing
     expect(newThreads(before)).toEqual([])
@@ -92,7 +92,7 @@ describe.skipIf(skip !== undefined)('virtio-blk worker stuck in a backing call',
     libc.close(hangFd)
   })
 
-  it('a worker whose hang ends by itself finishes the request and stops normally', async () => {
+  it('a blk thread whose hang ends by itself finishes the request and stops normally', async () => {
     const disk = makeDisk(tmp.dir, 1 << 20, 'recovers.img')
     const hangFd = libc.eventfd(0, EFD_CLOEXEC)
     const before = resources()

@@ -68,10 +68,10 @@ async function start(kind: 'mmap' | 'sab', opts: Partial<BlkDeviceOptions> & { n
   const { region, unmap } = guestRegion(kind)
   const ram = GuestMemory.from([region])
   const driver = new GuestDriver(ram, { queueSize: 128, base: RAM_BASE, size: RAM_SIZE })
-  const diskPath = makeDisk(tmp.dir, 1 << 20, `worker-${kind}-${Math.random().toString(36).slice(2)}.img`)
+  const diskPath = makeDisk(tmp.dir, 1 << 20, `thread-${kind}-${Math.random().toString(36).slice(2)}.img`)
   const kickFd = libc.eventfd(0, EFD_CLOEXEC)
   const irqFd = libc.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)
-  const dev = new VirtioBlkDevice({ backing: { kind: 'file', path: diskPath }, serial: 'worker-test', ram, kickFd, ...(noIrqFd ? {} : { irqFd }), ...devOpts })
+  const dev = new VirtioBlkDevice({ backing: { kind: 'file', path: diskPath }, serial: 'thread-test', ram, kickFd, ...(noIrqFd ? {} : { irqFd }), ...devOpts })
   const isr = new Int32Array(new SharedArrayBuffer(4))
   const failures: string[] = []
   let signalled = 0
@@ -121,7 +121,7 @@ describe.skipIf(skip !== undefined)('virtio-blk blk thread', () => {
       expect(used).toEqual([{ id: w.head, len: 1 }, { id: r.head, len: 8193 }, { id: g.head, len: 21 }, { id: u.head, len: 1 }])
       expect([driver.status(w), driver.status(r), driver.status(g), driver.status(u)]).toEqual([VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP])
       expect(driver.data(r)).toEqual(data)
-      expect(new TextDecoder().decode(driver.data(g)).replace(/\0+$/, '')).toBe('worker-test')
+      expect(new TextDecoder().decode(driver.data(g)).replace(/\0+$/, '')).toBe('thread-test')
       expect(new Uint8Array(fs.readFileSync(s.diskPath).subarray(100 * 512, 100 * 512 + 8192))).toEqual(data)
       expect(driver.availEvent()).toBe(4) // re-armed: kick me at the next chain
 
@@ -171,7 +171,7 @@ describe.skipIf(skip !== undefined)('virtio-blk blk thread', () => {
     }
   })
 
-  it('without an irqfd the worker asks the owner to signal (activation.signalUsed)', async () => {
+  it('without an irqfd the blk thread asks the owner to signal (activation.signalUsed)', async () => {
     const s = await start('sab', { noIrqFd: true })
     try {
       s.driver.publish(s.driver.read(3, 1024).head)
@@ -179,13 +179,13 @@ describe.skipIf(skip !== undefined)('virtio-blk blk thread', () => {
       await waitFor('signalUsed', () => (s.signalled() > 0 ? true : undefined))
       expect(s.driver.used()).toEqual([expect.objectContaining({ len: 1025 })])
       expect(irqCount(s.irqFd)).toBe(0)
-      expect(Atomics.load(s.isr, 0)).toBe(0) // the transport's signalUsed sets it, not the worker
+      expect(Atomics.load(s.isr, 0)).toBe(0) // the transport's signalUsed sets it, not the blk thread
     } finally {
       await s.close()
     }
   })
 
-  it('reset() wakes the worker out of a throttle sleep and returns at once; close() gives its stats', async () => {
+  it('reset() wakes the blk thread out of a throttle sleep and returns at once; close() gives its stats', async () => {
     const s = await start('sab', { throttle: { iops: { rate: 0.1, burst: 1 } } })
     const { driver } = s
     driver.publish(driver.read(0, 512).head, driver.read(1, 512).head) // the 2nd waits 10 s
@@ -202,9 +202,9 @@ describe.skipIf(skip !== undefined)('virtio-blk blk thread', () => {
     await s.close()
   })
 
-  it('an idle worker blocked in read() stops promptly, and the device can be activated again', async () => {
+  it('an idle blk thread blocked in read() stops promptly, and the device can be activated again', async () => {
     const s = await start('mmap')
-    await sleep(50) // the worker is now blocked in read(kickFd)
+    await sleep(50) // the blk thread is now blocked in read(kickFd)
     const t0 = Date.now()
     s.dev.reset()
     expect(Date.now() - t0).toBeLessThan(2000)
@@ -222,7 +222,7 @@ describe.skipIf(skip !== undefined)('virtio-blk blk thread', () => {
     await s.close()
   })
 
-  it('a backing that cannot be opened by the worker fails the activation', async () => {
+  it('a backing that cannot be opened by the blk thread fails the activation', async () => {
     const diskPath = makeDisk(tmp.dir, 4096, 'vanishing.img')
     const { region } = guestRegion('sab')
     const ram = GuestMemory.from([region])
@@ -284,7 +284,7 @@ describe.skipIf(skip !== undefined)('virtio-blk blk thread', () => {
     expect(driver.data(r)).toEqual(pattern(9, 1024))
     expect(t.deviceStatus & S.DEVICE_NEEDS_RESET).toBe(0)
 
-    wr(R.STATUS, 0) // device reset: the worker is quiesced before this returns
+    wr(R.STATUS, 0) // device reset: the blk thread is quiesced before this returns
     expect(t.deviceStatus).toBe(0)
     expect(dev.active).toBe(false)
     expect((await dev.close())?.stats.completed).toBe(2)

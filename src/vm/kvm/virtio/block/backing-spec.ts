@@ -1,4 +1,4 @@
-// A Backing described as plain data, so the blk worker thread can open (and own) it: objects with
+// A Backing described as plain data, so the blk thread can open (and own) it: objects with
 // file descriptors and closures do not cross a postMessage.
 import fs from 'node:fs'
 import { KtstrError } from '../../../../util/errors.js'

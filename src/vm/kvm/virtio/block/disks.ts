@@ -3,8 +3,8 @@
  * virtio-mmio window 1 + i (window 0 is the virtio-console channel), announced on the kernel
  * command line after the console, so Linux probes them in order and names them /dev/vda, /dev/vdb, …
  *
- * Each device's blk worker thread serves its queue without the main thread: the driver's
- * QueueNotify write signals an ioeventfd inside KVM, which the worker blocks on, and the worker
+ * Each device's blk thread serves its queue without the main thread: the driver's
+ * QueueNotify write signals an ioeventfd inside KVM, which the blk thread blocks on, and it
  * raises the used-buffer interrupt through an irqfd (setting InterruptStatus itself first). The
  * main thread only handles the register accesses of setup and of the interrupt handler.
  */
@@ -42,7 +42,7 @@ export interface KvmDisk {
   readonly kickFd: number
   /** The irqfd on the window's IRQ. */
   readonly irqFd: number
-  /** The image, open (and locked, as QEMU locks it) for the VM's life; the blk worker borrows it. */
+  /** The image, open (and locked, as QEMU locks it) for the VM's life; the blk thread borrows it. */
   readonly fileFd: number
 }
 
@@ -57,11 +57,11 @@ export interface KvmDisks {
    */
   close(): Promise<void>
   /**
-   * Resolves once every blk worker thread has exited: guest RAM may be unmapped then. Already
+   * Resolves once every blk thread has exited: guest RAM may be unmapped then. Already
    * resolved after close() unless a thread is stuck in an uninterruptible backing call.
    */
   readonly gone: () => Promise<void>
-  /** Worker threads still alive (after close(): stuck ones). */
+  /** Blk threads still alive (after close(): stuck ones). */
   readonly liveThreads: () => number
 }
 
@@ -101,7 +101,7 @@ export function attachDisks(specs: readonly DiskSpec[], deps: { vm: DiskEventfds
       fds.push(fileFd)
       lockDisk(fileFd, spec.path, spec.readOnly)
       const window = virtioMmioWindow(FIRST_DISK_WINDOW + i)
-      // The worker blocks in read() on the kick fd; the irqfd is only ever written.
+      // The blk thread blocks in read() on the kick fd; the irqfd is only ever written.
       const kickFd = eventfd(0)
       const irqFd = eventfd(EFD_NONBLOCK)
       const throttle = diskThrottle(spec)
@@ -115,7 +115,7 @@ export function attachDisks(specs: readonly DiskSpec[], deps: { vm: DiskEventfds
       })
       const name = `virtio-blk${i}`
       const transport = new VirtioMmioTransport(device, {
-        // Configuration changes and DEVICE_NEEDS_RESET; used buffers come from the worker.
+        // Configuration changes and DEVICE_NEEDS_RESET; used buffers come from the blk thread.
         onInterrupt: () => libc.signalEventfd(irqFd),
         onProtocolError: (m) => log.debug(`${name}: ${m}`),
       })
@@ -143,7 +143,7 @@ export function attachDisks(specs: readonly DiskSpec[], deps: { vm: DiskEventfds
               const r = await d.device.close()
               if (r) log.debug(`virtio-blk ${d.spec.path}: ${JSON.stringify(r.stats)}`)
             } catch (e) {
-              log.warn(`virtio-blk ${d.spec.path}: stopping its worker failed: ${e instanceof Error ? e.message : String(e)}`)
+              log.warn(`virtio-blk ${d.spec.path}: stopping its blk thread failed: ${e instanceof Error ? e.message : String(e)}`)
             }
           }),
         )

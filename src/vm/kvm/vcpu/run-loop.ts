@@ -1,5 +1,5 @@
 /**
- * One vCPU: a worker thread that owns the vCPU fd and runs the synchronous KVM_RUN loop, reading
+ * One vCPU's thread: it owns the vCPU fd and runs the synchronous KVM_RUN loop, reading
  * the mmap'd kvm_run page through a DataView. Exits that need a device go to the main thread
  * (protocol.ts); everything else is handled here.
  */
@@ -32,9 +32,9 @@ import {
   tryIoctlVal,
   view,
 } from '../../../../native-shims/libc.js'
-import { Answer, Kind, Slot, State, TerminalReason, type CpuState, type VcpuReport, type VcpuWorkerData } from './protocol.js'
+import { Answer, Kind, Slot, State, TerminalReason, type CpuState, type VcpuReport, type VcpuThreadData } from './protocol.js'
 
-const data = workerData as VcpuWorkerData
+const data = workerData as VcpuThreadData
 const ctl = new Int32Array(data.control)
 const EINTR = 4
 const EAGAIN = 11
