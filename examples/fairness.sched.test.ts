@@ -1,7 +1,8 @@
 /** @ktstr topology=1n2l2c1t memory=1024 scheduler=scx_simple */
 // The test API: workloads in cgroups, run inside the guest, judged by ktstr's matchers.
-import { expect, test } from 'vitest'
+
 import { cgroup, run, topology, work } from 'ktstr'
+import { expect, test } from 'vitest'
 
 test('two equal cgroups share the CPUs fairly under scx_simple', async () => {
   const r = await run({

@@ -1,7 +1,8 @@
 // A project with ordinary unit tests and scheduler tests side by side: `vitest --project sched`
 // runs only the guests, `vitest` runs both (unit tests stay in Vitest's normal pool).
-import { defineConfig } from 'vitest/config'
+
 import { ktstr } from 'ktstr/plugin'
+import { defineConfig } from 'vitest/config'
 
 export default defineConfig({
   plugins: [ktstr({ topology: '1n1l2c1t', memory: 1024 })],

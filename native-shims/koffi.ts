@@ -16,10 +16,7 @@ export function koffi(): KoffiModule {
     cached = createRequire(import.meta.url)('koffi') as KoffiModule
   } catch (e) {
     const why = e instanceof Error ? e.message.split('\n')[0] : String(e)
-    throw new Error(
-      `cannot load koffi's native module (${why}); reinstall dependencies with optional dependencies enabled (not --omit=optional)`,
-      { cause: e },
-    )
+    throw new Error(`cannot load koffi's native module (${why}); reinstall dependencies with optional dependencies enabled (not --omit=optional)`, { cause: e })
   }
   return cached
 }

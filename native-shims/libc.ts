@@ -1,8 +1,8 @@
 // libc through koffi: the syscalls the guest init and the VMM need, as typed wrappers that throw
 // Node-style errors. koffi is loaded on the first call, not at import (see koffi.ts).
 import util from 'node:util'
-import { koffi, type KoffiModule } from './koffi.js'
 import { MAP_FAILED, SEEK_SET } from './constants.js'
+import { type KoffiModule, koffi } from './koffi.js'
 
 /** Memory koffi can pass as a `void *`: JS memory (no copy) or a raw address. */
 export type Memory = ArrayBufferView | bigint
@@ -16,18 +16,36 @@ export interface SyscallError extends Error {
 }
 
 // koffi functions are untyped; the exported wrappers below give them types.
+// biome-ignore lint/suspicious/noExplicitAny: koffi's functions take and return whatever their C prototype says
 type CFn = (...args: any[]) => any
 
 interface Libc {
   k: KoffiModule
-  open: CFn; close: CFn; read: CFn; write: CFn
-  ioctlPtr: CFn; ioctlVal: CFn; fcntlPtr: CFn
-  mmap: CFn; munmap: CFn; eventfd: CFn
-  preadv: CFn; pwritev: CFn; fdatasync: CFn
-  mount: CFn; umount2: CFn; reboot: CFn; sync: CFn
-  tgkill: CFn; getpid: CFn; gettid: CFn
-  signal: CFn; siginterrupt: CFn; sigrtmin: CFn
-  exit: CFn; strerror: CFn
+  open: CFn
+  close: CFn
+  read: CFn
+  write: CFn
+  ioctlPtr: CFn
+  ioctlVal: CFn
+  fcntlPtr: CFn
+  mmap: CFn
+  munmap: CFn
+  eventfd: CFn
+  preadv: CFn
+  pwritev: CFn
+  fdatasync: CFn
+  mount: CFn
+  umount2: CFn
+  reboot: CFn
+  sync: CFn
+  tgkill: CFn
+  getpid: CFn
+  gettid: CFn
+  signal: CFn
+  siginterrupt: CFn
+  sigrtmin: CFn
+  exit: CFn
+  strerror: CFn
   /** Address of a libc function that is harmless as a signal handler (see signal()). */
   noopHandler: bigint
 }
@@ -57,9 +75,7 @@ function L(): Libc {
     preadv: lib.func('intptr_t preadv(int fd, const void *iov, int iovcnt, int64_t offset)'),
     pwritev: lib.func('intptr_t pwritev(int fd, const void *iov, int iovcnt, int64_t offset)'),
     fdatasync: lib.func('int fdatasync(int fd)'),
-    mount: lib.func(
-      'int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)',
-    ),
+    mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
     umount2: lib.func('int umount2(const char *target, int flags)'),
     // glibc declares `int cmd`; RB_HALT_SYSTEM (0xcdef0123) does not fit a JS int32, same register.
     reboot: lib.func('int reboot(uint32_t cmd)'),
@@ -182,18 +198,16 @@ export function fcntlLock(fd: number, cmd: number, lock: Pick<FileLock, 'type' |
   b.writeBigInt64LE(BigInt(lock.start), FLOCK.start)
   b.writeBigInt64LE(BigInt(lock.len), FLOCK.len)
   check(L().fcntlPtr(fd, cmd, b), 'fcntl')
-  return { type: b.readInt16LE(FLOCK.type), start: Number(b.readBigInt64LE(FLOCK.start)), len: Number(b.readBigInt64LE(FLOCK.len)), pid: b.readInt32LE(FLOCK.pid) }
+  return {
+    type: b.readInt16LE(FLOCK.type),
+    start: Number(b.readBigInt64LE(FLOCK.start)),
+    len: Number(b.readBigInt64LE(FLOCK.len)),
+    pid: b.readInt32LE(FLOCK.pid),
+  }
 }
 
 /** Returns the mapping's address. `addr` is a hint, or the exact place with MAP_FIXED. */
-export function mmap(
-  len: number | bigint,
-  prot: number,
-  flags: number,
-  fd = -1,
-  offset: number | bigint = 0,
-  addr: bigint | null = null,
-): bigint {
+export function mmap(len: number | bigint, prot: number, flags: number, fd = -1, offset: number | bigint = 0, addr: bigint | null = null): bigint {
   const ret = L().mmap(addr, len, prot, flags, fd, offset) as bigint | null
   if (ret === MAP_FAILED) throw syscallError(L().k.errno(), 'mmap')
   return ret ?? 0n
@@ -267,13 +281,7 @@ export function fdatasync(fd: number): void {
   check(L().fdatasync(fd), 'fdatasync')
 }
 
-export function mount(
-  source: string | null,
-  target: string,
-  fstype: string | null,
-  flags: number,
-  data: string | null = null,
-): void {
+export function mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null = null): void {
   check(L().mount(source, target, fstype, flags, data), 'mount', target)
 }
 

@@ -22,10 +22,7 @@ export function outcomeFailure(o: GuestOutcome, consoleTail: string[]): TestErro
     case 'scheduler-exited':
       return ktstrError(`${describeOutcome(o)}${output(o.exit)}`, consoleTail)
     case 'timeout':
-      return ktstrError(
-        `the test file did not finish within ${o.afterS}s; raise the limit with \`@ktstr timeout=N\` or ktstr({ timeout })`,
-        consoleTail,
-      )
+      return ktstrError(`the test file did not finish within ${o.afterS}s; raise the limit with \`@ktstr timeout=N\` or ktstr({ timeout })`, consoleTail)
     case 'exited':
     case 'stopped':
       return ktstrError(`the guest shut down before the test file finished (${describeOutcome(o)})`, consoleTail)

@@ -147,7 +147,7 @@ function resolveSpecifier(spec: string, importer: string, conditions: string[]):
   }
   const parts = spec.split('/')
   const name = spec.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!
-  const sub = '.' + spec.slice(name.length)
+  const sub = `.${spec.slice(name.length)}`
   const pkgDir = findPackageDir(name, dir)
   if (!pkgDir) return undefined
   return resolveExport(pkgDir, readJson(path.join(pkgDir, 'package.json')) as PackageJson, sub, conditions)
@@ -163,8 +163,7 @@ function resolveExport(pkgDir: string, pkg: PackageJson, sub: string, conditions
   return withExtensions(path.resolve(pkgDir, sub))
 }
 
-const isSubpathMap = (exp: unknown) =>
-  typeof exp === 'object' && exp !== null && !Array.isArray(exp) && Object.keys(exp).some((k) => k.startsWith('.'))
+const isSubpathMap = (exp: unknown) => typeof exp === 'object' && exp !== null && !Array.isArray(exp) && Object.keys(exp).some((k) => k.startsWith('.'))
 
 /** An exports/imports map lookup with `*` patterns (Node's PACKAGE_EXPORTS_RESOLVE, simplified). */
 function resolveMap(map: Record<string, unknown>, key: string, conditions: string[]): string | undefined {

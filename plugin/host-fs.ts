@@ -11,8 +11,8 @@
 import { constants } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import { KtstrError } from '../src/util/errors.js'
 import { ENVELOPE_MARK, type HostFsReply, type HostFsRequest } from '../runtime/protocol/vitest-envelope.js'
+import { KtstrError } from '../src/util/errors.js'
 
 /** What the guest running some test files may touch. */
 export interface SnapshotScope {
@@ -88,7 +88,7 @@ function isInside(root: string, p: string): boolean {
 
 // O_NOFOLLOW: a symlink put in place after the checks above is refused by the kernel, not followed.
 async function readRegular(file: string): Promise<string | null> {
-  let fh
+  let fh: fs.FileHandle
   try {
     fh = await fs.open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
   } catch (e) {

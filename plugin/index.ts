@@ -5,13 +5,13 @@
  *   test: { projects: [{ extends: true, test: { name: 'sched', include: ['**\/*.sched.test.ts'], pool: 'ktstr' } }] }
  */
 import type { Plugin } from 'vitest/config'
-import { applyDefaultParallelism, ktstrPool, POOL_NAME, snapshotEnvironmentPath, type KtstrPoolOptions } from './pool.js'
+import { applyDefaultParallelism, type KtstrPoolOptions, ktstrPool, POOL_NAME, snapshotEnvironmentPath } from './pool.js'
 import { specFromOptions } from './spec.js'
 
-export { ktstrPool, type KtstrPoolOptions }
-export type { KtstrOptions } from './spec.js'
-export { ktstrGauntlet, type GauntletOptions, type GauntletProject } from './gauntlet.js'
+export { type GauntletOptions, type GauntletProject, ktstrGauntlet } from './gauntlet.js'
 export type { BootGuest } from './pool-worker.js'
+export type { KtstrOptions } from './spec.js'
+export { type KtstrPoolOptions, ktstrPool }
 
 /** Registers the `ktstr` pool, so `pool: 'ktstr'` and `vitest --pool=ktstr` work. */
 export function ktstr(options: KtstrPoolOptions = {}): Plugin {

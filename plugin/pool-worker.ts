@@ -26,11 +26,11 @@ import type { VmRequest, VmSpec } from '../src/vm/spec/request.js'
 import type { ResourceGate } from './capacity.js'
 import { failureFrom, ktstrError, outcomeFailure } from './failure.js'
 import { guestEnv } from './guest-env.js'
-import { serveHostFs, type SnapshotScope } from './host-fs.js'
-import { RunTracker, type HostCall } from './run-tracker.js'
+import { type SnapshotScope, serveHostFs } from './host-fs.js'
+import { type HostCall, RunTracker } from './run-tracker.js'
 import { watchSchedulerOf } from './scheduler-watch.js'
 import { fileSpec, guestSize, sameSpec } from './spec.js'
-import { decodeGuestFrame, guestReady, pipeGuestOutput, type FromGuest, type FromVitest, type RpcMessage } from './worker-transport.js'
+import { decodeGuestFrame, type FromGuest, type FromVitest, guestReady, pipeGuestOutput, type RpcMessage } from './worker-transport.js'
 
 export const POOL_NAME = 'ktstr'
 
@@ -125,10 +125,12 @@ export class KtstrPoolWorker implements PoolWorker {
     private readonly setup: WorkerSetup,
   ) {}
 
+  // biome-ignore lint/suspicious/noExplicitAny: Vitest's PoolWorker interface types these callbacks with any
   on(event: string, callback: (arg: any) => void): void {
     this.events.on(event, callback)
   }
 
+  // biome-ignore lint/suspicious/noExplicitAny: Vitest's PoolWorker interface types these callbacks with any
   off(event: string, callback: (arg: any) => void): void {
     this.events.off(event, callback)
   }
@@ -139,7 +141,10 @@ export class KtstrPoolWorker implements PoolWorker {
 
   async start(): Promise<void> {
     if (this.options.project.config.experimental?.viteModuleRunner === false) {
-      this.enter({ is: 'failed', error: ktstrError('ktstr runs test files through Vite\'s module runner; remove `experimental.viteModuleRunner: false` from this project') })
+      this.enter({
+        is: 'failed',
+        error: ktstrError("ktstr runs test files through Vite's module runner; remove `experimental.viteModuleRunner: false` from this project"),
+      })
     }
   }
 
@@ -438,5 +443,4 @@ export class KtstrPoolWorker implements PoolWorker {
   private outcomeError(outcome: GuestOutcome): TestError {
     return outcomeFailure(outcome, this.guest!.session.consoleTail(CONSOLE_LINES))
   }
-
 }

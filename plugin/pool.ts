@@ -8,8 +8,8 @@ import { packageRoot } from '../src/util/paths.js'
 import type { VmSpec } from '../src/vm/spec/request.js'
 import { hostCapacity, maxGuests, ResourceGate } from './capacity.js'
 import { guestFiles } from './guest-files.js'
-import { KtstrPoolWorker, POOL_NAME, type BootGuest, type WorkerSetup } from './pool-worker.js'
-import { guestSize, specFromOptions, type KtstrOptions } from './spec.js'
+import { type BootGuest, KtstrPoolWorker, POOL_NAME, type WorkerSetup } from './pool-worker.js'
+import { guestSize, type KtstrOptions, specFromOptions } from './spec.js'
 
 export { POOL_NAME }
 

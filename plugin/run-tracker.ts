@@ -4,14 +4,7 @@
  * cause, the rest are skipped, and the file fails — through the same RPC calls the guest would make.
  */
 import path from 'node:path'
-import type {
-  RunnerTask,
-  RunnerTaskEventPack,
-  RunnerTaskResult,
-  RunnerTaskResultPack,
-  RunnerTestFile,
-  TestError,
-} from 'vitest'
+import type { RunnerTask, RunnerTaskEventPack, RunnerTaskResult, RunnerTaskResultPack, RunnerTestFile, TestError } from 'vitest'
 import { generateFileHash } from 'vitest/node'
 
 export interface HostCall {

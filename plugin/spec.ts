@@ -81,8 +81,7 @@ export function sameSpec(a: VmSpec, b: VmSpec): boolean {
   return specKey(a) === specKey(b)
 }
 
-const specKey = (s: VmSpec) =>
-  JSON.stringify([s.kernel, s.backend, s.topology, s.memoryMib, s.scheduler, s.schedArgs, s.timeoutS, s.include, s.disks])
+const specKey = (s: VmSpec) => JSON.stringify([s.kernel, s.backend, s.topology, s.memoryMib, s.scheduler, s.schedArgs, s.timeoutS, s.include, s.disks])
 
 /** What one guest of this spec takes from the host (vCPUs and guest RAM). */
 export function guestSize(spec: VmSpec): { cpus: number; memoryMib: number } {

@@ -6,8 +6,8 @@
 import { on } from 'node:events'
 import v8 from 'node:v8'
 import type { Vitest, WorkerRequest, WorkerResponse } from 'vitest/node'
-import { parseHostFsRequest, parseVitestFrame, type HostFsRequest } from '../runtime/protocol/guest-schema.js'
-import { MalformedMessage, StreamId, type GuestMessage } from '../runtime/protocol/index.js'
+import { type HostFsRequest, parseHostFsRequest, parseVitestFrame } from '../runtime/protocol/guest-schema.js'
+import { type GuestMessage, MalformedMessage, StreamId } from '../runtime/protocol/index.js'
 import { isEnvelope } from '../runtime/protocol/vitest-envelope.js'
 import type { GuestSession } from '../src/vm/session.js'
 

@@ -67,10 +67,7 @@ export function compilerFacts(facts: readonly AbiFact[] = abiFacts()): Record<st
 }
 
 /** Compares koffi's facts with the compiler's (or the golden file's), both ways. */
-export function compareFacts(
-  facts: readonly AbiFact[],
-  truth: Readonly<Record<string, number>>,
-): { compared: number; mismatches: string[] } {
+export function compareFacts(facts: readonly AbiFact[], truth: Readonly<Record<string, number>>): { compared: number; mismatches: string[] } {
   const mismatches: string[] = []
   let compared = 0
   const seen = new Set<string>()

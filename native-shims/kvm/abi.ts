@@ -1,7 +1,4 @@
-import { _IO, _IOR, _IOW, _IOWR } from './ioctl-encoding.js'
-import { offsetOf } from './layout.js'
 import {
-  KVMIO,
   KVM_API_VERSION,
   KVM_APIC_REG_SIZE,
   KVM_CAP,
@@ -11,16 +8,19 @@ import {
   KVM_INTERNAL_ERROR,
   KVM_IOAPIC_NUM_PINS,
   KVM_IOEVENTFD_FLAG,
+  KVM_IRQ_ROUTING,
   KVM_IRQCHIP,
   KVM_IRQFD_FLAG,
-  KVM_IRQ_ROUTING,
   KVM_MEM,
   KVM_MP_STATE,
   KVM_NR_INTERRUPTS,
   KVM_PIT_SPEAKER_DUMMY,
   KVM_SYSTEM_EVENT,
   KVM_X86_DISABLE_EXITS,
+  KVMIO,
 } from './constants.js'
+import { _IO, _IOR, _IOW, _IOWR } from './ioctl-encoding.js'
+import { offsetOf } from './layout.js'
 import {
   kvm_cpuid2,
   kvm_enable_cap,
@@ -43,9 +43,9 @@ import {
 } from './structs.js'
 
 export * from './constants.js'
-export * from './structs.js'
-export { _IOC, _IO, _IOR, _IOW, _IOWR } from './ioctl-encoding.js'
+export { _IO, _IOC, _IOR, _IOW, _IOWR } from './ioctl-encoding.js'
 export { memberAt, offsetOf } from './layout.js'
+export * from './structs.js'
 
 /** ioctl request numbers, computed from the koffi struct sizes. KVM_IOCTL.RUN is C's KVM_RUN. */
 export const KVM_IOCTL = {

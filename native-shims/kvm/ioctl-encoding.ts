@@ -16,5 +16,4 @@ const sizeOf = (arg: TypeObject | number) => (typeof arg === 'number' ? arg : ar
 export const _IO = (type: number, nr: number) => _IOC(IOC_NONE, type, nr, 0)
 export const _IOR = (type: number, nr: number, arg: TypeObject | number) => _IOC(IOC_READ, type, nr, sizeOf(arg))
 export const _IOW = (type: number, nr: number, arg: TypeObject | number) => _IOC(IOC_WRITE, type, nr, sizeOf(arg))
-export const _IOWR = (type: number, nr: number, arg: TypeObject | number) =>
-  _IOC(IOC_READ | IOC_WRITE, type, nr, sizeOf(arg))
+export const _IOWR = (type: number, nr: number, arg: TypeObject | number) => _IOC(IOC_READ | IOC_WRITE, type, nr, sizeOf(arg))

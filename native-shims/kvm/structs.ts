@@ -17,11 +17,24 @@ const bytes = (n: number) => k.array(u8, n, 'Typed') // not 'String': char[] wou
 const arr = (t: string, n: number) => k.array(t, n, 'Typed')
 
 export const kvm_regs = k.struct({
-  rax: u64, rbx: u64, rcx: u64, rdx: u64,
-  rsi: u64, rdi: u64, rsp: u64, rbp: u64,
-  r8: u64, r9: u64, r10: u64, r11: u64,
-  r12: u64, r13: u64, r14: u64, r15: u64,
-  rip: u64, rflags: u64,
+  rax: u64,
+  rbx: u64,
+  rcx: u64,
+  rdx: u64,
+  rsi: u64,
+  rdi: u64,
+  rsp: u64,
+  rbp: u64,
+  r8: u64,
+  r9: u64,
+  r10: u64,
+  r11: u64,
+  r12: u64,
+  r13: u64,
+  r14: u64,
+  r15: u64,
+  rip: u64,
+  rflags: u64,
 })
 
 export const kvm_segment = k.struct({
@@ -29,7 +42,13 @@ export const kvm_segment = k.struct({
   limit: u32,
   selector: u16,
   type: u8,
-  present: u8, dpl: u8, db: u8, s: u8, l: u8, g: u8, avl: u8,
+  present: u8,
+  dpl: u8,
+  db: u8,
+  s: u8,
+  l: u8,
+  g: u8,
+  avl: u8,
   unusable: u8,
   padding: u8,
 })
@@ -41,10 +60,21 @@ export const kvm_dtable = k.struct({
 })
 
 export const kvm_sregs = k.struct({
-  cs: kvm_segment, ds: kvm_segment, es: kvm_segment, fs: kvm_segment, gs: kvm_segment, ss: kvm_segment,
-  tr: kvm_segment, ldt: kvm_segment,
-  gdt: kvm_dtable, idt: kvm_dtable,
-  cr0: u64, cr2: u64, cr3: u64, cr4: u64, cr8: u64,
+  cs: kvm_segment,
+  ds: kvm_segment,
+  es: kvm_segment,
+  fs: kvm_segment,
+  gs: kvm_segment,
+  ss: kvm_segment,
+  tr: kvm_segment,
+  ldt: kvm_segment,
+  gdt: kvm_dtable,
+  idt: kvm_dtable,
+  cr0: u64,
+  cr2: u64,
+  cr3: u64,
+  cr4: u64,
+  cr8: u64,
   efer: u64,
   apic_base: u64,
   interrupt_bitmap: arr(u64, 4), // (KVM_NR_INTERRUPTS + 63) / 64
@@ -105,7 +135,10 @@ export const kvm_cpuid_entry2 = k.struct({
   function: u32,
   index: u32,
   flags: u32,
-  eax: u32, ebx: u32, ecx: u32, edx: u32,
+  eax: u32,
+  ebx: u32,
+  ecx: u32,
+  edx: u32,
   padding: arr(u32, 3),
 })
 

@@ -8,7 +8,7 @@
  */
 import { KtstrError } from '../protocol/errors.js'
 import type { Report } from './report.js'
-import { run, type RunOptions } from './run.js'
+import { type RunOptions, run } from './run.js'
 import { currentScheduler, startScheduler } from './scheduler.js'
 
 export interface AbOptions {

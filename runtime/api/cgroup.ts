@@ -5,7 +5,7 @@
  */
 import { KtstrError } from '../protocol/errors.js'
 import type { Topo } from './topology/topo.js'
-import { isPaired, work, type WorkSpec } from './work.js'
+import { isPaired, type WorkSpec, work } from './work.js'
 
 /** A cpuset: a cpulist string ('0-1'), CPU ids, or a helper over the topology (`t => t.llc(0)`). */
 export type CpusetInput = string | readonly number[] | ((t: Topo) => readonly number[])
@@ -17,7 +17,11 @@ export type CpusetInput = string | readonly number[] | ((t: Topo) => readonly nu
  * or explicit CPUs / a function of (topology, workload index, cpuset CPUs).
  */
 export type AffinityInput =
-  | 'inherit' | 'single-cpu' | 'llc-aligned' | 'random-subset' | 'cross-cgroup'
+  | 'inherit'
+  | 'single-cpu'
+  | 'llc-aligned'
+  | 'random-subset'
+  | 'cross-cgroup'
   | string
   | readonly number[]
   | ((t: Topo, worker: number, cpuset: readonly number[]) => readonly number[])

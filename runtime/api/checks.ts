@@ -122,7 +122,10 @@ export function checkCpuset(x: Checkable, opts: { graceMs?: number } = {}): Chec
   const failures: string[] = []
   for (const w of workers) {
     const points = [
-      ...w.cpuSeen.flatMap((s) => [{ t: s.firstMs, cpu: s.cpu }, { t: s.lastMs, cpu: s.cpu }]),
+      ...w.cpuSeen.flatMap((s) => [
+        { t: s.firstMs, cpu: s.cpu },
+        { t: s.lastMs, cpu: s.cpu },
+      ]),
       ...w.migrationEvents.map((m) => ({ t: m.atMs, cpu: m.to })),
     ].sort((a, b) => a.t - b.t)
     const bad = new Map<number, number>()

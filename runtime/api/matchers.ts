@@ -4,17 +4,7 @@
  * report, `r.cgroup(name)`, or workload telemetry. The ktstr pool's guest bootstrap (runtime/vitest/worker.ts)
  * registers them for every sched test file; elsewhere call `registerMatchers(expect)`.
  */
-import {
-  checkCpuset,
-  checkFairness,
-  checkMaxGap,
-  checkScheduler,
-  checkStarvation,
-  isCheckable,
-  workersOf,
-  type Checkable,
-  type CheckResult,
-} from './checks.js'
+import { type Checkable, type CheckResult, checkCpuset, checkFairness, checkMaxGap, checkScheduler, checkStarvation, isCheckable, workersOf } from './checks.js'
 import type { SchedulerState, WorkerSet } from './report.js'
 
 export interface KtstrMatchers<R = unknown> {
@@ -32,6 +22,7 @@ export interface KtstrMatchers<R = unknown> {
 
 declare module 'vitest' {
   // eslint-disable-next-line @typescript-eslint/no-empty-object-type, @typescript-eslint/no-explicit-any
+  // biome-ignore lint/suspicious/noExplicitAny: the declaration merges with Vitest's Matchers<T = any>
   interface Matchers<T = any> extends KtstrMatchers<T> {}
 }
 
@@ -79,7 +70,8 @@ export const matchers = {
     return verdict(this, 'toHaveNoStarvation', received, (c) => checkStarvation(c, opts))
   },
   toHaveMaxGapBelow(this: MatcherContext, received: unknown, ms: number): MatcherResult {
-    if (typeof ms !== 'number' || !(ms > 0)) return { pass: false, message: () => `toHaveMaxGapBelow(ms) needs a limit in milliseconds above 0, got ${String(ms)}` }
+    if (typeof ms !== 'number' || !(ms > 0))
+      return { pass: false, message: () => `toHaveMaxGapBelow(ms) needs a limit in milliseconds above 0, got ${String(ms)}` }
     return verdict(this, 'toHaveMaxGapBelow', received, (c) => checkMaxGap(c, ms))
   },
   toBeFairWithin(this: MatcherContext, received: unknown, opts?: { spreadPct?: number }): MatcherResult {
@@ -98,6 +90,7 @@ export const matchers = {
 }
 
 export interface Extendable {
+  // biome-ignore lint/suspicious/noExplicitAny: the shape of Vitest's expect.extend
   extend(matchers: Record<string, (...args: any[]) => any>): void
 }
 

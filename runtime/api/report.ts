@@ -150,7 +150,10 @@ export function summarize(name: string, workers: readonly WorkerTelemetry[], cpu
     maxGapMs: Math.max(0, ...workers.map((w) => w.maxGapMs)),
     offCpuSpreadPct: pcts.length ? Math.max(...pcts) - Math.min(...pcts) : 0,
     meanOffCpuPct: pcts.length ? pcts.reduce((a, b) => a + b, 0) / pcts.length : 0,
-    wakeLatencyP99Ns: percentile(workers.flatMap((w) => w.wakeLatencyNs), 0.99),
+    wakeLatencyP99Ns: percentile(
+      workers.flatMap((w) => w.wakeLatencyNs),
+      0.99,
+    ),
   }
   if (scheduler) Object.assign(r, { scheduler })
   return r

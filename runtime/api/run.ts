@@ -5,18 +5,18 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { CgroupTree } from './cgroupfs.js'
-import { intersect, parseCpuList, formatCpuList } from '../protocol/cpulist.js'
-import type { AffinityInput, CgroupDef, CpusetInput, WorkerGroup } from './cgroup.js'
-import { parseDuration, type Duration } from './duration.js'
+import { formatCpuList, intersect, parseCpuList } from '../protocol/cpulist.js'
 import { KtstrError } from '../protocol/errors.js'
+import type { AffinityInput, CgroupDef, CpusetInput, WorkerGroup } from './cgroup.js'
+import { CgroupTree } from './cgroupfs.js'
+import { type Duration, parseDuration } from './duration.js'
 import { Report, type ReportData, type StepRecord, type WorkerTelemetry } from './report.js'
-import { toTelemetry, type CpusetChange, type Placement, type WorkloadContext } from './telemetry.js'
 import { SchedulerWatch } from './scheduler.js'
 import { describeOp, holdMs, type Op, type Step } from './steps.js'
-import { topology, type Topo } from './topology/topo.js'
+import { type CpusetChange, type Placement, toTelemetry, type WorkloadContext } from './telemetry.js'
+import { type Topo, topology } from './topology/topo.js'
 import { describeWork, isPaired, type WorkSpec } from './work.js'
-import { monotonicNs, setAffinity, setScheduler, workloadBinary, WorkloadProcess } from './workload-process.js'
+import { monotonicNs, setAffinity, setScheduler, WorkloadProcess, workloadBinary } from './workload-process.js'
 
 export interface RunOptions {
   /** Total run time (default 2 s, ktstr's duration_s); with steps, the time shares ('25%') refer to. */
@@ -93,7 +93,11 @@ class Runner {
     const totalMs = this.opts.duration === undefined ? undefined : parseDuration(this.opts.duration)
     const steps = this.opts.steps ?? []
     const holds = steps.map((s) => holdMs(s.hold, totalMs))
-    const plannedMs = Math.max(totalMs ?? 0, holds.reduce((a, b) => a + b, 0), steps.length ? 0 : DEFAULT_DURATION_MS)
+    const plannedMs = Math.max(
+      totalMs ?? 0,
+      holds.reduce((a, b) => a + b, 0),
+      steps.length ? 0 : DEFAULT_DURATION_MS,
+    )
 
     this.tree = new CgroupTree()
     this.tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-run-'))
@@ -119,7 +123,10 @@ class Runner {
 
       const endNs = monotonicNs()
       const scheduler = watch.finish()
-      await this.stop(this.workloads.filter((w) => !w.telemetry), endNs)
+      await this.stop(
+        this.workloads.filter((w) => !w.telemetry),
+        endNs,
+      )
       return new Report(this.reportData(endNs, scheduler))
     } finally {
       watch.finish()
@@ -284,8 +291,7 @@ class Runner {
       if (r.status === 'fulfilled') {
         const ctx: WorkloadContext = { ...w, runT0Ns: this.t0, history: this.history }
         w.telemetry = toTelemetry(ctx, r.value)
-      }
-      else failed.push((r.reason as Error).message)
+      } else failed.push((r.reason as Error).message)
     })
     if (failed.length) throw new KtstrError(failed.join('; '))
   }
@@ -380,7 +386,9 @@ class Runner {
         }
         case 'spawn':
           this.requireCgroup(o.name, 'op.spawn')
-          await this.startWorkloads([{ cgroup: o.name, group: { count: o.count, work: o.work, ...(o.affinity !== undefined ? { affinity: o.affinity } : {}) } }])
+          await this.startWorkloads([
+            { cgroup: o.name, group: { count: o.count, work: o.work, ...(o.affinity !== undefined ? { affinity: o.affinity } : {}) } },
+          ])
           break
         case 'spawn-host': {
           let count = o.count === 'per-cpu' ? this.topo.numCpus : o.count
@@ -426,7 +434,10 @@ class Runner {
       durationMs: this.rel(endNs),
       topology: String(this.topo),
       scheduler,
-      workers: this.workloads.map((w) => w.telemetry!).filter(Boolean).sort((a, b) => a.id - b.id),
+      workers: this.workloads
+        .map((w) => w.telemetry!)
+        .filter(Boolean)
+        .sort((a, b) => a.id - b.id),
       cgroupCpusets,
       steps: this.stepRecords,
     }

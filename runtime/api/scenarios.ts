@@ -34,7 +34,14 @@ function steadyLlc(o: ScenarioOptions = {}): RunOptions {
   const n = o.workers ?? 2
   return plan('steady_llc', o, {
     requires: { llcs: 2 },
-    cgroups: [cgroup('cg_0').cpuset((t) => t.llc(0)).workers(n), cgroup('cg_1').cpuset((t) => t.llc(1)).workers(n)],
+    cgroups: [
+      cgroup('cg_0')
+        .cpuset((t) => t.llc(0))
+        .workers(n),
+      cgroup('cg_1')
+        .cpuset((t) => t.llc(1))
+        .workers(n),
+    ],
   })
 }
 
@@ -64,7 +71,14 @@ function cpusetClear(o: ScenarioOptions = {}): RunOptions {
   const n = o.workers ?? 2
   return plan('cpuset_clear', o, {
     requires: { usableCpus: 2 },
-    cgroups: [cgroup('cg_0').cpuset((t) => half(t, 0)).workers(n), cgroup('cg_1').cpuset((t) => half(t, 1)).workers(n)],
+    cgroups: [
+      cgroup('cg_0')
+        .cpuset((t) => half(t, 0))
+        .workers(n),
+      cgroup('cg_1')
+        .cpuset((t) => half(t, 1))
+        .workers(n),
+    ],
     steps: [
       { hold: '50%', label: 'disjoint cpusets' },
       { hold: '50%', label: 'cleared', ops: [op.clearCpuset('cg_0'), op.clearCpuset('cg_1')] },
@@ -77,7 +91,14 @@ function cpusetResize(o: ScenarioOptions = {}): RunOptions {
   const n = o.workers ?? 2
   return plan('cpuset_resize', o, {
     requires: { usableCpus: 2 },
-    cgroups: [cgroup('cg_0').cpuset((t) => t.range(0, 0.5)).workers(n), cgroup('cg_1').cpuset((t) => t.range(0.5, 1)).workers(n)],
+    cgroups: [
+      cgroup('cg_0')
+        .cpuset((t) => t.range(0, 0.5))
+        .workers(n),
+      cgroup('cg_1')
+        .cpuset((t) => t.range(0.5, 1))
+        .workers(n),
+    ],
     steps: [
       { hold: '34%', label: 'even split' },
       { hold: '33%', label: 'cg_0 shrinks', ops: [op.setCpuset('cg_0', (t) => t.range(0, 0.25)), op.setCpuset('cg_1', (t) => t.range(0.25, 1))] },
@@ -91,10 +112,7 @@ function cgroupAdd(o: ScenarioOptions = {}): RunOptions {
   const n = o.workers ?? 2
   return plan('cgroup_add', o, {
     cgroups: [cgroup('cg_0').workers(n), cgroup('cg_1').workers(n)],
-    steps: [
-      { hold: '50%' },
-      { hold: '50%', ops: [op.addCgroup(cgroup('cg_2').workers(n)), op.addCgroup(cgroup('cg_3').workers(n))] },
-    ],
+    steps: [{ hold: '50%' }, { hold: '50%', ops: [op.addCgroup(cgroup('cg_2').workers(n)), op.addCgroup(cgroup('cg_3').workers(n))] }],
   })
 }
 
@@ -140,11 +158,7 @@ function hostContention(o: ScenarioOptions = {}): RunOptions {
 function mixedWorkloads(o: ScenarioOptions = {}): RunOptions {
   const n = o.workers ?? 2
   return plan('mixed_workloads', o, {
-    cgroups: [
-      cgroup('cg_heavy').workers(n * 2, work.spin()),
-      cgroup('cg_bursty').workers(n, work.bursty()),
-      cgroup('cg_io').workers(n, work.ioSync()),
-    ],
+    cgroups: [cgroup('cg_heavy').workers(n * 2, work.spin()), cgroup('cg_bursty').workers(n, work.bursty()), cgroup('cg_io').workers(n, work.ioSync())],
   })
 }
 
@@ -152,12 +166,7 @@ function mixedWorkloads(o: ScenarioOptions = {}): RunOptions {
 function nestedSteady(o: ScenarioOptions = {}): RunOptions {
   const n = o.workers ?? 2
   return plan('nested_steady', o, {
-    cgroups: [
-      cgroup('cg_0/sub_a').workers(n),
-      cgroup('cg_0/sub_b').workers(n),
-      cgroup('cg_1/sub_b').workers(n),
-      cgroup('cg_1/sub_a/deep').workers(n),
-    ],
+    cgroups: [cgroup('cg_0/sub_a').workers(n), cgroup('cg_0/sub_b').workers(n), cgroup('cg_1/sub_b').workers(n), cgroup('cg_1/sub_a/deep').workers(n)],
   })
 }
 

@@ -5,10 +5,10 @@
  * when the file itself runs without a host-attached scheduler).
  */
 import fs from 'node:fs'
-import { RUN_SPEC_PATH, type RunSpec } from '../protocol/index.js'
 import { schedExtLogLines } from '../init/kmsg.js'
 import { startScheduler as initStart, type RunningScheduler } from '../init/scheduler.js'
 import { KtstrError } from '../protocol/errors.js'
+import { RUN_SPEC_PATH, type RunSpec } from '../protocol/index.js'
 import type { SchedulerState } from './report.js'
 
 const SCX = '/sys/kernel/sched_ext'
@@ -103,7 +103,9 @@ export class SchedulerWatch {
     if (this.detachedAtMs !== undefined) {
       out.detachedAtMs = Math.round(this.detachedAtMs)
       // Warnings such as 'does not implement cgroup cpu.weight' are not why it left.
-      const fresh = schedExtLogLines().slice(this.logBaseline).filter((l) => !/does not implement/.test(l))
+      const fresh = schedExtLogLines()
+        .slice(this.logBaseline)
+        .filter((l) => !/does not implement/.test(l))
       if (fresh.length) out.exitReason = fresh.join(' | ')
     }
     return (this.finished = out)

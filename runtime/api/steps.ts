@@ -6,9 +6,9 @@
  * removed or the end of the run.
  */
 import { KtstrError } from '../protocol/errors.js'
-import { parseDuration, type Duration } from './duration.js'
-import { validateCgroupName, type AffinityInput, type CgroupDef, type CpusetInput } from './cgroup.js'
-import { isPaired, work as workTypes, type WorkSpec } from './work.js'
+import { type AffinityInput, type CgroupDef, type CpusetInput, validateCgroupName } from './cgroup.js'
+import { type Duration, parseDuration } from './duration.js'
+import { isPaired, type WorkSpec, work as workTypes } from './work.js'
 
 /** A fixed time, or a share of the run's `duration`: '25%' or { frac: 0.25 }. */
 export type Hold = Duration | `${number}%` | { frac: number }
@@ -79,15 +79,25 @@ export function holdMs(h: Hold, totalMs: number | undefined): number {
 
 export function describeOp(o: Op): string {
   switch (o.kind) {
-    case 'add-cgroup': return `add cgroup ${o.def.name}`
-    case 'remove-cgroup': return `remove cgroup ${o.name}`
-    case 'set-cpuset': return `set cpuset of ${o.name}`
-    case 'clear-cpuset': return `clear cpuset of ${o.name}`
-    case 'swap-cpusets': return `swap cpusets of ${o.a} and ${o.b}`
-    case 'spawn': return `spawn ${o.count} ${o.work.type} in ${o.name}`
-    case 'stop': return `stop ${o.name}`
-    case 'set-affinity': return `set affinity in ${o.name}`
-    case 'move-tasks': return `move tasks ${o.from} -> ${o.to}`
-    case 'spawn-host': return `spawn ${o.count === 'per-cpu' ? 'one per CPU' : o.count} ${o.work.type} host workers`
+    case 'add-cgroup':
+      return `add cgroup ${o.def.name}`
+    case 'remove-cgroup':
+      return `remove cgroup ${o.name}`
+    case 'set-cpuset':
+      return `set cpuset of ${o.name}`
+    case 'clear-cpuset':
+      return `clear cpuset of ${o.name}`
+    case 'swap-cpusets':
+      return `swap cpusets of ${o.a} and ${o.b}`
+    case 'spawn':
+      return `spawn ${o.count} ${o.work.type} in ${o.name}`
+    case 'stop':
+      return `stop ${o.name}`
+    case 'set-affinity':
+      return `set affinity in ${o.name}`
+    case 'move-tasks':
+      return `move tasks ${o.from} -> ${o.to}`
+    case 'spawn-host':
+      return `spawn ${o.count === 'per-cpu' ? 'one per CPU' : o.count} ${o.work.type} host workers`
   }
 }

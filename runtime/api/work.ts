@@ -16,8 +16,18 @@ export interface SchedOptions {
 }
 
 export type WorkTypeName =
-  | 'spin' | 'yield' | 'mixed' | 'io-sync' | 'bursty' | 'pipe' | 'futex' | 'cache'
-  | 'fork-exit' | 'nice-sweep' | 'affinity-churn' | 'policy-churn'
+  | 'spin'
+  | 'yield'
+  | 'mixed'
+  | 'io-sync'
+  | 'bursty'
+  | 'pipe'
+  | 'futex'
+  | 'cache'
+  | 'fork-exit'
+  | 'nice-sweep'
+  | 'affinity-churn'
+  | 'policy-churn'
 
 export interface WorkSpec extends SchedOptions {
   readonly type: WorkTypeName
@@ -34,8 +44,18 @@ export interface WorkSpec extends SchedOptions {
 }
 
 export const WORK_TYPES: readonly WorkTypeName[] = [
-  'spin', 'yield', 'mixed', 'io-sync', 'bursty', 'pipe', 'futex', 'cache',
-  'fork-exit', 'nice-sweep', 'affinity-churn', 'policy-churn',
+  'spin',
+  'yield',
+  'mixed',
+  'io-sync',
+  'bursty',
+  'pipe',
+  'futex',
+  'cache',
+  'fork-exit',
+  'nice-sweep',
+  'affinity-churn',
+  'policy-churn',
 ]
 
 /** Types whose workloads run in partner pairs (ktstr: PipeIo, FutexPingPong). */

@@ -2,7 +2,7 @@
  * One ktstr-workload process and its line protocol (see runtime/workloads/ktstr-workload.c):
  * spawn → (parent places it in its cgroup) → setup() → ready → go(t0) → stop(t) → report.
  */
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -52,7 +52,9 @@ export function workloadBinary(): string {
   const candidates = [path.join(here, '..', 'ktstr-workload'), path.join(here, '..', '..', 'dist', 'runtime', 'ktstr-workload')]
   const found = candidates.find((p) => fs.existsSync(p))
   if (!found) {
-    throw new KtstrError(`the workload program is missing (looked for ${candidates.join(', ')}); build it with \`npm run build\` (needs gcc: apt-get install gcc)`)
+    throw new KtstrError(
+      `the workload program is missing (looked for ${candidates.join(', ')}); build it with \`npm run build\` (needs gcc: apt-get install gcc)`,
+    )
   }
   return found
 }
@@ -227,7 +229,8 @@ export function setAffinity(pid: number, cpus: readonly number[], binary = workl
  */
 export function setScheduler(tid: number, policy: string, priority: number, binary = workloadBinary()): { policy: string; priority: number } {
   const r = spawnSync(binary, ['setscheduler', String(tid), policy, String(priority)], { encoding: 'utf8' })
-  if (r.status !== 0) throw new KtstrError(`setting the scheduling policy of ${tid} to ${policy} ${priority} failed: ${(r.stderr || r.error?.message || '').trim()}`)
+  if (r.status !== 0)
+    throw new KtstrError(`setting the scheduling policy of ${tid} to ${policy} ${priority} failed: ${(r.stderr || r.error?.message || '').trim()}`)
   const [old, prio] = r.stdout.trim().split(' ')
   return { policy: old!, priority: Number(prio) }
 }

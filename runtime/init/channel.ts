@@ -2,7 +2,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { Duplex } from 'node:stream'
-import { CHANNEL_PORT_NAME, Endpoint, decodeHostMessage, type GuestEndpoint, type GuestMessage, type HostMessage } from '../protocol/index.js'
+import { CHANNEL_PORT_NAME, decodeHostMessage, Endpoint, type GuestEndpoint, type GuestMessage, type HostMessage } from '../protocol/index.js'
 
 const PORTS = '/sys/class/virtio-ports'
 

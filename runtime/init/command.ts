@@ -2,8 +2,8 @@
  * Run the user's command with its stdio carried over the channel (Data frames).
  */
 import { spawn } from 'node:child_process'
-import { StreamId } from '../protocol/index.js'
 import type { GuestEndpoint } from '../protocol/index.js'
+import { StreamId } from '../protocol/index.js'
 import { drainOutput } from './output-drain.js'
 import type { StdinBuffer } from './stdin-buffer.js'
 
@@ -17,11 +17,7 @@ export interface RunningCommand {
   kill(signal: NodeJS.Signals): void
 }
 
-export function runCommand(
-  endpoint: GuestEndpoint,
-  argv: string[],
-  opts: { env: Record<string, string>; cwd: string; stdin: StdinBuffer },
-): RunningCommand {
+export function runCommand(endpoint: GuestEndpoint, argv: string[], opts: { env: Record<string, string>; cwd: string; stdin: StdinBuffer }): RunningCommand {
   const [file, ...args] = argv
   // detached: the command leads its own process group, so a signal reaches its children too.
   const child = spawn(file!, args, { env: opts.env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'], detached: true })

@@ -4,13 +4,13 @@
  * (a command, a shell, or Vitest's worker), report, stop the scheduler, power off.
  */
 import fs from 'node:fs'
-import { RUN_SPEC_PATH, type GuestEndpoint, type GuestMessage, type GuestPhase, type RunSpec, type SchedulerExit } from '../protocol/index.js'
+import { type GuestEndpoint, type GuestMessage, type GuestPhase, RUN_SPEC_PATH, type RunSpec, type SchedulerExit } from '../protocol/index.js'
 import { findPort, openEndpoint } from './channel.js'
-import { runCommand, type RunningCommand } from './command.js'
+import { type RunningCommand, runCommand } from './command.js'
 import { loopbackUp, mountAll } from './mounts.js'
 import { powerOff } from './power.js'
+import { type RunningScheduler, startScheduler, watchScheduler } from './scheduler.js'
 import { StdinBuffer } from './stdin-buffer.js'
-import { startScheduler, watchScheduler, type RunningScheduler } from './scheduler.js'
 
 const BASE_PATH = '/ktstr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 /** How long to wait for the host to acknowledge the final report before powering off anyway. */

@@ -1,8 +1,8 @@
 /** The filesystems a scheduler test expects, mounted by PID 1 before anything else runs. */
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
-import { mount } from '../../native-shims/libc.js'
 import { MS_NODEV, MS_NOEXEC, MS_NOSUID } from '../../native-shims/constants.js'
+import { mount } from '../../native-shims/libc.js'
 
 interface MountSpec {
   source: string
@@ -35,7 +35,10 @@ export const MOUNTS: readonly MountSpec[] = [
  */
 export function mountAll(): string[] {
   const warnings: string[] = []
-  for (const [dir, mode] of [['/tmp', 0o1777], ['/run', 0o755]] as const) {
+  for (const [dir, mode] of [
+    ['/tmp', 0o1777],
+    ['/run', 0o755],
+  ] as const) {
     fs.mkdirSync(dir, { recursive: true })
     fs.chmodSync(dir, mode)
   }

@@ -1,7 +1,7 @@
 /** Leaving the guest: PID 1 must never just exit (the kernel would panic), it powers off. */
 import fs from 'node:fs'
-import { reboot, sync } from '../../native-shims/libc.js'
 import { RB_POWER_OFF } from '../../native-shims/constants.js'
+import { reboot, sync } from '../../native-shims/libc.js'
 
 export function powerOff(): never {
   try {

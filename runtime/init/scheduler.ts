@@ -1,7 +1,7 @@
 /**
  * The scheduler under test: start it, prove it attached, watch it, stop it.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import type { SchedulerExit, SchedulerSpec } from '../protocol/index.js'
 import { schedExtExitLine } from './kmsg.js'

@@ -6,8 +6,8 @@
  * never holds more than the host's window.
  */
 import type { Writable } from 'node:stream'
-import { StreamId } from '../protocol/index.js'
 import type { GuestEndpoint } from '../protocol/index.js'
+import { StreamId } from '../protocol/index.js'
 
 export class StdinBuffer {
   private chunks: Buffer[] = []

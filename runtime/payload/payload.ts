@@ -4,7 +4,7 @@
  * beside a workload. The program must be in the guest image: add it with the file's
  * `@ktstr include=…` (or the plugin's `include` option); its libraries come along.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { parseTap, type TapCase } from './tap.js'

@@ -4,7 +4,7 @@
  *
  *   await tapTests('/usr/lib/x/selftest', { args: ['-v'] })
  */
-import { payload, type PayloadOptions } from './payload.js'
+import { type PayloadOptions, payload } from './payload.js'
 
 export async function tapTests(program: string, opts: Omit<PayloadOptions, 'output'> = {}): Promise<void> {
   const { describe, test } = await import('vitest')

@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
-import { FrameDecoder, FrameType, encodeFrame, type Frame } from './frame.js'
+import { encodeFrame, type Frame, FrameDecoder, FrameType } from './frame.js'
 import type { GuestMessage, HostMessage } from './messages.js'
 
 export interface EndpointEvents<In> {

@@ -137,10 +137,7 @@ export class FrameDecoder {
     const expected = whole.readUInt32BE(8)
     const actual = frameCrc(whole.subarray(2, 8), payload)
     if (expected !== actual) {
-      throw new FrameError(
-        'crc',
-        `channel corrupted: CRC mismatch on a ${length}-byte frame (got ${hex(actual)}, header says ${hex(expected)})`,
-      )
+      throw new FrameError('crc', `channel corrupted: CRC mismatch on a ${length}-byte frame (got ${hex(actual)}, header says ${hex(expected)})`)
     }
     return { type: type as FrameType, stream: whole.readUInt8(3), payload }
   }

@@ -8,8 +8,8 @@
  */
 import * as v from 'valibot'
 import { MalformedMessage } from './errors.js'
-import { ENVELOPE_MARK } from './vitest-envelope.js'
 import { MAX_FRAME_PAYLOAD } from './frame.js'
+import { ENVELOPE_MARK } from './vitest-envelope.js'
 
 const text = (max: number) => v.pipe(v.string(), v.maxLength(max))
 /** A short string: names, versions. */
@@ -140,6 +140,7 @@ function describe(value: unknown): string {
 
 /** A guest-chosen string made safe to quote in one host line: control characters escaped, length capped. */
 function clip(s: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it escapes
   const line = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
   return line.length > QUOTE_MAX ? `${line.slice(0, QUOTE_MAX)}…` : line
 }

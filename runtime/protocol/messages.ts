@@ -6,13 +6,11 @@
 // guest → host messages are defined by their schema, which the host checks them against
 // (guest-schema.ts, host only: the guest imports just these types).
 export type { GuestMessage, GuestPhase, SchedulerExit } from './guest-schema.js'
+
 import type { GuestMessage } from './guest-schema.js'
 
 /** host → guest */
-export type HostMessage =
-  | { kind: 'signal'; signal: NodeJS.Signals }
-  | { kind: 'resize'; cols: number; rows: number }
-  | { kind: 'shutdown' }
+export type HostMessage = { kind: 'signal'; signal: NodeJS.Signals } | { kind: 'resize'; cols: number; rows: number } | { kind: 'shutdown' }
 
 export function encodeMessage(msg: GuestMessage | HostMessage): Buffer {
   return Buffer.from(JSON.stringify(msg), 'utf8')

@@ -16,10 +16,7 @@ export interface SchedulerSpec {
   opsName?: string
 }
 
-export type RunMode =
-  | { kind: 'exec'; argv: string[]; tty: boolean }
-  | { kind: 'shell'; tty: boolean }
-  | { kind: 'vitest'; workerEntry: string }
+export type RunMode = { kind: 'exec'; argv: string[]; tty: boolean } | { kind: 'shell'; tty: boolean } | { kind: 'vitest'; workerEntry: string }
 
 export interface RunSpec {
   mode: RunMode

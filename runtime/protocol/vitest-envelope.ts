@@ -10,6 +10,7 @@ export const ENVELOPE_MARK = '__ktstr__'
 // The guest's requests are defined by their schema, which the host checks them against
 // (guest-schema.ts, host only: the guest imports just these types).
 export type { HostFsOp, HostFsRequest } from './guest-schema.js'
+
 import type { HostFsRequest } from './guest-schema.js'
 
 /** host → guest; `value` is the file's text for `read` (null when it does not exist). */

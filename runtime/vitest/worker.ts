@@ -10,18 +10,18 @@ import { createRequire } from 'node:module'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import v8 from 'node:v8'
-import type { init as vitestInit, runBaseTests, setupEnvironment } from 'vitest/worker'
-import { registerMatchers, type Extendable } from '../api/matchers.js'
-import { RUN_SPEC_PATH, StreamId, type GuestEndpoint, type RunSpec } from '../protocol/index.js'
+import type { runBaseTests, setupEnvironment, init as vitestInit } from 'vitest/worker'
+import { type Extendable, registerMatchers } from '../api/matchers.js'
+import { type GuestEndpoint, RUN_SPEC_PATH, type RunSpec, StreamId } from '../protocol/index.js'
 import {
-  ENVELOPE_MARK,
   ENV_EXEC_ARGV,
   ENV_VITEST_DIST,
+  ENVELOPE_MARK,
   HOST_FS_KEY,
-  isEnvelope,
   type HostFsBridge,
   type HostFsOp,
   type HostFsReply,
+  isEnvelope,
 } from '../protocol/vitest-envelope.js'
 
 interface VitestWorkerModule {
@@ -166,9 +166,7 @@ function captureStdio(endpoint: GuestEndpoint): () => void {
     function write(chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
       const done = typeof encoding === 'function' ? encoding : cb
       const buf =
-        typeof chunk === 'string'
-          ? Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8')
-          : Buffer.from(chunk as Uint8Array)
+        typeof chunk === 'string' ? Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8') : Buffer.from(chunk as Uint8Array)
       if (buf.length > 0) endpoint.sendData(stream, buf)
       if (typeof done === 'function') queueMicrotask(() => (done as (err?: Error) => void)())
       return true

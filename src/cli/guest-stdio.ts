@@ -3,8 +3,8 @@
  * guest (or an immediate EOF when stdin is a terminal and the mode is not interactive).
  */
 import type { Readable } from 'node:stream'
-import { STDIN_WINDOW_BYTES, StreamId, type GuestMessage } from '../../runtime/protocol/index.js'
 import type { HostEndpoint } from '../../runtime/protocol/index.js'
+import { type GuestMessage, STDIN_WINDOW_BYTES, StreamId } from '../../runtime/protocol/index.js'
 import type { GuestSession } from '../vm/session.js'
 
 export function attachStdio(session: GuestSession, opts: { forwardStdin: boolean }): () => void {

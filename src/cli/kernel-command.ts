@@ -2,11 +2,11 @@ import { type ParseArgsConfig, parseArgs } from 'node:util'
 import pc from 'picocolors'
 import { BuildFailure, buildKernel } from '../kernel/build.js'
 import { kernelsDir, listCachedKernels } from '../kernel/cache.js'
-import { createProgressDisplay, formatElapsed } from '../kernel/progress.js'
 import { assertImportable, importKernel } from '../kernel/import.js'
+import { createProgressDisplay, formatElapsed } from '../kernel/progress.js'
 import { resolveKernel } from '../kernel/resolve.js'
 import { listSchedulers } from '../kernel/schedulers.js'
-import { KtstrError, isKtstrError } from '../util/errors.js'
+import { isKtstrError, KtstrError } from '../util/errors.js'
 
 export const KERNEL_USAGE = `usage: ktstr kernel <command>
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /** The `ktstr` command. */
 import pc from 'picocolors'
-import { BootFailure } from '../vm/boot-failure.js'
 import { describeError, isKtstrError } from '../util/errors.js'
 import { log } from '../util/log.js'
+import { BootFailure } from '../vm/boot-failure.js'
 import { doctorCommand } from './doctor-command.js'
 import { EXEC_USAGE, execCommand } from './exec-command.js'
 import { EXIT_KTSTR_FAILED, EXIT_USAGE } from './exit-codes.js'

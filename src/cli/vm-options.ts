@@ -1,5 +1,5 @@
 /** The VM options `exec` and `shell` share, parsed into a VmRequest (the values by ../vm/spec/parse.ts). */
-import type { parseArgs, ParseArgsConfig } from 'node:util'
+import type { ParseArgsConfig, parseArgs } from 'node:util'
 import { KtstrError } from '../util/errors.js'
 import { parseSpec } from '../vm/spec/parse.js'
 import type { VmRequest } from '../vm/spec/request.js'

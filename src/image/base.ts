@@ -1,17 +1,17 @@
-import fs from 'node:fs'
-import path from 'node:path'
-import { createHash } from 'node:crypto'
 import { execFile, execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import fs from 'node:fs'
 import { createRequire } from 'node:module'
+import path from 'node:path'
 import { promisify } from 'node:util'
 import { KtstrError } from '../util/errors.js'
 import { log } from '../util/log.js'
 import { cacheRoot, packageRoot } from '../util/paths.js'
-import { ensureCached, copyCached, pruneCached } from './cache-entry.js'
+import { copyCached, ensureCached, pruneCached } from './cache-entry.js'
 import { libraryClosure } from './closure.js'
 import { readElf } from './elf.js'
-import { GuestTree, type PathFilter } from './tree.js'
 import { GUEST_INIT, GUEST_NODE, INIT_SCRIPT_IN_PACKAGE } from './guest-paths.js'
+import { GuestTree, type PathFilter } from './tree.js'
 
 /** Bump when the image layout changes, so cached archives from older code are not reused. */
 const RECIPE = 'ktstr-base-v1'
@@ -161,7 +161,13 @@ function busyboxApplets(busybox: string): string[] {
   const id = `${st.size}:${st.mtimeMs}`
   if (applets?.id !== id) {
     const out = execFileSync(busybox, ['--list'], { encoding: 'utf8' })
-    applets = { id, list: out.split('\n').map((s) => s.trim()).filter((s) => /^[\w.[\]-]+$/.test(s)) }
+    applets = {
+      id,
+      list: out
+        .split('\n')
+        .map((s) => s.trim())
+        .filter((s) => /^[\w.[\]-]+$/.test(s)),
+    }
   }
   return applets.list
 }

@@ -40,7 +40,10 @@ export function initramfsLimit(memoryMib: number, base: TreeCost): (run: TreeCos
     const unpacked = base.unpacked + run.unpacked
     const cap = initramfsCapacity(memoryMib, archive)
     if (unpacked <= cap) return
-    const what = run.unpacked < MiB ? `the base image (${mib(base.unpacked)} MiB: node, the ktstr runtime and the test's dependencies)` : `the base image (${mib(base.unpacked)} MiB) plus the included files (at least ${mib(run.unpacked)} MiB)`
+    const what =
+      run.unpacked < MiB
+        ? `the base image (${mib(base.unpacked)} MiB: node, the ktstr runtime and the test's dependencies)`
+        : `the base image (${mib(base.unpacked)} MiB) plus the included files (at least ${mib(run.unpacked)} MiB)`
     throw new KtstrError(
       `the guest image does not fit a ${memoryMib} MiB guest: ${what} exceed the ${mib(cap)} MiB it can unpack (Linux gives the initramfs half of the RAM beside the archive); give the guest more memory (--memory, or memory= in a test file) or put big files on a disk image (--disk)`,
     )

@@ -11,12 +11,13 @@
  * wrong later is truncation or overwriting by something else, or zeroed ranges on a file system
  * that lost unsynced data; the size and the samples catch those.
  */
+
+import { createHash, randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
-import { createHash, randomBytes } from 'node:crypto'
 import { fsyncPath, renameDurably } from '../util/durable.js'
-import { FileLock } from '../util/file-lock.js'
 import { KtstrError } from '../util/errors.js'
+import { FileLock } from '../util/file-lock.js'
 import { log } from '../util/log.js'
 
 const MANIFEST_VERSION = 1

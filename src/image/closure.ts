@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { KtstrError } from '../util/errors.js'
 import { log } from '../util/log.js'
-import { readElf, isElf, type ElfInfo } from './elf.js'
+import { type ElfInfo, isElf, readElf } from './elf.js'
 import { LdCache } from './ldcache.js'
 
 export interface ClosureOptions {
@@ -37,7 +37,7 @@ export function defaultLibDirs(machine: number): string[] {
  * DT_RUNPATH, ld.so.cache, default dirs). Paths are returned as ld.so would open them (symlinks kept).
  */
 export function libraryClosure(binaries: string[], opts: ClosureOptions = {}): string[] {
-  const cache = opts.ldCache === undefined ? LdCache.load() : opts.ldCache ?? undefined
+  const cache = opts.ldCache === undefined ? LdCache.load() : (opts.ldCache ?? undefined)
   const ldLibraryPath = opts.ldLibraryPath ?? process.env.LD_LIBRARY_PATH ?? ''
   const infos = new Map<string, ElfInfo>()
   const elf = (p: string): ElfInfo => {
@@ -81,9 +81,7 @@ export function libraryClosure(binaries: string[], opts: ClosureOptions = {}): s
       const obj = queue.shift()!
       for (const name of obj.info.needed) {
         if (byName.has(name)) continue
-        const found = name.includes('/')
-          ? path.resolve(name)
-          : search(name, obj, main, llp, cache, defaults, info.machine, elf)
+        const found = name.includes('/') ? path.resolve(name) : search(name, obj, main, llp, cache, defaults, info.machine, elf)
         if (!found || !fs.existsSync(found)) {
           throw new KtstrError(
             `${exe} needs ${name}${obj === main ? '' : ` (via ${obj.path})`}, which is not in its RPATH/RUNPATH, LD_LIBRARY_PATH, ` +

@@ -75,7 +75,10 @@ export class CpioWriter {
   private readonly pad = Buffer.alloc(4)
   private finished = false
 
-  constructor(private readonly sink: ByteSink, opts: CpioWriterOptions = {}) {
+  constructor(
+    private readonly sink: ByteSink,
+    opts: CpioWriterOptions = {},
+  ) {
     this.ino = opts.firstInode ?? 1
   }
 
@@ -189,9 +192,9 @@ export class CpioWriter {
   }
 
   private async header(name: string, ino: number, mode: number, nlink: number, size: number, rmaj: number, rmin: number) {
-    const nameBytes = Buffer.from(name + '\0')
+    const nameBytes = Buffer.from(`${name}\0`)
     const fields = [ino, mode, 0, 0, nlink, 0, size, 0, 0, rmaj, rmin, nameBytes.length, 0]
-    const head = '070701' + fields.map((v) => v.toString(16).toUpperCase().padStart(8, '0')).join('')
+    const head = `070701${fields.map((v) => v.toString(16).toUpperCase().padStart(8, '0')).join('')}`
     const total = head.length + nameBytes.length
     const buf = Buffer.alloc(total + padLen(total))
     buf.write(head, 0, 'latin1')
@@ -220,5 +223,5 @@ function padLen(n: number): number {
 
 /** '/usr/bin/node' → 'usr/bin/node' ('..' cannot climb above the root). */
 function normalize(name: string): string {
-  return path.posix.normalize('/' + name).replace(/^\/+/, '').replace(/\/+$/, '')
+  return path.posix.normalize(`/${name}`).replace(/^\/+/, '').replace(/\/+$/, '')
 }

@@ -31,11 +31,20 @@ const DT_SONAME = 14n
 const DT_RPATH = 15n
 const DT_RUNPATH = 29n
 
-interface Segment { type: number; offset: number; vaddr: bigint; filesz: number }
+interface Segment {
+  type: number
+  offset: number
+  vaddr: bigint
+  filesz: number
+}
 
 /** Reads bytes with pread so a 100 MB binary is never loaded whole. */
 class Reader {
-  constructor(readonly file: string, readonly fd: number, readonly size: number) {}
+  constructor(
+    readonly file: string,
+    readonly fd: number,
+    readonly size: number,
+  ) {}
   read(offset: number, length: number, what: string): Buffer {
     if (offset < 0 || length < 0 || offset + length > this.size) {
       throw new KtstrError(`${this.file}: truncated ELF file (${what} at ${offset}+${length} is past the end, size ${this.size})`)

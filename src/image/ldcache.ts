@@ -27,9 +27,12 @@ const FLAG_REQUIRED_MASK = 0xff00
 /** Arch byte ld.so requires for an object of this e_machine (dl-cache.h _DL_CACHE_DEFAULT_ID per arch). */
 export function cacheArchFlag(machine: number): number | undefined {
   switch (machine) {
-    case 62: return 0x0300 // EM_X86_64: FLAG_X8664_LIB64
-    case 183: return 0x0a00 // EM_AARCH64: FLAG_AARCH64_LIB64
-    default: return undefined
+    case 62:
+      return 0x0300 // EM_X86_64: FLAG_X8664_LIB64
+    case 183:
+      return 0x0a00 // EM_AARCH64: FLAG_AARCH64_LIB64
+    default:
+      return undefined
   }
 }
 

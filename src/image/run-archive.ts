@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { log } from '../util/log.js'
 import { libraryClosure } from './closure.js'
-import { readElf, isElf } from './elf.js'
+import { isElf, readElf } from './elf.js'
 import { GuestTree, type TreeCost } from './tree.js'
 
 export interface RunArchiveOptions {

@@ -1,6 +1,6 @@
+import type { Hash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
-import type { Hash } from 'node:crypto'
 import { KtstrError } from '../util/errors.js'
 import { log } from '../util/log.js'
 import { CpioWriter, FileSink } from './cpio.js'
@@ -100,7 +100,9 @@ export class GuestTree {
         try {
           resolved = fs.realpathSync(cand) // ELOOP and dangling links end here, before the recursion below
         } catch (e) {
-          throw new KtstrError(`cannot put ${abs} into the guest image: symlink ${cand} → ${target} does not resolve (${(e as NodeJS.ErrnoException).code})`, { cause: e })
+          throw new KtstrError(`cannot put ${abs} into the guest image: symlink ${cand} → ${target} does not resolve (${(e as NodeJS.ErrnoException).code})`, {
+            cause: e,
+          })
         }
         this.put(cand, { kind: 'symlink', target })
         this.add(path.resolve(path.dirname(cand), target), last ? opts : {})
@@ -160,7 +162,11 @@ export class GuestTree {
   addFileAs(guestPath: string, hostPath: string, mode?: number): void {
     const st = fs.statSync(hostPath)
     this.put(this.resolveParent(guestPath), {
-      kind: 'file', mode: mode ?? st.mode & 0o7777, source: hostPath, size: st.size, mtimeMs: st.mtimeMs,
+      kind: 'file',
+      mode: mode ?? st.mode & 0o7777,
+      source: hostPath,
+      size: st.size,
+      mtimeMs: st.mtimeMs,
     })
   }
 
@@ -187,11 +193,21 @@ export class GuestTree {
       const e = this.map.get(p)!
       h.update(`${p}\0${e.kind}\0`)
       switch (e.kind) {
-        case 'dir': h.update(`${e.mode}`); break
-        case 'file': h.update(`${e.mode}\0${e.source}\0${e.size}\0${e.mtimeMs}`); break
-        case 'data': h.update(`${e.mode}\0${e.data.length}\0`).update(e.data); break
-        case 'symlink': h.update(e.target); break
-        case 'chardev': h.update(`${e.mode}\0${e.major}:${e.minor}`); break
+        case 'dir':
+          h.update(`${e.mode}`)
+          break
+        case 'file':
+          h.update(`${e.mode}\0${e.source}\0${e.size}\0${e.mtimeMs}`)
+          break
+        case 'data':
+          h.update(`${e.mode}\0${e.data.length}\0`).update(e.data)
+          break
+        case 'symlink':
+          h.update(e.target)
+          break
+        case 'chardev':
+          h.update(`${e.mode}\0${e.major}:${e.minor}`)
+          break
       }
       h.update('\n')
     }
@@ -205,13 +221,21 @@ export class GuestTree {
       for (const p of this.paths()) {
         const e = this.map.get(p)!
         switch (e.kind) {
-          case 'dir': await w.dir(p, e.mode); break
+          case 'dir':
+            await w.dir(p, e.mode)
+            break
           case 'file':
             if (!this.opts.omit?.has(p)) await w.fileFromPath(p, e.source, e.mode)
             break
-          case 'data': await w.file(p, e.data, e.mode); break
-          case 'symlink': await w.symlink(p, e.target); break
-          case 'chardev': await w.charDev(p, e.major, e.minor, e.mode); break
+          case 'data':
+            await w.file(p, e.data, e.mode)
+            break
+          case 'symlink':
+            await w.symlink(p, e.target)
+            break
+          case 'chardev':
+            await w.charDev(p, e.major, e.minor, e.mode)
+            break
         }
       }
       return await w.finish()
@@ -241,7 +265,9 @@ export class GuestTree {
       throw new KtstrError(`guest image: symlink ${p} is added with two targets (${old.target}, ${e.target})`)
     }
     if (e.kind === 'file' && e.size > MAX_FILE) {
-      throw new KtstrError(`cannot put ${e.source} into the guest image: it is ${e.size} bytes, over the 4 GiB an initramfs file can hold; put it on a disk image (--disk)`)
+      throw new KtstrError(
+        `cannot put ${e.source} into the guest image: it is ${e.size} bytes, over the 4 GiB an initramfs file can hold; put it on a disk image (--disk)`,
+      )
     }
     if (old) this.remove(p)
     this.map.set(p, e)
@@ -266,7 +292,10 @@ export class GuestTree {
   /** `guestPath` with symlinks in its parent directories (as recorded in the tree) replaced by their targets. */
   private resolveParent(guestPath: string): string {
     let dir = '/'
-    const parts = path.posix.resolve('/', guestPath).split('/').filter((c) => c !== '')
+    const parts = path.posix
+      .resolve('/', guestPath)
+      .split('/')
+      .filter((c) => c !== '')
     let hops = 0
     while (parts.length > 1) {
       const cand = path.posix.join(dir, parts.shift()!)

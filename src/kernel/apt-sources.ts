@@ -87,7 +87,7 @@ export interface DebianMirror {
  */
 export function findDebianMirror(sources: AptSource[], codename: string): DebianMirror | undefined {
   const hit = sources.find((s) => s.types.includes('deb') && s.suites.includes(codename) && s.components.includes('main'))
-  if (!hit || !hit.uris[0]) return undefined
+  if (!hit?.uris[0]) return undefined
   const mirror: DebianMirror = { uri: hit.uris[0] }
   if (hit.signedBy) mirror.signedBy = hit.signedBy
   return mirror
@@ -97,14 +97,9 @@ export const DEBIAN_KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg'
 
 /** A deb822 source file for extra suites of the same mirror (used only through a private apt state). */
 export function renderExtraSources(mirror: DebianMirror, suites: string[]): string {
-  return [
-    'Types: deb',
-    `URIs: ${mirror.uri}`,
-    `Suites: ${suites.join(' ')}`,
-    'Components: main',
-    `Signed-By: ${mirror.signedBy ?? DEBIAN_KEYRING}`,
-    '',
-  ].join('\n')
+  return ['Types: deb', `URIs: ${mirror.uri}`, `Suites: ${suites.join(' ')}`, 'Components: main', `Signed-By: ${mirror.signedBy ?? DEBIAN_KEYRING}`, ''].join(
+    '\n',
+  )
 }
 
 /** `ID` and `VERSION_CODENAME` from /etc/os-release text. */

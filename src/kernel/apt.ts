@@ -2,14 +2,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { KtstrError } from '../util/errors.js'
 import { cacheRoot } from '../util/paths.js'
-import {
-  findDebianMirror,
-  parseAptSources,
-  parseOsRelease,
-  parsePolicyCandidate,
-  readSystemSourceFiles,
-  renderExtraSources,
-} from './apt-sources.js'
+import { findDebianMirror, parseAptSources, parseOsRelease, parsePolicyCandidate, readSystemSourceFiles, renderExtraSources } from './apt-sources.js'
 import type { Runner } from './build-log.js'
 
 /**
@@ -20,7 +13,10 @@ import type { Runner } from './build-log.js'
 export class Apt {
   private updated = false
 
-  private constructor(readonly opts: string[], private readonly stateDir?: string) {}
+  private constructor(
+    readonly opts: string[],
+    private readonly stateDir?: string,
+  ) {}
 
   static system(): Apt {
     return new Apt([])
@@ -37,8 +33,7 @@ export class Apt {
     if (os.id !== 'debian' || !os.codename)
       throw new KtstrError('`--source debian` needs a Debian host (apt with a Debian mirror); pass --source <kernel tree> instead')
     const mirror = findDebianMirror(parseAptSources(readSystemSourceFiles(etcApt)), os.codename)
-    if (!mirror)
-      throw new KtstrError(`no apt source for Debian ${os.codename} (main) found in ${etcApt}; add one, or pass --source <kernel tree>`)
+    if (!mirror) throw new KtstrError(`no apt source for Debian ${os.codename} (main) found in ${etcApt}; add one, or pass --source <kernel tree>`)
     const wanted = suites.filter((s) => s !== os.codename)
     const dir = path.join(cacheRoot(), 'apt')
     for (const d of ['lists/partial', 'cache/archives/partial', 'sources.list.d']) fs.mkdirSync(path.join(dir, d), { recursive: true })
@@ -46,11 +41,16 @@ export class Apt {
     fs.writeFileSync(sourcesFile, renderExtraSources(mirror, wanted))
     return new Apt(
       [
-        '-o', `Dir::Etc::SourceList=${sourcesFile}`,
-        '-o', `Dir::Etc::SourceParts=${path.join(dir, 'sources.list.d')}`,
-        '-o', `Dir::State::Lists=${path.join(dir, 'lists')}`,
-        '-o', `Dir::Cache=${path.join(dir, 'cache')}`,
-        '-o', 'APT::Sandbox::User=root', // the private dirs are not readable by _apt
+        '-o',
+        `Dir::Etc::SourceList=${sourcesFile}`,
+        '-o',
+        `Dir::Etc::SourceParts=${path.join(dir, 'sources.list.d')}`,
+        '-o',
+        `Dir::State::Lists=${path.join(dir, 'lists')}`,
+        '-o',
+        `Dir::Cache=${path.join(dir, 'cache')}`,
+        '-o',
+        'APT::Sandbox::User=root', // the private dirs are not readable by _apt
       ],
       dir,
     )
@@ -78,7 +78,10 @@ export class Apt {
     fs.mkdirSync(dest, { recursive: true })
     const before = new Set(fs.readdirSync(dest))
     await run.run({ cmd: 'apt-get', args: [...this.opts, '-q', 'download', ...pkgs], cwd: dest })
-    return fs.readdirSync(dest).filter((f) => f.endsWith('.deb') && !before.has(f)).map((f) => path.join(dest, f))
+    return fs
+      .readdirSync(dest)
+      .filter((f) => f.endsWith('.deb') && !before.has(f))
+      .map((f) => path.join(dest, f))
   }
 }
 

@@ -37,7 +37,11 @@ function pathDir(p: string): string {
 }
 
 export class CommandFailed extends Error {
-  constructor(readonly command: string, readonly exitCode: number | null, readonly signal: NodeJS.Signals | null) {
+  constructor(
+    readonly command: string,
+    readonly exitCode: number | null,
+    readonly signal: NodeJS.Signals | null,
+  ) {
     super(`\`${command}\` ${signal ? `was killed by ${signal}` : exitCode === null ? 'could not start' : `exited with ${exitCode}`}`)
   }
 }
@@ -48,7 +52,10 @@ export function formatCommand(c: Command): string {
 
 /** Runs build commands with all their output appended to `log`; `onLine` sees each output line. */
 export class Runner {
-  constructor(private readonly log: BuildLog, private readonly onLine?: (line: string) => void) {}
+  constructor(
+    private readonly log: BuildLog,
+    private readonly onLine?: (line: string) => void,
+  ) {}
 
   /** Run to completion; throws CommandFailed on a non-zero exit. Returns stdout. */
   run(c: Command, env: Record<string, string> = {}): Promise<string> {

@@ -50,7 +50,8 @@ export function schedulersCommand(plan: MakePlan): Command {
   return {
     cmd: 'make',
     args: [
-      '-C', path.join(plan.srcDir, 'tools/sched_ext'),
+      '-C',
+      path.join(plan.srcDir, 'tools/sched_ext'),
       `O=${plan.scxOutDir}`,
       `PAHOLE=${plan.pahole}`,
       `CLANG=${plan.clang}`,

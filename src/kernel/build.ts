@@ -6,17 +6,8 @@ import type { FileLock } from '../util/file-lock.js'
 import { cacheRoot, packageRoot } from '../util/paths.js'
 import { Apt, EXTRA_SUITES } from './apt.js'
 import { BuildLog, Runner } from './build-log.js'
-import {
-  type MakePlan,
-  buildKey,
-  builtFiles,
-  bzImageCommand,
-  configureCommands,
-  schedulersCommand,
-  sha256,
-  upstreamVersion,
-} from './build-plan.js'
-import { type KernelMeta, installKernelEntry, kernelsDir, lockKernelKey, readCachedKernel } from './cache.js'
+import { buildKey, builtFiles, bzImageCommand, configureCommands, type MakePlan, schedulersCommand, sha256, upstreamVersion } from './build-plan.js'
+import { installKernelEntry, type KernelMeta, kernelsDir, lockKernelKey, readCachedKernel } from './cache.js'
 import { parseKernelConfig } from './config.js'
 import { DEBIAN_SOURCE_PACKAGE, type DebianSource, locateDebianSource, unpackDebianSource } from './debian-source.js'
 import { checkLocalTree, localSourceIdentity } from './local-source.js'
@@ -37,7 +28,12 @@ export interface BuildOptions {
 
 /** A build that failed in `phase`; `tail` holds the last lines of the log at `logPath`. */
 export class BuildFailure extends KtstrError {
-  constructor(readonly phase: BuildPhase, readonly logPath: string, readonly tail: string[], reason: string) {
+  constructor(
+    readonly phase: BuildPhase,
+    readonly logPath: string,
+    readonly tail: string[],
+    reason: string,
+  ) {
     super(`kernel build failed during ${phase}: ${reason} (full log: ${logPath})`)
   }
 }
@@ -139,9 +135,7 @@ export async function buildKernel(opts: BuildOptions): Promise<GuestKernel> {
       const config = parseKernelConfig(fs.readFileSync(files.config, 'utf8'))
       const missing = missingRequired(config)
       if (missing.length)
-        throw new KtstrError(
-          `required options not =y ${when}: ${missing.join(', ')} (DEBUG_INFO_BTF and SCHED_CLASS_EXT need pahole >= 1.25; see the log)`,
-        )
+        throw new KtstrError(`required options not =y ${when}: ${missing.join(', ')} (DEBUG_INFO_BTF and SCHED_CLASS_EXT need pahole >= 1.25; see the log)`)
       const unmet = unmetFragmentSettings(parseKernelConfig(fragment), config)
       if (unmet.length) note(`${unmet.length} fragment setting(s) did not stick ${when} (not required): ${unmet.join(', ')}`)
     }
@@ -156,7 +150,10 @@ export async function buildKernel(opts: BuildOptions): Promise<GuestKernel> {
     })
     const schedulers = await phase('schedulers', async () => {
       await run.run(schedulersCommand(plan))
-      const names = fs.readdirSync(files.schedulersDir).filter((n) => n.startsWith('scx_')).sort()
+      const names = fs
+        .readdirSync(files.schedulersDir)
+        .filter((n) => n.startsWith('scx_'))
+        .sort()
       if (!names.length) throw new KtstrError(`tools/sched_ext built no scx_* binaries in ${files.schedulersDir}`)
       return names
     })
@@ -189,21 +186,19 @@ export async function buildKernel(opts: BuildOptions): Promise<GuestKernel> {
 }
 
 /** Copies the results into the cache entry `finalDir` (see installKernelEntry). */
-function installEntry(
-  finalDir: string,
-  files: ReturnType<typeof builtFiles>,
-  schedulers: string[],
-  fragment: string,
-  meta: KernelMeta,
-): void {
-  installKernelEntry(finalDir, (tmp) => {
-    fs.mkdirSync(path.join(tmp, 'scx'))
-    fs.copyFileSync(files.bzImage, path.join(tmp, 'bzImage'))
-    fs.copyFileSync(files.config, path.join(tmp, 'config'))
-    for (const s of schedulers) {
-      fs.copyFileSync(path.join(files.schedulersDir, s), path.join(tmp, 'scx', s))
-      fs.chmodSync(path.join(tmp, 'scx', s), 0o755)
-    }
-    fs.writeFileSync(path.join(tmp, 'kconfig.fragment'), fragment)
-  }, meta)
+function installEntry(finalDir: string, files: ReturnType<typeof builtFiles>, schedulers: string[], fragment: string, meta: KernelMeta): void {
+  installKernelEntry(
+    finalDir,
+    (tmp) => {
+      fs.mkdirSync(path.join(tmp, 'scx'))
+      fs.copyFileSync(files.bzImage, path.join(tmp, 'bzImage'))
+      fs.copyFileSync(files.config, path.join(tmp, 'config'))
+      for (const s of schedulers) {
+        fs.copyFileSync(path.join(files.schedulersDir, s), path.join(tmp, 'scx', s))
+        fs.chmodSync(path.join(tmp, 'scx', s), 0o755)
+      }
+      fs.writeFileSync(path.join(tmp, 'kconfig.fragment'), fragment)
+    },
+    meta,
+  )
 }

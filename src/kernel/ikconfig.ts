@@ -14,8 +14,7 @@ const PAYLOAD_LENGTH = 0x24c
 /** The compressed vmlinux inside a bzImage, located through its setup header. */
 export function bzImagePayload(image: Uint8Array): Uint8Array {
   const buf = Buffer.from(image.buffer, image.byteOffset, image.byteLength)
-  if (buf.length < 0x250 || buf.toString('latin1', HEADER_MAGIC, HEADER_MAGIC + 4) !== 'HdrS')
-    throw new IkconfigError('not a bzImage (no "HdrS" boot header)')
+  if (buf.length < 0x250 || buf.toString('latin1', HEADER_MAGIC, HEADER_MAGIC + 4) !== 'HdrS') throw new IkconfigError('not a bzImage (no "HdrS" boot header)')
   if (buf.readUInt16LE(BOOT_VERSION) < 0x208) throw new IkconfigError('boot protocol older than 2.08 has no payload fields')
   const setupSects = buf[SETUP_SECTS] || 4 // 0 means 4 for historical reasons
   const start = (setupSects + 1) * 512 + buf.readUInt32LE(PAYLOAD_OFFSET)

@@ -7,8 +7,8 @@ import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { KtstrError } from '../util/errors.js'
-import { installKernelEntry, kernelsDir, readCachedKernel, tryLockKernelKey, type KernelMeta } from './cache.js'
-import { kernelFromSpec, type GuestKernel } from './resolve.js'
+import { installKernelEntry, type KernelMeta, kernelsDir, readCachedKernel, tryLockKernelKey } from './cache.js'
+import { type GuestKernel, kernelFromSpec } from './resolve.js'
 import { listSchedulers } from './schedulers.js'
 
 export function importKernel(dir: string): { key: string; kernel: GuestKernel; imported: boolean } {
@@ -30,12 +30,16 @@ export function importKernel(dir: string): { key: string; kernel: GuestKernel; i
   const lock = tryLockKernelKey(key)
   if (!lock) throw new KtstrError(`another ktstr is writing kernel ${key} into the cache; run the import again when it is done`)
   try {
-    installKernelEntry(dest, (tmp) => {
-      fs.mkdirSync(path.join(tmp, 'scx'))
-      fs.copyFileSync(src.bzImage, path.join(tmp, 'bzImage'))
-      fs.writeFileSync(path.join(tmp, 'config'), configText(src))
-      for (const s of schedulers) fs.copyFileSync(path.join(src.schedulersDir!, s), path.join(tmp, 'scx', s))
-    }, meta)
+    installKernelEntry(
+      dest,
+      (tmp) => {
+        fs.mkdirSync(path.join(tmp, 'scx'))
+        fs.copyFileSync(src.bzImage, path.join(tmp, 'bzImage'))
+        fs.writeFileSync(path.join(tmp, 'config'), configText(src))
+        for (const s of schedulers) fs.copyFileSync(path.join(src.schedulersDir!, s), path.join(tmp, 'scx', s))
+      },
+      meta,
+    )
   } finally {
     lock.release()
   }
@@ -46,7 +50,7 @@ function configText(k: GuestKernel): string {
   const file = ['config', '.config'].map((n) => path.join(k.dir, n)).find((p) => fs.existsSync(p))
   if (file) return fs.readFileSync(file, 'utf8')
   // Embedded only: write it back out in .config form.
-  return [...k.config].map(([key, v]) => (v === 'n' ? `# ${key} is not set` : `${key}=${v}`)).join('\n') + '\n'
+  return `${[...k.config].map(([key, v]) => (v === 'n' ? `# ${key} is not set` : `${key}=${v}`)).join('\n')}\n`
 }
 
 export function assertImportable(dir: string): void {

@@ -5,7 +5,7 @@ import { KtstrError } from '../util/errors.js'
 import { cacheRoot } from '../util/paths.js'
 import type { Apt } from './apt.js'
 import type { Runner } from './build-log.js'
-import { canInstallPackages, aptInstall } from './toolchain.js'
+import { aptInstall, canInstallPackages } from './toolchain.js'
 
 /** Linux 6.12's documented minimum for BTF generation (Documentation/process/changes.rst). */
 export const MIN_PAHOLE = 125
@@ -68,11 +68,17 @@ export async function ensurePahole(run: Runner, systemApt: Apt, extraApt: () => 
     apt = extraApt()
   } catch (e) {
     if (!(e instanceof KtstrError)) throw e
-    throw new KtstrError(`BTF for sched_ext needs pahole >= 1.25 (found ${sys === undefined ? 'none' : `1.${sys % 100}`}); install it (package pahole or dwarves) and run again`)
+    throw new KtstrError(
+      `BTF for sched_ext needs pahole >= 1.25 (found ${sys === undefined ? 'none' : `1.${sys % 100}`}); install it (package pahole or dwarves) and run again`,
+    )
   }
   const tmp = `${toolDir}.tmp-${process.pid}`
   fs.rmSync(tmp, { recursive: true, force: true })
-  const debs = await apt.download(run, PAHOLE_DEBS.map((p) => `${p}/trixie`), path.join(tmp, 'debs'))
+  const debs = await apt.download(
+    run,
+    PAHOLE_DEBS.map((p) => `${p}/trixie`),
+    path.join(tmp, 'debs'),
+  )
   const root = path.join(tmp, 'root')
   for (const deb of debs) await run.run({ cmd: 'dpkg-deb', args: ['-x', deb, root] })
   fs.rmSync(path.join(tmp, 'debs'), { recursive: true, force: true })

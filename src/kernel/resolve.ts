@@ -36,9 +36,7 @@ export async function resolveKernel(explicit?: string): Promise<GuestKernel> {
     log.debug(`kernel: newest cache entry ${cached.dir}`)
     return openKernel(cached.bzImage, cached.dir, 'cache', cached.key)
   }
-  throw new KtstrError(
-    'no guest kernel found: pass --kernel <bzImage or dir>, set KTSTR_KERNEL, or build one with `ktstr kernel build`',
-  )
+  throw new KtstrError('no guest kernel found: pass --kernel <bzImage or dir>, set KTSTR_KERNEL, or build one with `ktstr kernel build`')
 }
 
 /** A kernel named by a path (relative to cwd) or a cache key. */
@@ -72,10 +70,7 @@ export function openKernel(bzImage: string, dir: string, origin: KernelOrigin, l
     throw new KtstrError(`cannot read kernel image ${bzImage}: ${(e as NodeJS.ErrnoException).code}`)
   }
   const { config, source } = readKernelConfig(bzImage)
-  if (!hasSchedExt(config))
-    throw new KtstrError(
-      `kernel ${bzImage} has no CONFIG_SCHED_CLASS_EXT=y (config: ${source}); build one with \`ktstr kernel build\``,
-    )
+  if (!hasSchedExt(config)) throw new KtstrError(`kernel ${bzImage} has no CONFIG_SCHED_CLASS_EXT=y (config: ${source}); build one with \`ktstr kernel build\``)
   const kernel: GuestKernel = { bzImage, dir, config, origin, label }
   if (isDirectory(scx)) kernel.schedulersDir = scx
   log.debug(`kernel: ${bzImage} from ${ORIGIN_NAME[origin]}, config from ${source}`)

@@ -45,4 +45,3 @@ export function resolveScheduler(kernel: GuestKernel, nameOrPath: string): Resol
     : `kernel ${kernel.label} comes with no schedulers (no scx/ folder beside its bzImage)`
   throw new KtstrError(`unknown scheduler "${nameOrPath}": ${have}; a path to a scheduler binary (containing /) works too`)
 }
-

@@ -6,9 +6,7 @@ import type { Apt } from './apt.js'
 import type { Runner } from './build-log.js'
 
 /** Debian packages a kernel + tools/sched_ext build needs (clang is picked separately, see findClang). */
-export const BUILD_PACKAGES = [
-  'build-essential', 'flex', 'bison', 'bc', 'libelf-dev', 'libssl-dev', 'libzstd-dev', 'zlib1g-dev', 'cpio', 'xz-utils', 'python3',
-]
+export const BUILD_PACKAGES = ['build-essential', 'flex', 'bison', 'bc', 'libelf-dev', 'libssl-dev', 'libzstd-dev', 'zlib1g-dev', 'cpio', 'xz-utils', 'python3']
 /** tools/sched_ext needs clang >= 16 for its BPF programs; clang-16 is bookworm's newest. */
 export const CLANG_PACKAGES = ['clang-16', 'llvm-16']
 export const MIN_CLANG = 16
@@ -21,11 +19,17 @@ export function missingPackages(pkgs: string[]): string[] {
   if (!onPath('dpkg-query')) return BUILD_COMMANDS.filter((c) => !onPath(c))
   let out = ''
   try {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own ${field} format
     out = execFileSync('dpkg-query', ['-W', '-f=${Package} ${db:Status-Status}\n', ...pkgs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
   } catch (e) {
     out = String((e as { stdout?: string }).stdout ?? '') // exits 1 when some package is unknown
   }
-  const installed = new Set(out.split('\n').filter((l) => l.endsWith(' installed')).map((l) => l.split(' ')[0]!.replace(/:.*$/, '')))
+  const installed = new Set(
+    out
+      .split('\n')
+      .filter((l) => l.endsWith(' installed'))
+      .map((l) => l.split(' ')[0]!.replace(/:.*$/, '')),
+  )
   return pkgs.filter((p) => !installed.has(p))
 }
 

@@ -20,7 +20,10 @@ export interface AcquireOptions {
 }
 
 export class FileLock {
-  private constructor(readonly path: string, private fd: number | undefined) {}
+  private constructor(
+    readonly path: string,
+    private fd: number | undefined,
+  ) {}
 
   /** The lock if it is free now, else undefined. */
   static tryAcquire(path: string, mode: LockMode): FileLock | undefined {

@@ -2,8 +2,9 @@
  * A backend is a VMM that starts a guest from a LaunchPlan: `qemu` (./qemu/backend.ts) or our
  * own `kvm` (./kvm/backend.ts). Each wires the disks and the channel its own way.
  */
-import { GUEST_INIT, GUEST_NODE } from '../image/guest-paths.js'
+
 import type { TopologySpec } from '../../runtime/protocol/topology.js'
+import { GUEST_INIT, GUEST_NODE } from '../image/guest-paths.js'
 import type { ConsoleLog } from './console.js'
 import type { DiskSpec } from './disk.js'
 import type { VmProcess } from './vm-process.js'

@@ -6,28 +6,28 @@ import fs from 'node:fs'
 import path from 'node:path'
 import type { RunSpec } from '../../runtime/protocol/index.js'
 import { RUN_SPEC_PATH } from '../../runtime/protocol/index.js'
+import { resolveTopology } from '../../runtime/protocol/presets.js'
 import { baseImage } from '../image/base.js'
 import { initramfsLimit } from '../image/budget.js'
 import { composeInitrd } from '../image/initrd.js'
 import { runArchive } from '../image/run-archive.js'
 import { resolveKernel } from '../kernel/resolve.js'
-import { resolveScheduler, type ResolvedScheduler } from '../kernel/schedulers.js'
-import { resolveTopology } from '../../runtime/protocol/presets.js'
+import { type ResolvedScheduler, resolveScheduler } from '../kernel/schedulers.js'
 import { KtstrError } from '../util/errors.js'
 import { log } from '../util/log.js'
 import { packageRoot } from '../util/paths.js'
 import { probeKvm } from './accel.js'
-import { ConsoleLog } from './console.js'
 import type { Backend } from './backend.js'
-import { checkDisk } from './disk.js'
+import { ConsoleLog } from './console.js'
 import { DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_S, DEFAULT_TOPOLOGY, SCHEDULER_ATTACH_TIMEOUT_MS } from './defaults.js'
+import { checkDisk } from './disk.js'
 import { kvmBackend } from './kvm/backend.js'
 import { qemuBackend } from './qemu/backend.js'
 import { createRunDir, removeRunDir, sweepRunDirsOnce } from './run-dir.js'
 import type { GuestSession } from './session.js'
+import { startSession } from './session-runner.js'
 import { checkRequest } from './spec/parse.js'
 import type { BackendName, VmRequest } from './spec/request.js'
-import { startSession } from './session-runner.js'
 
 export interface BootOptions {
   /** Called with each kernel console line as it arrives (e.g. KTSTR_LOG=debug echo). */
@@ -75,7 +75,15 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
 
     const console = new ConsoleLog(400, process.env.KTSTR_CONSOLE_LOG, opts.onConsoleLine)
     const vm = await backend.launch(
-      { kernel: kernel.bzImage, initrd, topology, memoryMib, disks: req.disks ?? [], channelSocket: path.join(tmp, 'channel.sock'), nestedKvm: req.nestedKvm === true },
+      {
+        kernel: kernel.bzImage,
+        initrd,
+        topology,
+        memoryMib,
+        disks: req.disks ?? [],
+        channelSocket: path.join(tmp, 'channel.sock'),
+        nestedKvm: req.nestedKvm === true,
+      },
       console,
     )
     // The run folder is needed only until the VMM has read the initrd and connected the channel.

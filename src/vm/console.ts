@@ -53,6 +53,7 @@ export class ConsoleLog {
 
   private addLine(raw: string): void {
     // Strip terminal control sequences so reports stay readable.
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts the terminal sequences it strips
     const line = raw.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '')
     this.lines.push(line)
     if (this.lines.length > this.keep) this.lines.splice(0, this.lines.length - this.keep)

@@ -23,4 +23,3 @@ export const STOP_GRACE_MS = 10_000
 export function maxMemoryMib(): number {
   return Math.floor(os.totalmem() / (1024 * 1024))
 }
-

@@ -35,8 +35,7 @@ function lockedByOther(fd: number, at: number): boolean {
  * read-write); undefined when there is none. `fd` is any open descriptor of the image.
  */
 export function diskLockConflict(fd: number, path: string, readOnly: boolean): string | undefined {
-  const conflict =
-    perms(readOnly).some((p) => lockedByOther(fd, SHARED_BASE + p)) || UNSHARED.some((p) => lockedByOther(fd, PERM_BASE + p))
+  const conflict = perms(readOnly).some((p) => lockedByOther(fd, SHARED_BASE + p)) || UNSHARED.some((p) => lockedByOther(fd, PERM_BASE + p))
   if (!conflict) return undefined
   const writer = lockedByOther(fd, PERM_BASE + WRITE)
   return writer
@@ -73,7 +72,8 @@ export function lockDisk(fd: number, path: string, readOnly: boolean): void {
   } catch (e) {
     const code = (e as { code?: string }).code
     // A whole-file write lock by some other program (QEMU never takes one).
-    if (code === 'EAGAIN' || code === 'EACCES') throw new KtstrError(`disk ${path} is locked by another program; stop it first or give this guest a copy of the image`, { cause: e })
+    if (code === 'EAGAIN' || code === 'EACCES')
+      throw new KtstrError(`disk ${path} is locked by another program; stop it first or give this guest a copy of the image`, { cause: e })
     if (locksUnsupported(e)) return log.debug(`disk ${path}: no lock (${code})`)
     throw e
   }

@@ -2,8 +2,9 @@
  * Turns a running VM into a GuestSession: connects the channel, waits for the guest's hello,
  * tracks what the guest reports, enforces the wall-clock limit, and cleans up when the VM is gone.
  */
+import type { Duplex } from 'node:stream'
 import { decodeGuestMessage } from '../../runtime/protocol/guest-schema.js'
-import { Endpoint, MalformedMessage, type GuestMessage, type HostEndpoint } from '../../runtime/protocol/index.js'
+import { Endpoint, type GuestMessage, type HostEndpoint, MalformedMessage } from '../../runtime/protocol/index.js'
 import { log } from '../util/log.js'
 import { BootFailure } from './boot-failure.js'
 import { STOP_GRACE_MS } from './defaults.js'
@@ -35,10 +36,7 @@ function trackVm(vm: VmProcess): void {
   }
 }
 
-export async function startSession(
-  vm: VmProcess,
-  opts: { t0: number; imageMs: number; timeoutS: number; tmpDir: string },
-): Promise<GuestSession> {
+export async function startSession(vm: VmProcess, opts: { t0: number; imageMs: number; timeoutS: number; tmpDir: string }): Promise<GuestSession> {
   trackVm(vm)
   const since = (t: number) => Math.round(t - opts.t0)
   const timing: BootTiming = { imageMs: Math.round(opts.imageMs), vmStartedMs: since(vm.startedAt) }
@@ -54,11 +52,12 @@ export async function startSession(
   // What the guest wrote before the VM went away is still in flight on the host side: let the
   // channel drain (bounded) before deciding the outcome, so a last report or output is not lost.
   const channelDrained = vm.channel.then(
-    (s) => new Promise<void>((resolve) => {
-      if (s.readableEnded || s.destroyed) return resolve()
-      s.once('end', resolve)
-      s.once('close', resolve)
-    }),
+    (s) =>
+      new Promise<void>((resolve) => {
+        if (s.readableEnded || s.destroyed) return resolve()
+        s.once('end', resolve)
+        s.once('close', resolve)
+      }),
     () => undefined,
   )
   const done: Promise<GuestOutcome> = vm.exited.then(async (exit) => {
@@ -76,7 +75,7 @@ export async function startSession(
     return outcome
   })
 
-  let stream
+  let stream: Duplex
   try {
     stream = await vm.channel
   } catch {
@@ -169,7 +168,8 @@ export async function startSession(
 /** The VM is gone and the guest never said how: read the console for why. */
 function unreported(vm: VmProcess, exit: VmExit): GuestOutcome {
   if (vm.console.panic) return { kind: 'panic', message: vm.console.panic }
-  if (vm.console.restarted) return { kind: 'vm-died', message: 'the guest kernel restarted the machine (a reboot in the guest) before the guest reported a result' }
+  if (vm.console.restarted)
+    return { kind: 'vm-died', message: 'the guest kernel restarted the machine (a reboot in the guest) before the guest reported a result' }
   const how = exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`
   const detail = exit.stderr ? `: ${exit.stderr.split('\n').slice(-3).join(' | ')}` : ''
   return { kind: 'vm-died', message: `the VM exited (${how}) before the guest reported a result${detail}` }

@@ -1,5 +1,19 @@
+import {
+  cgroup,
+  describeWork,
+  formatCpuList,
+  op,
+  parseCpuList,
+  parseDuration,
+  run,
+  scenarios,
+  skipReason,
+  step,
+  topologyFromSpec,
+  WORK_TYPES,
+  work,
+} from 'ktstr'
 import { describe, expect, it } from 'vitest'
-import { cgroup, describeWork, formatCpuList, op, parseCpuList, parseDuration, run, scenarios, skipReason, step, topologyFromSpec, work, WORK_TYPES } from 'ktstr'
 import { describeOp, holdMs } from '../../runtime/api/steps.js'
 
 describe('durations', () => {
@@ -33,8 +47,18 @@ describe('cpu lists', () => {
 describe('work types', () => {
   it('has one constructor per work type, each with ktstr’s defaults', () => {
     const made = [
-      work.spin(), work.yield(), work.mixed(), work.ioSync(), work.bursty(), work.pipe(), work.futex(), work.cache(),
-      work.forkExit(), work.niceSweep(), work.affinityChurn(), work.policyChurn(),
+      work.spin(),
+      work.yield(),
+      work.mixed(),
+      work.ioSync(),
+      work.bursty(),
+      work.pipe(),
+      work.futex(),
+      work.cache(),
+      work.forkExit(),
+      work.niceSweep(),
+      work.affinityChurn(),
+      work.policyChurn(),
     ]
     expect(made.map((w) => w.type)).toEqual([...WORK_TYPES])
     expect(work.bursty()).toMatchObject({ burstMs: 50, sleepMs: 100 })
@@ -137,7 +161,9 @@ describe('run() outside a guest', () => {
         `cgroup v2 is not mounted at ${empty} (no cgroup.controllers); run the test inside a ktstr guest, or mount cgroup2 there`,
       )
       fs.writeFileSync(path.join(empty, 'cgroup.controllers'), 'memory pids\n')
-      await expect(run({ duration: 10 })).rejects.toThrow(/lacks the cpuset and cpu controller\(s\); build the guest kernel with CONFIG_CPUSETS=y and CONFIG_CGROUP_SCHED=y/)
+      await expect(run({ duration: 10 })).rejects.toThrow(
+        /lacks the cpuset and cpu controller\(s\); build the guest kernel with CONFIG_CPUSETS=y and CONFIG_CGROUP_SCHED=y/,
+      )
     } finally {
       if (old === undefined) delete process.env.KTSTR_CGROUP_ROOT
       else process.env.KTSTR_CGROUP_ROOT = old
@@ -146,6 +172,8 @@ describe('run() outside a guest', () => {
   })
 
   it('refuses a scenario the topology cannot hold before touching anything', async () => {
-    await expect(run({ ...scenarios.steadyLlc(), topology: topologyFromSpec('1n1l2c1t') })).rejects.toThrow(/scenario steady_llc needs at least 2 LLCs; this guest has 1/)
+    await expect(run({ ...scenarios.steadyLlc(), topology: topologyFromSpec('1n1l2c1t') })).rejects.toThrow(
+      /scenario steady_llc needs at least 2 LLCs; this guest has 1/,
+    )
   })
 })

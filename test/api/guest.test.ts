@@ -4,11 +4,11 @@
  * asserts with the same matchers a sched test uses. One boot per suite, run one after another.
  */
 import path from 'node:path'
+import { checkCpuset, type Report, registerMatchers, reportFromJSON, type WorkerTelemetry } from 'ktstr'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { checkCpuset, registerMatchers, reportFromJSON, type Report, type WorkerTelemetry } from 'ktstr'
 import { buildWorkload } from '../../runtime/workloads/build-workload.js'
-import { guestSkipReason, repoRoot, runCli } from '../helpers/guest.js'
 import { failure } from '../helpers/failure.js'
+import { guestSkipReason, repoRoot, runCli } from '../helpers/guest.js'
 
 registerMatchers(expect)
 
@@ -35,7 +35,12 @@ const report = (res: Results, name: string): Report => {
 }
 
 const summary = (r: Report) =>
-  r.workers.map((w) => `${w.cgroup}/${w.pid} ${w.work}: ${w.workUnits} units, off-CPU ${w.offCpuPct.toFixed(1)}%, gap ${w.maxGapMs.toFixed(0)} ms, cpus ${w.cpusUsed.join(',')}`).join('\n')
+  r.workers
+    .map(
+      (w) =>
+        `${w.cgroup}/${w.pid} ${w.work}: ${w.workUnits} units, off-CPU ${w.offCpuPct.toFixed(1)}%, gap ${w.maxGapMs.toFixed(0)} ms, cpus ${w.cpusUsed.join(',')}`,
+    )
+    .join('\n')
 
 describe.skipIf(!!guestSkipReason)('test API in a guest', () => {
   beforeAll(() => {
@@ -44,12 +49,21 @@ describe.skipIf(!!guestSkipReason)('test API in a guest', () => {
 
   it('done criteria: fair spin cgroups, cpuset isolation, a starved SCHED_IDLE worker named in the failure', async () => {
     const res = await suite('criteria', ['--scheduler', 'scx_simple'])
-    expect(res.get('topology')).toMatchObject({ topology: '1n2l2c1t (4 CPUs)', llcs: [[0, 1], [2, 3]], scheduler: { name: 'scx_simple', attached: true } })
+    expect(res.get('topology')).toMatchObject({
+      topology: '1n2l2c1t (4 CPUs)',
+      llcs: [
+        [0, 1],
+        [2, 3],
+      ],
+      scheduler: { name: 'scx_simple', attached: true },
+    })
 
     // The test process ran as SCHED_FIFO during the run (so no worker can starve it) and is back after.
     expect(res.get('self-policy')).toEqual({ during: 1, after: 0 })
     const fair = report(res, 'fairness')
-    console.log(`fairness (8 spinners on 4 CPUs, scx_simple):\n${summary(fair)}\nspread a ${fair.cgroup('a').offCpuSpreadPct.toFixed(1)}%, b ${fair.cgroup('b').offCpuSpreadPct.toFixed(1)}%`)
+    console.log(
+      `fairness (8 spinners on 4 CPUs, scx_simple):\n${summary(fair)}\nspread a ${fair.cgroup('a').offCpuSpreadPct.toFixed(1)}%, b ${fair.cgroup('b').offCpuSpreadPct.toFixed(1)}%`,
+    )
     expect(fair.workers).toHaveLength(8)
     expect(fair).toKeepSchedulerAttached()
     expect(fair).toHaveNoStarvation()
@@ -148,22 +162,58 @@ describe.skipIf(!!guestSkipReason)('test API in a guest', () => {
     const res = await suite('scenarios', ['--scheduler', 'scx_simple'])
     const s = (n: string) => report(res, `scenario-${n}`)
     expect(res.get('scenario-skips')).toEqual({})
-    for (const n of ['steady', 'steadyLlc', 'oversubscribed', 'cpusetApply', 'cpusetClear', 'cpusetResize', 'cgroupAdd', 'cgroupRemove', 'affinityChange', 'affinityPinned', 'hostContention', 'mixedWorkloads', 'nestedSteady', 'nestedTaskMove']) {
+    for (const n of [
+      'steady',
+      'steadyLlc',
+      'oversubscribed',
+      'cpusetApply',
+      'cpusetClear',
+      'cpusetResize',
+      'cgroupAdd',
+      'cgroupRemove',
+      'affinityChange',
+      'affinityPinned',
+      'hostContention',
+      'mixedWorkloads',
+      'nestedSteady',
+      'nestedTaskMove',
+    ]) {
       const r = s(n)
       expect(r, n).toKeepSchedulerAttached()
-      if (!checkCpuset(r).pass) console.log(n, JSON.stringify(r.workers.map((w) => [w.pid, w.allowedCpus, w.cpuSeen, w.migrationEvents])), JSON.stringify(r.steps))
+      if (!checkCpuset(r).pass)
+        console.log(n, JSON.stringify(r.workers.map((w) => [w.pid, w.allowedCpus, w.cpuSeen, w.migrationEvents])), JSON.stringify(r.steps))
       expect(r, n).toStayInCpuset()
-      expect(r.workers.every((w) => w.workUnits > 0), n).toBe(true)
+      expect(
+        r.workers.every((w) => w.workUnits > 0),
+        n,
+      ).toBe(true)
     }
     expect(s('steady')).toHaveNoStarvation()
-    expect(s('steadyLlc').cgroup('cg_0').cpusUsed.every((c) => c <= 1)).toBe(true)
-    expect(s('steadyLlc').cgroup('cg_1').cpusUsed.every((c) => c >= 2)).toBe(true)
+    expect(
+      s('steadyLlc')
+        .cgroup('cg_0')
+        .cpusUsed.every((c) => c <= 1),
+    ).toBe(true)
+    expect(
+      s('steadyLlc')
+        .cgroup('cg_1')
+        .cpusUsed.every((c) => c >= 2),
+    ).toBe(true)
     expect(s('steadyLlc').cgroup('cg_1').cpuset).toEqual([2, 3])
     expect(s('oversubscribed').workers).toHaveLength(64)
     // cpuset_apply: unrestricted first, then disjoint halves of the usable CPUs (0-2).
-    const apply = s('cpusetApply').cgroup('cg_0').workers[0]!.allowedCpus.map((e) => e.cpus)
+    const apply = s('cpusetApply')
+      .cgroup('cg_0')
+      .workers[0]!.allowedCpus.map((e) => e.cpus)
     expect(apply).toEqual([[0, 1, 2, 3], [0]])
-    expect(s('cpusetClear').cgroup('cg_1').workers[0]!.allowedCpus.map((e) => e.cpus)).toEqual([[1, 2], [0, 1, 2, 3]])
+    expect(
+      s('cpusetClear')
+        .cgroup('cg_1')
+        .workers[0]!.allowedCpus.map((e) => e.cpus),
+    ).toEqual([
+      [1, 2],
+      [0, 1, 2, 3],
+    ])
     expect(s('cpusetResize').cgroup('cg_0').workers[0]!.allowedCpus.length).toBe(3)
     const add = s('cgroupAdd')
     expect(add.cgroup('cg_2').workers[0]!.startedAtMs).toBeGreaterThan(500)
@@ -206,7 +256,15 @@ describe.skipIf(!!guestSkipReason)('test API in a guest', () => {
     expect(eevdf).toHaveNoStarvation()
     expect(failure(() => expect(eevdf).toKeepSchedulerAttached())).toContain('no sched_ext scheduler was attached (the run used EEVDF)')
 
-    const ab = res.get('ab') as { scheduler: string; baseline: number; candidate: number; ratio: number; baselineScheduler: { kind: string }; candidateScheduler: { name: string; attached: boolean }; after: { kind: string } }
+    const ab = res.get('ab') as {
+      scheduler: string
+      baseline: number
+      candidate: number
+      ratio: number
+      baselineScheduler: { kind: string }
+      candidateScheduler: { name: string; attached: boolean }
+      after: { kind: string }
+    }
     console.log(`A/B spin work units, EEVDF vs scx_simple: ${JSON.stringify(ab)}`)
     expect(ab.scheduler).toBe('scx_simple')
     expect(ab.baselineScheduler.kind).toBe('eevdf')

@@ -2,8 +2,22 @@
  * Checks and matchers over synthetic reports: pass/fail decisions at ktstr's thresholds, and failure
  * messages that name the worker, its cgroup, the CPU and the time.
  */
+
+import {
+  checkCpuset,
+  checkFairness,
+  checkMaxGap,
+  checkScheduler,
+  checkStarvation,
+  matchers,
+  Report,
+  type ReportData,
+  registerMatchers,
+  reportFromJSON,
+  type SchedulerState,
+  type WorkerTelemetry,
+} from 'ktstr'
 import { describe, expect, it } from 'vitest'
-import { checkCpuset, checkFairness, checkMaxGap, checkScheduler, checkStarvation, matchers, registerMatchers, Report, reportFromJSON, type ReportData, type SchedulerState, type WorkerTelemetry } from 'ktstr'
 import { failure } from '../helpers/failure.js'
 
 registerMatchers(expect)
@@ -85,7 +99,9 @@ describe('starvation and gaps', () => {
   it('supports .not with a message saying what was measured', () => {
     const r = report([worker({ pid: 5, maxGapMs: 12 })])
     expect(r).not.toHaveMaxGapBelow(10)
-    expect(failure(() => expect(r).not.toHaveNoStarvation())).toMatch(/expected toHaveNoStarvation to fail for run, but it passed: 1 workers all did work; worst gap 12 ms by worker 5/)
+    expect(failure(() => expect(r).not.toHaveNoStarvation())).toMatch(
+      /expected toHaveNoStarvation to fail for run, but it passed: 1 workers all did work; worst gap 12 ms by worker 5/,
+    )
   })
 
   it('rejects something that is not a report', () => {
@@ -119,31 +135,82 @@ describe('fairness', () => {
 
 describe('cpuset isolation', () => {
   it('passes when every sighting is inside the cpuset of its time', () => {
-    const w = worker({ allowedCpus: [{ atMs: 0, cpus: [0, 1] }], cpusUsed: [0, 1], cpuSeen: [{ cpu: 0, firstMs: 0, lastMs: 900 }, { cpu: 1, firstMs: 5, lastMs: 1990 }] })
+    const w = worker({
+      allowedCpus: [{ atMs: 0, cpus: [0, 1] }],
+      cpusUsed: [0, 1],
+      cpuSeen: [
+        { cpu: 0, firstMs: 0, lastMs: 900 },
+        { cpu: 1, firstMs: 5, lastMs: 1990 },
+      ],
+    })
     expect(report([w])).toStayInCpuset()
   })
 
   it('names the worker, the CPU, the time and the cpuset', () => {
-    const w = worker({ pid: 31, cgroup: 'pinned', allowedCpus: [{ atMs: 0, cpus: [0, 1] }], cpusUsed: [1, 3], cpuSeen: [{ cpu: 1, firstMs: 0, lastMs: 400 }, { cpu: 3, firstMs: 412.2, lastMs: 1800 }] })
+    const w = worker({
+      pid: 31,
+      cgroup: 'pinned',
+      allowedCpus: [{ atMs: 0, cpus: [0, 1] }],
+      cpusUsed: [1, 3],
+      cpuSeen: [
+        { cpu: 1, firstMs: 0, lastMs: 400 },
+        { cpu: 3, firstMs: 412.2, lastMs: 1800 },
+      ],
+    })
     expect(failure(() => expect(report([w])).toStayInCpuset())).toContain('worker 31 (cgroup "pinned", spin) ran on cpu3 at +412 ms, outside its cpuset 0-1')
   })
 
   it('follows cpuset changes over time, with a grace period after each change', () => {
-    const allowedCpus = [{ atMs: 0, cpus: [0, 1, 2, 3] }, { atMs: 1000, cpus: [0] }]
+    const allowedCpus = [
+      { atMs: 0, cpus: [0, 1, 2, 3] },
+      { atMs: 1000, cpus: [0] },
+    ]
     // On cpu2 until just after the shrink (within the 50 ms grace): fine.
-    const ok = worker({ allowedCpus, cpusUsed: [0, 2], cpuSeen: [{ cpu: 2, firstMs: 10, lastMs: 1020 }, { cpu: 0, firstMs: 1030, lastMs: 1990 }] })
+    const ok = worker({
+      allowedCpus,
+      cpusUsed: [0, 2],
+      cpuSeen: [
+        { cpu: 2, firstMs: 10, lastMs: 1020 },
+        { cpu: 0, firstMs: 1030, lastMs: 1990 },
+      ],
+    })
     expect(checkCpuset([ok]).pass).toBe(true)
     // Still on cpu2 half a second after the shrink: not fine.
-    const bad = worker({ pid: 9, allowedCpus, cpusUsed: [0, 2], cpuSeen: [{ cpu: 2, firstMs: 10, lastMs: 1500 }, { cpu: 0, firstMs: 1600, lastMs: 1990 }] })
+    const bad = worker({
+      pid: 9,
+      allowedCpus,
+      cpusUsed: [0, 2],
+      cpuSeen: [
+        { cpu: 2, firstMs: 10, lastMs: 1500 },
+        { cpu: 0, firstMs: 1600, lastMs: 1990 },
+      ],
+    })
     expect(checkCpuset([bad]).failures).toEqual(['worker 9 (cgroup "a", spin) ran on cpu2 at +1500 ms, outside its cpuset 0'])
     // A slow change (a cgroup move whose write took 70 ms): old CPUs stay acceptable until it settled, plus the grace.
-    const slow = [{ atMs: 0, cpus: [3] }, { atMs: 1000, settledMs: 1070, cpus: [0, 1] }]
+    const slow = [
+      { atMs: 0, cpus: [3] },
+      { atMs: 1000, settledMs: 1070, cpus: [0, 1] },
+    ]
     const moving = (pid: number, lastOn3: number) =>
-      worker({ pid, allowedCpus: slow, cpusUsed: [0, 3], cpuSeen: [{ cpu: 3, firstMs: 0, lastMs: lastOn3 }, { cpu: 0, firstMs: lastOn3 + 1, lastMs: 1990 }] })
+      worker({
+        pid,
+        allowedCpus: slow,
+        cpusUsed: [0, 3],
+        cpuSeen: [
+          { cpu: 3, firstMs: 0, lastMs: lastOn3 },
+          { cpu: 0, firstMs: lastOn3 + 1, lastMs: 1990 },
+        ],
+      })
     expect(checkCpuset([moving(20, 1110)]).pass).toBe(true)
     expect(checkCpuset([moving(21, 1200)]).failures).toEqual(['worker 21 (cgroup "a", spin) ran on cpu3 at +1200 ms, outside its cpuset 0-1'])
     // Migration events are evidence too.
-    const hop = worker({ pid: 10, allowedCpus, cpusUsed: [0], cpuSeen: [{ cpu: 0, firstMs: 0, lastMs: 1990 }], migrationEvents: [{ atMs: 1200, from: 0, to: 3 }] })
+    const hop = worker({
+      pid: 10,
+      allowedCpus,
+      cpusUsed: [0],
+      cpuSeen: [{ cpu: 0, firstMs: 0, lastMs: 1990 }],
+      migrationEvents: [{ atMs: 1200, from: 0, to: 3 }],
+    })
     expect(checkCpuset([hop]).failures[0]).toContain('ran on cpu3 at +1200 ms')
   })
 })
@@ -151,7 +218,12 @@ describe('cpuset isolation', () => {
 describe('scheduler attachment', () => {
   it('passes while attached, fails with the exit reason and time when ejected, and for EEVDF', () => {
     expect(report([worker()])).toKeepSchedulerAttached()
-    const ejected: SchedulerState = { ...attached, attached: false, detachedAtMs: 1234, exitReason: 'sched_ext: BPF scheduler "simple" disabled (runtime error)' }
+    const ejected: SchedulerState = {
+      ...attached,
+      attached: false,
+      detachedAtMs: 1234,
+      exitReason: 'sched_ext: BPF scheduler "simple" disabled (runtime error)',
+    }
     expect(failure(() => expect(report([worker()], ejected)).toKeepSchedulerAttached())).toBe(
       'toKeepSchedulerAttached failed: scheduler scx_simple detached at +1234 ms: sched_ext: BPF scheduler "simple" disabled (runtime error)',
     )
@@ -165,9 +237,13 @@ describe('scheduler attachment', () => {
 
 describe('reports', () => {
   it('aggregates per cgroup and survives JSON to the host', () => {
-    const r = report([worker({ workUnits: 10, cpusUsed: [0] }), worker({ workUnits: 5, cpusUsed: [2], maxGapMs: 70 }), worker({ cgroup: '/', workUnits: 1 })], attached, {
-      a: [{ atMs: 0, cpus: [0, 1, 2] }],
-    })
+    const r = report(
+      [worker({ workUnits: 10, cpusUsed: [0] }), worker({ workUnits: 5, cpusUsed: [2], maxGapMs: 70 }), worker({ cgroup: '/', workUnits: 1 })],
+      attached,
+      {
+        a: [{ atMs: 0, cpus: [0, 1, 2] }],
+      },
+    )
     expect(r.cgroupNames).toEqual(['a', '/'])
     const a = r.cgroup('a')
     expect([a.workUnits, a.maxGapMs, a.cpusUsed, a.cpuset, a.workers.length]).toEqual([15, 70, [0, 2], [0, 1, 2], 2])

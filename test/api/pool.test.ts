@@ -35,7 +35,10 @@ describe.skipIf(!!guestSkipReason)('ktstr API through the ktstr pool', () => {
     const jsonFile = path.join(dir, 'report.json')
     const env = { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' }
     const { code, out } = await new Promise<{ code: number | null; out: string }>((resolve) => {
-      const child = spawn(process.execPath, [VITEST, 'run', '--root', dir, '--reporter=default', '--reporter=json', `--outputFile.json=${jsonFile}`], { cwd: dir, env })
+      const child = spawn(process.execPath, [VITEST, 'run', '--root', dir, '--reporter=default', '--reporter=json', `--outputFile.json=${jsonFile}`], {
+        cwd: dir,
+        env,
+      })
       let out = ''
       child.stdout.on('data', (b) => (out += b))
       child.stderr.on('data', (b) => (out += b))
@@ -51,7 +54,9 @@ describe.skipIf(!!guestSkipReason)('ktstr API through the ktstr pool', () => {
     ])
     const msg = results[1]!.failureMessages.join('\n')
     console.log(msg.split('\n').slice(0, 3).join('\n'))
-    expect(msg).toMatch(/toHaveNoStarvation failed for run:\n {2}worker \d+ \(cgroup "starve", spin, policy idle\) (starved: 0 work units|stuck \d+ ms on cpu1 at \+\d+ ms)/)
+    expect(msg).toMatch(
+      /toHaveNoStarvation failed for run:\n {2}worker \d+ \(cgroup "starve", spin, policy idle\) (starved: 0 work units|stuck \d+ ms on cpu1 at \+\d+ ms)/,
+    )
     expect(msg).not.toContain('cgroup "hog"')
   })
 })

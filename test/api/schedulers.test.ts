@@ -5,7 +5,7 @@
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { guestSkipReason, repoRoot } from '../helpers/guest.js'
-import { fixtureProject, type FixtureProject } from '../helpers/vitest-run.js'
+import { type FixtureProject, fixtureProject } from '../helpers/vitest-run.js'
 
 let project: FixtureProject
 
@@ -17,7 +17,15 @@ describe.skipIf(guestSkipReason)('example schedulers in guests', () => {
 
   it('scx_qmap, scx_central and scx_flatcg each run the steady scenario without starvation', { timeout: 600_000 }, async () => {
     const r = await project.vitest(['run'], ['steady-'])
-    const results = r.json.testResults.map((t) => [path.basename(t.name), t.status, t.message || t.assertionResults.flatMap((a) => a.failureMessages).join('\n').slice(0, 500)])
+    const results = r.json.testResults.map((t) => [
+      path.basename(t.name),
+      t.status,
+      t.message ||
+        t.assertionResults
+          .flatMap((a) => a.failureMessages)
+          .join('\n')
+          .slice(0, 500),
+    ])
     expect(results.sort()).toEqual([
       ['steady-central.sched.test.ts', 'passed', ''],
       ['steady-flatcg.sched.test.ts', 'passed', ''],
@@ -29,6 +37,8 @@ describe.skipIf(guestSkipReason)('example schedulers in guests', () => {
     const r = await project.vitest(['run'], ['killed'])
     expect(r.code).toBe(1)
     // (Vitest's printer may escape the quotes.)
-    expect(r.out).toMatch(/scheduler scx_simple exited while the guest was running \(killed by SIGKILL; kernel: sched_ext: BPF scheduler \\?"simple\\?" disabled \(unregistered from user space\)\)/)
+    expect(r.out).toMatch(
+      /scheduler scx_simple exited while the guest was running \(killed by SIGKILL; kernel: sched_ext: BPF scheduler \\?"simple\\?" disabled \(unregistered from user space\)\)/,
+    )
   })
 })

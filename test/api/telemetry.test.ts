@@ -22,7 +22,10 @@ const raw = (o: Partial<RawWorkloadReport> = {}): RawWorkloadReport => ({
   maxGapAtNs: 300 * MS,
   migrations: 1,
   migrationEvents: [[500 * MS, 0, 1]],
-  cpus: [[0, 1 * MS, 499 * MS], [1, 500 * MS, 999 * MS]],
+  cpus: [
+    [0, 1 * MS, 499 * MS],
+    [1, 500 * MS, 999 * MS],
+  ],
   wakeSamples: 4,
   wakeLatencyMaxNs: 900,
   wakeLatencySumNs: 1000,
@@ -54,7 +57,10 @@ describe('worker telemetry', () => {
     expect([t.startedAtMs, t.stoppedAtMs]).toEqual([200, 1200])
     expect([t.maxGapMs, t.maxGapCpu, t.maxGapAtMs]).toEqual([120, 1, 500])
     expect(t.migrationEvents).toEqual([{ atMs: 700, from: 0, to: 1 }])
-    expect(t.cpuSeen).toEqual([{ cpu: 0, firstMs: 201, lastMs: 699 }, { cpu: 1, firstMs: 700, lastMs: 1199 }])
+    expect(t.cpuSeen).toEqual([
+      { cpu: 0, firstMs: 201, lastMs: 699 },
+      { cpu: 1, firstMs: 700, lastMs: 1199 },
+    ])
     expect(t.cpusUsed).toEqual([0, 1])
     expect([t.offCpuNs, t.offCpuPct]).toEqual([600 * MS, 60])
     expect([t.workType, t.work, t.cgroup, t.finalCgroup]).toEqual(['spin', 'spin, policy batch', 'a', 'a'])
@@ -65,8 +71,21 @@ describe('worker telemetry', () => {
 
   it('follows the worker through cgroup moves and cpuset changes, with when each settled', () => {
     const history = new Map([
-      ['a', [{ atNs: T0, doneNs: T0, cpus: [0, 1] }, { atNs: T0 + 300 * MS, doneNs: T0 + 320 * MS, cpus: [0] }, { atNs: T0 + 900 * MS, doneNs: T0 + 905 * MS, cpus: [1] }]],
-      ['b', [{ atNs: T0, doneNs: T0, cpus: [2, 3] }, { atNs: T0 + 700 * MS, doneNs: T0 + 710 * MS, cpus: [3] }]],
+      [
+        'a',
+        [
+          { atNs: T0, doneNs: T0, cpus: [0, 1] },
+          { atNs: T0 + 300 * MS, doneNs: T0 + 320 * MS, cpus: [0] },
+          { atNs: T0 + 900 * MS, doneNs: T0 + 905 * MS, cpus: [1] },
+        ],
+      ],
+      [
+        'b',
+        [
+          { atNs: T0, doneNs: T0, cpus: [2, 3] },
+          { atNs: T0 + 700 * MS, doneNs: T0 + 710 * MS, cpus: [3] },
+        ],
+      ],
     ])
     const placements = [
       { atNs: T0, doneNs: T0, cgroup: 'a' },

@@ -1,8 +1,19 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import {
+  cpuCount,
+  findPreset,
+  formatCpuList,
+  formatTopology,
+  PRESETS,
+  parseTopology,
+  presetNames,
+  resolveTopology,
+  topologyFromSpec,
+  topologyFromSysfs,
+} from 'ktstr'
 import { afterAll, describe, expect, it } from 'vitest'
-import { cpuCount, findPreset, formatCpuList, formatTopology, parseTopology, PRESETS, presetNames, resolveTopology, topologyFromSpec, topologyFromSysfs } from 'ktstr'
 
 describe('NnNlNcNt model', () => {
   it('parses and formats', () => {
@@ -30,12 +41,30 @@ describe('NnNlNcNt model', () => {
 describe('ktstr presets', () => {
   // ktstr src/vm.rs gauntlet_presets_topology_pinned: (name, LLCs, CPUs)
   const pinned: [string, number, number][] = [
-    ['tiny-1llc', 1, 4], ['tiny-2llc', 2, 4], ['odd-3llc', 3, 9], ['odd-5llc', 5, 15], ['odd-7llc', 7, 14],
-    ['smt-2llc', 2, 8], ['smt-3llc', 3, 12], ['medium-4llc', 4, 32], ['medium-8llc', 8, 64], ['large-4llc', 4, 128],
-    ['large-8llc', 8, 128], ['near-max-llc', 15, 240], ['max-cpu', 14, 252], ['medium-4llc-nosmt', 4, 32],
-    ['medium-8llc-nosmt', 8, 64], ['large-4llc-nosmt', 4, 128], ['large-8llc-nosmt', 8, 128], ['near-max-llc-nosmt', 15, 240],
-    ['max-cpu-nosmt', 14, 252], ['numa2-4llc', 4, 16], ['numa2-8llc', 8, 128], ['numa2-8llc-nosmt', 8, 128],
-    ['numa4-8llc', 8, 32], ['numa4-12llc', 12, 192],
+    ['tiny-1llc', 1, 4],
+    ['tiny-2llc', 2, 4],
+    ['odd-3llc', 3, 9],
+    ['odd-5llc', 5, 15],
+    ['odd-7llc', 7, 14],
+    ['smt-2llc', 2, 8],
+    ['smt-3llc', 3, 12],
+    ['medium-4llc', 4, 32],
+    ['medium-8llc', 8, 64],
+    ['large-4llc', 4, 128],
+    ['large-8llc', 8, 128],
+    ['near-max-llc', 15, 240],
+    ['max-cpu', 14, 252],
+    ['medium-4llc-nosmt', 4, 32],
+    ['medium-8llc-nosmt', 8, 64],
+    ['large-4llc-nosmt', 4, 128],
+    ['large-8llc-nosmt', 8, 128],
+    ['near-max-llc-nosmt', 15, 240],
+    ['max-cpu-nosmt', 14, 252],
+    ['numa2-4llc', 4, 16],
+    ['numa2-8llc', 8, 128],
+    ['numa2-8llc-nosmt', 8, 128],
+    ['numa4-8llc', 8, 32],
+    ['numa4-12llc', 12, 192],
   ]
 
   it('has the 24 x86_64 presets with ktstr’s LLC and CPU counts', () => {
@@ -63,8 +92,16 @@ describe('topology helpers over a synthetic topology', () => {
   it('numbers CPUs as the VM does: LLC-major, SMT siblings adjacent, nodes over LLCs', () => {
     const t = topologyFromSpec('2n4l2c2t')
     expect(t.numCpus).toBe(16)
-    expect(t.llcs).toEqual([[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [12, 13, 14, 15]])
-    expect(t.nodes).toEqual([[0, 1, 2, 3, 4, 5, 6, 7], [8, 9, 10, 11, 12, 13, 14, 15]])
+    expect(t.llcs).toEqual([
+      [0, 1, 2, 3],
+      [4, 5, 6, 7],
+      [8, 9, 10, 11],
+      [12, 13, 14, 15],
+    ])
+    expect(t.nodes).toEqual([
+      [0, 1, 2, 3, 4, 5, 6, 7],
+      [8, 9, 10, 11, 12, 13, 14, 15],
+    ])
     expect(t.siblingsOf(5)).toEqual([4, 5])
     expect(t.llcOf(5)).toBe(1)
     expect(t.nodeOf(9)).toBe(1)
@@ -84,7 +121,10 @@ describe('topology helpers over a synthetic topology', () => {
     expect(t.range(0, 0.5)).toEqual([0, 1, 2, 3])
     expect(t.range(0.5, 1)).toEqual([3, 4, 5, 6])
     expect(t.range(0, 0.01)).toEqual([0])
-    expect(t.split(2)).toEqual([[0, 1, 2], [3, 4, 5, 6]])
+    expect(t.split(2)).toEqual([
+      [0, 1, 2],
+      [3, 4, 5, 6],
+    ])
     expect(t.disjoint(1, 3)).toEqual([2, 3])
     const parts = t.split(3)
     expect(parts.flat()).toEqual(t.usableCpus())

@@ -8,9 +8,17 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type WorkSpec, work } from '../../runtime/api/work.js'
+import {
+  monotonicNs,
+  type RawWorkloadReport,
+  setAffinity,
+  setScheduler,
+  type WorkloadArgs,
+  WorkloadProcess,
+  workloadArgv,
+} from '../../runtime/api/workload-process.js'
 import { buildWorkload } from '../../runtime/workloads/build-workload.js'
-import { monotonicNs, setAffinity, setScheduler, WorkloadProcess, workloadArgv, type RawWorkloadReport, type WorkloadArgs } from '../../runtime/api/workload-process.js'
-import { work, type WorkSpec } from '../../runtime/api/work.js'
 import { repoRoot } from '../helpers/repo.js'
 
 const hasCc = ['cc', 'gcc'].some((c) => spawnSync(c, ['--version'], { stdio: 'ignore' }).status === 0)
@@ -39,7 +47,13 @@ async function runWorkloads(specs: (WorkSpec | (Omit<WorkloadArgs, 'pair'> & { w
     const paired = args.work.type === 'pipe' || args.work.type === 'futex'
     const pairPath = path.join(dir, `pair-${seq++}`)
     for (let role = 0; role < (paired ? 2 : 1); role++) {
-      procs.push(new WorkloadProcess(`${args.work.type} workload`, { maxMs: ms + 30_000, ...args, ...(paired ? { pair: { path: pairPath, role: role as 0 | 1 } } : {}) }, binary))
+      procs.push(
+        new WorkloadProcess(
+          `${args.work.type} workload`,
+          { maxMs: ms + 30_000, ...args, ...(paired ? { pair: { path: pairPath, role: role as 0 | 1 } } : {}) },
+          binary,
+        ),
+      )
     }
   }
   try {
@@ -60,9 +74,25 @@ function procStatProcesses(): number {
 
 describe.skipIf(!!skipReason)('ktstr-workload on the host', () => {
   it('builds the argument list from a work spec', () => {
-    expect(workloadArgv({ work: work.bursty({ burstMs: 5, sleepMs: 7, policy: 'batch', nice: 3 }), affinity: [0, 2], maxMs: 10.2 })).toEqual(
-      ['run', '--type', 'bursty', '--policy', 'batch', '--nice', '3', '--burst-ms', '5', '--sleep-ms', '7', '--affinity', '0,2', '--max-ms', '11', '--parent', String(process.pid)],
-    )
+    expect(workloadArgv({ work: work.bursty({ burstMs: 5, sleepMs: 7, policy: 'batch', nice: 3 }), affinity: [0, 2], maxMs: 10.2 })).toEqual([
+      'run',
+      '--type',
+      'bursty',
+      '--policy',
+      'batch',
+      '--nice',
+      '3',
+      '--burst-ms',
+      '5',
+      '--sleep-ms',
+      '7',
+      '--affinity',
+      '0,2',
+      '--max-ms',
+      '11',
+      '--parent',
+      String(process.pid),
+    ])
   })
 
   it('lists the twelve work types', () => {
@@ -84,7 +114,13 @@ describe.skipIf(!!skipReason)('ktstr-workload on the host', () => {
   })
 
   it('yield: every unit is a sched_yield, and next to a spinner on the same CPU each one gives the CPU away', async () => {
-    const [y, s] = await runWorkloads([{ work: work.yield(), affinity: [0] }, { work: work.spin(), affinity: [0] }], 500)
+    const [y, s] = await runWorkloads(
+      [
+        { work: work.yield(), affinity: [0] },
+        { work: work.spin(), affinity: [0] },
+      ],
+      500,
+    )
     expect(y!.counters.yields).toBe(y!.workUnits)
     expect(y!.workUnits).toBe(y!.iterations)
     expect(y!.workUnits).toBeGreaterThan(3)
@@ -244,7 +280,9 @@ describe.skipIf(!!skipReason)('ktstr-workload on the host', () => {
       expect(policyOf(p.pid)).toBe(1) // SCHED_FIFO
       expect(setScheduler(p.pid, 'other', 0, binary)).toEqual({ policy: 'fifo', priority: 10 })
       expect(policyOf(p.pid)).toBe(0)
-      expect(() => setScheduler(p.pid, 'fifo', 100, binary)).toThrow(/setting the scheduling policy of \d+ to fifo 100 failed: sched_setscheduler\(\d+, fifo 100\): Invalid argument/)
+      expect(() => setScheduler(p.pid, 'fifo', 100, binary)).toThrow(
+        /setting the scheduling policy of \d+ to fifo 100 failed: sched_setscheduler\(\d+, fifo 100\): Invalid argument/,
+      )
     } finally {
       await p.kill()
     }

@@ -38,8 +38,15 @@ async function channelMiBps(framed, totalBytes, chunk) {
   const done = new Promise((resolve) => {
     if (framed) {
       const host = new Endpoint(b, decodeGuestMessage)
-      host.on('data', (_s, c) => { got += c.length; if (got >= totalBytes) resolve() })
-    } else b.on('data', (c) => { got += c.length; if (got >= totalBytes) resolve() })
+      host.on('data', (_s, c) => {
+        got += c.length
+        if (got >= totalBytes) resolve()
+      })
+    } else
+      b.on('data', (c) => {
+        got += c.length
+        if (got >= totalBytes) resolve()
+      })
   })
   const guest = framed ? new Endpoint(a, decodeGuestMessage) : undefined
   for (let sent = 0; sent < totalBytes; sent += chunk) {
@@ -55,12 +62,14 @@ async function channelMiBps(framed, totalBytes, chunk) {
 async function benchChannel() {
   const total = 256 * 1048576
   for (const chunk of [4096, 65536]) {
-    const raw = [], framed = []
+    const raw = [],
+      framed = []
     for (let i = 0; i < 3; i++) {
       raw.push(await channelMiBps(false, total, chunk))
       framed.push(await channelMiBps(true, total, chunk))
     }
-    const r = median(raw), f = median(framed)
+    const r = median(raw),
+      f = median(framed)
     console.log(`channel ${chunk / 1024} KiB chunks: framed ${fmt(f)} MiB/s, raw ${fmt(r)} MiB/s, ratio framed/raw ${fmt(f / r)}`)
   }
 }
@@ -68,7 +77,10 @@ async function benchChannel() {
 async function baselineInitrd(file) {
   const sink = new MemorySink()
   const w = new CpioWriter(sink)
-  await w.dir('dev'); await w.charDev('dev/console', 5, 1); await w.dir('bin'); await w.dir('proc')
+  await w.dir('dev')
+  await w.charDev('dev/console', 5, 1)
+  await w.dir('bin')
+  await w.dir('proc')
   await w.fileFromPath('bin/busybox', '/bin/busybox', 0o755)
   await w.file('init', '#!/bin/busybox sh\n/bin/busybox poweroff -f\n', 0o755)
   await w.finish()
@@ -92,18 +104,39 @@ async function benchBoot() {
   const initrd = path.join(tmp, 'baseline.cpio')
   await baselineInitrd(initrd)
   const accel = probeKvm().usable ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=single', '-cpu', 'max']
-  const base = ['-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot', '-machine', 'pc', ...accel,
-    '-smp', 'cpus=2,sockets=1,dies=1,cores=2,threads=1', '-m', '1024M', '-kernel', bz, '-initrd', initrd,
-    '-append', 'console=ttyS0 quiet panic=-1 reboot=k', '-serial', 'null']
+  const base = [
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-no-reboot',
+    '-machine',
+    'pc',
+    ...accel,
+    '-smp',
+    'cpus=2,sockets=1,dies=1,cores=2,threads=1',
+    '-m',
+    '1024M',
+    '-kernel',
+    bz,
+    '-initrd',
+    initrd,
+    '-append',
+    'console=ttyS0 quiet panic=-1 reboot=k',
+    '-serial',
+    'null',
+  ]
   const cli = dist('src/cli/main.js')
   timeIt(process.execPath, [cli, 'exec', '--', 'true'], { KTSTR_KERNEL: kernelDir }) // warm the image cache
-  const ours = [], baseline = []
+  const ours = [],
+    baseline = []
   for (let i = 0; i < 3; i++) {
     baseline.push(timeIt(qemu, base))
     ours.push(timeIt(process.execPath, [cli, 'exec', '--', 'true'], { KTSTR_KERNEL: kernelDir }))
   }
   fs.rmSync(tmp, { recursive: true, force: true })
-  const o = median(ours), b = median(baseline)
+  const o = median(ours),
+    b = median(baseline)
   console.log(`boot to a command and back: ktstr exec ${fmt(o / 1000)} s, bare kernel+busybox ${fmt(b / 1000)} s, ratio ${fmt(o / b)}`)
 }
 

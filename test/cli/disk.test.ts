@@ -32,7 +32,8 @@ describe.skipIf(guestSkipReason)('ktstr exec --disk (qemu backend)', () => {
   }
 
   it('a disk in use by another run is refused with one line, before booting', { timeout: BOOT }, () =>
-    secondRunIsRefused((args, cmd) => runCli(['exec', '--backend', 'qemu', ...args, '--', ...cmd]), BOOT / 2))
+    secondRunIsRefused((args, cmd) => runCli(['exec', '--backend', 'qemu', ...args, '--', ...cmd]), BOOT / 2),
+  )
 
   it('refuses a missing disk file before booting', async () => {
     const r = await runCli(['exec', '--disk', '/nonexistent/disk.img', '--', 'true'])

@@ -8,8 +8,14 @@ const BOOT = 120_000
 describe.skipIf(guestSkipReason)('ktstr exec (real guests)', () => {
   it('boots the requested topology: 1n2l2c1t has 4 CPUs in 2 LLCs', { timeout: BOOT }, async () => {
     const r = await runCli([
-      'exec', '--topology', '1n2l2c1t', '--timing', '--',
-      'sh', '-c', 'cat /sys/devices/system/cpu/online; cat /sys/devices/system/cpu/cpu*/cache/index3/shared_cpu_list | sort -u | tr "\\n" " "',
+      'exec',
+      '--topology',
+      '1n2l2c1t',
+      '--timing',
+      '--',
+      'sh',
+      '-c',
+      'cat /sys/devices/system/cpu/online; cat /sys/devices/system/cpu/cpu*/cache/index3/shared_cpu_list | sort -u | tr "\\n" " "',
     ])
     expect(r.stderr).toMatch(/ktstr timing:[\s\S]*kernel +\d+\.\d+ s[\s\S]*command +\d+\.\d+ s/)
     expect(r.stdout).toBe('0-3\n0-1 2-3 ')

@@ -52,7 +52,7 @@ describe.skipIf(guestSkipReason)('ktstr exec --include', () => {
     }
   })
 
-  it('refuses an include too big to unpack in the guest\'s memory, before booting', async () => {
+  it("refuses an include too big to unpack in the guest's memory, before booting", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-include-big-'))
     try {
       const big = path.join(dir, 'big.img')

@@ -7,9 +7,9 @@
  */
 import { Readable, Writable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
-import { decodeGuestMessage } from '../../runtime/protocol/guest-schema.js'
-import { Endpoint, STDIN_WINDOW_BYTES, decodeHostMessage, type GuestMessage, type HostMessage } from '../../runtime/protocol/index.js'
 import { StdinBuffer } from '../../runtime/init/stdin-buffer.js'
+import { decodeGuestMessage } from '../../runtime/protocol/guest-schema.js'
+import { decodeHostMessage, Endpoint, type GuestMessage, type HostMessage, STDIN_WINDOW_BYTES } from '../../runtime/protocol/index.js'
 import { forwardStdin } from '../../src/cli/guest-stdio.js'
 import { socketPair } from '../helpers/socket-pair.js'
 
@@ -95,9 +95,11 @@ describe('stdin flow control (host forwarder ↔ guest buffer)', () => {
 
   it('a command that exits without reading: its input is dropped and acknowledged, the host reads on to EOF', async () => {
     const { host, guest } = await channel()
-    const input = Readable.from((function* () {
-      for (let i = 0; i < 64; i++) yield Buffer.alloc(CHUNK)
-    })())
+    const input = Readable.from(
+      (function* () {
+        for (let i = 0; i < 64; i++) yield Buffer.alloc(CHUNK)
+      })(),
+    )
     cleanups.push(forwardStdin(host, input))
     const stdin = new StdinBuffer(guest)
     const gone = new Writable({ write: (_c, _e, cb) => cb() })

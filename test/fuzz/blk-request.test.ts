@@ -12,6 +12,8 @@ import os from 'node:os'
 import path from 'node:path'
 import fc from 'fast-check'
 import { afterAll, afterEach, beforeAll, describe, vi } from 'vitest'
+import { log } from '../../src/util/log.js'
+import { GuestMemory } from '../../src/vm/kvm/memory/guest-memory.js'
 import { FileBacking } from '../../src/vm/kvm/virtio/block/backing.js'
 import {
   SECTOR_SIZE,
@@ -25,11 +27,9 @@ import {
 } from '../../src/vm/kvm/virtio/block/constants.js'
 import { VirtioBlkDevice } from '../../src/vm/kvm/virtio/block/device.js'
 import { blkQueueHandler } from '../../src/vm/kvm/virtio/block/handler.js'
+import { type DiskLimits, parseRequest } from '../../src/vm/kvm/virtio/block/request.js'
 import { featureBit, VIRTIO_F } from '../../src/vm/kvm/virtio/mmio.js'
-import { parseRequest, type DiskLimits } from '../../src/vm/kvm/virtio/block/request.js'
-import { GuestMemory } from '../../src/vm/kvm/memory/guest-memory.js'
-import { isWritable, SplitQueue, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, type DescriptorChain } from '../../src/vm/kvm/virtio/queue.js'
-import { log } from '../../src/util/log.js'
+import { type DescriptorChain, isWritable, SplitQueue, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../src/vm/kvm/virtio/queue.js'
 import { check, fuzz, isOneLine } from './config.js'
 import { bufferArb, CheckedRam, descriptorArb, layRing, RAM_BASE, RAM_SIZE, type RawDescriptor, type RingState } from './ring.js'
 
@@ -60,7 +60,10 @@ interface ReqSpec {
 
 /** An in-RAM buffer in the data area, or (rarely) any address at all. */
 const placed = (len: number) =>
-  fc.oneof({ weight: 12, arbitrary: fc.nat(RAM_SIZE - DATA - len).map((o) => BigInt(RAM_BASE + DATA + o)) }, { weight: 1, arbitrary: bufferArb.map((b) => b.addr) })
+  fc.oneof(
+    { weight: 12, arbitrary: fc.nat(RAM_SIZE - DATA - len).map((o) => BigInt(RAM_BASE + DATA + o)) },
+    { weight: 1, arbitrary: bufferArb.map((b) => b.addr) },
+  )
 
 const dataLenArb = fc.oneof(
   { weight: 6, arbitrary: fc.integer({ min: 1, max: 8 }).map((n) => n * SECTOR_SIZE) },
@@ -109,8 +112,15 @@ function reqArb(slot: number): fc.Arbitrary<ReqSpec> {
             ? total >= VIRTIO_BLK_ID_BYTES && r.dataLens.every((l) => l > 0)
             : KNOWN_TYPES.includes(r.type) && data.length > 0 && total % SECTOR_SIZE === 0 && r.dataLens.every((l) => l > 0)
       const wellFormed =
-        r.tweak === null && r.headerAnywhere === null && !r.headerWrite && r.headerLen === 16 && r.statusLen === 1 && r.statusWrite &&
-        r.flipData < 0 && shapeOk && [status, ...data].every(inArea)
+        r.tweak === null &&
+        r.headerAnywhere === null &&
+        !r.headerWrite &&
+        r.headerLen === 16 &&
+        r.statusLen === 1 &&
+        r.statusWrite &&
+        r.flipData < 0 &&
+        shapeOk &&
+        [status, ...data].every(inArea)
       return { type: r.type, sector: r.sector, header, data, status, tweak: r.tweak, wellFormed }
     })
 }
@@ -179,11 +189,20 @@ const limitsArb: fc.Arbitrary<DiskLimits> = fc.record({
 const ioOk = (code: number) => code === VIRTIO_BLK_S_IOERR || code === VIRTIO_BLK_S_UNSUPP
 
 /** An accepted request is consistent with its chain, the header in RAM and the limits. */
-function checkAccepted(ram: CheckedRam, chain: DescriptorChain, disk: DiskLimits, req: Extract<ReturnType<typeof parseRequest>, { ok: true }>['request']): void {
+function checkAccepted(
+  ram: CheckedRam,
+  chain: DescriptorChain,
+  disk: DiskLimits,
+  req: Extract<ReturnType<typeof parseRequest>, { ok: true }>['request'],
+): void {
   const d = chain.descriptors
-  const why = () => `accepted ${JSON.stringify(req, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))} from ${JSON.stringify(chain, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))}`
+  const why = () =>
+    `accepted ${JSON.stringify(req, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))} from ${JSON.stringify(chain, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))}`
   check(chain.complete && chain.malformed === undefined && d.length >= 2 && req.head === chain.head, why)
-  check(d.every((x) => x.inRam && (x.flags & VIRTQ_DESC_F_INDIRECT) === 0), why)
+  check(
+    d.every((x) => x.inRam && (x.flags & VIRTQ_DESC_F_INDIRECT) === 0),
+    why,
+  )
   const hdr = d[0]!
   const last = d[d.length - 1]!
   check(!isWritable(hdr) && hdr.len === 16, why)
@@ -191,7 +210,8 @@ function checkAccepted(ram: CheckedRam, chain: DescriptorChain, disk: DiskLimits
   const data = d.slice(1, -1)
   const type = ram.inner.readU32(hdr.addr)
   const total = data.reduce((s, x) => s + x.len, 0)
-  const segmentsMatch = (segs: readonly { gpa: number; len: number }[]) => segs.length === data.length && segs.every((s, i) => s.gpa === data[i]!.addr && s.len === data[i]!.len && ram.contains(s.gpa, s.len))
+  const segmentsMatch = (segs: readonly { gpa: number; len: number }[]) =>
+    segs.length === data.length && segs.every((s, i) => s.gpa === data[i]!.addr && s.len === data[i]!.len && ram.contains(s.gpa, s.len))
   const withinLimits = data.length <= disk.segMax && data.every((x) => x.len > 0 && x.len <= disk.sizeMax)
   switch (req.type) {
     case 'in':
@@ -275,7 +295,10 @@ describe('fuzz: virtio-blk queue handler over a real file', () => {
     const rw = FileBacking.open(file)
     const ro = FileBacking.open(file, { readOnly: true })
     backings.push(rw, ro)
-    const devices = { rw: new VirtioBlkDevice({ backing: { kind: 'file', path: file, readOnly: false }, queueSize: QSIZE, segMax: 3, sizeMax: 4096 }), ro: new VirtioBlkDevice({ backing: { kind: 'file', path: file, readOnly: true }, queueSize: QSIZE }) }
+    const devices = {
+      rw: new VirtioBlkDevice({ backing: { kind: 'file', path: file, readOnly: false }, queueSize: QSIZE, segMax: 3, sizeMax: 4096 }),
+      ro: new VirtioBlkDevice({ backing: { kind: 'file', path: file, readOnly: true }, queueSize: QSIZE }),
+    }
     const warn = vi.spyOn(log, 'warn')
     return fc.property(blkRingArb, fc.boolean(), ({ ring, reqs }, readOnly) => {
       const inner = layBlk(ring, reqs)
@@ -312,7 +335,10 @@ describe('fuzz: virtio-blk queue handler over a real file', () => {
       for (let i = 0; i < RAM_SIZE; i++) {
         if (before[i] === after[i]) continue
         const gpa = RAM_BASE + i
-        check(allowed.some(([a, b]) => gpa >= a && gpa < b), () => `device wrote guest byte ${gpa.toString(16)} outside every writable buffer`)
+        check(
+          allowed.some(([a, b]) => gpa >= a && gpa < b),
+          () => `device wrote guest byte ${gpa.toString(16)} outside every writable buffer`,
+        )
       }
     })
   })

@@ -9,8 +9,8 @@ import fc from 'fast-check'
 import { describe } from 'vitest'
 import { PRESETS } from '../../runtime/protocol/presets.js'
 import { isKtstrError } from '../../src/util/errors.js'
-import { MAX_TIMEOUT_S, maxMemoryMib, MIN_MEMORY_MIB } from '../../src/vm/defaults.js'
-import { MAX_DISK_THROTTLE, type DiskSpec } from '../../src/vm/disk.js'
+import { MAX_TIMEOUT_S, MIN_MEMORY_MIB, maxMemoryMib } from '../../src/vm/defaults.js'
+import { type DiskSpec, MAX_DISK_THROTTLE } from '../../src/vm/disk.js'
 import { parseDocblock as parseIn } from '../../src/vm/spec/docblock.js'
 import type { VmSpec } from '../../src/vm/spec/request.js'
 import { check, fuzz, isOneLine } from './config.js'
@@ -27,7 +27,10 @@ const valueChar = fc.oneof(
   { weight: 1, arbitrary: fc.string({ unit: 'grapheme', minLength: 1, maxLength: 1 }) },
 )
 const textArb = (minLength = 0) =>
-  fc.array(valueChar, { minLength, maxLength: 12 }).map((cs) => cs.join('')).filter((s) => !/[\r\n\u2028\u2029]|\*\//.test(s))
+  fc
+    .array(valueChar, { minLength, maxLength: 12 })
+    .map((cs) => cs.join(''))
+    .filter((s) => !/[\r\n\u2028\u2029]|\*\//.test(s))
 
 /** One shell word for the splitter: quoted with '…' or "…", or bare with backslash escapes. */
 function quote(word: string, style: number): string {
@@ -56,11 +59,22 @@ const specArb: fc.Arbitrary<{ entries: Entry[]; expected: VmSpec }> = fc
       scheduler: fc.oneof(fc.constantFrom('eevdf', 'none', 'scx_simple', './build/scx_x'), textArb(1)),
       'sched-args': fc.array(textArb(), { maxLength: 4 }),
       backend: fc.constantFrom('qemu', 'kvm', 'auto'),
-      timeout: fc.oneof(fc.integer({ min: 1, max: 86_400 }).map(String), fc.tuple(fc.nat(999), fc.integer({ min: 1, max: 99 })).map(([a, b]) => `${a}.${String(b).padStart(2, '0')}`)),
+      timeout: fc.oneof(
+        fc.integer({ min: 1, max: 86_400 }).map(String),
+        fc.tuple(fc.nat(999), fc.integer({ min: 1, max: 99 })).map(([a, b]) => `${a}.${String(b).padStart(2, '0')}`),
+      ),
       kernel: textArb(1),
-      include: fc.array(textArb(1).filter((p) => !p.includes(',') && noLeadingTrailingSpace(p)), { minLength: 1, maxLength: 3 }),
+      include: fc.array(
+        textArb(1).filter((p) => !p.includes(',') && noLeadingTrailingSpace(p)),
+        { minLength: 1, maxLength: 3 },
+      ),
       disk: fc
-        .record({ file: textArb(1).filter((f) => !f.includes(',')), ro: fc.boolean(), iops: fc.option(fc.integer({ min: 1, max: 1e6 })), bps: fc.option(fc.integer({ min: 1, max: 1e9 })) })
+        .record({
+          file: textArb(1).filter((f) => !f.includes(',')),
+          ro: fc.boolean(),
+          iops: fc.option(fc.integer({ min: 1, max: 1e6 })),
+          bps: fc.option(fc.integer({ min: 1, max: 1e9 })),
+        })
         .map(({ file, ro, iops, bps }) => ({
           text: [file, ro ? 'ro' : '', iops ? `iops=${iops}` : '', bps ? `bps=${bps}` : ''].filter(Boolean).join(','),
           disk: { path: path.resolve(DIR, file), readOnly: ro, ...(iops ? { iops } : {}), ...(bps ? { bps } : {}) },
@@ -190,7 +204,25 @@ const junkEntries = fc.array(
     value: fc.oneof(
       textArb(),
       fc.string({ unit: 'binary', maxLength: 16 }),
-      fc.constantFrom('0', '-1', '1e3', '99999999999999999999', '3000000', '4294967296', '1.5', 'Infinity', 'NaN', '0x100', '', '1n1l1c3t', '4n2l1c1t', ',', 'x,,y', 'x,ro=1', 'x,iops=0'),
+      fc.constantFrom(
+        '0',
+        '-1',
+        '1e3',
+        '99999999999999999999',
+        '3000000',
+        '4294967296',
+        '1.5',
+        'Infinity',
+        'NaN',
+        '0x100',
+        '',
+        '1n1l1c3t',
+        '4n2l1c1t',
+        ',',
+        'x,,y',
+        'x,ro=1',
+        'x,iops=0',
+      ),
     ),
     style: fc.nat(3),
   }),
@@ -199,11 +231,14 @@ const junkEntries = fc.array(
 
 describe('fuzz: @ktstr docblock parser', () => {
   fuzz('valid specs in any comment shape parse back to their values', () =>
-    fc.property(specArb.chain((s) => fc.record({ s: fc.constant(s), src: sourceArb(s.entries) })), ({ s, src }) => {
-      const got = parseDocblock(src)
-      const want = JSON.stringify(s.expected, Object.keys(s.expected).sort())
-      check(JSON.stringify(got, Object.keys(got).sort()) === want, () => `parsed ${JSON.stringify(got)}, expected ${want}, from ${JSON.stringify(src)}`)
-    }),
+    fc.property(
+      specArb.chain((s) => fc.record({ s: fc.constant(s), src: sourceArb(s.entries) })),
+      ({ s, src }) => {
+        const got = parseDocblock(src)
+        const want = JSON.stringify(s.expected, Object.keys(s.expected).sort())
+        check(JSON.stringify(got, Object.keys(got).sort()) === want, () => `parsed ${JSON.stringify(got)}, expected ${want}, from ${JSON.stringify(src)}`)
+      },
+    ),
   )
 
   fuzz('any tag contents: typed spec or one KtstrError line', () =>
@@ -219,14 +254,26 @@ describe('fuzz: @ktstr docblock parser', () => {
       fc.oneof(
         fc.string({ unit: 'grapheme', maxLength: 200 }),
         fc.string({ unit: 'binary', maxLength: 200 }),
-        fc.tuple(specArb.chain((s) => sourceArb(s.entries)), fc.array(fc.tuple(fc.nat(), fc.nat(3), fc.string({ maxLength: 3 })), { maxLength: 4 })).map(([src, edits]) => {
-          let out = src
-          for (const [at, op, text] of edits) {
-            const i = at % (out.length + 1)
-            out = op === 0 ? out.slice(0, i) + out.slice(i + 1) : op === 1 ? out.slice(0, i) + text + out.slice(i) : op === 2 ? out.slice(0, i) + '\n' + out.slice(i) : out.slice(0, i) + '"' + out.slice(i)
-          }
-          return out
-        }),
+        fc
+          .tuple(
+            specArb.chain((s) => sourceArb(s.entries)),
+            fc.array(fc.tuple(fc.nat(), fc.nat(3), fc.string({ maxLength: 3 })), { maxLength: 4 }),
+          )
+          .map(([src, edits]) => {
+            let out = src
+            for (const [at, op, text] of edits) {
+              const i = at % (out.length + 1)
+              out =
+                op === 0
+                  ? out.slice(0, i) + out.slice(i + 1)
+                  : op === 1
+                    ? out.slice(0, i) + text + out.slice(i)
+                    : op === 2
+                      ? `${out.slice(0, i)}\n${out.slice(i)}`
+                      : `${out.slice(0, i)}"${out.slice(i)}`
+            }
+            return out
+          }),
       ),
       (src) => {
         parseOrOneLine(src)

@@ -10,11 +10,11 @@ import {
   encodeFrame,
   FRAME_HEADER_BYTES,
   FRAME_MAGIC,
+  type Frame,
   FrameDecoder,
   FrameError,
   FrameType,
   MAX_FRAME_PAYLOAD,
-  type Frame,
 } from '../../runtime/protocol/frame.js'
 import { decodeGuestMessage } from '../../runtime/protocol/guest-schema.js'
 import type { GuestMessage, HostMessage } from '../../runtime/protocol/messages.js'
@@ -23,10 +23,7 @@ import { chunked, fuzz, isOneLine } from './config.js'
 const frameArb = fc.record({
   type: fc.constantFrom(FrameType.Control, FrameType.Data, FrameType.Vitest),
   stream: fc.integer({ min: 0, max: 255 }),
-  payload: fc.oneof(
-    { weight: 4, arbitrary: fc.uint8Array({ maxLength: 64 }) },
-    { weight: 1, arbitrary: fc.uint8Array({ minLength: 200, maxLength: 5000 }) },
-  ),
+  payload: fc.oneof({ weight: 4, arbitrary: fc.uint8Array({ maxLength: 64 }) }, { weight: 1, arbitrary: fc.uint8Array({ minLength: 200, maxLength: 5000 }) }),
 })
 type FrameSpec = { type: FrameType; stream: number; payload: Uint8Array }
 const encode = (f: FrameSpec) => encodeFrame(f.type, f.payload, f.stream)
@@ -34,7 +31,12 @@ const cutsArb = fc.array(fc.nat(), { maxLength: 12 })
 
 /** A header whose magic and type are right, with any length and CRC: the hard case for a decoder. */
 const plausibleHeaderArb = fc
-  .record({ type: fc.integer({ min: 0, max: 4 }), stream: fc.nat(255), len: fc.oneof(fc.nat(64), fc.constant(MAX_FRAME_PAYLOAD), fc.constant(MAX_FRAME_PAYLOAD + 1), fc.nat(0xffffffff)), crc: fc.nat(0xffffffff) })
+  .record({
+    type: fc.integer({ min: 0, max: 4 }),
+    stream: fc.nat(255),
+    len: fc.oneof(fc.nat(64), fc.constant(MAX_FRAME_PAYLOAD), fc.constant(MAX_FRAME_PAYLOAD + 1), fc.nat(0xffffffff)),
+    crc: fc.nat(0xffffffff),
+  })
   .map(({ type, stream, len, crc }) => {
     const h = Buffer.alloc(FRAME_HEADER_BYTES)
     h.writeUInt16BE(FRAME_MAGIC, 0)
@@ -136,22 +138,30 @@ describe('fuzz: channel frame decoder', () => {
   )
 
   fuzz('a frame with one flipped bit is never returned', () =>
-    fc.property(fc.array(frameArb, { maxLength: 3 }), frameArb, fc.nat(), fc.nat(7), fc.array(frameArb, { maxLength: 2 }), cutsArb, (before, victim, pos, bit, after, cuts) => {
-      const bad = new Uint8Array(encode(victim))
-      const byte = pos % bad.length
-      bad[byte]! ^= 1 << bit
-      const input = concat([...before.map(encode), bad, ...after.map(encode)])
-      const out = decode(input, cuts)
-      expectExactCopies(input, out.frames)
-      const inLength = byte >= 4 && byte < 8
-      // CRC-32 catches every single-bit error at a fixed length; a changed length moves the
-      // frame boundary, so then only the frames before it are certain.
-      if (inLength) expect(out.frames.length).toBeGreaterThanOrEqual(before.length)
-      else {
-        expect(out.frames.length).toBe(before.length)
-        expect(out.error).toBeInstanceOf(FrameError)
-      }
-    }),
+    fc.property(
+      fc.array(frameArb, { maxLength: 3 }),
+      frameArb,
+      fc.nat(),
+      fc.nat(7),
+      fc.array(frameArb, { maxLength: 2 }),
+      cutsArb,
+      (before, victim, pos, bit, after, cuts) => {
+        const bad = new Uint8Array(encode(victim))
+        const byte = pos % bad.length
+        bad[byte]! ^= 1 << bit
+        const input = concat([...before.map(encode), bad, ...after.map(encode)])
+        const out = decode(input, cuts)
+        expectExactCopies(input, out.frames)
+        const inLength = byte >= 4 && byte < 8
+        // CRC-32 catches every single-bit error at a fixed length; a changed length moves the
+        // frame boundary, so then only the frames before it are certain.
+        if (inLength) expect(out.frames.length).toBeGreaterThanOrEqual(before.length)
+        else {
+          expect(out.frames.length).toBe(before.length)
+          expect(out.error).toBeInstanceOf(FrameError)
+        }
+      },
+    ),
   )
 
   fuzz('a declared length over the limit is refused at the header, not buffered', () =>

@@ -93,7 +93,10 @@ const schedExit = fc.record({ code, signal, output: text, reason: text }, { requ
 const validGuestArb: fc.Arbitrary<GuestMessage> = fc.oneof(
   fc.record({ kind: fc.constant('hello' as const), uptimeMs: uptime, nodeVersion: fc.constantFrom('v20.19.0', 'v22.1.0', '') }),
   fc.record({ kind: fc.constant('phase' as const), phase: fc.constantFrom(...(PHASES as ['init'])), uptimeMs: uptime }),
-  fc.record({ kind: fc.constant('scheduler-failed' as const), scheduler: text, message: text, exit: schedExit }, { requiredKeys: ['kind', 'scheduler', 'message'] }),
+  fc.record(
+    { kind: fc.constant('scheduler-failed' as const), scheduler: text, message: text, exit: schedExit },
+    { requiredKeys: ['kind', 'scheduler', 'message'] },
+  ),
   fc.record({ kind: fc.constant('scheduler-exited' as const), scheduler: text, exit: schedExit }),
   fc.record({ kind: fc.constant('exit' as const), code, signal, uptimeMs: uptime }),
   fc.record({ kind: fc.constant('fatal' as const), message: text }),
@@ -103,10 +106,30 @@ const validGuestArb: fc.Arbitrary<GuestMessage> = fc.oneof(
 /** Any JSON value, with some of the values a schema might trip over. */
 const jsonArb: fc.Arbitrary<Json> = fc.oneof(
   { weight: 4, arbitrary: fc.jsonValue({ maxDepth: 3 }) },
-  { weight: 1, arbitrary: fc.constantFrom(null, true, 0, -1, 1.5, 256, 2 ** 53, -0, 1e308, '', 'hello', [], {}, { kind: null }, { kind: {} }, { kind: 'hello' }) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(null, true, 0, -1, 1.5, 256, 2 ** 53, -0, 1e308, '', 'hello', [], {}, { kind: null }, { kind: {} }, { kind: 'hello' }),
+  },
 )
 
-const KEYS = ['kind', 'bytes', 'uptimeMs', 'nodeVersion', 'phase', 'scheduler', 'message', 'exit', 'code', 'signal', 'output', 'reason', '__proto__', 'constructor', 'toString', 'hasOwnProperty']
+const KEYS = [
+  'kind',
+  'bytes',
+  'uptimeMs',
+  'nodeVersion',
+  'phase',
+  'scheduler',
+  'message',
+  'exit',
+  'code',
+  'signal',
+  'output',
+  'reason',
+  '__proto__',
+  'constructor',
+  'toString',
+  'hasOwnProperty',
+]
 
 type Mutation = { op: 'drop' | 'set' | 'set-exit' | 'kind'; key: string; value: Json }
 const mutationArb: fc.Arbitrary<Mutation> = fc.record({
@@ -151,7 +174,11 @@ const HOSTILE = [
 describe('fuzz: guest message validation', () => {
   fuzz('valid control messages decode unchanged', () =>
     fc.property(validGuestArb, (msg) => {
-      const out = acceptOrMalformed(() => decodeGuestMessage(encodeMessage(msg)), isGuestMessage, () => safeJson(msg))
+      const out = acceptOrMalformed(
+        () => decodeGuestMessage(encodeMessage(msg)),
+        isGuestMessage,
+        () => safeJson(msg),
+      )
       check(out !== undefined && JSON.stringify(out) === JSON.stringify(msg), () => `${safeJson(msg)} came back as ${safeJson(out)}`)
     }),
   )
@@ -159,7 +186,11 @@ describe('fuzz: guest message validation', () => {
   fuzz('mutated control messages: typed message or MalformedMessage', () =>
     fc.property(validGuestArb, fc.array(mutationArb, { minLength: 1, maxLength: 4 }), (msg, muts) => {
       const json = mutate(msg, muts)
-      acceptOrMalformed(() => decodeGuestMessage(bytesOf(json)), isGuestMessage, () => json)
+      acceptOrMalformed(
+        () => decodeGuestMessage(bytesOf(json)),
+        isGuestMessage,
+        () => json,
+      )
     }),
   )
 
@@ -179,14 +210,22 @@ describe('fuzz: guest message validation', () => {
         },
       ),
       (bytes) => {
-        acceptOrMalformed(() => decodeGuestMessage(bytes), isGuestMessage, () => JSON.stringify(Buffer.from(bytes).toString('latin1')))
+        acceptOrMalformed(
+          () => decodeGuestMessage(bytes),
+          isGuestMessage,
+          () => JSON.stringify(Buffer.from(bytes).toString('latin1')),
+        )
       },
     ),
   )
 
   fuzz('parsed values of any shape as control messages', () =>
     fc.property(fc.oneof(jsonArb, fc.anything({ maxDepth: 2 })), (value) => {
-      acceptOrMalformed(() => parseGuestMessage(value), isGuestMessage, () => safeJson(value))
+      acceptOrMalformed(
+        () => parseGuestMessage(value),
+        isGuestMessage,
+        () => safeJson(value),
+      )
     }),
   )
 
@@ -202,19 +241,38 @@ describe('fuzz: guest message validation', () => {
   )
   fuzz('snapshot bridge requests: typed request or MalformedMessage', () =>
     fc.property(fc.oneof(fsArb, jsonArb), (value) => {
-      acceptOrMalformed(() => parseHostFsRequest(value), isHostFsRequest, () => safeJson(value))
+      acceptOrMalformed(
+        () => parseHostFsRequest(value),
+        isHostFsRequest,
+        () => safeJson(value),
+      )
     }),
   )
 
   const vitestArb = fc.oneof(
-    fc.record({ __vitest_worker_response__: fc.oneof(fc.constant(true), jsonArb), type: fc.oneof(fc.string({ maxLength: 10 }), jsonArb) }, { requiredKeys: [] }),
-    fc.record({ t: fc.oneof(fc.constantFrom('q', 's', 'x'), jsonArb), m: fc.oneof(fc.string({ maxLength: 10 }), jsonArb), a: fc.oneof(fc.array(jsonArb, { maxLength: 3 }), jsonArb), i: fc.oneof(fc.string({ maxLength: 10 }), jsonArb) }, { requiredKeys: [] }),
+    fc.record(
+      { __vitest_worker_response__: fc.oneof(fc.constant(true), jsonArb), type: fc.oneof(fc.string({ maxLength: 10 }), jsonArb) },
+      { requiredKeys: [] },
+    ),
+    fc.record(
+      {
+        t: fc.oneof(fc.constantFrom('q', 's', 'x'), jsonArb),
+        m: fc.oneof(fc.string({ maxLength: 10 }), jsonArb),
+        a: fc.oneof(fc.array(jsonArb, { maxLength: 3 }), jsonArb),
+        i: fc.oneof(fc.string({ maxLength: 10 }), jsonArb),
+      },
+      { requiredKeys: [] },
+    ),
     jsonArb,
     fc.anything({ maxDepth: 2 }),
   )
   fuzz('Vitest frames: the value itself or MalformedMessage', () =>
     fc.property(vitestArb, (value) => {
-      const out = acceptOrMalformed(() => parseVitestFrame(value), isVitestFrame, () => safeJson(value))
+      const out = acceptOrMalformed(
+        () => parseVitestFrame(value),
+        isVitestFrame,
+        () => safeJson(value),
+      )
       if (out !== undefined) check(out === value, 'parseVitestFrame returned another value')
     }),
   )
@@ -223,15 +281,25 @@ describe('fuzz: guest message validation', () => {
 describe('fuzz: host message decoding in the guest', () => {
   const HOST_KINDS = ['signal', 'resize', 'shutdown']
   fuzz('arbitrary bytes: a known kind or the one decode error', () =>
-    fc.property(fc.oneof(jsonArb.map((v) => bytesOf(JSON.stringify(v))), fc.uint8Array({ maxLength: 48 }), fc.constantFrom('signal', 'resize', 'shutdown', 'hello').map((k) => bytesOf(JSON.stringify({ kind: k })))), (bytes) => {
-      let msg: { kind: string }
-      try {
-        msg = decodeHostMessage(bytes)
-      } catch (e) {
-        check(e instanceof Error && /^malformed control message from the host: /.test(e.message) && isOneLine(e.message), () => `unexpected ${e instanceof Error ? e.stack : String(e)}`)
-        return
-      }
-      check(HOST_KINDS.includes(msg.kind), () => `accepted kind ${safeJson(msg)}`)
-    }),
+    fc.property(
+      fc.oneof(
+        jsonArb.map((v) => bytesOf(JSON.stringify(v))),
+        fc.uint8Array({ maxLength: 48 }),
+        fc.constantFrom('signal', 'resize', 'shutdown', 'hello').map((k) => bytesOf(JSON.stringify({ kind: k }))),
+      ),
+      (bytes) => {
+        let msg: { kind: string }
+        try {
+          msg = decodeHostMessage(bytes)
+        } catch (e) {
+          check(
+            e instanceof Error && /^malformed control message from the host: /.test(e.message) && isOneLine(e.message),
+            () => `unexpected ${e instanceof Error ? e.stack : String(e)}`,
+          )
+          return
+        }
+        check(HOST_KINDS.includes(msg.kind), () => `accepted kind ${safeJson(msg)}`)
+      },
+    ),
   )
 })

@@ -2,8 +2,8 @@
 // every device access, arbitrary descriptors and split rings, and laying a ring out in RAM.
 import fc from 'fast-check'
 import { GuestMemory, type GuestRam } from '../../src/vm/kvm/memory/guest-memory.js'
-import type { QueueConfig } from '../../src/vm/kvm/virtio/queue-config.js'
 import { VIRTQ_DESC_F_NEXT } from '../../src/vm/kvm/virtio/queue.js'
+import type { QueueConfig } from '../../src/vm/kvm/virtio/queue-config.js'
 import { check } from './config.js'
 
 export const RAM_BASE = 0x10_0000
@@ -75,15 +75,17 @@ export interface RawDescriptor {
 
 /** Any descriptor a driver could write, biased toward the interesting values. */
 export function descriptorArb(size: number, buffers: fc.Arbitrary<{ addr: bigint; len: number }> = bufferArb): fc.Arbitrary<RawDescriptor> {
-  return fc.record({
-    buf: buffers,
-    flags: fc.oneof(
-      { weight: 6, arbitrary: fc.constantFrom(0, VIRTQ_DESC_F_NEXT, 2, VIRTQ_DESC_F_NEXT | 2) },
-      { weight: 2, arbitrary: fc.nat(7) },
-      { weight: 1, arbitrary: fc.nat(0xffff) },
-    ),
-    next: fc.oneof({ weight: 8, arbitrary: fc.nat(size - 1) }, { weight: 1, arbitrary: fc.nat(0xffff) }),
-  }).map(({ buf, flags, next }) => ({ ...buf, flags, next }))
+  return fc
+    .record({
+      buf: buffers,
+      flags: fc.oneof(
+        { weight: 6, arbitrary: fc.constantFrom(0, VIRTQ_DESC_F_NEXT, 2, VIRTQ_DESC_F_NEXT | 2) },
+        { weight: 2, arbitrary: fc.nat(7) },
+        { weight: 1, arbitrary: fc.nat(0xffff) },
+      ),
+      next: fc.oneof({ weight: 8, arbitrary: fc.nat(size - 1) }, { weight: 1, arbitrary: fc.nat(0xffff) }),
+    })
+    .map(({ buf, flags, next }) => ({ ...buf, flags, next }))
 }
 
 /** A buffer address and length: in RAM, straddling its ends, outside it, or a huge 64-bit value. */
@@ -91,7 +93,13 @@ export const bufferArb: fc.Arbitrary<{ addr: bigint; len: number }> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ addr: fc.nat(RAM_SIZE - 1).map((o) => BigInt(RAM_BASE + o)), len: fc.nat(600) }) },
   { weight: 1, arbitrary: fc.record({ addr: fc.integer({ min: -64, max: 64 }).map((d) => BigInt(RAM_BASE + RAM_SIZE + d)), len: fc.nat(128) }) },
   { weight: 1, arbitrary: fc.record({ addr: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), len: fc.nat(0xffffffff) }) },
-  { weight: 1, arbitrary: fc.record({ addr: fc.constantFrom(0n, BigInt(RAM_BASE - 1), BigInt(Number.MAX_SAFE_INTEGER), (1n << 64n) - 1n), len: fc.constantFrom(0, 1, 0xffffffff) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      addr: fc.constantFrom(0n, BigInt(RAM_BASE - 1), BigInt(Number.MAX_SAFE_INTEGER), (1n << 64n) - 1n),
+      len: fc.constantFrom(0, 1, 0xffffffff),
+    }),
+  },
 )
 
 /** A ring as the guest left it: layout, descriptor table, avail entries and indices. */
@@ -118,7 +126,10 @@ export function ringArb(opts: { maxLog2Size?: number; descriptor?: (size: number
         size: fc.constant(size),
         gaps: fc.tuple(fc.nat(64), fc.nat(64), fc.nat(64)),
         descs: fc.array(descriptor(size), { minLength: size, maxLength: size }),
-        availHeads: fc.array(fc.oneof({ weight: 8, arbitrary: fc.nat(size - 1) }, { weight: 1, arbitrary: fc.nat(0xffff) }), { minLength: size, maxLength: size }),
+        availHeads: fc.array(fc.oneof({ weight: 8, arbitrary: fc.nat(size - 1) }, { weight: 1, arbitrary: fc.nat(0xffff) }), {
+          minLength: size,
+          maxLength: size,
+        }),
         nextAvail: fc.oneof(fc.constant(0), fc.nat(0xffff)),
         nextUsed: fc.oneof(fc.constant(0), fc.nat(0xffff)),
         ahead: fc.oneof({ weight: 8, arbitrary: fc.nat(size) }, { weight: 1, arbitrary: fc.nat(0xffff) }),
@@ -162,4 +173,3 @@ export function layRing(s: RingState, ram: GuestRam = GuestMemory.from([{ base: 
   ram.writeU16(usedRing + 2, s.nextUsed)
   return ram
 }
-

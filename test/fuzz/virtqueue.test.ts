@@ -7,16 +7,9 @@
 import fc from 'fast-check'
 import { describe, expect } from 'vitest'
 import { GuestMemory, type GuestRam } from '../../src/vm/kvm/memory/guest-memory.js'
-import {
-  SplitQueue,
-  VirtqueueError,
-  VIRTQ_DESC_F_INDIRECT,
-  VIRTQ_DESC_F_NEXT,
-  VIRTQ_MAX_SIZE,
-  type DescriptorChain,
-} from '../../src/vm/kvm/virtio/queue.js'
+import { type DescriptorChain, SplitQueue, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_MAX_SIZE, VirtqueueError } from '../../src/vm/kvm/virtio/queue.js'
 import { check, fuzz, isOneLine } from './config.js'
-import { CheckedRam, layRing, RAM_BASE, RAM_SIZE, ringArb, type RingState } from './ring.js'
+import { CheckedRam, layRing, RAM_BASE, RAM_SIZE, type RingState, ringArb } from './ring.js'
 
 /** The chain must be exactly what the table links from its head, cut where the walker says. */
 function expectFaithful(s: RingState, ram: GuestRam, chain: DescriptorChain): void {
@@ -96,7 +89,12 @@ describe('fuzz: virtqueue walker', () => {
   fuzz('arbitrary queue configuration: a usable queue or a VirtqueueError', () =>
     fc.property(
       fc.record({
-        size: fc.oneof(fc.integer({ min: 0, max: 10 }).map((k) => 1 << k), fc.nat(VIRTQ_MAX_SIZE + 2), fc.nat(0xffffffff), fc.constant(VIRTQ_MAX_SIZE)),
+        size: fc.oneof(
+          fc.integer({ min: 0, max: 10 }).map((k) => 1 << k),
+          fc.nat(VIRTQ_MAX_SIZE + 2),
+          fc.nat(0xffffffff),
+          fc.constant(VIRTQ_MAX_SIZE),
+        ),
         descTable: addrArb,
         availRing: addrArb,
         usedRing: addrArb,

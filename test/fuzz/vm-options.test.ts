@@ -3,21 +3,80 @@
 // shell-command.ts do. Properties: a VmRequest whose fields have their declared types and ranges,
 // or an error the CLI prints as a usage error (a one-line KtstrError, or node's ERR_PARSE_ARGS_*
 // for unknown options and missing values); never another exception.
-import { parseArgs } from 'node:util'
+
 import path from 'node:path'
+import { parseArgs } from 'node:util'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { VM_OPTIONS, vmRequestFrom } from '../../src/cli/vm-options.js'
 import { isKtstrError } from '../../src/util/errors.js'
-import { MAX_TIMEOUT_S, maxMemoryMib, MIN_MEMORY_MIB } from '../../src/vm/defaults.js'
+import { MAX_TIMEOUT_S, MIN_MEMORY_MIB, maxMemoryMib } from '../../src/vm/defaults.js'
 import { MAX_DISK_THROTTLE } from '../../src/vm/disk.js'
 import type { VmRequest } from '../../src/vm/spec/request.js'
 import { check, fuzz, isOneLine } from './config.js'
 
-const FLAGS = ['--kernel', '--backend', '--topology', '--memory', '--scheduler', '--sched-args', '--timeout', '--timing', '--include', '-i', '--env', '-e', '--nested-kvm', '--disk', '--help', '-h']
+const FLAGS = [
+  '--kernel',
+  '--backend',
+  '--topology',
+  '--memory',
+  '--scheduler',
+  '--sched-args',
+  '--timeout',
+  '--timing',
+  '--include',
+  '-i',
+  '--env',
+  '-e',
+  '--nested-kvm',
+  '--disk',
+  '--help',
+  '-h',
+]
 
 const valueArb = fc.oneof(
-  { weight: 3, arbitrary: fc.constantFrom('0', '1', '-1', '256', '320', '1024', String(maxMemoryMib()), String(maxMemoryMib() + 1), String(MAX_TIMEOUT_S), String(MAX_TIMEOUT_S + 1), '1e3', '0x100', ' 512 ', '1.5', '99999999999999999999', '3000000', 'Infinity', 'NaN', '', '-', '--', 'qemu', 'kvm', 'auto', 'x', 'A=1', '=1', 'A=', 'disk.img', 'disk.img,ro', 'd,iops=10,bps=99999999999999999999', 'd,ro=1', ',', '1n2l2c1t', 'tiny-2llc', '"a b" \'c\'', 'unterminated "quote') },
+  {
+    weight: 3,
+    arbitrary: fc.constantFrom(
+      '0',
+      '1',
+      '-1',
+      '256',
+      '320',
+      '1024',
+      String(maxMemoryMib()),
+      String(maxMemoryMib() + 1),
+      String(MAX_TIMEOUT_S),
+      String(MAX_TIMEOUT_S + 1),
+      '1e3',
+      '0x100',
+      ' 512 ',
+      '1.5',
+      '99999999999999999999',
+      '3000000',
+      'Infinity',
+      'NaN',
+      '',
+      '-',
+      '--',
+      'qemu',
+      'kvm',
+      'auto',
+      'x',
+      'A=1',
+      '=1',
+      'A=',
+      'disk.img',
+      'disk.img,ro',
+      'd,iops=10,bps=99999999999999999999',
+      'd,ro=1',
+      ',',
+      '1n2l2c1t',
+      'tiny-2llc',
+      '"a b" \'c\'',
+      'unterminated "quote',
+    ),
+  },
   { weight: 2, arbitrary: fc.string({ maxLength: 12 }) },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 12 }) },
 )
@@ -47,7 +106,11 @@ function checkRequest(req: VmRequest, argv: string[]): void {
   if ('schedArgs' in req) check(Array.isArray(req.schedArgs) && req.schedArgs!.every((w) => typeof w === 'string'), bad('schedArgs'))
   if ('timeoutS' in req) check(req.timeoutS! > 0 && req.timeoutS! <= MAX_TIMEOUT_S, bad('timeoutS'))
   if ('include' in req) check(req.include!.length > 0 && req.include!.every((p) => typeof p === 'string'), bad('include'))
-  if ('env' in req) check(Object.entries(req.env!).every(([k, v]) => k.length > 0 && !k.includes('=') && typeof v === 'string'), bad('env'))
+  if ('env' in req)
+    check(
+      Object.entries(req.env!).every(([k, v]) => k.length > 0 && !k.includes('=') && typeof v === 'string'),
+      bad('env'),
+    )
   if ('nestedKvm' in req) check(req.nestedKvm === true, bad('nestedKvm'))
   if ('disks' in req) {
     for (const d of req.disks!) {
@@ -75,7 +138,8 @@ function parseOrOneLine(argv: string[], mode: 'exec' | 'shell'): void {
     // node's own parseArgs errors may add hint lines (an option value that looks like an option);
     // ktstr's errors quote the value given, so only a value with a line break spans lines.
     const echoesLineBreak = argv.some((a) => !isOneLine(`x${a}`))
-    if (isKtstrError(e) && !echoesLineBreak) check(isOneLine(e.message), () => `error of more than one line for ${JSON.stringify(argv)}: ${JSON.stringify(e.message)}`)
+    if (isKtstrError(e) && !echoesLineBreak)
+      check(isOneLine(e.message), () => `error of more than one line for ${JSON.stringify(argv)}: ${JSON.stringify(e.message)}`)
     return
   }
   checkRequest(req, argv)
@@ -84,13 +148,15 @@ function parseOrOneLine(argv: string[], mode: 'exec' | 'shell'): void {
 describe('fuzz: ktstr exec/shell option parser', () => {
   fuzz('exec: arbitrary argv gives a typed request or a one-line error', () => fc.property(argvArb, (argv) => parseOrOneLine(argv, 'exec')))
   fuzz('shell: arbitrary argv gives a typed request or a one-line error', () => fc.property(argvArb, (argv) => parseOrOneLine(argv, 'shell')))
-  fuzz('exec: any strings at all as argv', () => fc.property(fc.array(fc.string({ unit: 'grapheme', maxLength: 10 }), { maxLength: 8 }), (argv) => parseOrOneLine(argv, 'exec')))
+  fuzz('exec: any strings at all as argv', () =>
+    fc.property(fc.array(fc.string({ unit: 'grapheme', maxLength: 10 }), { maxLength: 8 }), (argv) => parseOrOneLine(argv, 'exec')),
+  )
 })
 
 // Found by the targets above: iops/bps past QEMU's limit were accepted, so QEMU failed at launch
 // ("Value '100000000000000000000' is too large for parameter 'throttling.bps-total'", or "expects a
 // number" for 1e+21) while the kvm backend took them.
-describe('disk throttling values past QEMU\'s limit', () => {
+describe("disk throttling values past QEMU's limit", () => {
   it('are a one-line usage error naming the limit', () => {
     for (const argv of [['--disk', 'd.img,bps=99999999999999999999'], ['--disk=d.img,iops=1000000000000001']]) {
       expect(() => parseOrOneLine(argv, 'exec')).not.toThrow()

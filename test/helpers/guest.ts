@@ -8,7 +8,7 @@ import { cacheRoot } from '../../src/util/paths.js'
 import { which } from '../../src/util/which.js'
 import { cliPath, repoRoot, testKernel } from './repo.js'
 
-export { runCli, strayQemus, type CliResult } from './cli.js'
+export { type CliResult, runCli, strayQemus } from './cli.js'
 export { cliPath, repoRoot }
 
 // The CLI runs these tests start resolve the kernel through KTSTR_KERNEL.

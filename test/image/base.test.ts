@@ -1,11 +1,11 @@
+import { spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
-import { createHash } from 'node:crypto'
-import { spawnSync } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { baseImage, type BaseImage } from '../../src/image/base.js'
-import { runArchive } from '../../src/image/run-archive.js'
+import { type BaseImage, baseImage } from '../../src/image/base.js'
 import { composeInitrd } from '../../src/image/initrd.js'
+import { runArchive } from '../../src/image/run-archive.js'
 import { packageRoot } from '../../src/util/paths.js'
 import { testKernel } from '../helpers/repo.js'
 import { hasCpio, isRoot, listNames, listVerbose, rawEntries, standInPackage, tmpDir } from './helpers.js'
@@ -42,7 +42,9 @@ describe.skipIf(!hasBusybox || !hasCpio)('baseImage', () => {
 
     cold = await baseImage({ packageRoot: pkg })
     warm = await baseImage({ packageRoot: pkg })
-    console.log(`base image: ${(cold.bytes / 1e6).toFixed(1)} MB; cold build ${cold.ms.toFixed(0)} ms (strip ${hasStrip ? 'on' : 'off'}), warm (cache hit) ${warm.ms.toFixed(0)} ms`)
+    console.log(
+      `base image: ${(cold.bytes / 1e6).toFixed(1)} MB; cold build ${cold.ms.toFixed(0)} ms (strip ${hasStrip ? 'on' : 'off'}), warm (cache hit) ${warm.ms.toFixed(0)} ms`,
+    )
   }, 120_000)
 
   afterAll(() => {
@@ -91,27 +93,31 @@ describe.skipIf(!hasBusybox || !hasCpio)('baseImage', () => {
     expect(cold.files.has(NODE)).toBe(true)
   })
 
-  it.skipIf(!hasStrip)('uses a stripped copy of node at node\'s host path', () => {
+  it.skipIf(!hasStrip)("uses a stripped copy of node at node's host path", () => {
     const line = listVerbose(cold.path).get(rel(NODE))!
     const size = Number(/^\S+\s+\d+\s+\S+\s+\S+\s+(\d+)/.exec(line)![1])
     expect(size).toBeGreaterThan(10e6)
     expect(size).toBeLessThan(fs.statSync(NODE).size)
   })
 
-  it.skipIf(!hasChroot)('runs node with koffi and busybox sh from the extracted archive (chroot)', () => {
-    const root = tmpDir('chroot')
-    try {
-      const x = spawnSync('cpio', ['-id', '--quiet'], { input: fs.readFileSync(cold.path), cwd: root })
-      expect(x.status, x.stderr?.toString()).toBe(0)
-      const env = { PATH: '/ktstr/bin' }
-      const n = spawnSync(CHROOT, [root, NODE, `${pkg}/dist/runtime/probe.js`], { encoding: 'utf8', env })
-      expect(n.stdout, n.stderr).toMatch(/^probe ok pid=\d+ node=v\d+/)
-      const s = spawnSync(CHROOT, [root, '/bin/sh', '-c', 'echo $((6*7)); ls /ktstr/bin/busybox'], { encoding: 'utf8', env })
-      expect(s.stdout, s.stderr).toBe('42\n/ktstr/bin/busybox\n')
-    } finally {
-      fs.rmSync(root, { recursive: true, force: true })
-    }
-  }, 60_000)
+  it.skipIf(!hasChroot)(
+    'runs node with koffi and busybox sh from the extracted archive (chroot)',
+    () => {
+      const root = tmpDir('chroot')
+      try {
+        const x = spawnSync('cpio', ['-id', '--quiet'], { input: fs.readFileSync(cold.path), cwd: root })
+        expect(x.status, x.stderr?.toString()).toBe(0)
+        const env = { PATH: '/ktstr/bin' }
+        const n = spawnSync(CHROOT, [root, NODE, `${pkg}/dist/runtime/probe.js`], { encoding: 'utf8', env })
+        expect(n.stdout, n.stderr).toMatch(/^probe ok pid=\d+ node=v\d+/)
+        const s = spawnSync(CHROOT, [root, '/bin/sh', '-c', 'echo $((6*7)); ls /ktstr/bin/busybox'], { encoding: 'utf8', env })
+        expect(s.stdout, s.stderr).toBe('42\n/ktstr/bin/busybox\n')
+      } finally {
+        fs.rmSync(root, { recursive: true, force: true })
+      }
+    },
+    60_000,
+  )
 
   it('rebuilds when an input changes and keeps only the newest 3 archives', async () => {
     const dir = path.dirname(cold.path)
@@ -132,7 +138,10 @@ describe.skipIf(!hasBusybox || !hasCpio)('baseImage', () => {
     const b = await baseImage({ packageRoot: pkg, extraPaths: [extra] })
     expect(b.built).toBe(true)
     expect(b.key).not.toBe(a.key)
-    const left = fs.readdirSync(dir).filter((n) => /^base-.*\.cpio$/.test(n)).sort()
+    const left = fs
+      .readdirSync(dir)
+      .filter((n) => /^base-.*\.cpio$/.test(n))
+      .sort()
     expect(left).toEqual([a.path, b.path, cold.path].map((p) => path.basename(p)).sort())
   }, 120_000)
 
@@ -163,11 +172,15 @@ describe.skipIf(!hasBusybox || !hasCpio)('baseImage', () => {
 
     it('appends the run archive to a copy of the base', async () => {
       const out = path.join(xdg, 'initrd.img')
-      const t = await composeInitrd(cold, runArchive({
-        data: [{ guestPath: '/ktstr/run/spec.json', content: JSON.stringify({ scheduler: 'scx_simple' }) }],
-        hostPaths: [SCHED],
-        omit: cold.files,
-      }), out)
+      const t = await composeInitrd(
+        cold,
+        runArchive({
+          data: [{ guestPath: '/ktstr/run/spec.json', content: JSON.stringify({ scheduler: 'scx_simple' }) }],
+          hostPaths: [SCHED],
+          omit: cold.files,
+        }),
+        out,
+      )
       console.log(`composeInitrd: copy ${t.copyMs.toFixed(1)} ms, append ${t.appendMs.toFixed(1)} ms, ${(t.bytes / 1e6).toFixed(1)} MB`)
       const img = fs.readFileSync(out)
       expect(img.length).toBe(cold.bytes + run.length)
@@ -187,12 +200,16 @@ describe.skipIf(!hasBusybox || !hasCpio)('baseImage', () => {
     })
   })
 
-  it.skipIf(!realBuilt)('builds from the real ktstr package', async () => {
-    const r = await baseImage()
-    const names = listNames(r.path)
-    expect(names).toContain(rel(path.join(packageRoot(), 'package.json')))
-    expect(names.some((n) => n.startsWith(rel(path.join(packageRoot(), 'dist/runtime/'))))).toBe(true)
-  }, 120_000)
+  it.skipIf(!realBuilt)(
+    'builds from the real ktstr package',
+    async () => {
+      const r = await baseImage()
+      const names = listNames(r.path)
+      expect(names).toContain(rel(path.join(packageRoot(), 'package.json')))
+      expect(names.some((n) => n.startsWith(rel(path.join(packageRoot(), 'dist/runtime/'))))).toBe(true)
+    },
+    120_000,
+  )
 
   it('builds once when called concurrently in one process', async () => {
     const extra = path.join(pkg, 'extra-concurrent.txt')

@@ -45,7 +45,9 @@ describe('initramfsLimit', () => {
     expect(e).toBeInstanceOf(KtstrError)
     const msg = (e as Error).message
     expect(msg).not.toContain('\n')
-    expect(msg).toMatch(/^the guest image does not fit a 256 MiB guest: the base image \(100 MiB: node, the ktstr runtime and the test's dependencies\) exceed the \d+ MiB it can unpack/)
+    expect(msg).toMatch(
+      /^the guest image does not fit a 256 MiB guest: the base image \(100 MiB: node, the ktstr runtime and the test's dependencies\) exceed the \d+ MiB it can unpack/,
+    )
     expect(msg).toContain('--memory')
     expect(msg).toContain('--disk')
   })

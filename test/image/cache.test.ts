@@ -2,11 +2,12 @@
  * The base image cache under concurrent processes, crashes and corruption: entries are checked
  * against their manifest, built once across processes, and never pruned while in use.
  */
+
+import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { spawn } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { baseImage, type BaseImage } from '../../src/image/base.js'
+import { type BaseImage, baseImage } from '../../src/image/base.js'
 import { lockPath, manifestPath, pruneCached, readValid } from '../../src/image/cache-entry.js'
 import { FileLock } from '../../src/util/file-lock.js'
 import { repoRoot } from '../helpers/repo.js'

@@ -1,8 +1,8 @@
+import { createHash, randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
-import { createHash, randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CpioWriter, FileSink, MemorySink, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, type ByteSink } from '../../src/image/cpio.js'
+import { type ByteSink, CpioWriter, FileSink, MemorySink, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG } from '../../src/image/cpio.js'
 import { cpio, hasCpio, isRoot, listNames, listVerbose, rawEntries, tmpDir } from './helpers.js'
 
 if (!hasCpio) console.warn('skipping cpio round-trip tests: GNU cpio is not installed (apt-get install cpio)')
@@ -163,6 +163,10 @@ describe('CpioWriter', () => {
     await w.file('/a', 'x')
     await w.file('/b', 'y')
     await w.finish()
-    expect(rawEntries(s.toBuffer()).entries.slice(0, -1).map((e) => e.ino)).toEqual([1000, 1001])
+    expect(
+      rawEntries(s.toBuffer())
+        .entries.slice(0, -1)
+        .map((e) => e.ino),
+    ).toEqual([1000, 1001])
   })
 })

@@ -1,10 +1,10 @@
+import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { execFileSync, spawnSync } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { libraryClosure } from '../../src/image/closure.js'
 import { readElf } from '../../src/image/elf.js'
 import { LdCache, parseLdCache } from '../../src/image/ldcache.js'
-import { libraryClosure } from '../../src/image/closure.js'
 import { KtstrError } from '../../src/util/errors.js'
 import { tmpDir } from './helpers.js'
 
@@ -33,7 +33,7 @@ function hostLibc(): string {
 /** Copy of `src` with the first occurrence of `from` replaced by `to` (same length). */
 function patched(src: string, from: string, to: string, out: string): string {
   const buf = fs.readFileSync(src)
-  const at = buf.indexOf(from + '\0')
+  const at = buf.indexOf(`${from}\0`)
   expect(at, `${from} in ${src}`).toBeGreaterThan(0)
   buf.write(to, at, 'latin1')
   fs.writeFileSync(out, buf, { mode: 0o755 })
@@ -51,7 +51,8 @@ describe('readElf', () => {
   })
 
   it.skipIf(!hasReadelf)('agrees with readelf -d on DT_NEEDED and DT_SONAME', () => {
-    const needed = (f: string) => [...execFileSync('readelf', ['-dW', f], { encoding: 'utf8' }).matchAll(/\(NEEDED\)\s+Shared library: \[(.+)\]/g)].map((m) => m[1])
+    const needed = (f: string) =>
+      [...execFileSync('readelf', ['-dW', f], { encoding: 'utf8' }).matchAll(/\(NEEDED\)\s+Shared library: \[(.+)\]/g)].map((m) => m[1])
     expect(readElf(NODE).needed).toEqual(needed(NODE))
     const libc = new LdCache(parseLdCache(fs.readFileSync('/etc/ld.so.cache'))).lookup('libc.so.6', 62)!
     const soname = /\(SONAME\)\s+Library soname: \[(.+)\]/.exec(execFileSync('readelf', ['-dW', libc], { encoding: 'utf8' }))![1]
@@ -118,7 +119,11 @@ describe('libraryClosure', () => {
   it.skipIf(!hasLdd)('resolves to the same files as ldd', () => {
     const ldd = execFileSync('ldd', [NODE], { encoding: 'utf8' })
     const fromLdd = [...ldd.matchAll(/(?:=> )?(\/\S+) \(0x/g)].map((m) => fs.realpathSync(m[1]!))
-    const ours = new Set(libraryClosure([NODE]).slice(1).map((p) => fs.realpathSync(p)))
+    const ours = new Set(
+      libraryClosure([NODE])
+        .slice(1)
+        .map((p) => fs.realpathSync(p)),
+    )
     expect(new Set(fromLdd)).toEqual(ours)
   })
 

@@ -1,7 +1,7 @@
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { spawnSync } from 'node:child_process'
 import { packageRoot } from '../../src/util/paths.js'
 
 export const hasCpio = spawnSync('cpio', ['--version']).status === 0
@@ -21,8 +21,11 @@ export function standInPackage(): string {
   fs.mkdirSync(path.join(pkg, 'dist/runtime'), { recursive: true })
   fs.mkdirSync(path.join(pkg, 'dist/native-shims'), { recursive: true })
   fs.writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: 'ktstr', type: 'module' }))
-  fs.writeFileSync(path.join(pkg, 'dist/runtime/probe.js'),
-    "import koffi from 'koffi'\nconst getpid = koffi.load('libc.so.6').func('int getpid()')\nconsole.log(`probe ok pid=${getpid()} node=${process.version}`)\n")
+  fs.writeFileSync(
+    path.join(pkg, 'dist/runtime/probe.js'),
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the probe script's own template literal
+    "import koffi from 'koffi'\nconst getpid = koffi.load('libc.so.6').func('int getpid()')\nconsole.log(`probe ok pid=${getpid()} node=${process.version}`)\n",
+  )
   fs.writeFileSync(path.join(pkg, 'dist/runtime/probe.js.map'), '{}')
   fs.writeFileSync(path.join(pkg, 'dist/runtime/probe.d.ts'), 'export {}')
   fs.writeFileSync(path.join(pkg, 'dist/native-shims/libc.js'), 'export {}\n')
@@ -59,7 +62,18 @@ export function listVerbose(archive: string | Buffer): Map<string, string> {
   return m
 }
 
-export interface RawEntry { offset: number; ino: number; mode: number; nlink: number; mtime: number; size: number; rdevmajor: number; rdevminor: number; name: string; dataOffset: number }
+export interface RawEntry {
+  offset: number
+  ino: number
+  mode: number
+  nlink: number
+  mtime: number
+  size: number
+  rdevmajor: number
+  rdevminor: number
+  name: string
+  dataOffset: number
+}
 
 /** Walks newc headers of one archive (test-side reader, to check alignment and header fields). */
 export function rawEntries(buf: Buffer, start = 0): { entries: RawEntry[]; end: number } {

@@ -1,7 +1,7 @@
-import { stripVTControlCharacters } from 'node:util'
 import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
+import { stripVTControlCharacters } from 'node:util'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { kernelCommand } from '../../src/cli/kernel-command.js'
 import { BuildFailure, buildKernel } from '../../src/kernel/build.js'

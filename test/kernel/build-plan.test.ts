@@ -1,15 +1,15 @@
 import { describe, expect, it } from 'vitest'
+import { formatCommand } from '../../src/kernel/build-log.js'
 import {
-  type MakePlan,
   buildKey,
   builtFiles,
   bzImageCommand,
   configureCommands,
   kernelVersionFromMakefile,
+  type MakePlan,
   schedulersCommand,
   upstreamVersion,
 } from '../../src/kernel/build-plan.js'
-import { formatCommand } from '../../src/kernel/build-log.js'
 import { debianPaholeVersion, paholeWrapperScript, parsePaholeVersion } from '../../src/kernel/pahole.js'
 import { formatElapsed, makeTarget } from '../../src/kernel/progress.js'
 import { installHint, parseClangMajor } from '../../src/kernel/toolchain.js'
@@ -68,9 +68,7 @@ describe('versions and keys', () => {
   it('reads the version from a kernel Makefile', () => {
     const mk = '# SPDX\nVERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 117\nEXTRAVERSION =\nNAME = Baby Opossum Posse\n'
     expect(kernelVersionFromMakefile(mk)).toBe('6.12.117')
-    expect(kernelVersionFromMakefile(mk.replace('SUBLEVEL = 117', 'SUBLEVEL = 0').replace('EXTRAVERSION =', 'EXTRAVERSION = -rc3'))).toBe(
-      '6.12.0-rc3',
-    )
+    expect(kernelVersionFromMakefile(mk.replace('SUBLEVEL = 117', 'SUBLEVEL = 0').replace('EXTRAVERSION =', 'EXTRAVERSION = -rc3'))).toBe('6.12.0-rc3')
     expect(kernelVersionFromMakefile('all:\n')).toBeUndefined()
   })
 

@@ -65,8 +65,7 @@ describe('buildKernel (no compiling)', () => {
   if (!haveGit) console.warn('skipping the git-identity test: git is not installed')
   it.skipIf(!haveGit)('keys a git tree by commit and by its uncommitted changes', () => {
     const tree = fakeTree(path.join(root, 'linux'))
-    const git = (...args: string[]) =>
-      spawnSync('git', ['-C', tree, '-c', 'user.email=t@t', '-c', 'user.name=t', ...args], { encoding: 'utf8' }).stdout.trim()
+    const git = (...args: string[]) => spawnSync('git', ['-C', tree, '-c', 'user.email=t@t', '-c', 'user.name=t', ...args], { encoding: 'utf8' }).stdout.trim()
     git('init', '-q')
     git('add', '.')
     git('commit', '-qm', 'x')

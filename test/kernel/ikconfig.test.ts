@@ -3,15 +3,8 @@ import path from 'node:path'
 import zlib from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { parseKernelConfig } from '../../src/kernel/config.js'
-import {
-  IkconfigError,
-  bzImagePayload,
-  decompressPayload,
-  ikconfigFromBzImage,
-  ikconfigFromVmlinux,
-  payloadCompression,
-} from '../../src/kernel/ikconfig.js'
-import { REAL_KERNEL, haveRealKernel } from './helpers.js'
+import { bzImagePayload, decompressPayload, IkconfigError, ikconfigFromBzImage, ikconfigFromVmlinux, payloadCompression } from '../../src/kernel/ikconfig.js'
+import { haveRealKernel, REAL_KERNEL } from './helpers.js'
 
 if (!haveRealKernel) console.warn(`skipping the real-bzImage IKCONFIG test: ${REAL_KERNEL}/bzImage or config is missing`)
 

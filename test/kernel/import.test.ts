@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { listCachedKernels } from '../../src/kernel/cache.js'
 import { importKernel } from '../../src/kernel/import.js'
 import { resolveKernel } from '../../src/kernel/resolve.js'
-import { REAL_KERNEL, haveRealKernel } from './helpers.js'
+import { haveRealKernel, REAL_KERNEL } from './helpers.js'
 
 const shared = REAL_KERNEL
 const haveShared = haveRealKernel

@@ -32,6 +32,7 @@ describe('progress display', () => {
     expect(redraw).toContain('bzImage')
     expect(redraw).toContain('0:00')
     // eslint-disable-next-line no-control-regex
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts the terminal sequences it strips
     const visible = redraw.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '').replace('\r', '')
     expect(visible.length).toBeLessThanOrEqual(59)
     expect(chunks.at(-1)).toBe('\r\x1b[K')

@@ -2,15 +2,27 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parseKernelConfig } from '../../src/kernel/config.js'
-import { REQUIRED_OPTIONS, hasSchedExt, missingRequired, unmetFragmentSettings } from '../../src/kernel/required.js'
-import { REAL_KERNEL, haveRealKernel } from './helpers.js'
+import { hasSchedExt, missingRequired, REQUIRED_OPTIONS, unmetFragmentSettings } from '../../src/kernel/required.js'
+import { haveRealKernel, REAL_KERNEL } from './helpers.js'
 
 const fragmentText = fs.readFileSync(path.join(import.meta.dirname, '../../src/kernel/kconfig.fragment'), 'utf8')
 
 describe('required options', () => {
   it('include what the brief and DESIGN §7 demand', () => {
-    for (const o of ['SCHED_CLASS_EXT', 'DEBUG_INFO_BTF', 'BPF_SYSCALL', 'BPF_JIT', 'VIRTIO_CONSOLE', 'VIRTIO_MMIO_CMDLINE_DEVICES',
-      'VIRTIO_BLK', 'SERIAL_8250_CONSOLE', 'CGROUPS', 'CPUSETS', 'ACPI_NUMA', 'SCHEDSTATS'])
+    for (const o of [
+      'SCHED_CLASS_EXT',
+      'DEBUG_INFO_BTF',
+      'BPF_SYSCALL',
+      'BPF_JIT',
+      'VIRTIO_CONSOLE',
+      'VIRTIO_MMIO_CMDLINE_DEVICES',
+      'VIRTIO_BLK',
+      'SERIAL_8250_CONSOLE',
+      'CGROUPS',
+      'CPUSETS',
+      'ACPI_NUMA',
+      'SCHEDSTATS',
+    ])
       expect(REQUIRED_OPTIONS).toContain(o)
   })
 

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { listCachedKernels } from '../../src/kernel/cache.js'
 import { resolveKernel } from '../../src/kernel/resolve.js'
 import { KtstrError } from '../../src/util/errors.js'
-import { NO_SCHED_EXT_CONFIG, REAL_KERNEL, fakeCacheEntry, fakeKernelDir, haveRealKernel, tempDir } from './helpers.js'
+import { fakeCacheEntry, fakeKernelDir, haveRealKernel, NO_SCHED_EXT_CONFIG, REAL_KERNEL, tempDir } from './helpers.js'
 
 let root: string
 let cache: string

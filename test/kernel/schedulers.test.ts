@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { openKernel, resolveKernel } from '../../src/kernel/resolve.js'
 import { listSchedulers, resolveScheduler } from '../../src/kernel/schedulers.js'
 import { KtstrError } from '../../src/util/errors.js'
-import { REAL_KERNEL, fakeKernelDir, haveRealKernel, tempDir } from './helpers.js'
+import { fakeKernelDir, haveRealKernel, REAL_KERNEL, tempDir } from './helpers.js'
 
 let root: string
 beforeEach(() => {

@@ -4,8 +4,8 @@
  * the host has none.
  */
 import { describe, expect, it } from 'vitest'
-import { PANIC_SCRIPT } from '../helpers/panic.js'
 import { runCli } from '../helpers/cli.js'
+import { PANIC_SCRIPT } from '../helpers/panic.js'
 import { testKernel } from '../helpers/repo.js'
 import { BOOT, exec, skipReason } from './helpers.js'
 

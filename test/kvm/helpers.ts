@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs'
 import { probeKvm } from '../../src/vm/accel.js'
-import { runCli, type CliResult } from '../helpers/cli.js'
+import { type CliResult, runCli } from '../helpers/cli.js'
 import { cliPath, testKernel } from '../helpers/repo.js'
 
 const kvm = probeKvm()

@@ -5,7 +5,7 @@
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { repoRoot } from '../helpers/repo.js'
-import { fixtureProject, type FixtureProject } from '../helpers/vitest-run.js'
+import { type FixtureProject, fixtureProject } from '../helpers/vitest-run.js'
 import { BOOT, skipReason } from './helpers.js'
 
 describe.skipIf(skipReason)('vitest --pool=ktstr, backend kvm', () => {

@@ -44,15 +44,32 @@ const include = ['package.json', 'tsconfig.json', 'vitest.kvm.config.ts', 'dist'
   .filter((p) => fs.existsSync(p))
 include.push(path.resolve(kernel))
 const args = [
-  path.join(repo, 'dist/src/cli/main.js'), 'exec',
+  path.join(repo, 'dist/src/cli/main.js'),
+  'exec',
   // One outer vCPU: with several, QEMU's TCG round-robin between them breaks the inner guests'
   // interrupt masking (interrupts land while IF=0 and the inner kernels deadlock), and with
   // single-threaded TCG a second vCPU adds no parallelism anyway. Its memory: KTSTR_KVM_OUTER_MIB, else 4 GiB.
-  '--kernel', kernel, '--nested-kvm', '--topology', '1n1l1c1t', '--memory', process.env.KTSTR_KVM_OUTER_MIB || String(outerMib), '--timeout', '3600',
+  '--kernel',
+  kernel,
+  '--nested-kvm',
+  '--topology',
+  '1n1l1c1t',
+  '--memory',
+  process.env.KTSTR_KVM_OUTER_MIB || String(outerMib),
+  '--timeout',
+  '3600',
   ...include.flatMap((p) => ['--include', p]),
-  '--env', `KTSTR_KERNEL=${path.resolve(kernel)}`, '--env', 'KTSTR_NESTED=1', '--env', 'NO_COLOR=1',
+  '--env',
+  `KTSTR_KERNEL=${path.resolve(kernel)}`,
+  '--env',
+  'KTSTR_NESTED=1',
+  '--env',
+  'NO_COLOR=1',
   ...(process.env.KTSTR_LOG ? ['--env', `KTSTR_LOG=${process.env.KTSTR_LOG}`] : []),
-  '--', process.execPath, ...vitest, ...extra,
+  '--',
+  process.execPath,
+  ...vitest,
+  ...extra,
 ]
 const r = spawnSync(process.execPath, args, { cwd: repo, stdio: 'inherit', env: { ...process.env, KTSTR_KERNEL: kernel } })
 process.exit(r.status ?? 1)

@@ -4,17 +4,8 @@
  */
 import koffi from 'koffi'
 import { describe, expect, it } from 'vitest'
-import {
-  KVM_API_VERSION,
-  KVM_EXIT,
-  KVM_IOCTL,
-  RUN_OFFSETS,
-  kvm_regs,
-  kvm_sregs,
-  kvm_userspace_memory_region,
-  offsetOf,
-} from '../../native-shims/kvm/abi.js'
 import { MAP_ANONYMOUS, MAP_SHARED, O_CLOEXEC, O_RDWR, PROT_READ, PROT_WRITE } from '../../native-shims/constants.js'
+import { KVM_API_VERSION, KVM_EXIT, KVM_IOCTL, kvm_regs, kvm_sregs, kvm_userspace_memory_region, offsetOf, RUN_OFFSETS } from '../../native-shims/kvm/abi.js'
 import { close, ioctlPtr, ioctlVal, mmap, open, view } from '../../native-shims/libc.js'
 
 // mov dx,0x3f8; mov al,'K'; out dx,al; mov al,'\n'; out dx,al; hlt

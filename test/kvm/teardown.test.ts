@@ -7,8 +7,8 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { CpioWriter, MemorySink } from '../../src/image/cpio.js'
 import { resolveTopology } from '../../runtime/protocol/presets.js'
+import { CpioWriter, MemorySink } from '../../src/image/cpio.js'
 import { testKernel } from '../helpers/repo.js'
 import { newFds, newMaps, newThreads, resources } from '../vm/kvm/resources.js'
 import { skipReason } from './helpers.js'
@@ -45,7 +45,6 @@ describe.skipIf(skipReason)('kvm backend teardown', () => {
       expect(newFds(before)).toEqual([]) // no anon_inode:kvm-vcpu:0
       expect(newMaps(before).filter((m) => m.includes('kvm-vcpu'))).toEqual([]) // no kvm_run page
       expect(newThreads(before)).toEqual([])
-
     } finally {
       vm.close()
       sys.close()
@@ -70,7 +69,14 @@ describe.skipIf(skipReason)('kvm backend teardown', () => {
       const disk = path.join(dir, 'disk.img')
       fs.writeFileSync(disk, Buffer.alloc(1 << 20))
       const bzImage = fs.statSync(testKernel!).isDirectory() ? path.join(testKernel!, 'bzImage') : testKernel!
-      const plan = { kernel: bzImage, initrd, cmdline: 'console=ttyS0 loglevel=6 panic=-1 reboot=k', topology: resolveTopology('1n1l2c1t'), memoryMib: 256, disks: [{ path: disk, readOnly: false }] }
+      const plan = {
+        kernel: bzImage,
+        initrd,
+        cmdline: 'console=ttyS0 loglevel=6 panic=-1 reboot=k',
+        topology: resolveTopology('1n1l2c1t'),
+        memoryMib: 256,
+        disks: [{ path: disk, readOnly: false }],
+      }
       // Warm-up: koffi, libc and the worker machinery load once per process and stay.
       await (await launchKvm(plan, new ConsoleLog())).exited
 

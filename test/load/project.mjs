@@ -37,7 +37,10 @@ ${i % 6 === 5 ? `\ntest('file ${i}: fails on purpose', () => {\n  expect(${i}).t
 
 /** Whether file i's tests should pass: [name, expected state]. */
 export function expectedResults(i) {
-  const r = [[`file ${i}: the guest it asked for`, 'passed'], [`file ${i}: spinners are not starved`, 'passed']]
+  const r = [
+    [`file ${i}: the guest it asked for`, 'passed'],
+    [`file ${i}: spinners are not starved`, 'passed'],
+  ]
   if (i % 6 === 5) r.push([`file ${i}: fails on purpose`, 'failed'])
   return r
 }
@@ -76,7 +79,10 @@ function descendants(pid) {
   } catch {
     return []
   }
-  const rows = out.trim().split('\n').map((l) => l.trim().split(/\s+/))
+  const rows = out
+    .trim()
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
   const kids = new Map()
   for (const [p, pp, comm] of rows) {
     if (!kids.has(pp)) kids.set(pp, [])
@@ -99,7 +105,10 @@ export function leftovers(tmpdir) {
   const folders = fs.readdirSync(tmpdir)
   let qemus = 0
   try {
-    qemus = execFileSync('pgrep', ['-f', `qemu-system-x86_64.*${tmpdir}`], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).length
+    qemus = execFileSync('pgrep', ['-f', `qemu-system-x86_64.*${tmpdir}`], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter(Boolean).length
   } catch {}
   return { folders, qemus }
 }

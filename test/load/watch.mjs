@@ -73,7 +73,9 @@ if (first && last) {
   if (last.fds > first.fds) problems.push(`fds grew ${first.fds} → ${last.fds}`)
   if (last.threads > first.threads) problems.push(`threads grew ${first.threads} → ${last.threads}`)
   if (last.children > first.children) problems.push(`child processes grew ${first.children} → ${last.children}`)
-  console.log(`watch: ${samples.length - 1} edits; RSS ${first.rssMib} → ${last.rssMib} MiB (max ${Math.max(...samples.map((s) => Number(s.rssMib)))}), fds ${first.fds} → ${last.fds}, threads ${first.threads} → ${last.threads}, children ${first.children} → ${last.children}`)
+  console.log(
+    `watch: ${samples.length - 1} edits; RSS ${first.rssMib} → ${last.rssMib} MiB (max ${Math.max(...samples.map((s) => Number(s.rssMib)))}), fds ${first.fds} → ${last.fds}, threads ${first.threads} → ${last.threads}, children ${first.children} → ${last.children}`,
+  )
 }
 if (left.qemus || left.folders.length) problems.push(`${left.qemus} QEMU(s) and run folders [${left.folders.join(', ')}] left behind`)
 if (problems.length) {
@@ -98,6 +100,8 @@ function check(edit, i, modules, errors) {
   const want = edit % 4 === 3 ? 'failed' : 'passed'
   if (r?.state !== want) {
     const ran = [...mod.children.allTests()].map((t) => t.name).join(', ')
-    problems.push(`edit ${edit}: ${name} edition test ${r?.state ?? 'missing'}, expected ${want} (tests run: ${ran || 'none'}; ${mod.errors?.()[0]?.message ?? ''})`)
+    problems.push(
+      `edit ${edit}: ${name} edition test ${r?.state ?? 'missing'}, expected ${want} (tests run: ${ran || 'none'}; ${mod.errors?.()[0]?.message ?? ''})`,
+    )
   }
 }

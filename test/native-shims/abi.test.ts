@@ -3,14 +3,8 @@ import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { hasGcc } from '../../native-shims/cprobe.js'
 import { koffi } from '../../native-shims/koffi.js'
+import { ABI_STRUCTS, KVM_IOCTL, kvm_lapic_state, kvm_userspace_memory_region, RUN_OFFSETS } from '../../native-shims/kvm/abi.js'
 import { abiFacts, compareFacts, compilerFacts } from '../../native-shims/kvm/abi-check.js'
-import {
-  ABI_STRUCTS,
-  KVM_IOCTL,
-  RUN_OFFSETS,
-  kvm_lapic_state,
-  kvm_userspace_memory_region,
-} from '../../native-shims/kvm/abi.js'
 
 const goldenFile = fileURLToPath(new URL('../../native-shims/kvm/abi.golden.json', import.meta.url))
 

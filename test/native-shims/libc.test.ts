@@ -4,12 +4,12 @@ import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { Worker, isMainThread } from 'node:worker_threads'
+import { isMainThread, Worker } from 'node:worker_threads'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import * as C from '../../native-shims/constants.js'
 import { compileAndRun, factsProgram, hasGcc } from '../../native-shims/cprobe.js'
-import * as libc from '../../native-shims/libc.js'
 import type { SyscallError } from '../../native-shims/libc.js'
+import * as libc from '../../native-shims/libc.js'
 
 const { EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE, MAP_ANONYMOUS, MAP_PRIVATE, O_CLOEXEC, O_CREAT, O_RDONLY, O_RDWR } = C
 const { PROT_READ, PROT_WRITE, O_TRUNC, MS_NODEV, MS_NOSUID, MNT_DETACH } = C
@@ -221,7 +221,10 @@ describe('libc shims', () => {
     const target = fs.mkdtempSync(path.join(dir, 'mnt-'))
     libc.mount('ktstr-test', target, 'tmpfs', MS_NOSUID | MS_NODEV, 'size=1m,mode=0700')
     try {
-      const line = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.includes(` ${target} `))
+      const line = fs
+        .readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .find((l) => l.includes(` ${target} `))
       expect(line).toMatch(/ tmpfs ktstr-test /)
       expect(line).toMatch(/nosuid,nodev/)
       fs.writeFileSync(path.join(target, 'f'), 'x')
@@ -239,11 +242,7 @@ describe('constants', () => {
   if (reason) console.warn(`skipping the constants check: ${reason}`)
   it.skipIf(reason !== undefined)('match the glibc headers', () => {
     const facts = Object.entries(C).map(([name, value]) => ({ key: name, cExpr: name, value: Number(value) }))
-    const src = factsProgram(
-      ['fcntl.h', 'sys/mman.h', 'sys/eventfd.h', 'sys/mount.h', 'sys/reboot.h', 'signal.h'],
-      facts,
-      ['_GNU_SOURCE'],
-    )
+    const src = factsProgram(['fcntl.h', 'sys/mman.h', 'sys/eventfd.h', 'sys/mount.h', 'sys/reboot.h', 'signal.h'], facts, ['_GNU_SOURCE'])
     const truth = JSON.parse(compileAndRun(src)) as Record<string, number>
     const wrong = facts.filter((f) => truth[f.key] !== f.value).map((f) => `${f.key}: ${f.value}, C ${truth[f.key]}`)
     console.log(`compared ${facts.length} libc constants with gcc`)

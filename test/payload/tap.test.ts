@@ -5,7 +5,16 @@ import { parseTap } from '../../runtime/payload/tap.js'
 describe('parseTap', () => {
   it('reads TAP results, directives and diagnostics', () => {
     const cases = parseTap(
-      ['TAP version 13', '1..4', 'ok 1 - loads', 'not ok 2 - unloads cleanly', '# got EBUSY', 'ok 3 skipped one # SKIP no BTF', 'ok 4 # TODO later', 'trailing noise'].join('\n'),
+      [
+        'TAP version 13',
+        '1..4',
+        'ok 1 - loads',
+        'not ok 2 - unloads cleanly',
+        '# got EBUSY',
+        'ok 3 skipped one # SKIP no BTF',
+        'ok 4 # TODO later',
+        'trailing noise',
+      ].join('\n'),
     )
     expect(cases.map((c) => [c.number, c.name, c.ok, c.directive ?? null])).toEqual([
       [1, 'loads', true, null],

@@ -2,12 +2,13 @@
 // childVm): the channel is a unix socket instead of a virtio port, and "the kernel console" is this
 // process's stderr. It runs the compiled guest worker exactly as the init does for mode vitest.
 // Plain JS: node runs it directly.
+
+import { once } from 'node:events'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import v8 from 'node:v8'
-import { once } from 'node:events'
-import { Endpoint, decodeHostMessage } from '../../dist/runtime/protocol/index.js'
+import { decodeHostMessage, Endpoint } from '../../dist/runtime/protocol/index.js'
 
 const [socketPath, specPath] = process.argv.slice(2)
 const exit = process.exit.bind(process) // Vitest makes process.exit throw while tests run; the init uses reboot(2)
@@ -62,7 +63,12 @@ async function powerOff(code) {
 const scheduler = spec.scheduler
 if (scheduler === 'scx_broken') {
   consoleLine('[    1.200000] sched_ext: scx_broken: ops.init() failed (-22)')
-  send({ kind: 'scheduler-failed', scheduler, message: 'scx_broken exited before attaching', exit: { code: 1, signal: null, output: 'scx_broken: failed to attach: Invalid argument\n' } })
+  send({
+    kind: 'scheduler-failed',
+    scheduler,
+    message: 'scx_broken exited before attaching',
+    exit: { code: 1, signal: null, output: 'scx_broken: failed to attach: Invalid argument\n' },
+  })
   await powerOff(0)
 }
 if (scheduler) consoleLine(`[    1.100000] sched_ext: BPF scheduler "${scheduler.replace(/^scx_/, '')}" enabled`)
@@ -88,7 +94,13 @@ globalThis.__fakeGuest = {
 const root = spec.cwd + path.sep
 const readOnly = (p) => typeof p === 'string' && path.resolve(p).startsWith(root)
 const refuse = (p) => Object.assign(new Error(`EROFS: fake guest, read-only host tree: ${p}`), { code: 'EROFS' })
-for (const [obj, name] of [[fs.promises, 'writeFile'], [fs.promises, 'mkdir'], [fs.promises, 'unlink'], [fs, 'writeFileSync'], [fs, 'mkdirSync']]) {
+for (const [obj, name] of [
+  [fs.promises, 'writeFile'],
+  [fs.promises, 'mkdir'],
+  [fs.promises, 'unlink'],
+  [fs, 'writeFileSync'],
+  [fs, 'mkdirSync'],
+]) {
   const orig = obj[name]
   obj[name] = function (p, ...rest) {
     if (readOnly(p)) {

@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest'
 import { ktstrGauntlet } from 'ktstr/plugin'
+import { describe, expect, it } from 'vitest'
 
 describe('ktstrGauntlet', () => {
   it('makes one ktstr project per preset, named after it', () => {

@@ -25,7 +25,7 @@ describe('vitestClosure', () => {
     expect(files).toContain(real('chai/package.json'))
   })
 
-  it('leaves out Vitest\'s host side and Vite\'s bundler', () => {
+  it("leaves out Vitest's host side and Vite's bundler", () => {
     expect(files).not.toContain(real('vitest/dist/node.js'))
     expect(files.some((f) => f.includes('/vitest/dist/chunks/cli-api.'))).toBe(false)
     expect(files.some((f) => f.includes('/vite/dist/node/chunks/'))).toBe(false)

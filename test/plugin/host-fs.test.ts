@@ -7,9 +7,9 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { serveHostFs, type SnapshotScope } from '../../plugin/host-fs.js'
+import { type SnapshotScope, serveHostFs } from '../../plugin/host-fs.js'
 import { parseHostFsRequest } from '../../runtime/protocol/guest-schema.js'
-import { ENVELOPE_MARK, MalformedMessage, type HostFsOp, type HostFsReply } from '../../runtime/protocol/index.js'
+import { ENVELOPE_MARK, type HostFsOp, type HostFsReply, MalformedMessage } from '../../runtime/protocol/index.js'
 
 let base: string
 let root: string
@@ -52,7 +52,10 @@ const refused = async (op: HostFsOp, s?: SnapshotScope) => {
 }
 /** Every file under `dir`, symlinks not followed. */
 const tree = (dir: string): string[] =>
-  fs.readdirSync(dir, { recursive: true, withFileTypes: true }).map((d) => path.relative(dir, path.join(d.parentPath, d.name))).sort()
+  fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
+    .map((d) => path.relative(dir, path.join(d.parentPath, d.name)))
+    .sort()
 
 describe('what a guest may do', () => {
   it('writes, reads and removes its snapshot file (creating __snapshots__)', async () => {
@@ -101,8 +104,8 @@ describe('what a guest may not do', () => {
   })
 
   it('leave the project with .. or a relative path', async () => {
-    const escape = path.join(root, '__snapshots__', '..', '..', 'outside', 'x.snap')
-    expect(await refused({ op: 'write', path: escape, content: 'x' })).toMatch(/refusing to write/)
+    const dotdot = path.join(root, '__snapshots__', '..', '..', 'outside', 'x.snap')
+    expect(await refused({ op: 'write', path: dotdot, content: 'x' })).toMatch(/refusing to write/)
     expect(await refused({ op: 'write', path: `${root}/../x`, content: 'x' })).toMatch(/refusing to write/)
     expect(await refused({ op: 'write', path: '__snapshots__/a.sched.test.ts.snap', content: 'x' })).toMatch(/refusing to write "__snapshots__/)
     expect(await refused({ op: 'read', path: '/etc/passwd' })).toMatch(/refusing to read/)
@@ -137,7 +140,11 @@ describe('what a guest may not do', () => {
     const victim = path.join(root, '.git', 'hooks', 'pre-commit')
     fs.writeFileSync(victim, 'hook\n')
     fs.symlinkSync(victim, snap)
-    for (const op of [{ op: 'write', path: snap, content: 'x' }, { op: 'read', path: snap }, { op: 'remove', path: snap }] as HostFsOp[]) {
+    for (const op of [
+      { op: 'write', path: snap, content: 'x' },
+      { op: 'read', path: snap },
+      { op: 'remove', path: snap },
+    ] as HostFsOp[]) {
       expect(await refused(op)).toBe(`ktstr: refusing to ${op.op} ${snap} for the guest: it is a symlink; snapshot files must be regular files`)
     }
     expect(fs.readFileSync(victim, 'utf8')).toBe('hook\n')

@@ -7,13 +7,13 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { Writable } from 'node:stream'
+import { fileURLToPath } from 'node:url'
 import { stripVTControlCharacters } from 'node:util'
+import { type BootGuest, ktstr } from 'ktstr/plugin'
 import type { UserConsoleLog } from 'vitest'
 import type { JsonTestResults, Reporter } from 'vitest/node'
 import { startVitest } from 'vitest/node'
-import { ktstr, type BootGuest } from 'ktstr/plugin'
 import { DEFAULT_TIMEOUT_S } from '../../src/vm/defaults.js'
 import { createRunDir } from '../../src/vm/run-dir.js'
 import { startSession } from '../../src/vm/session-runner.js'
@@ -122,7 +122,4 @@ export function sink(onText: (text: string) => void = () => {}): Writable {
 }
 
 export const byTitle = (r: RunResult, file: string) =>
-  Object.fromEntries(
-    r.json.testResults.find((t) => t.name.endsWith(file))!.assertionResults.map((a) => [a.title, a]),
-  )
-
+  Object.fromEntries(r.json.testResults.find((t) => t.name.endsWith(file))!.assertionResults.map((a) => [a.title, a]))

@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { guestSkipReason, repoRoot, strayQemus } from '../helpers/guest.js'
-import { fixtureProject, type FixtureProject } from '../helpers/vitest-run.js'
+import { type FixtureProject, fixtureProject } from '../helpers/vitest-run.js'
 
 const FIXTURE = path.join(repoRoot, 'test', 'fixtures', 'real')
 const VITEST = path.join(repoRoot, 'node_modules', 'vitest', 'vitest.mjs')
@@ -33,14 +33,18 @@ describe.skipIf(guestSkipReason)('vitest --pool=ktstr on real guests', () => {
       ['two CPUs are online', 'passed'],
       ['a failing expectation shows a diff', 'failed'],
     ])
-    expect(pf.assertionResults[2]!.failureMessages.join('\n')).toContain("expected { scheduler: 'simple', cpus: 2 } to deeply equal { scheduler: 'central', cpus: 2 }")
+    expect(pf.assertionResults[2]!.failureMessages.join('\n')).toContain(
+      "expected { scheduler: 'simple', cpus: 2 } to deeply equal { scheduler: 'central', cpus: 2 }",
+    )
     // The default reporter shows the usual diff, with a code frame from the source map.
     expect(r.out).toMatch(/-\s+"scheduler": "central",[\s\S]*\+\s+"scheduler": "simple",/)
     expect(r.out).toMatch(/pass-fail\.sched\.test\.ts:17:\d+/)
     expect(r.out).toContain('online=0-1')
     const fs_ = byName['false-scheduler.sched.test.ts']!
     expect(fs_.status).toBe('failed')
-    expect(`${fs_.message}\n${fs_.assertionResults.flatMap((a) => a.failureMessages).join('\n')}`).toMatch(/scheduler false exited before attaching \(exit code 1\)/)
+    expect(`${fs_.message}\n${fs_.assertionResults.flatMap((a) => a.failureMessages).join('\n')}`).toMatch(
+      /scheduler false exited before attaching \(exit code 1\)/,
+    )
     expect(r.out).not.toMatch(/Timeout starting|timed out/i)
     expect(strayQemus(project)).toEqual([])
   })
@@ -83,10 +87,6 @@ describe.skipIf(guestSkipReason)('vitest --pool=ktstr on real guests', () => {
     })
     expect(child.code).toBe(0)
     const listed = JSON.parse(child.out.slice(child.out.indexOf('['))) as { name: string }[]
-    expect(listed.map((t) => t.name)).toEqual([
-      'scx_simple is attached',
-      'two CPUs are online',
-      'a failing expectation shows a diff',
-    ])
+    expect(listed.map((t) => t.name)).toEqual(['scx_simple is attached', 'two CPUs are online', 'a failing expectation shows a diff'])
   })
 })

@@ -5,13 +5,13 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
+import { ktstr } from 'ktstr/plugin'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { JsonTestResults } from 'vitest/node'
 import { createVitest, startVitest } from 'vitest/node'
 import { maxGuests } from '../../plugin/capacity.js'
-import { ktstr } from 'ktstr/plugin'
 import { guestSize, specFromOptions } from '../../plugin/spec.js'
-import { REPO, built, byTitle, copyFixture, fakeGuests, runFixture, sink, type RunResult } from './pool-run.js'
+import { built, byTitle, copyFixture, fakeGuests, REPO, type RunResult, runFixture, sink } from './pool-run.js'
 
 describe.skipIf(!built)('ktstr pool over a fake guest', () => {
   let basic: RunResult
@@ -42,7 +42,7 @@ describe.skipIf(!built)('ktstr pool over a fake guest', () => {
   it('carries a failing expect with its diff', () => {
     const failed = byTitle(basic, 'basic.sched.ts')['fails with a diff']!
     expect(failed.status).toBe('failed')
-    expect(failed.failureMessages!.join('\n')).toContain('expected { scheduler: \'scx_simple\', cpus: 2 } to deeply equal')
+    expect(failed.failureMessages!.join('\n')).toContain("expected { scheduler: 'scx_simple', cpus: 2 } to deeply equal")
     expect(basic.output).toMatch(/- Expected\s*\n\+ Received/)
     expect(basic.output).toMatch(/-\s+"cpus": 4,\n\+\s+"cpus": 2,/)
   })
@@ -74,7 +74,17 @@ describe.skipIf(!built)('ktstr pool with Vitest features', () => {
       const { testModules } = await vitest.collect(['basic.sched.ts', 'bad-docblock.sched.ts'])
       const names = (m: (typeof testModules)[number]) => [...m.children.allTests()].map((t) => t.name)
       const basic = testModules.find((m) => m.moduleId.endsWith('basic.sched.ts'))!
-      expect(names(basic)).toEqual(['passes inside the guest', 'fails with a diff', 'logs', 'each 1', 'each 2', 'each 3', 'spies and fake timers', 'file snapshot', 'inline snapshot'])
+      expect(names(basic)).toEqual([
+        'passes inside the guest',
+        'fails with a diff',
+        'logs',
+        'each 1',
+        'each 2',
+        'each 3',
+        'spies and fake timers',
+        'file snapshot',
+        'inline snapshot',
+      ])
       expect(basic.state()).toBe('pending') // collected, not run
       const bad = testModules.find((m) => m.moduleId.endsWith('bad-docblock.sched.ts'))!
       expect(bad.errors()[0]?.message).toContain('unknown @ktstr key "colour"')
@@ -174,14 +184,7 @@ describe.skipIf(!built)('ktstr pool with Vitest features', () => {
 describe.skipIf(!built)('guest failures become failed files', () => {
   let r: RunResult
   beforeAll(async () => {
-    r = await runFixture([
-      'panic.sched.ts',
-      'sched-exit.sched.ts',
-      'bad-docblock.sched.ts',
-      'boot-fail.sched.ts',
-      'attach-fail.sched.ts',
-      'hang.sched.ts',
-    ])
+    r = await runFixture(['panic.sched.ts', 'sched-exit.sched.ts', 'bad-docblock.sched.ts', 'boot-fail.sched.ts', 'attach-fail.sched.ts', 'hang.sched.ts'])
   }, 180_000)
   afterAll(() => {
     if (r) fs.rmSync(r.root, { recursive: true, force: true })
@@ -235,7 +238,7 @@ describe.skipIf(!built)('guest failures become failed files', () => {
     const msg = fileMessage('hang.sched.ts')
     expect(msg).toContain('the test file did not finish within 6s')
     // Failed if the test had started when the limit hit, skipped if the (loaded) host was slower.
-    expect(byTitle(r, 'hang.sched.ts')['hangs']?.status).not.toBe('passed')
+    expect(byTitle(r, 'hang.sched.ts').hangs?.status).not.toBe('passed')
     expect(r.output).not.toContain('Test timed out')
   })
 })

@@ -7,7 +7,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { built, byTitle, runFixture, type RunResult } from './pool-run.js'
+import { built, byTitle, type RunResult, runFixture } from './pool-run.js'
 
 describe.skipIf(!built)('a guest the pool does not trust', () => {
   let r: RunResult

@@ -1,14 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import {
-  Endpoint,
-  FrameType,
-  StreamId,
-  decodeHostMessage,
-  encodeFrame,
-  type GuestMessage,
-  type HostMessage,
-} from '../../runtime/protocol/index.js'
 import { decodeGuestMessage } from '../../runtime/protocol/guest-schema.js'
+import { decodeHostMessage, Endpoint, encodeFrame, FrameType, type GuestMessage, type HostMessage, StreamId } from '../../runtime/protocol/index.js'
 import { socketPair } from '../helpers/socket-pair.js'
 
 const cleanups: (() => void)[] = []

@@ -1,16 +1,16 @@
 import { describe, expect, it } from 'vitest'
+import { decodeGuestMessage } from '../../runtime/protocol/guest-schema.js'
 import {
+  decodeHostMessage,
+  encodeFrame,
+  encodeMessage,
   FRAME_HEADER_BYTES,
   FrameDecoder,
   FrameError,
   FrameType,
   MAX_FRAME_PAYLOAD,
   StreamId,
-  decodeHostMessage,
-  encodeFrame,
-  encodeMessage,
 } from '../../runtime/protocol/index.js'
-import { decodeGuestMessage } from '../../runtime/protocol/guest-schema.js'
 
 const sample = () => [
   encodeFrame(FrameType.Control, encodeMessage({ kind: 'hello', uptimeMs: 12, nodeVersion: 'v20' })),
@@ -93,9 +93,7 @@ describe('control messages', () => {
       uptimeMs: 1,
     })
     expect(decodeHostMessage(encodeMessage({ kind: 'shutdown' }))).toEqual({ kind: 'shutdown' })
-    expect(() => decodeHostMessage(encodeMessage({ kind: 'exit', code: 0, signal: null, uptimeMs: 0 }))).toThrow(
-      /from the host: unknown kind "exit"/,
-    )
+    expect(() => decodeHostMessage(encodeMessage({ kind: 'exit', code: 0, signal: null, uptimeMs: 0 }))).toThrow(/from the host: unknown kind "exit"/)
     expect(() => decodeGuestMessage(Buffer.from('{not json'))).toThrow(/not JSON/)
     expect(() => decodeGuestMessage(Buffer.from('null'))).toThrow(/malformed control message: expected an object, got null/)
   })

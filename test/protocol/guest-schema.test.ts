@@ -5,13 +5,8 @@
  */
 import v8 from 'node:v8'
 import { describe, expect, it } from 'vitest'
-import {
-  decodeGuestMessage,
-  parseGuestMessage,
-  parseHostFsRequest,
-  parseVitestFrame,
-} from '../../runtime/protocol/guest-schema.js'
-import { ENVELOPE_MARK, MalformedMessage, encodeMessage, type GuestMessage } from '../../runtime/protocol/index.js'
+import { decodeGuestMessage, parseGuestMessage, parseHostFsRequest, parseVitestFrame } from '../../runtime/protocol/guest-schema.js'
+import { ENVELOPE_MARK, encodeMessage, type GuestMessage, MalformedMessage } from '../../runtime/protocol/index.js'
 
 const exit = { code: 1, signal: null, output: 'scx: bye\n' }
 const valid: GuestMessage[] = [
@@ -57,9 +52,7 @@ describe('guest control messages', () => {
   })
 
   it('names the kind and the field that is wrong', () => {
-    expect(malformed({ kind: 'scheduler-exited', scheduler: 'scx_simple' })).toBe(
-      'guest sent a malformed scheduler-exited message: exit: missing',
-    )
+    expect(malformed({ kind: 'scheduler-exited', scheduler: 'scx_simple' })).toBe('guest sent a malformed scheduler-exited message: exit: missing')
     expect(malformed({ kind: 'scheduler-exited', scheduler: 'scx_simple', exit: { ...exit, code: '1' } })).toBe(
       'guest sent a malformed scheduler-exited message: exit.code: expected number, got "1"',
     )
@@ -72,7 +65,9 @@ describe('guest control messages', () => {
     expect(malformed({ kind: 'fatal', message: null })).toBe('guest sent a malformed fatal message: message: expected string, got null')
     expect(malformed({ kind: 'stdin-ack', bytes: -1 })).toMatch(/^guest sent a malformed stdin-ack message: bytes: expected >=1, got -1$/)
     expect(malformed({ kind: 'stdin-ack', bytes: 2 ** 40 })).toMatch(/^guest sent a malformed stdin-ack message: bytes: expected <=67108864/)
-    expect(malformed({ kind: 'scheduler-failed', scheduler: 'x', message: 'y', exit: [] })).toMatch(/^guest sent a malformed scheduler-failed message: exit.code: missing$/)
+    expect(malformed({ kind: 'scheduler-failed', scheduler: 'x', message: 'y', exit: [] })).toMatch(
+      /^guest sent a malformed scheduler-failed message: exit.code: missing$/,
+    )
   })
 
   it('refuses what is not a message at all', () => {
@@ -89,9 +84,7 @@ describe('guest control messages', () => {
 
   it('bounds strings, and quotes only a little of a huge one', () => {
     const huge = 'x'.repeat(2 * 1024 * 1024)
-    expect(malformed({ kind: 'fatal', message: huge })).toBe(
-      `guest sent a malformed fatal message: message: expected <=${1024 * 1024}, got ${huge.length}`,
-    )
+    expect(malformed({ kind: 'fatal', message: huge })).toBe(`guest sent a malformed fatal message: message: expected <=${1024 * 1024}, got ${huge.length}`)
     const line = malformed({ kind: huge })
     expect(line).toMatch(/^guest sent a malformed control message: unknown kind "x+…$/)
     expect(malformed({ kind: 'hello', uptimeMs: 1, nodeVersion: huge.slice(0, 300) })).toMatch(/nodeVersion: expected <=256, got 300/)

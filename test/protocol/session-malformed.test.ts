@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs'
 import { afterEach, describe, expect, it } from 'vitest'
-import { FrameType, encodeFrame, encodeMessage, type GuestMessage } from '../../runtime/protocol/index.js'
+import { encodeFrame, encodeMessage, FrameType, type GuestMessage } from '../../runtime/protocol/index.js'
 import { BootFailure } from '../../src/vm/boot-failure.js'
 import { describeOutcome } from '../../src/vm/outcome.js'
 import { startSession } from '../../src/vm/session-runner.js'
@@ -32,11 +32,27 @@ async function session() {
 
 const huge = 'A'.repeat(3 * 1024 * 1024)
 const cases: [string, Buffer, string][] = [
-  ['scheduler-exited without exit', control({ kind: 'scheduler-exited', scheduler: 'scx_simple' }), 'guest sent a malformed scheduler-exited message: exit: missing'],
-  ['exit with a string code', control({ kind: 'exit', code: '0', signal: null, uptimeMs: 1 }), 'guest sent a malformed exit message: code: expected number, got "0"'],
-  ['scheduler-failed with a null message', control({ kind: 'scheduler-failed', scheduler: 'x', message: null }), 'guest sent a malformed scheduler-failed message: message: expected string, got null'],
+  [
+    'scheduler-exited without exit',
+    control({ kind: 'scheduler-exited', scheduler: 'scx_simple' }),
+    'guest sent a malformed scheduler-exited message: exit: missing',
+  ],
+  [
+    'exit with a string code',
+    control({ kind: 'exit', code: '0', signal: null, uptimeMs: 1 }),
+    'guest sent a malformed exit message: code: expected number, got "0"',
+  ],
+  [
+    'scheduler-failed with a null message',
+    control({ kind: 'scheduler-failed', scheduler: 'x', message: null }),
+    'guest sent a malformed scheduler-failed message: message: expected string, got null',
+  ],
   ['fatal with an array message', control({ kind: 'fatal', message: ['a'] }), 'guest sent a malformed fatal message: message: expected string, got Array'],
-  ['phase with an unknown phase', control({ kind: 'phase', phase: 'x', uptimeMs: 1 }), 'guest sent a malformed phase message: phase: expected ("init" | "mounted" | "scheduler-attached" | "command-starte…, got "x"'],
+  [
+    'phase with an unknown phase',
+    control({ kind: 'phase', phase: 'x', uptimeMs: 1 }),
+    'guest sent a malformed phase message: phase: expected ("init" | "mounted" | "scheduler-attached" | "command-starte…, got "x"',
+  ],
   ['a huge fatal message', control({ kind: 'fatal', message: huge }), `guest sent a malformed fatal message: message: expected <=1048576, got ${huge.length}`],
   ['null', raw('null'), 'guest sent a malformed control message: expected an object, got null'],
   ['an array', raw('[{"kind":"exit"}]'), 'guest sent a malformed control message: expected an object, got an array'],

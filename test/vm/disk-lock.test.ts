@@ -2,7 +2,7 @@
 // first instruction (-S, TCG): the host's pre-launch check (checkDisk) and the kvm backend's
 // disks (attachDisks, which opens and locks each image for the VM's life) refuse what QEMU would,
 // with one line; and QEMU refuses an image our VMM holds. rw/rw and ro/rw conflict, ro/ro coexist.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -10,9 +10,9 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { F_OFD_SETLK, F_WRLCK, O_CLOEXEC, O_RDWR } from '../../native-shims/constants.js'
 import * as libc from '../../native-shims/libc.js'
 import { checkDisk, type DiskSpec } from '../../src/vm/disk.js'
-import { diskArgs } from '../../src/vm/qemu/args.js'
-import { attachDisks, type DiskEventfds } from '../../src/vm/kvm/virtio/block/disks.js'
 import { Bus } from '../../src/vm/kvm/io-bus.js'
+import { attachDisks, type DiskEventfds } from '../../src/vm/kvm/virtio/block/disks.js'
+import { diskArgs } from '../../src/vm/qemu/args.js'
 import { guestRam } from './kvm/blk/setup.js'
 
 const QEMU = 'qemu-system-x86_64'
@@ -44,7 +44,9 @@ afterAll(() => qemus.forEach((q) => q.kill('SIGKILL')))
 
 /** A QEMU with the disk attached exactly as the qemu backend attaches it; resolves once it holds its locks. */
 async function qemuHolding(d: DiskSpec): Promise<ChildProcess> {
-  const q = spawn(QEMU, ['-accel', 'tcg', '-S', '-display', 'none', '-nodefaults', '-monitor', 'none', '-serial', 'none', ...diskArgs(d, 0)], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const q = spawn(QEMU, ['-accel', 'tcg', '-S', '-display', 'none', '-nodefaults', '-monitor', 'none', '-serial', 'none', ...diskArgs(d, 0)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
   qemus.push(q)
   let stderr = ''
   q.stderr!.on('data', (b) => (stderr += b))
@@ -60,7 +62,10 @@ async function qemuHolding(d: DiskSpec): Promise<ChildProcess> {
 
 /** QEMU's own answer for the disk: its exit code and first stderr line. */
 function qemuRefusal(d: DiskSpec): { status: number | null; line: string } {
-  const r = spawnSync(QEMU, ['-accel', 'tcg', '-S', '-display', 'none', '-nodefaults', '-monitor', 'none', '-serial', 'none', ...diskArgs(d, 0)], { encoding: 'utf8', timeout: 10_000 })
+  const r = spawnSync(QEMU, ['-accel', 'tcg', '-S', '-display', 'none', '-nodefaults', '-monitor', 'none', '-serial', 'none', ...diskArgs(d, 0)], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  })
   return { status: r.status, line: r.stderr.split('\n')[0] ?? '' }
 }
 
@@ -68,7 +73,8 @@ const noEventfds: DiskEventfds = { addIoeventfd: () => {}, addIrqfd: () => {} }
 const ourVmm = (specs: DiskSpec[]) => attachDisks(specs, { vm: noEventfds, ram: guestRam().ram, mmio: new Bus('mmio') })
 
 const rwMessage = (p: string) => `disk ${p} is in use by another guest (locked read-write); stop that guest first or give this one a copy of the image`
-const roMessage = (p: string) => `disk ${p} is in use by another guest (locked read-only); stop that guest first or attach the disk read-only here too (${p},ro)`
+const roMessage = (p: string) =>
+  `disk ${p} is in use by another guest (locked read-only); stop that guest first or attach the disk read-only here too (${p},ro)`
 
 describe.skipIf(noQemu)('disk image locks, against a real QEMU', () => {
   it('QEMU locks as measured: bytes 100 and 201 read-only, 100-101 and 201 read-write', async () => {
@@ -142,7 +148,9 @@ describe('disk image locks, against another program', () => {
     const fd = libc.open(p, O_RDWR | O_CLOEXEC)
     try {
       libc.fcntlLock(fd, F_OFD_SETLK, { type: F_WRLCK, start: 0, len: 0 })
-      expect(() => ourVmm([{ path: p, readOnly: true }])).toThrow(`disk ${p} is locked by another program; stop it first or give this guest a copy of the image`)
+      expect(() => ourVmm([{ path: p, readOnly: true }])).toThrow(
+        `disk ${p} is locked by another program; stop it first or give this guest a copy of the image`,
+      )
     } finally {
       libc.close(fd)
     }

@@ -1,11 +1,11 @@
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parseTopology } from '../../runtime/protocol/topology.js'
-import { kernelCmdline } from '../../src/vm/backend.js'
-import type { DiskSpec } from '../../src/vm/disk.js'
-import { qemuArgs, qemuOptionValue, type Accel } from '../../src/vm/qemu/args.js'
 import { collectBase } from '../../src/image/base.js'
 import { GUEST_INIT, GUEST_NODE } from '../../src/image/guest-paths.js'
+import { kernelCmdline } from '../../src/vm/backend.js'
+import type { DiskSpec } from '../../src/vm/disk.js'
+import { type Accel, qemuArgs, qemuOptionValue } from '../../src/vm/qemu/args.js'
 import { repoRoot } from '../helpers/repo.js'
 
 const plan = {
@@ -59,7 +59,13 @@ describe('qemu command line', () => {
   })
 
   it('attaches each disk as a virtio-blk drive with QEMU throttling, commas escaped', () => {
-    const args = argsOf('tcg', { ...plan, disks: [{ path: '/d/a,b.img', readOnly: true, iops: 5 }, { path: '/d/c.img', readOnly: false }] })
+    const args = argsOf('tcg', {
+      ...plan,
+      disks: [
+        { path: '/d/a,b.img', readOnly: true, iops: 5 },
+        { path: '/d/c.img', readOnly: false },
+      ],
+    })
     expect(after(args, '-drive')).toEqual([
       'file=/d/a,,b.img,if=none,id=disk0,format=raw,cache=none,aio=threads,readonly=on,throttling.iops-total=5',
       'file=/d/c.img,if=none,id=disk1,format=raw,cache=none,aio=threads',

@@ -18,7 +18,7 @@ function folder(name: string): string {
 }
 
 describe('run folders', () => {
-  it("sweeps only folders whose owner is gone or whose pid now names another process", () => {
+  it('sweeps only folders whose owner is gone or whose pid now names another process', () => {
     const dead = spawnSync('true').pid!
     const mine = folder(`ktstr-vm-${process.pid}-${processStartTime(process.pid)}-aaaaaa`)
     folder(`ktstr-vm-${dead}-${processStartTime(process.pid)}-bbbbbb`) // its owner exited

@@ -7,7 +7,7 @@ import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { guestSkipReason, repoRoot } from '../helpers/guest.js'
 import { killAndCount, runDirs, waitFor } from '../helpers/host-death.js'
-import { fixtureProject, type FixtureProject } from '../helpers/vitest-run.js'
+import { type FixtureProject, fixtureProject } from '../helpers/vitest-run.js'
 
 const VITEST = path.join(repoRoot, 'node_modules', 'vitest', 'vitest.mjs')
 const projects: FixtureProject[] = []

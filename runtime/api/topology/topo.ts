@@ -9,7 +9,7 @@ import path from 'node:path'
 import { formatCpuList, intersect, parseCpuList } from '../../protocol/cpulist.js'
 import { KtstrError } from '../../protocol/errors.js'
 import { resolveTopology } from '../../protocol/presets.js'
-import { formatTopology, llcCpus, nodeCpus, validateTopology, type TopologySpec } from '../../protocol/topology.js'
+import { formatTopology, llcCpus, nodeCpus, type TopologySpec, validateTopology } from '../../protocol/topology.js'
 
 export class Topo {
   /** Online CPU ids, ascending. */
@@ -23,7 +23,10 @@ export class Topo {
 
   constructor(parts: { cpus: number[]; llcs: number[][]; nodes: number[][]; cores: number[][] }) {
     const sortAll = (groups: number[][]) =>
-      groups.map((g) => [...new Set(g)].sort((a, b) => a - b)).filter((g) => g.length > 0).sort((a, b) => a[0]! - b[0]!)
+      groups
+        .map((g) => [...new Set(g)].sort((a, b) => a - b))
+        .filter((g) => g.length > 0)
+        .sort((a, b) => a[0]! - b[0]!)
     this.cpus = [...new Set(parts.cpus)].sort((a, b) => a - b)
     this.llcs = sortAll(parts.llcs)
     this.nodes = parts.nodes.map((g) => [...g].sort((a, b) => a - b))
@@ -136,9 +139,7 @@ export class Topo {
     const list = typeof cpus === 'string' ? parseCpuList(cpus) : [...new Set(cpus)].sort((a, b) => a - b)
     const missing = list.filter((c) => !this.cpus.includes(c))
     if (missing.length || list.length === 0) {
-      throw new KtstrError(
-        `cpuset ${formatCpuList(list) || '(empty)'} is not within this guest's CPUs ${formatCpuList(this.cpus)} (${this})`,
-      )
+      throw new KtstrError(`cpuset ${formatCpuList(list) || '(empty)'} is not within this guest's CPUs ${formatCpuList(this.cpus)} (${this})`)
     }
     return list
   }

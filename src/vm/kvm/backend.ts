@@ -1,5 +1,5 @@
 /** The kvm backend: our own VMM (./launch.ts, loaded only when used), which attaches the disks itself. */
-import { kernelCmdline, type Backend } from '../backend.js'
+import { type Backend, kernelCmdline } from '../backend.js'
 
 export const kvmBackend: Backend = {
   async launch(plan, console) {

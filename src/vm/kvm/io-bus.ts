@@ -6,6 +6,7 @@ import type { AccessResult, DeviceAccess } from './vcpu/thread.js'
 
 export interface BusHandler {
   read(offset: number, size: number): number | bigint
+  // biome-ignore lint/suspicious/noConfusingVoidType: a device's write may return nothing (void), not only undefined
   write(offset: number, size: number, value: number | bigint): void | AccessResult['stop']
 }
 

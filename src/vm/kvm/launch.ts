@@ -19,8 +19,8 @@ import { KVM_PV_FEATURE, type KvmPvFeature } from './arch/x86_64/cpuid.js'
 import { Bus } from './io-bus.js'
 import { attachLegacyDevices } from './legacy/attach.js'
 import type { GuestMemory } from './memory/guest-memory.js'
-import { mapHostRam, type HostRam } from './memory/host-ram.js'
-import { MiB, x86MemoryLayout, type MemoryLayout } from './memory/layout.js'
+import { type HostRam, mapHostRam } from './memory/host-ram.js'
+import { type MemoryLayout, MiB, x86MemoryLayout } from './memory/layout.js'
 import { KvmSystem, type KvmVm } from './system.js'
 import { createVcpus, startVcpus } from './vcpu/create.js'
 import { TerminalReason } from './vcpu/protocol.js'
@@ -142,7 +142,10 @@ export const DEFAULT_WITHHELD_PV: readonly KvmPvFeature[] = ['async-pf', 'async-
 /** KTSTR_KVM_WITHHOLD_PV=async-pf,pv-eoi,… replaces the default list ('' withholds nothing). */
 export function withheldPvFeatures(env: string | undefined): readonly KvmPvFeature[] {
   if (env === undefined) return DEFAULT_WITHHELD_PV
-  const names = env.split(',').map((n) => n.trim()).filter(Boolean)
+  const names = env
+    .split(',')
+    .map((n) => n.trim())
+    .filter(Boolean)
   const bad = names.filter((n) => !(n in KVM_PV_FEATURE))
   if (bad.length) throw new KtstrError(`KTSTR_KVM_WITHHOLD_PV: unknown feature ${bad.join(', ')}; known: ${Object.keys(KVM_PV_FEATURE).join(', ')}`)
   return names as KvmPvFeature[]

@@ -3,13 +3,14 @@
  * Documentation/virt/kvm/api.rst). vCPU ioctls live in vcpu/run-loop.ts, on the vCPU's own thread.
  */
 import koffi from 'koffi'
+import { O_CLOEXEC, O_RDWR } from '../../../native-shims/constants.js'
 import {
   KVM_API_VERSION,
   KVM_CAP,
   KVM_IOCTL,
-  kvm_cpuid2,
-  kvm_cpuid_entry2,
   KVM_IOEVENTFD_FLAG,
+  kvm_cpuid_entry2,
+  kvm_cpuid2,
   kvm_ioeventfd,
   kvm_irq_level,
   kvm_irqfd,
@@ -17,7 +18,6 @@ import {
   kvm_userspace_memory_region,
   offsetOf,
 } from '../../../native-shims/kvm/abi.js'
-import { O_CLOEXEC, O_RDWR } from '../../../native-shims/constants.js'
 import { close, ioctlPtr, ioctlVal, open, tryIoctlPtr } from '../../../native-shims/libc.js'
 import { KtstrError } from '../../util/errors.js'
 

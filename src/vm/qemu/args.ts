@@ -1,10 +1,11 @@
 /**
  * The QEMU command line for one guest. Pure: everything it needs is in the LaunchPlan.
  */
-import { topologyArgs } from './topology-args.js'
+
 import { CHANNEL_PORT_NAME } from '../../../runtime/protocol/index.js'
 import { kernelCmdline, type LaunchPlan } from '../backend.js'
 import type { DiskSpec } from '../disk.js'
+import { topologyArgs } from './topology-args.js'
 
 export type Accel = 'kvm' | 'tcg'
 
@@ -16,23 +17,33 @@ export function qemuArgs(p: LaunchPlan, accel: Accel): string[] {
   return [
     '-nodefaults',
     '-no-user-config',
-    '-display', 'none',
+    '-display',
+    'none',
     '-no-reboot',
-    '-machine', 'pc',
+    '-machine',
+    'pc',
     // Multi-threaded TCG corrupts the kernel's text patching when sched_ext flips static keys
     // (docs/tcg.md), so TCG runs single-threaded.
     ...(accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=single', '-cpu', p.nestedKvm ? 'max,+svm' : 'max']),
     ...topologyArgs(p.topology, p.memoryMib),
-    '-kernel', p.kernel,
-    '-initrd', p.initrd,
-    '-append', cmdline,
+    '-kernel',
+    p.kernel,
+    '-initrd',
+    p.initrd,
+    '-append',
+    cmdline,
     // Kernel console (ttyS0) on QEMU's stdout.
-    '-chardev', 'stdio,id=console,signal=off',
-    '-serial', 'chardev:console',
+    '-chardev',
+    'stdio,id=console,signal=off',
+    '-serial',
+    'chardev:console',
     // The channel: a virtio-serial port named ktstr.0, backed by the host's unix socket.
-    '-device', 'virtio-serial-pci,id=vser0',
-    '-chardev', `socket,id=channel,path=${qemuOptionValue(p.channelSocket)}`,
-    '-device', `virtserialport,bus=vser0.0,chardev=channel,name=${CHANNEL_PORT_NAME}`,
+    '-device',
+    'virtio-serial-pci,id=vser0',
+    '-chardev',
+    `socket,id=channel,path=${qemuOptionValue(p.channelSocket)}`,
+    '-device',
+    `virtserialport,bus=vser0.0,chardev=channel,name=${CHANNEL_PORT_NAME}`,
     ...p.disks.flatMap(diskArgs),
   ]
 }

@@ -9,10 +9,10 @@ import type { Duplex } from 'node:stream'
 import { KtstrError } from '../../util/errors.js'
 import { log } from '../../util/log.js'
 import { which } from '../../util/which.js'
+import type { Backend, LaunchPlan } from '../backend.js'
 import type { ConsoleLog } from '../console.js'
 import type { VmExit, VmProcess } from '../vm-process.js'
-import type { Backend, LaunchPlan } from '../backend.js'
-import { qemuArgs, type Accel } from './args.js'
+import { type Accel, qemuArgs } from './args.js'
 
 export const QEMU_BINARY = 'qemu-system-x86_64'
 

@@ -10,12 +10,7 @@ import { formatCpuList } from '../../../runtime/protocol/cpulist.js'
 import { cpuCount, nodeCpus, type TopologySpec as Topology } from '../../../runtime/protocol/topology.js'
 
 export function topologyArgs(t: Topology, memoryMib: number): string[] {
-  const args = [
-    '-smp',
-    `cpus=${cpuCount(t)},sockets=${t.llcs},dies=1,cores=${t.coresPerLlc},threads=${t.threadsPerCore}`,
-    '-m',
-    `${memoryMib}M`,
-  ]
+  const args = ['-smp', `cpus=${cpuCount(t)},sockets=${t.llcs},dies=1,cores=${t.coresPerLlc},threads=${t.threadsPerCore}`, '-m', `${memoryMib}M`]
   if (t.numaNodes === 1) return args
   for (let node = 0; node < t.numaNodes; node++) {
     args.push('-object', `memory-backend-ram,id=ram-node${node},size=${nodeMemoryMib(memoryMib, t.numaNodes, node)}M`)

@@ -10,8 +10,8 @@ import path from 'node:path'
 import { resolveTopology } from '../../../runtime/protocol/presets.js'
 import { isKtstrError, KtstrError } from '../../util/errors.js'
 import { shellWords } from '../../util/shell-words.js'
-import { MAX_DISK_THROTTLE, type DiskSpec } from '../disk.js'
-import { MAX_TIMEOUT_S, maxMemoryMib, MIN_MEMORY_MIB } from '../defaults.js'
+import { MAX_TIMEOUT_S, MIN_MEMORY_MIB, maxMemoryMib } from '../defaults.js'
+import { type DiskSpec, MAX_DISK_THROTTLE } from '../disk.js'
 import type { VmRequest, VmSpec } from './request.js'
 
 /** The spec's keys, spelled as in the docblock and the CLI flags. */
@@ -71,7 +71,9 @@ const RULES: { [K in SpecKey]: (v: unknown, dir: string) => unknown } = {
   },
   timeout: (v) => {
     const n = numberOf(v, /^\d+(\.\d+)?$/)
-    return n > 0 && n <= MAX_TIMEOUT_S ? n : refuse(`expected a number of seconds above 0 and at most ${MAX_TIMEOUT_S} (about 24 days, the limit of Node's timers)`)
+    return n > 0 && n <= MAX_TIMEOUT_S
+      ? n
+      : refuse(`expected a number of seconds above 0 and at most ${MAX_TIMEOUT_S} (about 24 days, the limit of Node's timers)`)
   },
   backend: (v) => (v === 'qemu' || v === 'kvm' || v === 'auto' ? v : refuse('expected qemu, kvm or auto')),
   scheduler: (v) => {
@@ -87,7 +89,8 @@ const RULES: { [K in SpecKey]: (v: unknown, dir: string) => unknown } = {
   include: (v, dir) => {
     // Text is comma-separated paths, e.g. include=./bench.sh,/usr/bin/stress-ng
     const paths = typeof v === 'string' ? v.split(',').map((p) => p.trim()) : strings(v, 'expected an array of paths')
-    if (paths.includes('')) refuse(typeof v === 'string' ? 'expected comma-separated paths, e.g. include=./payload.sh,/usr/bin/stress-ng' : 'expected an array of paths')
+    if (paths.includes(''))
+      refuse(typeof v === 'string' ? 'expected comma-separated paths, e.g. include=./payload.sh,/usr/bin/stress-ng' : 'expected an array of paths')
     return paths.map((p) => path.resolve(dir, p))
   },
   disk: (v, dir): DiskSpec[] => {

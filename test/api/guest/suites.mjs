@@ -48,8 +48,12 @@ const suites = {
     const starve = await run({
       duration: '3s',
       cgroups: [
-        cgroup('hog').cpuset('1').workers(1, work.spin({ policy: 'fifo', priority: 50 })),
-        cgroup('starve').cpuset('1').workers(1, work.spin({ policy: 'idle' })),
+        cgroup('hog')
+          .cpuset('1')
+          .workers(1, work.spin({ policy: 'fifo', priority: 50 })),
+        cgroup('starve')
+          .cpuset('1')
+          .workers(1, work.spin({ policy: 'idle' })),
         cgroup('bystander').cpuset('2-3').workers(2, work.spin()),
       ],
     })
@@ -122,7 +126,15 @@ const suites = {
       metric: (r) => r.cgroup('a').workUnits,
       scheduler: binary,
     })
-    emit('ab', { scheduler: res.scheduler, baseline: res.baseline, candidate: res.candidate, ratio: res.ratio, baselineScheduler: res.baselineReport.scheduler, candidateScheduler: res.candidateReport.scheduler, after: currentScheduler() })
+    emit('ab', {
+      scheduler: res.scheduler,
+      baseline: res.baseline,
+      candidate: res.candidate,
+      ratio: res.ratio,
+      baselineScheduler: res.baselineReport.scheduler,
+      candidateScheduler: res.candidateReport.scheduler,
+      after: currentScheduler(),
+    })
 
     const handle = await startScheduler(binary)
     const killed = run({ duration: '2s', cgroups: [cgroup('a').workers(2, work.spin())] })

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { AcpiPm, PM1_CNT } from '../../../src/vm/kvm/legacy/acpi-pm.js'
 import { ACPI_PM } from '../../../src/vm/kvm/arch/x86_64/platform.js'
+import { AcpiPm, PM1_CNT } from '../../../src/vm/kvm/legacy/acpi-pm.js'
 
 const P = ACPI_PM
 

@@ -5,11 +5,11 @@ import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { cpuCount, parseTopology, type TopologySpec as Topology } from '../../../runtime/protocol/topology.js'
 import { byteSum } from '../../../src/vm/kvm/arch/x86_64/acpi/sdt.js'
-import { buildAcpiTables, writeAcpiTables, type AcpiTables } from '../../../src/vm/kvm/arch/x86_64/acpi/tables.js'
-import { GuestMemory } from '../../../src/vm/kvm/memory/guest-memory.js'
-import { GiB, MiB, x86MemoryLayout, X86_LAYOUT, type MemoryLayout } from '../../../src/vm/kvm/memory/layout.js'
+import { type AcpiTables, buildAcpiTables, writeAcpiTables } from '../../../src/vm/kvm/arch/x86_64/acpi/tables.js'
 import { ACPI_PM } from '../../../src/vm/kvm/arch/x86_64/platform.js'
 import { cpuPlaces } from '../../../src/vm/kvm/arch/x86_64/topology-ids.js'
+import { GuestMemory } from '../../../src/vm/kvm/memory/guest-memory.js'
+import { GiB, type MemoryLayout, MiB, X86_LAYOUT, x86MemoryLayout } from '../../../src/vm/kvm/memory/layout.js'
 
 const haveIasl = spawnSync('iasl', ['-v'], { encoding: 'utf8' }).status === 0
 if (!haveIasl) console.warn('skipping iasl disassembly checks: iasl not found (Debian package acpica-tools)')
@@ -43,13 +43,12 @@ function disassemble(dir: string, name: string, bytes: Uint8Array): string {
   return dsl
 }
 
-const fields = (dsl: string, label: string): string[] =>
-  [...dsl.matchAll(new RegExp(`${label}\\s*:\\s*(\\S+)`, 'g'))].map(m => m[1]!)
-const hexes = (dsl: string, label: string): number[] => fields(dsl, label).map(v => parseInt(v, 16))
+const fields = (dsl: string, label: string): string[] => [...dsl.matchAll(new RegExp(`${label}\\s*:\\s*(\\S+)`, 'g'))].map((m) => m[1]!)
+const hexes = (dsl: string, label: string): number[] => fields(dsl, label).map((v) => parseInt(v, 16))
 
 describe.each(cases)('ACPI tables for %s', (topo, mem) => {
   const { t, layout, acpi } = build(topo, mem)
-  const bySig = (s: string) => acpi.tables.find(x => x.signature === s)
+  const bySig = (s: string) => acpi.tables.find((x) => x.signature === s)
 
   it('checksum to zero and carry their own length', () => {
     for (const table of acpi.tables) {
@@ -94,14 +93,14 @@ describe.each(cases)('ACPI tables for %s', (topo, mem) => {
     const places = cpuPlaces(t)
 
     const apic = disassemble(dir, 'apic', bySig('APIC')!.bytes)
-    const xapic = places.filter(c => c.apicId <= 254)
-    const x2apic = places.filter(c => c.apicId > 254)
+    const xapic = places.filter((c) => c.apicId <= 254)
+    const x2apic = places.filter((c) => c.apicId > 254)
     expect(apic.match(/\[Processor Local APIC\]/g)?.length ?? 0).toBe(xapic.length)
     expect(apic.match(/\[Processor Local x2APIC\]/g)?.length ?? 0).toBe(x2apic.length)
     expect(xapic.length + x2apic.length).toBe(cpuCount(t))
-    expect(hexes(apic, 'Local Apic ID')).toEqual(xapic.map(c => c.apicId))
-    expect(hexes(apic, 'Processor x2Apic ID')).toEqual(x2apic.map(c => c.apicId))
-    expect(hexes(apic, 'Processor UID')).toEqual([...x2apic.map(c => c.cpu), ...(x2apic.length ? [0xffff_ffff] : [])])
+    expect(hexes(apic, 'Local Apic ID')).toEqual(xapic.map((c) => c.apicId))
+    expect(hexes(apic, 'Processor x2Apic ID')).toEqual(x2apic.map((c) => c.apicId))
+    expect(hexes(apic, 'Processor UID')).toEqual([...x2apic.map((c) => c.cpu), ...(x2apic.length ? [0xffff_ffff] : [])])
     expect(apic).toMatch(/Address : FEC00000/)
     expect(hexes(apic, 'Source')).toEqual([0, ACPI_PM.SCI_IRQ])
     expect(hexes(apic, 'Interrupt')).toEqual([0, 2, ACPI_PM.SCI_IRQ]) // IO-APIC GSI base, then the overrides
@@ -120,25 +119,31 @@ describe.each(cases)('ACPI tables for %s', (topo, mem) => {
     disassemble(dir, 'facs', bySig('FACS')!.bytes)
     const xsdt = disassemble(dir, 'xsdt', bySig('XSDT')!.bytes)
     expect(hexes(xsdt, 'ACPI Table Address\\s+\\d+')).toEqual(
-      acpi.tables.filter(x => ['FACP', 'APIC', 'SRAT', 'SLIT'].includes(x.signature)).map(x => x.address),
+      acpi.tables.filter((x) => ['FACP', 'APIC', 'SRAT', 'SLIT'].includes(x.signature)).map((x) => x.address),
     )
 
     if (t.numaNodes > 1) {
       const srat = disassemble(dir, 'srat', bySig('SRAT')!.bytes)
       // CPU entries: proximity domain = node, in APIC id order; xAPIC entries split the domain in two fields.
-      expect(hexes(srat, 'Proximity Domain Low\\(8\\)')).toEqual(xapic.map(c => c.node))
-      expect(hexes(srat, 'Apic ID')).toEqual(places.map(c => c.apicId))
-      const memDomains = [...srat.matchAll(/\[Memory Affinity\][\s\S]*?Proximity Domain : (\S+)[\s\S]*?Base Address : (\S+)[\s\S]*?Address Length : (\S+)/g)]
-        .map(m => ({ node: parseInt(m[1]!, 16), base: parseInt(m[2]!, 16), size: parseInt(m[3]!, 16) }))
+      expect(hexes(srat, 'Proximity Domain Low\\(8\\)')).toEqual(xapic.map((c) => c.node))
+      expect(hexes(srat, 'Apic ID')).toEqual(places.map((c) => c.apicId))
+      const memDomains = [
+        ...srat.matchAll(/\[Memory Affinity\][\s\S]*?Proximity Domain : (\S+)[\s\S]*?Base Address : (\S+)[\s\S]*?Address Length : (\S+)/g),
+      ].map((m) => ({ node: parseInt(m[1]!, 16), base: parseInt(m[2]!, 16), size: parseInt(m[3]!, 16) }))
       expect(memDomains.reduce((s, m) => s + m.size, 0)).toBe(layout.memBytes)
-      expect(new Set(memDomains.map(m => m.node))).toEqual(new Set(Array.from({ length: t.numaNodes }, (_, i) => i)))
+      expect(new Set(memDomains.map((m) => m.node))).toEqual(new Set(Array.from({ length: t.numaNodes }, (_, i) => i)))
       for (const m of memDomains) {
-        expect(layout.ram.some(r => m.base >= r.base && m.base + m.size <= r.base + r.size)).toBe(true)
+        expect(layout.ram.some((r) => m.base >= r.base && m.base + m.size <= r.base + r.size)).toBe(true)
       }
 
       const slit = disassemble(dir, 'slit', bySig('SLIT')!.bytes)
       expect(hexes(slit, 'Localities')).toEqual([t.numaNodes])
-      const rows = [...slit.matchAll(/Locality\s+(\d+) : ([0-9A-F ]+)/g)].map(m => m[2]!.trim().split(' ').map(x => parseInt(x, 16)))
+      const rows = [...slit.matchAll(/Locality\s+(\d+) : ([0-9A-F ]+)/g)].map((m) =>
+        m[2]!
+          .trim()
+          .split(' ')
+          .map((x) => parseInt(x, 16)),
+      )
       expect(rows).toHaveLength(t.numaNodes)
       rows.forEach((row, i) => row.forEach((d, j) => expect(d).toBe(i === j ? 10 : 20)))
     } else {

@@ -8,7 +8,7 @@ import { buildE820, E820_TYPE, type E820Entry } from '../../../src/vm/kvm/arch/x
 import { loadLinux } from '../../../src/vm/kvm/arch/x86_64/boot/loader.js'
 import { buildZeroPage, ZP } from '../../../src/vm/kvm/arch/x86_64/boot/zero-page.js'
 import { GuestMemory } from '../../../src/vm/kvm/memory/guest-memory.js'
-import { GiB, MiB, x86MemoryLayout, X86_LAYOUT } from '../../../src/vm/kvm/memory/layout.js'
+import { GiB, MiB, X86_LAYOUT, x86MemoryLayout } from '../../../src/vm/kvm/memory/layout.js'
 
 const GUEST = '/work/shared/guest'
 const bzPath = `${GUEST}/bzImage`
@@ -21,9 +21,7 @@ const kernelConfig = (key: string): string | undefined => {
 }
 
 /** A minimal synthetic bzImage with the given header values. */
-function fakeBzImage(
-  o: { version?: number; xloadflags?: number; magic?: number; loadflags?: number; initSize?: number } = {},
-): Uint8Array {
+function fakeBzImage(o: { version?: number; xloadflags?: number; magic?: number; loadflags?: number; initSize?: number } = {}): Uint8Array {
   const b = new Uint8Array(5 * 512 + 64)
   const dv = new DataView(b.buffer)
   b[HDR.SETUP_SECTS] = 4
@@ -76,7 +74,7 @@ describe('bzImage setup header', () => {
 })
 
 describe('e820 map', () => {
-  const ram = (e: E820Entry[]) => e.filter(x => x.type === E820_TYPE.RAM).reduce((n, x) => n + x.size, 0)
+  const ram = (e: E820Entry[]) => e.filter((x) => x.type === E820_TYPE.RAM).reduce((n, x) => n + x.size, 0)
   const sorted = (e: E820Entry[]) => e.every((x, i) => i === 0 || e[i - 1]!.addr + e[i - 1]!.size <= x.addr)
 
   it('256 MiB: low RAM, the reserved BIOS area with the ACPI tables, RAM from 1 MiB', () => {
@@ -129,11 +127,7 @@ describe('zero page', () => {
     expect(zp[ZP.SENTINEL]).toBe(0)
     e820.forEach((e, i) => {
       const at = 0x2d0 + 20 * i
-      expect([dv.getBigUint64(at, true), dv.getBigUint64(at + 8, true), dv.getUint32(at + 16, true)]).toEqual([
-        BigInt(e.addr),
-        BigInt(e.size),
-        e.type,
-      ])
+      expect([dv.getBigUint64(at, true), dv.getBigUint64(at + 8, true), dv.getUint32(at + 16, true)]).toEqual([BigInt(e.addr), BigInt(e.size), e.type])
     })
   })
 
@@ -155,8 +149,14 @@ describe('64-bit entry state', () => {
     return {
       base: n(16n, 24n) | (n(56n, 8n) << 24),
       limit: g ? rawLimit * 4096 + 4095 : rawLimit,
-      type: n(40n, 4n), s: n(44n, 1n), dpl: n(45n, 2n), present: n(47n, 1n),
-      avl: n(52n, 1n), l: n(53n, 1n), db: n(54n, 1n), g,
+      type: n(40n, 4n),
+      s: n(44n, 1n),
+      dpl: n(45n, 2n),
+      present: n(47n, 1n),
+      avl: n(52n, 1n),
+      l: n(53n, 1n),
+      db: n(54n, 1n),
+      g,
     }
   }
 
@@ -192,7 +192,7 @@ describe('64-bit entry state', () => {
   })
 
   it('enables MTRRs with write-back default and fast strings', () => {
-    const msrs = new Map(bootMsrs().map(m => [m.index, m.data]))
+    const msrs = new Map(bootMsrs().map((m) => [m.index, m.data]))
     expect(msrs.get(MSR.MTRR_DEF_TYPE)! & 0x8ff).toBe(0x806)
     expect(msrs.get(MSR.IA32_MISC_ENABLE)! & 1).toBe(1)
     expect(msrs.size).toBe(bootMsrs().length) // no index twice
@@ -226,7 +226,11 @@ describe.skipIf(!haveKernel)('loading the guest kernel into guest RAM', () => {
 
     const zp = mem.readBytes(X86_LAYOUT.ZERO_PAGE, 4096)
     const dv = new DataView(zp.buffer)
-    expect(Buffer.from(zp.subarray(0x1f1, 0x1f1 + s.bzImage.setupHeaderBytes.length)).subarray(0x202 - 0x1f1, 0x206 - 0x1f1).toString()).toBe('HdrS')
+    expect(
+      Buffer.from(zp.subarray(0x1f1, 0x1f1 + s.bzImage.setupHeaderBytes.length))
+        .subarray(0x202 - 0x1f1, 0x206 - 0x1f1)
+        .toString(),
+    ).toBe('HdrS')
     const cmdPtr = dv.getUint32(0x228, true)
     const cmd = mem.readBytes(cmdPtr, cmdline.length + 1)
     expect(Buffer.from(cmd.subarray(0, -1)).toString()).toBe(cmdline)
@@ -269,7 +273,7 @@ describe.skipIf(!haveKernel)('loading the guest kernel into guest RAM', () => {
 })
 
 describe('kernel command line', () => {
-  it('puts VMM parameters before the `--` that starts init\'s arguments', () => {
+  it("puts VMM parameters before the `--` that starts init's arguments", () => {
     const line = 'console=ttyS0 quiet rdinit=/usr/bin/node -- /init.js --flag'
     expect(addKernelParams(line, ['pci=off', 'virtio_mmio.device=4K@0xd0000000:5'])).toBe(
       'console=ttyS0 quiet rdinit=/usr/bin/node pci=off virtio_mmio.device=4K@0xd0000000:5 -- /init.js --flag',

@@ -1,23 +1,28 @@
 import { describe, expect, it } from 'vitest'
 import { cpuCount, cpusPerLlc, parseTopology, type TopologySpec as Topology } from '../../../runtime/protocol/topology.js'
-import { advertisedXcr0, cpuidForAllVcpus, cpuidForVcpu, cpuVendor, FEATURE, KVM_PV_FEATURE, type CpuidEntry } from '../../../src/vm/kvm/arch/x86_64/cpuid.js'
-import { withheldPvFeatures } from '../../../src/vm/kvm/launch.js'
+import { advertisedXcr0, type CpuidEntry, cpuidForAllVcpus, cpuidForVcpu, cpuVendor, FEATURE, KVM_PV_FEATURE } from '../../../src/vm/kvm/arch/x86_64/cpuid.js'
 import { apicId, apicIdScheme, bitsFor, cpuPlace, maxApicId, needsX2apic } from '../../../src/vm/kvm/arch/x86_64/topology-ids.js'
+import { withheldPvFeatures } from '../../../src/vm/kvm/launch.js'
 
 const regs = (s: string) => {
   const b = Buffer.from(s, 'latin1')
   return [b.readUInt32LE(0), b.readUInt32LE(4), b.readUInt32LE(8)] as const
 }
 const e = (fn: number, index: number, eax: number, ebx = 0, ecx = 0, edx = 0, flags = 0): CpuidEntry => ({
-  function: fn, index, flags, eax, ebx, ecx, edx,
+  function: fn,
+  index,
+  flags,
+  eax,
+  ebx,
+  ecx,
+  edx,
 })
 const vendorLeaf = (max: number, vendor: string) => {
   const [ebx, edx, ecx] = regs(vendor)
   return e(0, 0, max, ebx, ecx, edx)
 }
 const [kvmB, kvmC, kvmD] = regs('KVMKVMKVM\0\0\0')
-const cache = (type: number, level: number, sharing: number, cores: number) =>
-  (type | (level << 5) | (1 << 8) | (sharing << 14) | (cores << 26)) >>> 0
+const cache = (type: number, level: number, sharing: number, cores: number) => (type | (level << 5) | (1 << 8) | (sharing << 14) | (cores << 26)) >>> 0
 
 /** What KVM_GET_SUPPORTED_CPUID looks like on a 16-thread Intel host (trimmed). */
 const intelHost: CpuidEntry[] = [
@@ -54,7 +59,7 @@ const amdHost: CpuidEntry[] = [
   e(0x80000026, 0, 1, 2, 0x100, 0, 1),
 ]
 
-const find = (l: CpuidEntry[], fn: number, index = 0) => l.find(x => x.function === fn && x.index === index)
+const find = (l: CpuidEntry[], fn: number, index = 0) => l.find((x) => x.function === fn && x.index === index)
 const countOrder = (n: number) => (n <= 1 ? 0 : 32 - Math.clz32(n - 1)) // Linux get_count_order
 
 /** The topology Linux derives from one vCPU's CPUID (arch/x86/kernel/cpu/topology_common.c, cacheinfo.c). */
@@ -64,9 +69,9 @@ function linuxView(l: CpuidEntry[], vendor: 'intel' | 'amd') {
   const end = find(l, 0xb, 2)!
   const apic = smt.edx
   const cacheLeaf = vendor === 'intel' ? 4 : 0x8000001d
-  const caches = l.filter(x => x.function === cacheLeaf && (x.eax & 0x1f) !== 0)
+  const caches = l.filter((x) => x.function === cacheLeaf && (x.eax & 0x1f) !== 0)
   const idAt = (level: number) => {
-    const c = caches.find(x => ((x.eax >> 5) & 7) === level)!
+    const c = caches.find((x) => ((x.eax >> 5) & 7) === level)!
     return apic >> countOrder(((c.eax >> 14) & 0xfff) + 1)
   }
   return {
@@ -106,10 +111,10 @@ describe.each([
 ] as const)('CPUID on an %s host', (vendor, host) => {
   it('detects the vendor', () => expect(cpuVendor(host)).toBe(vendor))
 
-  describe.each(['1n2l2c1t', '2n2l2c2t', '1n3l3c2t'])('topology %s', topo => {
+  describe.each(['1n2l2c1t', '2n2l2c2t', '1n3l3c2t'])('topology %s', (topo) => {
     const t: Topology = parseTopology(topo)
     const all = cpuidForAllVcpus(host, t)
-    const views = all.map(l => linuxView(l, vendor))
+    const views = all.map((l) => linuxView(l, vendor))
 
     it('gives every vCPU its APIC id in leaves 1, 0xB (and 0x8000001E on AMD)', () => {
       expect(all).toHaveLength(cpuCount(t))
@@ -118,7 +123,7 @@ describe.each([
         expect(v.legacyApic).toBe(apicId(t, cpu) & 0xff)
         if (vendor === 'amd') expect(find(all[cpu]!, 0x8000001e)!.eax).toBe(apicId(t, cpu))
       })
-      expect(new Set(views.map(v => v.apic)).size).toBe(cpuCount(t))
+      expect(new Set(views.map((v) => v.apic)).size).toBe(cpuCount(t))
     })
 
     it('describes SMT and core levels with the scheme’s shifts', () => {
@@ -165,9 +170,9 @@ describe.each([
         expect(Buffer.from(new Uint32Array([h.ebx, h.ecx, h.edx]).buffer).toString('latin1')).toBe('KVMKVMKVM\0\0\0')
         expect((find(l, 0x40000001)?.eax ?? 0) & KVM_PV_FEATURE['msi-ext-dest-id']).toBe(0) // small ids need no extended MSI
         expect(find(l, 0)!.eax).toBeGreaterThanOrEqual(0xb)
-        expect(l.filter(x => x.function === 0xb && x.index === 0)).toHaveLength(1)
+        expect(l.filter((x) => x.function === 0xb && x.index === 0)).toHaveLength(1)
       }
-      expect(cpuidForVcpu(host, t, 0, { tscDeadline: false }).find(x => x.function === 1)!.ecx & FEATURE.TSC_DEADLINE).toBe(0)
+      expect(cpuidForVcpu(host, t, 0, { tscDeadline: false }).find((x) => x.function === 1)!.ecx & FEATURE.TSC_DEADLINE).toBe(0)
     })
 
     if (vendor === 'amd') {
@@ -182,7 +187,7 @@ describe.each([
           expect(e1e.ecx & 0xff).toBe(cpuPlace(t, cpu).llc) // pre-Zen Linux: llc_id = this node id
           expect(((e1e.ebx >> 8) & 0xff) + 1).toBe(t.threadsPerCore)
           expect(find(l, 0x80000006)!.edx).not.toBe(0) // Linux's AMD L3 gate
-          expect(l.some(x => x.function === 0x80000026)).toBe(false)
+          expect(l.some((x) => x.function === 0x80000026)).toBe(false)
           expect(find(l, 0x80000000)!.eax).toBeGreaterThanOrEqual(0x8000001e)
         })
       })
@@ -191,9 +196,15 @@ describe.each([
 
   it('rebuilds 0x1F exactly when the host list has it', () => {
     const l = cpuidForVcpu(host, parseTopology('1n2l2c2t'), 3)
-    const has1f = host.some(x => x.function === 0x1f)
-    expect(l.filter(x => x.function === 0x1f).map(x => [x.index, x.eax, x.ebx, (x.ecx >> 8) & 0xff, x.edx])).toEqual(
-      has1f ? [[0, 1, 2, 1, 3], [1, 2, 4, 2, 3], [2, 0, 0, 0, 3]] : [],
+    const has1f = host.some((x) => x.function === 0x1f)
+    expect(l.filter((x) => x.function === 0x1f).map((x) => [x.index, x.eax, x.ebx, (x.ecx >> 8) & 0xff, x.edx])).toEqual(
+      has1f
+        ? [
+            [0, 1, 2, 1, 3],
+            [1, 2, 4, 2, 3],
+            [2, 0, 0, 0, 3],
+          ]
+        : [],
     )
   })
 
@@ -217,12 +228,12 @@ describe.each([
 
 describe('cache leaves on an Intel host that reports none', () => {
   it('synthesizes leaf 4 with the topology’s sharing', () => {
-    const bare = intelHost.filter(x => x.function !== 4)
+    const bare = intelHost.filter((x) => x.function !== 4)
     const t = parseTopology('1n2l4c2t')
     const l = cpuidForVcpu(bare, t, 9)
-    const caches = l.filter(x => x.function === 4)
-    expect(caches.map(x => (x.eax >> 5) & 7)).toEqual([1, 1, 2, 3, 0])
-    expect(caches.map(x => x.eax & 0x1f)).toEqual([1, 2, 3, 3, 0])
+    const caches = l.filter((x) => x.function === 4)
+    expect(caches.map((x) => (x.eax >> 5) & 7)).toEqual([1, 1, 2, 3, 0])
+    expect(caches.map((x) => x.eax & 0x1f)).toEqual([1, 2, 3, 3, 0])
     expect(linuxView(l, 'intel').llcId).toBe(1)
     expect(((caches[3]!.eax >> 14) & 0xfff) + 1).toBe(8)
   })
@@ -264,7 +275,7 @@ describe('XSAVE state components (leaf 0xD) and the XCR0 preloaded for the guest
   })
 
   it('preloads nothing without XSAVE', () => {
-    const noXsave = host(PKU).map(x => (x.function === 1 ? { ...x, ecx: (x.ecx & ~FEATURE.XSAVE) >>> 0 } : x))
+    const noXsave = host(PKU).map((x) => (x.function === 1 ? { ...x, ecx: (x.ecx & ~FEATURE.XSAVE) >>> 0 } : x))
     expect(advertisedXcr0(cpuidForVcpu(noXsave, t, 0))).toBeUndefined()
   })
 })
@@ -282,7 +293,8 @@ describe('KVM paravirtual features', () => {
 
   it('by default the guest gets no async page faults, steal time, PV TLB flush or PV spinlocks', () => {
     const eax = pv({ withholdPv: withheldPvFeatures(undefined) })
-    for (const f of ['async-pf', 'async-pf-int', 'async-pf-vmexit', 'steal-time', 'pv-tlb-flush', 'pv-unhalt'] as const) expect(eax & KVM_PV_FEATURE[f], f).toBe(0)
+    for (const f of ['async-pf', 'async-pf-int', 'async-pf-vmexit', 'steal-time', 'pv-tlb-flush', 'pv-unhalt'] as const)
+      expect(eax & KVM_PV_FEATURE[f], f).toBe(0)
     for (const f of ['clocksource2', 'pv-eoi', 'pv-send-ipi', 'pv-sched-yield'] as const) expect(eax & KVM_PV_FEATURE[f], f).not.toBe(0)
   })
 

@@ -6,11 +6,11 @@ import fs from 'node:fs'
 import { afterAll, describe, expect, it, vi } from 'vitest'
 import * as libc from '../../../native-shims/libc.js'
 import type { DiskSpec } from '../../../src/vm/disk.js'
-import { VIRTIO_BLK_F_RO, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK } from '../../../src/vm/kvm/virtio/block/constants.js'
-import { DEVICE_STATUS as S, MMIO_MAGIC, MMIO_REG as R, VIRTIO_F } from '../../../src/vm/kvm/virtio/mmio.js'
-import { attachDisks, diskThrottle, MAX_KVM_DISKS, type DiskEventfds, type KvmDisk, type KvmDisks } from '../../../src/vm/kvm/virtio/block/disks.js'
 import { Bus } from '../../../src/vm/kvm/io-bus.js'
 import { virtioMmioWindow } from '../../../src/vm/kvm/memory/layout.js'
+import { VIRTIO_BLK_F_RO, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK } from '../../../src/vm/kvm/virtio/block/constants.js'
+import { attachDisks, type DiskEventfds, diskThrottle, type KvmDisk, type KvmDisks, MAX_KVM_DISKS } from '../../../src/vm/kvm/virtio/block/disks.js'
+import { MMIO_MAGIC, MMIO_REG as R, DEVICE_STATUS as S, VIRTIO_F } from '../../../src/vm/kvm/virtio/mmio.js'
 import { GuestDriver } from './blk/driver.js'
 import { guestRam, makeDisk, pattern, RAM_BASE, tempDir, threadSkipReason } from './blk/setup.js'
 
@@ -163,10 +163,15 @@ describe('attachDisks', () => {
     const p = makeDisk(tmp.dir, 4096, 'many.img')
     const mmio = busWithConsole()
     const before = openFds()
-    expect(() => attachDisks(Array.from({ length: MAX_KVM_DISKS + 1 }, () => disk(p)), { vm: new FakeVm(mmio), ram: guestRam().ram, mmio })).toThrow(
-      `the kvm backend attaches at most 7 disks (one virtio-mmio interrupt each); got 8`,
+    expect(() =>
+      attachDisks(
+        Array.from({ length: MAX_KVM_DISKS + 1 }, () => disk(p)),
+        { vm: new FakeVm(mmio), ram: guestRam().ram, mmio },
+      ),
+    ).toThrow(`the kvm backend attaches at most 7 disks (one virtio-mmio interrupt each); got 8`)
+    expect(() => attachDisks([disk(p), disk(`${tmp.dir}/missing.img`)], { vm: new FakeVm(mmio), ram: guestRam().ram, mmio })).toThrow(
+      /missing.img does not exist/,
     )
-    expect(() => attachDisks([disk(p), disk(`${tmp.dir}/missing.img`)], { vm: new FakeVm(mmio), ram: guestRam().ram, mmio })).toThrow(/missing.img does not exist/)
     expect(openFds()).toBe(before)
   })
 })
@@ -302,6 +307,11 @@ describe.skipIf(skipThread !== undefined)('attachDisks: a guest served through i
     } finally {
       await disks.close()
     }
-    expect(fs.readFileSync(p).subarray(0, 128 << 10).equals(pattern(5, 128 << 10))).toBe(true)
+    expect(
+      fs
+        .readFileSync(p)
+        .subarray(0, 128 << 10)
+        .equals(pattern(5, 128 << 10)),
+    ).toBe(true)
   })
 })

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { guestAddress, guestAddressFromParts } from '../../../src/vm/kvm/memory/address.js'
 import { GuestMemory, GuestMemoryError } from '../../../src/vm/kvm/memory/guest-memory.js'
-import { GiB, MiB, nodeMemoryRanges, virtioMmioWindow, x86MemoryLayout, X86_LAYOUT } from '../../../src/vm/kvm/memory/layout.js'
+import { GiB, MiB, nodeMemoryRanges, virtioMmioWindow, X86_LAYOUT, x86MemoryLayout } from '../../../src/vm/kvm/memory/layout.js'
 
 describe('GuestAddress', () => {
   it('brands safe non-negative integers only', () => {
@@ -48,7 +48,7 @@ describe('GuestMemory', () => {
   it('maps guest-physical addresses onto the right region', () => {
     const m = twoRegions()
     m.writeU32(0x10_0ffc, 0x1122_3344)
-    const high = m.regions.find(r => r.base === 0x10_0000)!
+    const high = m.regions.find((r) => r.base === 0x10_0000)!
     expect([...high.bytes.subarray(0xffc, 0x1000)]).toEqual([0x44, 0x33, 0x22, 0x11])
     expect(m.size).toBe(0x4000)
   })
@@ -64,7 +64,7 @@ describe('GuestMemory', () => {
     expect(m.contains(0xff8, 16)).toBe(false)
     expect(m.isMapped(0xff8, 16)).toBe(true)
     expect(() => m.view(0xff8, 16)).toThrow(/crosses a region boundary/)
-    expect(m.views(0xff8, 16).map(v => v.length)).toEqual([8, 8])
+    expect(m.views(0xff8, 16).map((v) => v.length)).toEqual([8, 8])
   })
 
   it('throws a typed error for every access outside RAM', () => {
@@ -164,7 +164,7 @@ describe('x86 memory layout', () => {
       ],
     ])
     const odd = nodeMemoryRanges(x86MemoryLayout(1000 * MiB), 3)
-    const sizes = odd.map(r => r.reduce((n, x) => n + x.size, 0))
+    const sizes = odd.map((r) => r.reduce((n, x) => n + x.size, 0))
     expect(sizes.reduce((a, b) => a + b)).toBe(1000 * MiB)
     for (const r of odd) expect(r[0]!.base % (2 * MiB)).toBe(0)
     expect(() => nodeMemoryRanges(x86MemoryLayout(64 * MiB), 32)).toThrow(/too small for 32 NUMA nodes/)

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import { FCR, IER, IIR, LCR, LSR, MCR, MSR, Serial8250, UART_REG as R } from '../../../src/vm/kvm/legacy/serial.js'
+import { FCR, IER, IIR, LCR, LSR, MCR, MSR, UART_REG as R, Serial8250 } from '../../../src/vm/kvm/legacy/serial.js'
 
 function uart() {
   const out: number[] = []
   const edges: boolean[] = []
-  const u = new Serial8250({ onOutput: b => out.push(b), onInterrupt: l => edges.push(l) })
+  const u = new Serial8250({ onOutput: (b) => out.push(b), onInterrupt: (l) => edges.push(l) })
   return { u, out, edges }
 }
 

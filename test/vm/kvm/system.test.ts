@@ -29,12 +29,20 @@ const code = (f: () => void) => {
 
 describe.skipIf(skip !== undefined)('KvmVm eventfds', () => {
   const open: (() => void)[] = []
-  afterEach(() => open.splice(0).reverse().forEach((f) => f()))
+  afterEach(() =>
+    open
+      .splice(0)
+      .reverse()
+      .forEach((f) => f()),
+  )
 
   function vm(): KvmVm {
     const sys = new KvmSystem()
     const v = sys.createVm()
-    open.push(() => sys.close(), () => v.close())
+    open.push(
+      () => sys.close(),
+      () => v.close(),
+    )
     v.setupInterruptControllers()
     return v
   }

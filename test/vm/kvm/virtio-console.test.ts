@@ -1,22 +1,16 @@
 import fs from 'node:fs'
-import { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import os from 'node:os'
 import path from 'node:path'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import { describe, expect, it } from 'vitest'
-import {
-  CONSOLE_EVENT as EV,
-  CONSOLE_PENDING_MAX,
-  CONSOLE_QUEUE as Q,
-  VIRTIO_CONSOLE_F,
-  VirtioConsole,
-} from '../../../src/vm/kvm/virtio/console/device.js'
-import { DEVICE_STATUS as S, featureBit, MMIO_REG as R, VIRTIO_F, VirtioMmioTransport } from '../../../src/vm/kvm/virtio/mmio.js'
+import { encodeFrame, FrameType } from '../../../runtime/protocol/index.js'
 import { GuestMemory } from '../../../src/vm/kvm/memory/guest-memory.js'
-import { needEvent } from '../../../src/vm/kvm/virtio/queue.js'
 import { ChannelStream } from '../../../src/vm/kvm/virtio/console/channel-stream.js'
+import { CONSOLE_PENDING_MAX, CONSOLE_EVENT as EV, CONSOLE_QUEUE as Q, VIRTIO_CONSOLE_F, VirtioConsole } from '../../../src/vm/kvm/virtio/console/device.js'
+import { featureBit, MMIO_REG as R, DEVICE_STATUS as S, VIRTIO_F, VirtioMmioTransport } from '../../../src/vm/kvm/virtio/mmio.js'
+import { needEvent } from '../../../src/vm/kvm/virtio/queue.js'
 import { startSession } from '../../../src/vm/session-runner.js'
-import { FrameType, encodeFrame } from '../../../runtime/protocol/index.js'
 import { fakeVm } from '../../helpers/fake-vm.js'
 
 const NEXT = 1
@@ -98,10 +92,10 @@ function boot(opts: { multiport?: boolean; eventIdx?: boolean; onData?: (b: Uint
   const opens: boolean[] = []
   let irqs = 0
   const onData = opts.onData ?? ((b: Uint8Array) => void received.push(Buffer.from(b).toString()))
-  const dev = new VirtioConsole({ ram: mem, onData, onGuestOpen: o => opens.push(o) })
+  const dev = new VirtioConsole({ ram: mem, onData, onGuestOpen: (o) => opens.push(o) })
   const t = new VirtioMmioTransport(dev, { onInterrupt: () => irqs++ })
   const wr = (off: number, v: number) => t.write(off, 4, v)
-  const rings = [0, 1, 2, 3].map(i => new Ring(mem, 0x1_0000 * (i + 1), 16))
+  const rings = [0, 1, 2, 3].map((i) => new Ring(mem, 0x1_0000 * (i + 1), 16))
   let heap = 0x8_0000
   const alloc = (len: number) => ((heap += len + 64), heap - len - 64)
 
@@ -186,12 +180,12 @@ describe('virtio-console with one named port', () => {
     const big = Uint8Array.from({ length: 6000 }, (_, i) => i & 0xff)
     g.dev.send(big)
     const u2 = g.rings[Q.RX]!.used()
-    expect(u2.map(x => x.len)).toEqual([4096])
+    expect(u2.map((x) => x.len)).toEqual([4096])
     expect(Buffer.from(g.mem.readBytes(rx[1]!, 4096)).equals(Buffer.from(big.subarray(0, 4096)))).toBe(true)
     expect(g.dev.pendingBytes).toBe(6000 - 4096)
     const rx3 = g.postRx(Q.RX)
     g.wr(R.QUEUE_NOTIFY, Q.RX)
-    expect(g.rings[Q.RX]!.used().map(x => x.len)).toEqual([1904])
+    expect(g.rings[Q.RX]!.used().map((x) => x.len)).toEqual([1904])
     expect(Buffer.from(g.mem.readBytes(rx3, 1904)).equals(Buffer.from(big.subarray(4096)))).toBe(true)
     expect(g.dev.pendingBytes).toBe(0)
 
@@ -211,7 +205,7 @@ describe('virtio-console with one named port', () => {
     ])
     g.wr(R.QUEUE_NOTIFY, Q.TX)
     expect(g.received).toEqual(['ping', 'pong'])
-    expect(g.rings[Q.TX]!.used().map(x => x.len)).toEqual([0, 0])
+    expect(g.rings[Q.TX]!.used().map((x) => x.len)).toEqual([0, 0])
   })
 
   it('completes a chain pointing outside guest RAM without delivering it', () => {
@@ -263,7 +257,7 @@ describe('virtio-console carrying the channel, with a guest that misbehaves', ()
 
   it('a malformed message ends the session with one line; the device keeps serving its queues', async () => {
     let channel!: ChannelStream
-    const g = boot({ onData: b => channel.fromGuest(b) })
+    const g = boot({ onData: (b) => channel.fromGuest(b) })
     channel = new ChannelStream((b, queued) => g.dev.send(b, queued))
     const vm = fakeVm(channel, () => channel.vmGone())
     const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-console-'))
@@ -278,7 +272,7 @@ describe('virtio-console carrying the channel, with a guest that misbehaves', ()
       expect(await session.done).toEqual({ kind: 'malformed-message', message: 'guest sent a malformed scheduler-exited message: exit: missing' })
       expect(vm.kills).toBe(1)
       g.sendOn(Q.TX, Buffer.from('after'))
-      expect(g.rings[Q.TX]!.used().map(u => u.len)).toEqual([0, 0, 0])
+      expect(g.rings[Q.TX]!.used().map((u) => u.len)).toEqual([0, 0, 0])
       healthy(g)
     } finally {
       fs.rmSync(tmpDir, { recursive: true, force: true })
@@ -286,7 +280,11 @@ describe('virtio-console carrying the channel, with a guest that misbehaves', ()
   })
 
   it('a reader that throws is not a device fault', () => {
-    const g = boot({ onData: () => { throw new Error('reader bug') } })
+    const g = boot({
+      onData: () => {
+        throw new Error('reader bug')
+      },
+    })
     g.sendOn(Q.TX, Buffer.from('one'))
     g.sendOn(Q.TX, Buffer.from('two'))
     expect(g.rings[Q.TX]!.used()).toHaveLength(2)
@@ -298,8 +296,8 @@ describe('virtio-console carrying the channel, with a guest that misbehaves', ()
     channel.on('data', () => {
       throw new Error('listener bug')
     })
-    const failed = new Promise<Error>(resolve => channel.once('error', resolve))
-    await new Promise(resolve => setImmediate(resolve)) // flowing: push() now emits 'data' synchronously
+    const failed = new Promise<Error>((resolve) => channel.once('error', resolve))
+    await new Promise((resolve) => setImmediate(resolve)) // flowing: push() now emits 'data' synchronously
     expect(() => channel.fromGuest(Buffer.from('x'))).not.toThrow()
     expect((await failed).message).toBe('listener bug')
     expect(() => channel.fromGuest(Buffer.from('y'))).not.toThrow()
@@ -310,54 +308,59 @@ describe('virtio-console: what the host sends is bounded by what the guest takes
   // With EVENT_IDX (Linux negotiates it) the driver kicks a reposted buffer only when the device
   // asked: a device that never published avail_event got no kick after the first ring's worth and
   // the held bytes waited forever (seen as a hung `ktstr exec --backend kvm` with 3 MiB of stdin).
-  it.each([false, true])('holds at most CONSOLE_PENDING_MAX (plus one write); the stream pushes back until the guest reads (EVENT_IDX %s)', async (eventIdx) => {
-    const g = boot({ eventIdx })
-    g.postRx(Q.CONTROL_RX)
-    g.sendOn(Q.CONTROL_TX, control(0, EV.PORT_OPEN, 1))
-    const CHUNK = 64 * 1024
-    const TOTAL = 4 * 1024 * 1024
-    let maxHeld = 0
-    const channel = new ChannelStream((b, queued) => {
-      g.dev.send(b, queued)
-      maxHeld = Math.max(maxHeld, g.dev.pendingBytes)
-    })
-    let produced = 0
-    const source = Readable.from((function* () {
-      for (let off = 0; off < TOTAL; off += CHUNK) {
-        produced += CHUNK
-        yield Buffer.alloc(CHUNK, (off / CHUNK) & 0xff)
+  it.each([false, true])(
+    'holds at most CONSOLE_PENDING_MAX (plus one write); the stream pushes back until the guest reads (EVENT_IDX %s)',
+    async (eventIdx) => {
+      const g = boot({ eventIdx })
+      g.postRx(Q.CONTROL_RX)
+      g.sendOn(Q.CONTROL_TX, control(0, EV.PORT_OPEN, 1))
+      const CHUNK = 64 * 1024
+      const TOTAL = 4 * 1024 * 1024
+      let maxHeld = 0
+      const channel = new ChannelStream((b, queued) => {
+        g.dev.send(b, queued)
+        maxHeld = Math.max(maxHeld, g.dev.pendingBytes)
+      })
+      let produced = 0
+      const source = Readable.from(
+        (function* () {
+          for (let off = 0; off < TOTAL; off += CHUNK) {
+            produced += CHUNK
+            yield Buffer.alloc(CHUNK, (off / CHUNK) & 0xff)
+          }
+        })(),
+      )
+      const sent = pipeline(source, channel)
+      const ticks = async (n: number) => {
+        for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r))
       }
-    })())
-    const sent = pipeline(source, channel)
-    const ticks = async (n: number) => {
-      for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r))
-    }
 
-    // The guest reads nothing yet: the device fills to its bound, the stream buffers a little, the
-    // source is not drained (before the bound, a sender's every byte went into the device's queue).
-    await ticks(20)
-    expect(g.dev.pendingBytes).toBeGreaterThanOrEqual(CONSOLE_PENDING_MAX)
-    expect(maxHeld).toBeLessThan(CONSOLE_PENDING_MAX + CHUNK)
-    expect(produced).toBeLessThan(CONSOLE_PENDING_MAX + 4 * CHUNK)
+      // The guest reads nothing yet: the device fills to its bound, the stream buffers a little, the
+      // source is not drained (before the bound, a sender's every byte went into the device's queue).
+      await ticks(20)
+      expect(g.dev.pendingBytes).toBeGreaterThanOrEqual(CONSOLE_PENDING_MAX)
+      expect(maxHeld).toBeLessThan(CONSOLE_PENDING_MAX + CHUNK)
+      expect(produced).toBeLessThan(CONSOLE_PENDING_MAX + 4 * CHUNK)
 
-    // The guest reads 16 pages at a time (its buffers reused): everything arrives, in order.
-    const got: Buffer[] = []
-    const BUF = 0xa_0000
-    while (got.reduce((n, b) => n + b.length, 0) < TOTAL) {
-      for (let i = 0; i < 16; i++) g.rings[Q.RX]!.post([{ addr: BUF + i * 4096, len: 4096, write: true }])
-      g.kick(Q.RX)
-      const used = g.rings[Q.RX]!.used()
-      expect(used.length, 'the device filled reposted buffers').toBeGreaterThan(0)
-      used.forEach((u, i) => got.push(Buffer.from(g.mem.readBytes(BUF + i * 4096, u.len))))
-      await ticks(2)
-    }
-    await sent
-    const all = Buffer.concat(got)
-    expect(all.length).toBe(TOTAL)
-    for (let off = 0; off < TOTAL; off += CHUNK) expect(all[off]).toBe((off / CHUNK) & 0xff)
-    expect(maxHeld).toBeLessThan(CONSOLE_PENDING_MAX + CHUNK)
-    expect(g.dev.pendingBytes).toBe(0)
-  })
+      // The guest reads 16 pages at a time (its buffers reused): everything arrives, in order.
+      const got: Buffer[] = []
+      const BUF = 0xa_0000
+      while (got.reduce((n, b) => n + b.length, 0) < TOTAL) {
+        for (let i = 0; i < 16; i++) g.rings[Q.RX]!.post([{ addr: BUF + i * 4096, len: 4096, write: true }])
+        g.kick(Q.RX)
+        const used = g.rings[Q.RX]!.used()
+        expect(used.length, 'the device filled reposted buffers').toBeGreaterThan(0)
+        used.forEach((u, i) => got.push(Buffer.from(g.mem.readBytes(BUF + i * 4096, u.len))))
+        await ticks(2)
+      }
+      await sent
+      const all = Buffer.concat(got)
+      expect(all.length).toBe(TOTAL)
+      for (let off = 0; off < TOTAL; off += CHUNK) expect(all[off]).toBe((off / CHUNK) & 0xff)
+      expect(maxHeld).toBeLessThan(CONSOLE_PENDING_MAX + CHUNK)
+      expect(g.dev.pendingBytes).toBe(0)
+    },
+  )
 
   it('a write waiting for room completes (unsent) when the VM is gone', async () => {
     const g = boot()

@@ -1,18 +1,18 @@
 import { describe, expect, it } from 'vitest'
+import { GuestMemory } from '../../../src/vm/kvm/memory/guest-memory.js'
+import { virtioMmioWindow } from '../../../src/vm/kvm/memory/layout.js'
 import {
-  DEVICE_STATUS as S,
   featureBit,
   MMIO_MAGIC,
   MMIO_REG as R,
+  DEVICE_STATUS as S,
   VIRTIO_F,
   VIRTIO_INTERRUPT,
-  virtioMmioCmdline,
-  VirtioMmioTransport,
   type VirtioActivation,
   type VirtioDevice,
+  VirtioMmioTransport,
+  virtioMmioCmdline,
 } from '../../../src/vm/kvm/virtio/mmio.js'
-import { GuestMemory } from '../../../src/vm/kvm/memory/guest-memory.js'
-import { virtioMmioWindow } from '../../../src/vm/kvm/memory/layout.js'
 import { SplitQueue } from '../../../src/vm/kvm/virtio/queue.js'
 
 const DEVICE_F_SIZE = 0 // a made-up device feature bit 0
@@ -55,7 +55,7 @@ function setup() {
   const dev = new FakeDevice()
   const errors: string[] = []
   let interrupts = 0
-  const t = new VirtioMmioTransport(dev, { onInterrupt: () => interrupts++, onProtocolError: m => errors.push(m) })
+  const t = new VirtioMmioTransport(dev, { onInterrupt: () => interrupts++, onProtocolError: (m) => errors.push(m) })
   const rd = (off: number) => t.read(off, 4)
   const wr = (off: number, v: number) => t.write(off, 4, v)
   return { dev, t, errors, rd, wr, interrupts: () => interrupts }
@@ -267,7 +267,7 @@ describe('virtio-mmio transport', () => {
     s.dev.refuseLater = 'blk thread could not open the disk'
     driverInit(s, featureBit(VIRTIO_F.VERSION_1))
     expect(s.t.isActivated).toBe(true)
-    await new Promise(r => setImmediate(r))
+    await new Promise((r) => setImmediate(r))
     expect(s.t.isActivated).toBe(false)
     expect(s.rd(R.STATUS) & S.DEVICE_NEEDS_RESET).toBe(S.DEVICE_NEEDS_RESET)
 

@@ -32,6 +32,11 @@ describe('checkRequest (bootGuest given a VmRequest directly)', () => {
   it('holds it to the same rules and normalizes it', () => {
     expect(() => checkRequest({ mode: exec, topology: 'eight' })).toThrow('bad topology="eight": expected NnNlNcNt')
     const disks = [{ path: '/d.img', readOnly: false }]
-    expect(checkRequest({ mode: exec, scheduler: 'none', include: ['x'], disks })).toEqual({ mode: exec, scheduler: undefined, include: [path.resolve('x')], disks })
+    expect(checkRequest({ mode: exec, scheduler: 'none', include: ['x'], disks })).toEqual({
+      mode: exec,
+      scheduler: undefined,
+      include: [path.resolve('x')],
+      disks,
+    })
   })
 })

@@ -33,7 +33,7 @@ export class AcpiPm {
 
   /** True when `port` belongs to this device. */
   static handles(port: number): boolean {
-    return ACPI_PM_PORTS.some(r => port >= r.base && port < r.base + r.length)
+    return ACPI_PM_PORTS.some((r) => port >= r.base && port < r.base + r.length)
   }
 
   read(port: number, size: 1 | 2 | 4): number {
@@ -60,7 +60,8 @@ export class AcpiPm {
   private writeByte(port: number, v: number): void {
     const P = ACPI_PM
     const off = port - P.PM1A_EVT
-    if (off === 0 || off === 1) this.status &= ~(v << (8 * off)) // write 1 to clear
+    if (off === 0 || off === 1)
+      this.status &= ~(v << (8 * off)) // write 1 to clear
     else if (off === 2 || off === 3) this.enable = (this.enable & ~(0xff << (8 * (off - 2)))) | (v << (8 * (off - 2)))
     else if (port === P.PM1A_CNT) this.control = (this.control & 0xff00) | v | PM1_CNT.SCI_EN
     else if (port === P.PM1A_CNT + 1) {

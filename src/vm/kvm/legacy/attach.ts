@@ -7,7 +7,7 @@
 import type { ConsoleLog } from '../../console.js'
 import { COM1, I8042_COMMAND_PORT, I8042_RESET_CPU, UART_PORT_COUNT } from '../arch/x86_64/platform.js'
 import type { Bus } from '../io-bus.js'
-import { AcpiPm, ACPI_PM_PORTS } from './acpi-pm.js'
+import { ACPI_PM_PORTS, AcpiPm } from './acpi-pm.js'
 import { Serial8250 } from './serial.js'
 
 /** Returns the flush of the UART's partial line (call once the vCPUs stopped). */

@@ -177,12 +177,7 @@ export class Serial8250 {
   private modemStatus(): number {
     if (!(this.mcr & MCR.LOOP)) return MSR.DCD | MSR.DSR | MSR.CTS
     // Loopback wiring (16550 data sheet, MCR bit 4): RTS→CTS, DTR→DSR, OUT1→RI, OUT2→DCD.
-    return (
-      (this.mcr & MCR.RTS ? MSR.CTS : 0) |
-      (this.mcr & MCR.DTR ? MSR.DSR : 0) |
-      (this.mcr & MCR.OUT1 ? MSR.RI : 0) |
-      (this.mcr & MCR.OUT2 ? MSR.DCD : 0)
-    )
+    return (this.mcr & MCR.RTS ? MSR.CTS : 0) | (this.mcr & MCR.DTR ? MSR.DSR : 0) | (this.mcr & MCR.OUT1 ? MSR.RI : 0) | (this.mcr & MCR.OUT2 ? MSR.DCD : 0)
   }
 
   private noteModemChange(before: number, after: number): void {

@@ -82,7 +82,7 @@ export class GuestMemory {
   /** Zero-filled memory for the given ranges; `shared` backs it with SharedArrayBuffers (so another thread can share it). */
   static allocate(ranges: readonly { base: number; size: number }[], opts: { shared?: boolean } = {}): GuestMemory {
     return new GuestMemory(
-      ranges.map(r => ({
+      ranges.map((r) => ({
         base: r.base,
         bytes: new Uint8Array(opts.shared ? new SharedArrayBuffer(r.size) : new ArrayBuffer(r.size)),
       })),
@@ -101,7 +101,7 @@ export class GuestMemory {
   }
 
   get regions(): readonly GuestRegion[] {
-    return this.maps.map(m => ({ base: m.base, bytes: m.bytes, ...(m.host !== undefined && { hostAddress: m.host }) }))
+    return this.maps.map((m) => ({ base: m.base, bytes: m.bytes, ...(m.host !== undefined && { hostAddress: m.host }) }))
   }
 
   /** Total bytes of RAM over all regions. */
@@ -181,7 +181,7 @@ export class GuestMemory {
     let cur = gpa
     const end = gpa + len
     while (cur < end) {
-      const m = this.maps.find(r => cur >= r.base && cur < r.end)
+      const m = this.maps.find((r) => cur >= r.base && cur < r.end)
       if (!m) throw new GuestMemoryError(gpa, len)
       const n = Math.min(end, m.end) - cur
       out.push([m, cur - m.base, n])
@@ -300,7 +300,7 @@ export class GuestMemory {
    * SharedArrayBuffer slice, or a native address. ArrayBuffer-backed memory cannot be shared.
    */
   describe(): SharedGuestRegion[] {
-    return this.maps.map(m => {
+    return this.maps.map((m) => {
       if (m.bytes.buffer instanceof SharedArrayBuffer) {
         return { base: m.base, sab: m.bytes.buffer, offset: m.bytes.byteOffset, len: m.bytes.byteLength }
       }

@@ -9,7 +9,7 @@ import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_SHARED, PROT_READ, PROT_WRITE } from 
 import { mmap, munmap, view } from '../../../../native-shims/libc.js'
 import { KtstrError } from '../../../util/errors.js'
 import { GuestMemory, type GuestRegion } from './guest-memory.js'
-import { MiB, type MemoryLayout, type RamRange } from './layout.js'
+import { type MemoryLayout, MiB, type RamRange } from './layout.js'
 
 /** Bytes per view of a mapping: a power of 2 below koffi's 4 GiB limit. */
 export const VIEW_CHUNK = 2 ** 31

@@ -92,9 +92,7 @@ const NODE_ALIGN = 2 * MiB
 export function nodeMemoryRanges(layout: MemoryLayout, nodes: number): RamRange[][] {
   const per = alignDown(layout.memBytes / nodes, NODE_ALIGN)
   if (per < 2 * NODE_ALIGN) {
-    throw new KtstrError(
-      `guest memory of ${layout.memBytes / MiB} MiB is too small for ${nodes} NUMA nodes; give each node at least 4 MiB`,
-    )
+    throw new KtstrError(`guest memory of ${layout.memBytes / MiB} MiB is too small for ${nodes} NUMA nodes; give each node at least 4 MiB`)
   }
   const out: RamRange[][] = []
   for (let n = 0; n < nodes; n++) {

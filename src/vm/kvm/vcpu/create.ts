@@ -15,7 +15,7 @@ import { apicId } from '../arch/x86_64/topology-ids.js'
 import type { GuestMemory } from '../memory/guest-memory.js'
 import { encodeCpuid, type KvmSystem, type KvmVm } from '../system.js'
 import type { CpuState, VcpuReport } from './protocol.js'
-import { VcpuThread, type AccessResult, type DeviceAccess } from './thread.js'
+import { type AccessResult, type DeviceAccess, VcpuThread } from './thread.js'
 
 const REPORT_EVERY_MS = 20_000
 
@@ -95,7 +95,11 @@ export function startVcpus(threads: readonly VcpuThread[]): () => void {
 
 function report(mem: GuestMemory, cpu: number, r: VcpuReport, deviceMs: number): void {
   const s = r.stats
-  const top = Object.entries(s.counts).sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, n]) => `${k}=${n}`).join(' ')
+  const top = Object.entries(s.counts)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 8)
+    .map(([k, n]) => `${k}=${n}`)
+    .join(' ')
   const exits = Object.values(s.counts).reduce((a, b) => a + b, 0)
   log.debug(
     `kvm: vCPU ${cpu} at ${(s.elapsedMs / 1000).toFixed(1)} s: rip ${r.rip} rflags ${r.rflags} cr3 ${r.cr3} mp ${r.mpState}; ` +
@@ -106,6 +110,11 @@ function report(mem: GuestMemory, cpu: number, r: VcpuReport, deviceMs: number):
     const LA57 = 1n << 12n
     const words = stackWords(mem, BigInt(`0x${r.cr3}`), (BigInt(`0x${r.cr4}`) & LA57) !== 0n, BigInt(`0x${r.rsp}`), 256)
     const KERNEL_TEXT = 0xffff_ffff_8000_0000n
-    log.debug(`kvm: vCPU ${cpu} stack (kernel text words): ${words.filter((w) => w >= KERNEL_TEXT).map((w) => w.toString(16)).join(' ')}`)
+    log.debug(
+      `kvm: vCPU ${cpu} stack (kernel text words): ${words
+        .filter((w) => w >= KERNEL_TEXT)
+        .map((w) => w.toString(16))
+        .join(' ')}`,
+    )
   }
 }

@@ -3,13 +3,14 @@
  * the mmap'd kvm_run page through a DataView. Exits that need a device go to the main thread
  * (protocol.ts); everything else is handled here.
  */
-import koffi, { type TypeObject } from 'koffi'
+
 import { parentPort, workerData } from 'node:worker_threads'
+import koffi, { type TypeObject } from 'koffi'
+import { MAP_SHARED, PROT_READ, PROT_WRITE } from '../../../../native-shims/constants.js'
 import {
   KVM_EXIT,
   KVM_IOCTL,
   KVM_SYSTEM_EVENT,
-  RUN_OFFSETS,
   kvm_fpu,
   kvm_lapic_state,
   kvm_regs,
@@ -17,22 +18,10 @@ import {
   kvm_xcrs,
   memberAt,
   offsetOf,
+  RUN_OFFSETS,
 } from '../../../../native-shims/kvm/abi.js'
-import { MAP_SHARED, PROT_READ, PROT_WRITE } from '../../../../native-shims/constants.js'
-import {
-  close,
-  getpid,
-  gettid,
-  ioctlPtr,
-  ioctlVal,
-  mmap,
-  munmap,
-  siginterrupt,
-  signal,
-  tryIoctlVal,
-  view,
-} from '../../../../native-shims/libc.js'
-import { Answer, Kind, Slot, State, TerminalReason, type CpuState, type VcpuReport, type VcpuThreadData } from './protocol.js'
+import { close, getpid, gettid, ioctlPtr, ioctlVal, mmap, munmap, siginterrupt, signal, tryIoctlVal, view } from '../../../../native-shims/libc.js'
+import { Answer, type CpuState, Kind, Slot, State, TerminalReason, type VcpuReport, type VcpuThreadData } from './protocol.js'
 
 const data = workerData as VcpuThreadData
 const ctl = new Int32Array(data.control)
@@ -265,8 +254,6 @@ function runLoop(vcpu: number, run: DataView): { reason: TerminalReason; detail:
       }
       case KVM_EXIT.INTR:
         break
-      case KVM_EXIT.FAIL_ENTRY:
-      case KVM_EXIT.INTERNAL_ERROR:
       default:
         return { reason: TerminalReason.Failed, detail: exit }
     }

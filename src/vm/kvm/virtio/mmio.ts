@@ -110,6 +110,7 @@ export interface VirtioDevice {
    */
   activate(activation: VirtioActivation): void | Promise<void>
   /** Stop using the queues and forget negotiated state (status 0 written). */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a synchronous reset returns nothing (void)
   reset(): void | Promise<unknown>
   /** A QueueNotify write that reached the VMM (no ioeventfd for it). */
   queueNotify(queue: number): void
@@ -447,9 +448,9 @@ export class VirtioMmioTransport {
       const started = this.device.activate({
         features: this.driverFeaturesValue,
         queues,
-        signalUsed: queue => this.signalUsed(queue),
+        signalUsed: (queue) => this.signalUsed(queue),
         interruptStatus: this.interruptStatus,
-        fail: why => {
+        fail: (why) => {
           if (epoch === this.epoch) this.needsReset(why)
         },
       })
@@ -464,7 +465,7 @@ export class VirtioMmioTransport {
     this.epoch++
     if (this.activated || this.status !== 0) {
       const done = this.device.reset()
-      if (done instanceof Promise) done.catch(e => log.debug(`virtio-mmio ${this.device.deviceType}: reset failed: ${e}`))
+      if (done instanceof Promise) done.catch((e) => log.debug(`virtio-mmio ${this.device.deviceType}: reset failed: ${e}`))
     }
     this.activated = false
     this.status = 0
@@ -477,7 +478,7 @@ export class VirtioMmioTransport {
   }
 
   private freshQueues(): QueueRegs[] {
-    return this.device.queueMaxSizes.map(max => ({ num: max, ready: false, desc: [0, 0], driver: [0, 0], device: [0, 0] }))
+    return this.device.queueMaxSizes.map((max) => ({ num: max, ready: false, desc: [0, 0], driver: [0, 0], device: [0, 0] }))
   }
 
   private violation(message: string): void {

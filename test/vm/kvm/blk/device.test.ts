@@ -2,6 +2,8 @@
 // and every malformed shape the validator must turn into S_IOERR / S_UNSUPP / used length 0.
 import fs from 'node:fs'
 import { afterAll, describe, expect, it } from 'vitest'
+import { GuestMemory } from '../../../../src/vm/kvm/memory/guest-memory.js'
+import { FileBacking } from '../../../../src/vm/kvm/virtio/block/backing.js'
 import {
   VIRTIO_BLK_F_BLK_SIZE,
   VIRTIO_BLK_F_FLUSH,
@@ -19,11 +21,9 @@ import {
 } from '../../../../src/vm/kvm/virtio/block/constants.js'
 import { BlkActivationError, VirtioBlkDevice } from '../../../../src/vm/kvm/virtio/block/device.js'
 import { FaultyBacking } from '../../../../src/vm/kvm/virtio/block/faulty-backing.js'
-import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../../../src/vm/kvm/virtio/queue.js'
-import { FileBacking } from '../../../../src/vm/kvm/virtio/block/backing.js'
-import { GuestMemory } from '../../../../src/vm/kvm/memory/guest-memory.js'
 import { blkQueueHandler } from '../../../../src/vm/kvm/virtio/block/handler.js'
-import { DEVICE_STATUS as S, featureBit, MMIO_REG as R, VIRTIO_F, VirtioMmioTransport } from '../../../../src/vm/kvm/virtio/mmio.js'
+import { featureBit, MMIO_REG as R, DEVICE_STATUS as S, VIRTIO_F, VirtioMmioTransport } from '../../../../src/vm/kvm/virtio/mmio.js'
+import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../../../src/vm/kvm/virtio/queue.js'
 import { GuestDriver } from './driver.js'
 import { FEATURES, makeDisk, pattern, RAM_BASE, RAM_SIZE, rig, tempDir } from './setup.js'
 
@@ -110,7 +110,11 @@ describe('virtio-blk device: requests', () => {
     const f = driver.flush()
     const g = driver.getId()
     const long = driver.getId(64)
-    expect(run(f.head, g.head, long.head)).toEqual([{ id: f.head, len: 1 }, { id: g.head, len: 21 }, { id: long.head, len: 21 }])
+    expect(run(f.head, g.head, long.head)).toEqual([
+      { id: f.head, len: 1 },
+      { id: g.head, len: 21 },
+      { id: long.head, len: 21 },
+    ])
     expect([driver.status(f), driver.status(g), driver.status(long)]).toEqual([0, 0, 0])
     expect((backing as FaultyBacking).events.map((e) => e.op)).toEqual(['sync'])
     const id = new Uint8Array(20)
@@ -186,37 +190,64 @@ describe('virtio-blk device: malformed and invalid requests (validated before an
     ['data buffer outside guest RAM', () => chainWithStatus([hdr(VIRTIO_BLK_T_IN, 0), { len: 512, write: true, addr: RAM_BASE + RAM_SIZE }]), IOERR],
     ['header outside guest RAM', () => chainWithStatus([{ len: 16, addr: RAM_BASE - 16 }, inn(512)]), IOERR],
     ['indirect descriptor (not offered)', () => chainWithStatus([hdr(VIRTIO_BLK_T_IN, 0), { len: 16, flags: VIRTQ_DESC_F_INDIRECT }]), IOERR],
-    ['status of 2 bytes', () => {
-      const st = status()
-      return { head: driver.chain([hdr(VIRTIO_BLK_T_IN, 0), inn(512), { len: 2, write: true, addr: st }]), st }
-    }, IOERR],
+    [
+      'status of 2 bytes',
+      () => {
+        const st = status()
+        return { head: driver.chain([hdr(VIRTIO_BLK_T_IN, 0), inn(512), { len: 2, write: true, addr: st }]), st }
+      },
+      IOERR,
+    ],
     ['unknown type 2 (SCSI)', () => chainWithStatus([hdr(2, 0), inn(512)]), [1, VIRTIO_BLK_S_UNSUPP]],
     ['DISCARD (not offered)', () => chainWithStatus([hdr(11, 0), out(16)]), [1, VIRTIO_BLK_S_UNSUPP]],
     ['type 0xffffffff', () => chainWithStatus([hdr(0xffff_ffff, 0)]), [1, VIRTIO_BLK_S_UNSUPP]],
-    ['status device-readable', () => {
-      const st = status()
-      return { head: driver.chain([hdr(VIRTIO_BLK_T_IN, 0), inn(512), { len: 1, addr: st }]), st }
-    }, [0, 0xff]],
-    ['status of 0 bytes', () => {
-      const st = status()
-      return { head: driver.chain([hdr(VIRTIO_BLK_T_IN, 0), inn(512), { len: 0, write: true, addr: st }]), st }
-    }, [0, 0xff]],
-    ['status outside guest RAM', () => ({ head: driver.chain([hdr(VIRTIO_BLK_T_IN, 0), { len: 1, write: true, addr: RAM_BASE + RAM_SIZE }]), st: status() }), [0, 0xff]],
-    ['a descriptor loop', () => {
-      const st = status()
-      const h = driver.alloc(16)
-      driver.ram.write(h, driver.header(VIRTIO_BLK_T_IN, 0))
-      const head = driver.rawChain((l) => [
-        { addr: h, len: 16, flags: VIRTQ_DESC_F_NEXT, next: l(1) },
-        { addr: st, len: 1, flags: VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, next: l(0) },
-      ], 2)
-      return { head, st }
-    }, [0, 0xff]],
-    ['a link past the descriptor table', () => {
-      const st = status()
-      const head = driver.rawChain(() => [{ addr: st, len: 1, flags: VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, next: 40 }], 1)
-      return { head, st }
-    }, [0, 0xff]],
+    [
+      'status device-readable',
+      () => {
+        const st = status()
+        return { head: driver.chain([hdr(VIRTIO_BLK_T_IN, 0), inn(512), { len: 1, addr: st }]), st }
+      },
+      [0, 0xff],
+    ],
+    [
+      'status of 0 bytes',
+      () => {
+        const st = status()
+        return { head: driver.chain([hdr(VIRTIO_BLK_T_IN, 0), inn(512), { len: 0, write: true, addr: st }]), st }
+      },
+      [0, 0xff],
+    ],
+    [
+      'status outside guest RAM',
+      () => ({ head: driver.chain([hdr(VIRTIO_BLK_T_IN, 0), { len: 1, write: true, addr: RAM_BASE + RAM_SIZE }]), st: status() }),
+      [0, 0xff],
+    ],
+    [
+      'a descriptor loop',
+      () => {
+        const st = status()
+        const h = driver.alloc(16)
+        driver.ram.write(h, driver.header(VIRTIO_BLK_T_IN, 0))
+        const head = driver.rawChain(
+          (l) => [
+            { addr: h, len: 16, flags: VIRTQ_DESC_F_NEXT, next: l(1) },
+            { addr: st, len: 1, flags: VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, next: l(0) },
+          ],
+          2,
+        )
+        return { head, st }
+      },
+      [0, 0xff],
+    ],
+    [
+      'a link past the descriptor table',
+      () => {
+        const st = status()
+        const head = driver.rawChain(() => [{ addr: st, len: 1, flags: VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, next: 40 }], 1)
+        return { head, st }
+      },
+      [0, 0xff],
+    ],
   ]
 
   it.each(cases)('%s', (_name, build, expected) => {
@@ -230,7 +261,10 @@ describe('virtio-blk device: malformed and invalid requests (validated before an
     const ro = rig(roPath, { readOnly: true, wrap: (b) => new FaultyBacking(b) })
     const w = ro.driver.write(0, new Uint8Array(1024).fill(7))
     const rd = ro.driver.read(0, 512)
-    expect(ro.run(w.head, rd.head)).toEqual([{ id: w.head, len: 1 }, { id: rd.head, len: 513 }])
+    expect(ro.run(w.head, rd.head)).toEqual([
+      { id: w.head, len: 1 },
+      { id: rd.head, len: 513 },
+    ])
     expect(ro.driver.status(w)).toBe(VIRTIO_BLK_S_IOERR)
     expect(ro.driver.status(rd)).toBe(VIRTIO_BLK_S_OK)
     expect((ro.backing as FaultyBacking).events.map((e) => e.op)).toEqual(['read'])
@@ -272,10 +306,16 @@ describe('virtio-blk device: notifications', () => {
   })
 })
 
-describe('virtio-blk device over the VMM\'s GuestMemory', () => {
+describe("virtio-blk device over the VMM's GuestMemory", () => {
   it('runs with GuestMemory as its GuestRam (two regions, rings in the upper one)', () => {
     const path = freshDisk()
-    const mem = GuestMemory.allocate([{ base: 0, size: 1 << 20 }, { base: RAM_BASE * 4, size: 4 << 20 }], { shared: true })
+    const mem = GuestMemory.allocate(
+      [
+        { base: 0, size: 1 << 20 },
+        { base: RAM_BASE * 4, size: 4 << 20 },
+      ],
+      { shared: true },
+    )
     const driver = new GuestDriver(mem, { queueSize: 64, base: RAM_BASE * 4, size: 4 << 20 })
     const dev = new VirtioBlkDevice({ backing: { kind: 'file', path } })
     const backing = FileBacking.open(path)
@@ -285,7 +325,10 @@ describe('virtio-blk device over the VMM\'s GuestMemory', () => {
     const r = driver.read(40, 4096, 2)
     driver.publish(w.head, r.head)
     handler.drain()
-    expect(driver.used()).toEqual([{ id: w.head, len: 1 }, { id: r.head, len: 4097 }])
+    expect(driver.used()).toEqual([
+      { id: w.head, len: 1 },
+      { id: r.head, len: 4097 },
+    ])
     expect(driver.data(r)).toEqual(data)
     expect(mem.describe().map((x) => x.base)).toEqual([0, RAM_BASE * 4])
     backing.close()

@@ -2,14 +2,9 @@
 // rings in guest RAM, builds descriptor chains (well formed or deliberately broken), publishes
 // them on the available ring, and reads back used entries and status bytes.
 import type { GuestRam } from '../../../../src/vm/kvm/memory/guest-memory.js'
-import type { QueueConfig } from '../../../../src/vm/kvm/virtio/queue-config.js'
+import { VIRTIO_BLK_T_FLUSH, VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT } from '../../../../src/vm/kvm/virtio/block/constants.js'
 import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../../../src/vm/kvm/virtio/queue.js'
-import {
-  VIRTIO_BLK_T_FLUSH,
-  VIRTIO_BLK_T_GET_ID,
-  VIRTIO_BLK_T_IN,
-  VIRTIO_BLK_T_OUT,
-} from '../../../../src/vm/kvm/virtio/block/constants.js'
+import type { QueueConfig } from '../../../../src/vm/kvm/virtio/queue-config.js'
 
 export interface RawDesc {
   addr: number | bigint
@@ -218,7 +213,11 @@ export class GuestDriver {
   }
 
   read(sector: number | bigint, len: number, segments = 1): BlkReq {
-    return this.request(VIRTIO_BLK_T_IN, sector, GuestDriver.split(len, segments).map((l) => ({ len: l, write: true })))
+    return this.request(
+      VIRTIO_BLK_T_IN,
+      sector,
+      GuestDriver.split(len, segments).map((l) => ({ len: l, write: true })),
+    )
   }
 
   write(sector: number | bigint, bytes: Uint8Array, segments = 1): BlkReq {

@@ -2,12 +2,12 @@
 // ENOSPC/EIO/no progress are S_IOERR, a short read zero-fills the tail, FLUSH is fdatasync.
 import fs from 'node:fs'
 import { afterAll, describe, expect, it } from 'vitest'
-import { FileBacking } from '../../../../src/vm/kvm/virtio/block/backing.js'
-import { openBacking, describeBacking } from '../../../../src/vm/kvm/virtio/block/backing-spec.js'
-import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK } from '../../../../src/vm/kvm/virtio/block/constants.js'
-import { FaultyBacking, truncateIovecs, type FaultAction } from '../../../../src/vm/kvm/virtio/block/faulty-backing.js'
-import { advanceIovecs, MAX_EINTR_RETRIES } from '../../../../src/vm/kvm/virtio/block/io.js'
 import { KtstrError } from '../../../../src/util/errors.js'
+import { FileBacking } from '../../../../src/vm/kvm/virtio/block/backing.js'
+import { describeBacking, openBacking } from '../../../../src/vm/kvm/virtio/block/backing-spec.js'
+import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK } from '../../../../src/vm/kvm/virtio/block/constants.js'
+import { type FaultAction, FaultyBacking, truncateIovecs } from '../../../../src/vm/kvm/virtio/block/faulty-backing.js'
+import { advanceIovecs, MAX_EINTR_RETRIES } from '../../../../src/vm/kvm/virtio/block/io.js'
 import { makeDisk, pattern, rig, tempDir } from './setup.js'
 
 const tmp = tempDir()
@@ -22,7 +22,11 @@ function faulty(schedule: { read?: FaultAction[]; write?: FaultAction[]; sync?: 
 }
 
 describe('iovec helpers', () => {
-  const iov = [{ addr: 1000n, len: 100 }, { addr: 5000n, len: 50 }, { addr: 9000n, len: 10 }]
+  const iov = [
+    { addr: 1000n, len: 100 },
+    { addr: 5000n, len: 50 },
+    { addr: 9000n, len: 10 },
+  ]
   it('advanceIovecs skips whole and partial iovecs', () => {
     expect(advanceIovecs(iov, 0)).toEqual(iov)
     expect(advanceIovecs(iov, 30)).toEqual([{ addr: 1030n, len: 70 }, iov[1], iov[2]])
@@ -39,7 +43,13 @@ describe('iovec helpers', () => {
 
 describe('writes', () => {
   it('retry short writes, advancing offset and iovecs, until every byte landed', () => {
-    const f = faulty({ write: [{ kind: 'short', bytes: 512 }, { kind: 'short', bytes: 100 }, { kind: 'short', bytes: 1000 }] })
+    const f = faulty({
+      write: [
+        { kind: 'short', bytes: 512 },
+        { kind: 'short', bytes: 100 },
+        { kind: 'short', bytes: 1000 },
+      ],
+    })
     const data = pattern(77_777, 4096)
     const w = f.driver.write(8, data, 3)
     expect(f.run(w.head)).toEqual([{ id: w.head, len: 1 }])
@@ -65,7 +75,12 @@ describe('writes', () => {
   })
 
   it('ENOSPC in the middle of a request is S_IOERR (some bytes may have landed)', () => {
-    const f = faulty({ write: [{ kind: 'short', bytes: 1024 }, { kind: 'error', code: 'ENOSPC', landed: 512 }] })
+    const f = faulty({
+      write: [
+        { kind: 'short', bytes: 1024 },
+        { kind: 'error', code: 'ENOSPC', landed: 512 },
+      ],
+    })
     const before = f.file()
     const data = new Uint8Array(4096).fill(0xab)
     const w = f.driver.write(16, data)
@@ -81,7 +96,12 @@ describe('writes', () => {
   })
 
   it('EIO and a write that makes no progress are S_IOERR', () => {
-    const f = faulty({ write: [{ kind: 'error', code: 'EIO' }, { kind: 'short', bytes: 0 }] })
+    const f = faulty({
+      write: [
+        { kind: 'error', code: 'EIO' },
+        { kind: 'short', bytes: 0 },
+      ],
+    })
     const a = f.driver.write(0, new Uint8Array(512))
     const b = f.driver.write(1, new Uint8Array(512))
     f.run(a.head, b.head)
@@ -115,7 +135,10 @@ describe('reads', () => {
     const a = f.driver.read(1, 1024)
     const b = f.driver.read(2, 1024)
     const used = f.run(a.head, b.head)
-    expect(used).toEqual([{ id: a.head, len: 1025 }, { id: b.head, len: 1 }])
+    expect(used).toEqual([
+      { id: a.head, len: 1025 },
+      { id: b.head, len: 1 },
+    ])
     expect(f.driver.data(a)).toEqual(pattern(512, 1024))
     expect([f.driver.status(a), f.driver.status(b)]).toEqual([VIRTIO_BLK_S_OK, VIRTIO_BLK_S_IOERR])
   })
@@ -151,7 +174,10 @@ describe('FileBacking', () => {
     expect(b.readOnly).toBe(false)
     const g1 = r.driver.alloc(100)
     const g2 = r.driver.alloc(50)
-    const iov = [{ addr: r.ram.hostAddress(g1, 100), len: 100 }, { addr: r.ram.hostAddress(g2, 50), len: 50 }]
+    const iov = [
+      { addr: r.ram.hostAddress(g1, 100), len: 100 },
+      { addr: r.ram.hostAddress(g2, 50), len: 50 },
+    ]
     expect(b.preadv(iov, 9_900)).toBe(100) // short at end of file
     const got = new Uint8Array(100)
     r.ram.read(g1, got)

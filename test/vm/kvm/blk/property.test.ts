@@ -14,7 +14,7 @@ import {
   VIRTIO_BLK_T_IN,
   VIRTIO_BLK_T_OUT,
 } from '../../../../src/vm/kvm/virtio/block/constants.js'
-import { FaultyBacking, type FaultAction } from '../../../../src/vm/kvm/virtio/block/faulty-backing.js'
+import { type FaultAction, FaultyBacking } from '../../../../src/vm/kvm/virtio/block/faulty-backing.js'
 import { VIRTQ_DESC_F_NEXT } from '../../../../src/vm/kvm/virtio/queue.js'
 import type { BlkReq, GuestDriver } from './driver.js'
 import { makeDisk, pattern, RAM_BASE, RAM_SIZE, rig, tempDir } from './setup.js'
@@ -40,12 +40,18 @@ const actionArb: fc.Arbitrary<FaultAction> = fc.oneof(
   { weight: 2, arbitrary: fc.constant({ kind: 'error', code: 'EINTR' } as const) },
   {
     weight: 1,
-    arbitrary: fc.record({ code: fc.constantFrom('ENOSPC' as const, 'EIO' as const), landed: fc.integer({ min: 0, max: 4096 }) }).map((e) => ({ kind: 'error', ...e }) as const),
+    arbitrary: fc
+      .record({ code: fc.constantFrom('ENOSPC' as const, 'EIO' as const), landed: fc.integer({ min: 0, max: 4096 }) })
+      .map((e) => ({ kind: 'error', ...e }) as const),
   },
   { weight: 1, arbitrary: fc.integer({ min: 0, max: 1 }).map((ms) => ({ kind: 'delay', ms }) as const) },
 )
 
-const range = { sector: fc.integer({ min: 0, max: CAP + 2 }), sectors: fc.integer({ min: 1, max: 8 }), cuts: fc.array(fc.integer({ min: 1, max: 4095 }), { maxLength: 4 }) }
+const range = {
+  sector: fc.integer({ min: 0, max: CAP + 2 }),
+  sectors: fc.integer({ min: 1, max: 8 }),
+  cuts: fc.array(fc.integer({ min: 1, max: 4095 }), { maxLength: 4 }),
+}
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ k: fc.constant('write' as const), ...range, seed: fc.integer({ min: 0, max: 1 << 20 }) }) },
   { weight: 5, arbitrary: fc.record({ k: fc.constant('read' as const), ...range }) },
@@ -129,10 +135,13 @@ function badRequest(driver: GuestDriver, variant: number): { req: BlkReq; expect
       // header → status → header …: a loop, so no status byte can be trusted.
       const st = driver.alloc(1, 1)
       driver.ram.write(st, Uint8Array.of(0xff))
-      const head = driver.rawChain((l) => [
-        { addr: RAM_BASE, len: 16, flags: VIRTQ_DESC_F_NEXT, next: l(1) },
-        { addr: st, len: 1, flags: VIRTQ_DESC_F_NEXT | 2, next: l(0) },
-      ], 2)
+      const head = driver.rawChain(
+        (l) => [
+          { addr: RAM_BASE, len: 16, flags: VIRTQ_DESC_F_NEXT, next: l(1) },
+          { addr: st, len: 1, flags: VIRTQ_DESC_F_NEXT | 2, next: l(0) },
+        ],
+        2,
+      )
       return { req: { head, status: st, data: [] }, expected: { status: 0xff, usedLen: 0 } }
     }
     case 1:
@@ -184,7 +193,11 @@ describe('virtio-blk under random requests and fault schedules', () => {
                       const req = r.driver.request(VIRTIO_BLK_T_OUT, op.sector, parts)
                       return { req, expected: inRange ? model.write(op.sector * 512, data) : { status: VIRTIO_BLK_S_IOERR, usedLen: 1 } }
                     }
-                    const req = r.driver.request(VIRTIO_BLK_T_IN, op.sector, lens.map((l) => ({ len: l, write: true })))
+                    const req = r.driver.request(
+                      VIRTIO_BLK_T_IN,
+                      op.sector,
+                      lens.map((l) => ({ len: l, write: true })),
+                    )
                     return { req, expected: inRange ? model.read(op.sector * 512, len) : { status: VIRTIO_BLK_S_IOERR, usedLen: 1 } }
                   }
                   case 'flush':

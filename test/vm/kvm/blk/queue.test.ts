@@ -1,15 +1,15 @@
 import { describe, expect, it } from 'vitest'
 import { view } from '../../../../native-shims/libc.js'
-import { GuestMemoryError, GuestMemory } from '../../../../src/vm/kvm/memory/guest-memory.js'
+import { GuestMemory, GuestMemoryError } from '../../../../src/vm/kvm/memory/guest-memory.js'
 import {
   needEvent,
   SplitQueue,
-  VirtqueueError,
   VIRTQ_AVAIL_F_NO_INTERRUPT,
   VIRTQ_DESC_F_INDIRECT,
   VIRTQ_DESC_F_NEXT,
   VIRTQ_DESC_F_WRITE,
   VIRTQ_USED_F_NO_NOTIFY,
+  VirtqueueError,
 } from '../../../../src/vm/kvm/virtio/queue.js'
 import { GuestDriver } from './driver.js'
 import { guestRam, RAM_BASE, RAM_SIZE } from './setup.js'
@@ -41,7 +41,10 @@ describe('guest RAM', () => {
   it('spans several regions and gives host addresses that alias the guest bytes', () => {
     const a = new SharedArrayBuffer(4096)
     const b = new SharedArrayBuffer(8192)
-    const ram = GuestMemory.from([{ base: 0x10000, sab: b, offset: 4096, len: 4096 }, { base: 0, sab: a }])
+    const ram = GuestMemory.from([
+      { base: 0x10000, sab: b, offset: 4096, len: 4096 },
+      { base: 0, sab: a },
+    ])
     ram.writeU32(0x10010, 7)
     expect(new DataView(b).getUint32(4096 + 0x10, true)).toBe(7)
     expect(ram.contains(0xfff, 2)).toBe(false) // a range may not straddle a hole
@@ -52,7 +55,12 @@ describe('guest RAM', () => {
     ram.read(0x100, back)
     expect([...back]).toEqual(Array(16).fill(9))
     expect(() => ram.hostAddress(0xff8, 16)).toThrow(GuestMemoryError)
-    expect(() => GuestMemory.from([{ base: 0, sab: a }, { base: 0x800, sab: b }])).toThrow(/overlap/)
+    expect(() =>
+      GuestMemory.from([
+        { base: 0, sab: a },
+        { base: 0x800, sab: b },
+      ]),
+    ).toThrow(/overlap/)
   })
 })
 
@@ -80,12 +88,19 @@ describe('split virtqueue', () => {
     expect(c2).toMatchObject({ head: h2, complete: true, malformed: undefined })
     expect(c2.descriptors.map((d) => d.len)).toEqual([4])
     const c1 = queue.popAvail()!
-    expect(c1.descriptors.map((d) => [d.len, d.flags & VIRTQ_DESC_F_WRITE])).toEqual([[16, 0], [512, 2], [1, 2]])
+    expect(c1.descriptors.map((d) => [d.len, d.flags & VIRTQ_DESC_F_WRITE])).toEqual([
+      [16, 0],
+      [512, 2],
+      [1, 2],
+    ])
     expect(c1.descriptors.every((d) => d.inRam)).toBe(true)
     expect(queue.popAvail()).toBeUndefined()
     queue.addUsed(h2, 0)
     queue.addUsed(h1, 513)
-    expect(driver.used()).toEqual([{ id: h2, len: 0 }, { id: h1, len: 513 }])
+    expect(driver.used()).toEqual([
+      { id: h2, len: 0 },
+      { id: h1, len: 513 },
+    ])
   })
 
   it('keeps working across the 16-bit index wrap', () => {
@@ -104,10 +119,13 @@ describe('split virtqueue', () => {
 
   it('reports a loop as a malformed, incomplete chain', () => {
     const { driver, queue } = setup(8)
-    const head = driver.rawChain((l) => [
-      { addr: RAM_BASE + 0x8000, len: 16, flags: VIRTQ_DESC_F_NEXT, next: l(1) },
-      { addr: RAM_BASE + 0x8000, len: 16, flags: VIRTQ_DESC_F_NEXT, next: l(0) },
-    ], 2)
+    const head = driver.rawChain(
+      (l) => [
+        { addr: RAM_BASE + 0x8000, len: 16, flags: VIRTQ_DESC_F_NEXT, next: l(1) },
+        { addr: RAM_BASE + 0x8000, len: 16, flags: VIRTQ_DESC_F_NEXT, next: l(0) },
+      ],
+      2,
+    )
     driver.publish(head)
     const c = queue.popAvail()!
     expect(c.complete).toBe(false)
@@ -127,9 +145,15 @@ describe('split virtqueue', () => {
 
   it('flags buffers outside guest RAM and indirect descriptors but still walks the chain', () => {
     const { driver, queue } = setup(8)
-    const out = driver.chain([{ len: 16, addr: RAM_BASE + RAM_SIZE - 8 }, { len: 1, write: true }])
+    const out = driver.chain([
+      { len: 16, addr: RAM_BASE + RAM_SIZE - 8 },
+      { len: 1, write: true },
+    ])
     const huge = driver.rawChain(() => [{ addr: 0xffff_ffff_ffff_f000n, len: 16, flags: 0 }], 1)
-    const ind = driver.chain([{ len: 16, flags: VIRTQ_DESC_F_INDIRECT }, { len: 1, write: true }])
+    const ind = driver.chain([
+      { len: 16, flags: VIRTQ_DESC_F_INDIRECT },
+      { len: 1, write: true },
+    ])
     driver.publish(out, huge, ind)
     const c1 = queue.popAvail()!
     expect(c1).toMatchObject({ complete: true, malformed: expect.stringMatching(/outside guest RAM/) })

@@ -6,8 +6,8 @@ import fs from 'node:fs'
 import { afterAll, describe, expect, it } from 'vitest'
 import { EFD_CLOEXEC } from '../../../../native-shims/constants.js'
 import * as libc from '../../../../native-shims/libc.js'
-import type { BackingSpec } from '../../../../src/vm/kvm/virtio/block/backing-spec.js'
 import { FileBacking } from '../../../../src/vm/kvm/virtio/block/backing.js'
+import type { BackingSpec } from '../../../../src/vm/kvm/virtio/block/backing-spec.js'
 import { VirtioBlkDevice } from '../../../../src/vm/kvm/virtio/block/device.js'
 import { newFds, newThreads, resources, threadBlockedInRead } from '../resources.js'
 import { GuestDriver } from './driver.js'
@@ -34,7 +34,13 @@ async function stuckDevice(inner: BackingSpec, hangFd: number) {
   const driver = new GuestDriver(ram, { queueSize: 16, base: RAM_BASE, size: RAM_SIZE })
   const failures: string[] = []
   const dev = new VirtioBlkDevice({ backing: { kind: 'faulty', inner, schedule: { read: [{ kind: 'hang', fd: hangFd }] } }, ram, stopTimeoutMs: 300 })
-  dev.activate({ features: FEATURES, queues: [driver.config], signalUsed: () => {}, interruptStatus: new Int32Array(new SharedArrayBuffer(4)), fail: (w) => failures.push(w) })
+  dev.activate({
+    features: FEATURES,
+    queues: [driver.config],
+    signalUsed: () => {},
+    interruptStatus: new Int32Array(new SharedArrayBuffer(4)),
+    fail: (w) => failures.push(w),
+  })
   await dev.whenStarted()
   driver.publish(driver.read(0, 4096).head)
   dev.queueNotify(0)
@@ -81,8 +87,18 @@ describe.skipIf(skip !== undefined)('virtio-blk thread stuck in a backing call',
     const { ram } = guestRam()
     const driver = new GuestDriver(ram, { queueSize: 16, base: RAM_BASE, size: RAM_SIZE })
     const before = resources()
-    const dev = new VirtioBlkDevice({ backing: { kind: 'faulty', inner: { kind: 'file', path: disk }, schedule: { sync: [{ kind: 'hang', fd: hangFd }] } }, ram, stopTimeoutMs: 300 })
-    dev.activate({ features: FEATURES, queues: [driver.config], signalUsed: () => {}, interruptStatus: new Int32Array(new SharedArrayBuffer(4)), fail: () => {} })
+    const dev = new VirtioBlkDevice({
+      backing: { kind: 'faulty', inner: { kind: 'file', path: disk }, schedule: { sync: [{ kind: 'hang', fd: hangFd }] } },
+      ram,
+      stopTimeoutMs: 300,
+    })
+    dev.activate({
+      features: FEATURES,
+      queues: [driver.config],
+      signalUsed: () => {},
+      interruptStatus: new Int32Array(new SharedArrayBuffer(4)),
+      fail: () => {},
+    })
     await dev.whenStarted()
     const closing = dev.close() // the blk thread leaves its loop and syncs the writable backing: that hangs
     await until('the sync to hang', () => threadBlockedInRead(hangFd)) // close() is still waiting then

@@ -6,10 +6,10 @@ import fs from 'node:fs'
 import { afterAll, describe, expect, it } from 'vitest'
 import { EFD_CLOEXEC, EFD_NONBLOCK, MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE } from '../../../../native-shims/constants.js'
 import * as libc from '../../../../native-shims/libc.js'
-import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP } from '../../../../src/vm/kvm/virtio/block/constants.js'
-import { VirtioBlkDevice, type BlkDeviceOptions } from '../../../../src/vm/kvm/virtio/block/device.js'
-import { DEVICE_STATUS as S, MMIO_REG as R, VirtioMmioTransport, type VirtioActivation } from '../../../../src/vm/kvm/virtio/mmio.js'
 import { GuestMemory, type SharedGuestRegion } from '../../../../src/vm/kvm/memory/guest-memory.js'
+import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP } from '../../../../src/vm/kvm/virtio/block/constants.js'
+import { type BlkDeviceOptions, VirtioBlkDevice } from '../../../../src/vm/kvm/virtio/block/device.js'
+import { MMIO_REG as R, DEVICE_STATUS as S, type VirtioActivation, VirtioMmioTransport } from '../../../../src/vm/kvm/virtio/mmio.js'
 import { GuestDriver } from './driver.js'
 import { FEATURES, makeDisk, pattern, RAM_BASE, RAM_SIZE, tempDir, threadSkipReason } from './setup.js'
 
@@ -118,8 +118,18 @@ describe.skipIf(skip !== undefined)('virtio-blk blk thread', () => {
       expect(await waitFor('the irqfd', () => irqCount(s.irqFd) || undefined)).toBe(1)
       expect(Atomics.load(s.isr, 0)).toBe(1) // InterruptStatus: used buffer
       const used = await waitFor('4 used entries', () => (driver.usedIdx() === 4 ? driver.used() : undefined))
-      expect(used).toEqual([{ id: w.head, len: 1 }, { id: r.head, len: 8193 }, { id: g.head, len: 21 }, { id: u.head, len: 1 }])
-      expect([driver.status(w), driver.status(r), driver.status(g), driver.status(u)]).toEqual([VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP])
+      expect(used).toEqual([
+        { id: w.head, len: 1 },
+        { id: r.head, len: 8193 },
+        { id: g.head, len: 21 },
+        { id: u.head, len: 1 },
+      ])
+      expect([driver.status(w), driver.status(r), driver.status(g), driver.status(u)]).toEqual([
+        VIRTIO_BLK_S_OK,
+        VIRTIO_BLK_S_OK,
+        VIRTIO_BLK_S_OK,
+        VIRTIO_BLK_S_UNSUPP,
+      ])
       expect(driver.data(r)).toEqual(data)
       expect(new TextDecoder().decode(driver.data(g)).replace(/\0+$/, '')).toBe('thread-test')
       expect(new Uint8Array(fs.readFileSync(s.diskPath).subarray(100 * 512, 100 * 512 + 8192))).toEqual(data)
@@ -230,7 +240,13 @@ describe.skipIf(skip !== undefined)('virtio-blk blk thread', () => {
     const dev = new VirtioBlkDevice({ backing: { kind: 'file', path: diskPath }, ram })
     fs.rmSync(diskPath)
     const failures: string[] = []
-    dev.activate({ features: FEATURES, queues: [driver.config], signalUsed: () => {}, interruptStatus: new Int32Array(new SharedArrayBuffer(4)), fail: (w) => failures.push(w) })
+    dev.activate({
+      features: FEATURES,
+      queues: [driver.config],
+      signalUsed: () => {},
+      interruptStatus: new Int32Array(new SharedArrayBuffer(4)),
+      fail: (w) => failures.push(w),
+    })
     await expect(dev.whenStarted()).rejects.toThrow(/could not start: disk image .*vanishing.img does not exist/)
     await waitFor('activation.fail', () => (failures.length ? true : undefined))
     expect(failures[0]).toMatch(/vanishing.img does not exist/)
@@ -301,7 +317,15 @@ describe.skipIf(skip !== undefined)('virtio-blk blk thread', () => {
     wr(R.DRIVER_FEATURES, 1) // VERSION_1
     wr(R.STATUS, S.ACKNOWLEDGE | S.DRIVER | S.FEATURES_OK)
     const c = driver.config
-    for (const [reg, v] of [[R.QUEUE_SEL, 0], [R.QUEUE_NUM, c.size], [R.QUEUE_DESC_LOW, c.descTable], [R.QUEUE_DRIVER_LOW, c.availRing], [R.QUEUE_DEVICE_LOW, c.usedRing], [R.QUEUE_READY, 1]]) wr(reg!, v!)
+    for (const [reg, v] of [
+      [R.QUEUE_SEL, 0],
+      [R.QUEUE_NUM, c.size],
+      [R.QUEUE_DESC_LOW, c.descTable],
+      [R.QUEUE_DRIVER_LOW, c.availRing],
+      [R.QUEUE_DEVICE_LOW, c.usedRing],
+      [R.QUEUE_READY, 1],
+    ])
+      wr(reg!, v!)
     wr(R.STATUS, S.ACKNOWLEDGE | S.DRIVER | S.FEATURES_OK | S.DRIVER_OK)
     await dev.whenStarted()
     driver.setAvailIdx(40) // 40 chains "available" in a 16-entry ring

@@ -3,7 +3,7 @@ import { FileBacking } from '../../../../src/vm/kvm/virtio/block/backing.js'
 import { VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_T_OUT } from '../../../../src/vm/kvm/virtio/block/constants.js'
 import { VirtioBlkDevice } from '../../../../src/vm/kvm/virtio/block/device.js'
 import { blkQueueHandler } from '../../../../src/vm/kvm/virtio/block/handler.js'
-import { Throttle, TokenBucket, type Clock } from '../../../../src/vm/kvm/virtio/block/throttle.js'
+import { type Clock, Throttle, TokenBucket } from '../../../../src/vm/kvm/virtio/block/throttle.js'
 import { GuestDriver } from './driver.js'
 import { FEATURES, guestRam, makeDisk, RAM_BASE, RAM_SIZE, tempDir } from './setup.js'
 

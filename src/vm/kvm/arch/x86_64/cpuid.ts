@@ -55,9 +55,9 @@ export type CpuVendor = 'intel' | 'amd' | 'unknown'
 
 /** Leaf 0 vendor string, EBX-EDX-ECX. Hygon (AMD-derived) counts as AMD. */
 export function cpuVendor(entries: readonly CpuidEntry[]): CpuVendor {
-  const l0 = entries.find(e => e.function === 0)
+  const l0 = entries.find((e) => e.function === 0)
   if (!l0) return 'unknown'
-  const s = [l0.ebx, l0.edx, l0.ecx].map(r => String.fromCharCode(r & 0xff, (r >>> 8) & 0xff, (r >>> 16) & 0xff, r >>> 24)).join('')
+  const s = [l0.ebx, l0.edx, l0.ecx].map((r) => String.fromCharCode(r & 0xff, (r >>> 8) & 0xff, (r >>> 16) & 0xff, r >>> 24)).join('')
   if (s === 'GenuineIntel') return 'intel'
   if (s === 'AuthenticAMD' || s === 'HygonGenuine') return 'amd'
   return 'unknown'
@@ -144,11 +144,11 @@ export function cpuidForVcpu(supported: readonly CpuidEntry[], t: Topology, cpu:
   const x2 = needsX2apic(t)
   const l1Sharing = (1 << s.smtBits) - 1
   const l3Sharing = 2 ** s.packageShift - 1
-  const hadLeaf1F = supported.some(e => e.function === 0x1f)
+  const hadLeaf1F = supported.some((e) => e.function === 0x1f)
 
   const dropped = new Set([0xb, 0x1f, 0x8000_0026, ...(vendor === 'amd' ? [0x8000_001d] : [])])
-  const out: CpuidEntry[] = supported.filter(e => !dropped.has(e.function)).map(e => ({ ...e }))
-  const find = (fn: number, index = 0) => out.find(e => e.function === fn && e.index === index)
+  const out: CpuidEntry[] = supported.filter((e) => !dropped.has(e.function)).map((e) => ({ ...e }))
+  const find = (fn: number, index = 0) => out.find((e) => e.function === fn && e.index === index)
   const ensure = (fn: number, index = 0, flags = 0): CpuidEntry => {
     let e = find(fn, index)
     if (!e) out.push((e = { function: fn, index, flags, eax: 0, ebx: 0, ecx: 0, edx: 0 }))
@@ -179,13 +179,16 @@ export function cpuidForVcpu(supported: readonly CpuidEntry[], t: Topology, cpu:
   normalizeXsaveLeaf(out)
 
   // Leaf 4: deterministic cache parameters.
-  const leaf4 = out.filter(e => e.function === 4)
+  const leaf4 = out.filter((e) => e.function === 4)
   if (leaf4.length === 0 && vendor === 'intel') {
     SYNTH_CACHES.forEach((c, i) => {
       out.push({
-        function: 4, index: i, flags: KVM_CPUID_FLAG_SIGNIFICANT_INDEX,
+        function: 4,
+        index: i,
+        flags: KVM_CPUID_FLAG_SIGNIFICANT_INDEX,
         eax: setBits(cacheEax({ ...c, selfInit: true }), 26, 6, (1 << s.coreBits) - 1),
-        ...cacheRegs(c), edx: 0,
+        ...cacheRegs(c),
+        edx: 0,
       })
     })
     out.push({ function: 4, index: SYNTH_CACHES.length, flags: KVM_CPUID_FLAG_SIGNIFICANT_INDEX, eax: 0, ebx: 0, ecx: 0, edx: 0 })
@@ -201,8 +204,13 @@ export function cpuidForVcpu(supported: readonly CpuidEntry[], t: Topology, cpu:
   // Leaves 0xB (and 0x1F): extended topology.
   for (const fn of hadLeaf1F ? [0xb, 0x1f] : [0xb]) {
     const sub = (index: number, shift: number, count: number, type: number): CpuidEntry => ({
-      function: fn, index, flags: KVM_CPUID_FLAG_SIGNIFICANT_INDEX,
-      eax: shift, ebx: count & 0xffff, ecx: u32((type << 8) | index), edx: place.apicId,
+      function: fn,
+      index,
+      flags: KVM_CPUID_FLAG_SIGNIFICANT_INDEX,
+      eax: shift,
+      ebx: count & 0xffff,
+      ecx: u32((type << 8) | index),
+      edx: place.apicId,
     })
     out.push(sub(0, s.smtBits, t.threadsPerCore, LEVEL.SMT))
     out.push(sub(1, s.packageShift, perPackage, LEVEL.CORE))
@@ -241,8 +249,12 @@ export function cpuidForVcpu(supported: readonly CpuidEntry[], t: Topology, cpu:
 
     SYNTH_CACHES.forEach((c, i) => {
       out.push({
-        function: 0x8000_001d, index: i, flags: KVM_CPUID_FLAG_SIGNIFICANT_INDEX,
-        eax: cacheEax({ ...c, selfInit: true }), ...cacheRegs(c), edx: 0,
+        function: 0x8000_001d,
+        index: i,
+        flags: KVM_CPUID_FLAG_SIGNIFICANT_INDEX,
+        eax: cacheEax({ ...c, selfInit: true }),
+        ...cacheRegs(c),
+        edx: 0,
       })
     })
     out.push({ function: 0x8000_001d, index: SYNTH_CACHES.length, flags: KVM_CPUID_FLAG_SIGNIFICANT_INDEX, eax: 0, ebx: 0, ecx: 0, edx: 0 })
@@ -273,10 +285,10 @@ const XSAVE_LEGACY_SIZE = 576
  * equals EDX:EAX here; ECX (the buffer size they need) follows. EBX is KVM's to keep current.
  */
 function normalizeXsaveLeaf(out: CpuidEntry[]): void {
-  const d0 = out.find(e => e.function === 0xd && e.index === 0)
+  const d0 = out.find((e) => e.function === 0xd && e.index === 0)
   if (!d0) return
   const has = (fn: number, reg: 'ebx' | 'ecx' | 'edx', bit: number) => {
-    const l = out.find(e => e.function === fn && e.index === 0)
+    const l = out.find((e) => e.function === fn && e.index === 0)
     return l !== undefined && ((l[reg] >>> bit) & 1) === 1
   }
   for (const f of XSTATE_FEATURE) {
@@ -289,7 +301,7 @@ function normalizeXsaveLeaf(out: CpuidEntry[]): void {
   let size = XSAVE_LEGACY_SIZE
   for (let b = 2; b < 64; b++) {
     const on = b < 32 ? (d0.eax >>> b) & 1 : (d0.edx >>> (b - 32)) & 1
-    const sub = on ? out.find(e => e.function === 0xd && e.index === b) : undefined
+    const sub = on ? out.find((e) => e.function === 0xd && e.index === b) : undefined
     if (sub) size = Math.max(size, sub.ebx + sub.eax) // non-compacted: offset EBX, size EAX
   }
   d0.ecx = size
@@ -302,8 +314,8 @@ function normalizeXsaveLeaf(out: CpuidEntry[]): void {
  * loading this value with KVM_SET_XCRS before the guest runs is what its own XSETBV does.
  */
 export function advertisedXcr0(entries: readonly CpuidEntry[]): bigint | undefined {
-  const l1 = entries.find(e => e.function === 1)
-  const d0 = entries.find(e => e.function === 0xd && e.index === 0)
+  const l1 = entries.find((e) => e.function === 1)
+  const d0 = entries.find((e) => e.function === 0xd && e.index === 0)
   if (!l1 || !d0 || !(l1.ecx & FEATURE.XSAVE)) return undefined
   return (BigInt(d0.edx >>> 0) << 32n) | BigInt(d0.eax >>> 0)
 }

@@ -2,8 +2,8 @@
 // file descriptors and closures do not cross a postMessage.
 import fs from 'node:fs'
 import { KtstrError } from '../../../../util/errors.js'
-import { FileBacking, type Backing } from './backing.js'
-import { FaultyBacking, type FaultSchedule } from './faulty-backing.js'
+import { type Backing, FileBacking } from './backing.js'
+import { type FaultSchedule, FaultyBacking } from './faulty-backing.js'
 
 export type BackingSpec =
   /** `fd`: the file already open in this process (the VMM's, holding its lock); borrowed, not closed. */
@@ -13,7 +13,9 @@ export type BackingSpec =
 export function openBacking(spec: BackingSpec): Backing {
   switch (spec.kind) {
     case 'file':
-      return spec.fd === undefined ? FileBacking.open(spec.path, { readOnly: spec.readOnly ?? false }) : FileBacking.fromFd(spec.path, spec.fd, spec.readOnly ?? false)
+      return spec.fd === undefined
+        ? FileBacking.open(spec.path, { readOnly: spec.readOnly ?? false })
+        : FileBacking.fromFd(spec.path, spec.fd, spec.readOnly ?? false)
     case 'faulty':
       return new FaultyBacking(openBacking(spec.inner), spec.schedule)
   }

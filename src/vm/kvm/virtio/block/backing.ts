@@ -2,10 +2,10 @@
 // fault-injecting backing (faulty-backing.ts) drops in without touching it — the seam of
 // cloud-hypervisor's DiskFile and QEMU's blkdebug.
 import fs from 'node:fs'
-import { KtstrError } from '../../../../util/errors.js'
 import { O_CLOEXEC, O_RDONLY, O_RDWR } from '../../../../../native-shims/constants.js'
-import * as libc from '../../../../../native-shims/libc.js'
 import type { Iovec } from '../../../../../native-shims/libc.js'
+import * as libc from '../../../../../native-shims/libc.js'
+import { KtstrError } from '../../../../util/errors.js'
 
 export type { Iovec }
 
@@ -105,7 +105,10 @@ export function openDiskFile(path: string, readOnly: boolean): number {
     const code = (e as { code?: string }).code
     if (code === 'ENOENT') throw new KtstrError(`disk image ${path} does not exist; create it or fix the path`, { cause: e })
     if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM') {
-      throw new KtstrError(`disk image ${path} cannot be opened ${readOnly ? 'for reading' : 'read-write'} (${code}); fix its permissions${readOnly ? '' : ' or attach it read-only'}`, { cause: e })
+      throw new KtstrError(
+        `disk image ${path} cannot be opened ${readOnly ? 'for reading' : 'read-write'} (${code}); fix its permissions${readOnly ? '' : ' or attach it read-only'}`,
+        { cause: e },
+      )
     }
     throw e
   }

@@ -14,13 +14,13 @@ import { KtstrError } from '../../../../util/errors.js'
 import { log } from '../../../../util/log.js'
 import type { DiskSpec } from '../../../disk.js'
 import { lockDisk } from '../../../disk-lock.js'
+import type { Bus } from '../../io-bus.js'
+import type { GuestMemory } from '../../memory/guest-memory.js'
+import { type MmioDeviceWindow, VIRTIO_MMIO_IRQS, virtioMmioWindow } from '../../memory/layout.js'
+import { MMIO_REG, VirtioMmioTransport, virtioMmioCmdline } from '../mmio.js'
 import { openDiskFile } from './backing.js'
 import { VirtioBlkDevice } from './device.js'
 import type { ThrottleOptions } from './throttle.js'
-import { MMIO_REG, VirtioMmioTransport, virtioMmioCmdline } from '../mmio.js'
-import type { Bus } from '../../io-bus.js'
-import { VIRTIO_MMIO_IRQS, virtioMmioWindow, type MmioDeviceWindow } from '../../memory/layout.js'
-import type { GuestMemory } from '../../memory/guest-memory.js'
 
 /** virtio-mmio windows before the disks' (the virtio-console channel). */
 export const FIRST_DISK_WINDOW = 1

@@ -108,12 +108,7 @@ export class FaultyBacking implements Backing {
     return this.queues[op]
   }
 
-  private transfer(
-    op: 'read' | 'write',
-    offset: number,
-    requested: number,
-    doPrefix: (bytes: number) => number,
-  ): number {
+  private transfer(op: 'read' | 'write', offset: number, requested: number, doPrefix: (bytes: number) => number): number {
     const action = this.queues[op].shift() ?? PASS
     const log = (done: number, error?: FaultCode) => this.events.push({ op, action, offset, requested, done, ...(error ? { error } : {}) })
     switch (action.kind) {

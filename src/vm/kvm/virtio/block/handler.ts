@@ -3,13 +3,13 @@
 // (thread-main.ts), and tests drive the same handler directly (blkQueueHandler).
 import { log } from '../../../../util/log.js'
 import type { GuestRam } from '../../memory/guest-memory.js'
+import { type DescriptorChain, SplitQueue, type SplitQueueState } from '../queue.js'
 import type { QueueConfig } from '../queue-config.js'
-import { SplitQueue, type DescriptorChain, type SplitQueueState } from '../queue.js'
 import type { Backing } from './backing.js'
 import { SECTOR_SIZE, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP } from './constants.js'
 import { encodeSerial, performRequest } from './io.js'
-import { parseRequest, type DiskLimits } from './request.js'
-import { Throttle, type Clock, type ThrottleOptions } from './throttle.js'
+import { type DiskLimits, parseRequest } from './request.js'
+import { type Clock, Throttle, type ThrottleOptions } from './throttle.js'
 
 /** The queue as the driver set it up and the device's limits (VirtioBlkDevice.queueSetup); structured-clonable. */
 export interface BlkQueueSetup {
@@ -80,8 +80,16 @@ const defaultSleep = (ms: number) => (Atomics.wait(sleepCell, 0, 0, ms), true)
 
 export class BlkQueueHandler {
   readonly stats: BlkHandlerStats = {
-    completed: 0, ok: 0, ioErrors: 0, unsupported: 0, dropped: 0,
-    bytesRead: 0, bytesWritten: 0, flushes: 0, notifications: 0, throttledMs: 0,
+    completed: 0,
+    ok: 0,
+    ioErrors: 0,
+    unsupported: 0,
+    dropped: 0,
+    bytesRead: 0,
+    bytesWritten: 0,
+    flushes: 0,
+    notifications: 0,
+    throttledMs: 0,
   }
   private brokenReported = false
 

@@ -2,7 +2,7 @@
 // before any I/O. Everything here is guest-controlled, so nothing throws: a bad chain becomes a
 // rejection that says where (if anywhere) its status byte can be written.
 import type { GuestRam } from '../../memory/guest-memory.js'
-import { isWritable, VIRTQ_DESC_F_INDIRECT, type Descriptor, type DescriptorChain } from '../queue.js'
+import { type Descriptor, type DescriptorChain, isWritable, VIRTQ_DESC_F_INDIRECT } from '../queue.js'
 import {
   BLK_HEADER_SIZE,
   SECTOR_SIZE,

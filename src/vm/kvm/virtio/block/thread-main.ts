@@ -5,9 +5,9 @@ import * as libc from '../../../../../native-shims/libc.js'
 import { GuestMemory } from '../../memory/guest-memory.js'
 import { VIRTIO_INTERRUPT } from '../mmio.js'
 import type { Backing } from './backing.js'
-import { ownedFd, openBacking } from './backing-spec.js'
-import { blkQueueHandler, type BlkQueueHandler } from './handler.js'
-import { CTL_FD, CTL_STATE, CTL_STOP, CTL_TID, CTL_WAKE, STATE_RUNNING, STATE_STOPPED, type BlkThreadData, type BlkThreadMessage } from './thread.js'
+import { openBacking, ownedFd } from './backing-spec.js'
+import { type BlkQueueHandler, blkQueueHandler } from './handler.js'
+import { type BlkThreadData, type BlkThreadMessage, CTL_FD, CTL_STATE, CTL_STOP, CTL_TID, CTL_WAKE, STATE_RUNNING, STATE_STOPPED } from './thread.js'
 
 const USED_BUFFER = VIRTIO_INTERRUPT.USED_BUFFER
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e))

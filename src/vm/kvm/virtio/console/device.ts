@@ -17,8 +17,8 @@
  */
 import { log } from '../../../../util/log.js'
 import type { GuestRam } from '../../memory/guest-memory.js'
-import { isWritable, SplitQueue, type DescriptorChain } from '../queue.js'
 import { featureBit, hasFeature, VIRTIO_F, type VirtioActivation, type VirtioDevice } from '../mmio.js'
+import { type DescriptorChain, isWritable, SplitQueue } from '../queue.js'
 
 export const VIRTIO_ID_CONSOLE = 3
 export const VIRTIO_CONSOLE_F = { SIZE: 0, MULTIPORT: 1, EMERG_WRITE: 2 } as const
@@ -174,7 +174,7 @@ export class VirtioConsole implements VirtioDevice {
   }
 
   private readChain(chain: DescriptorChain): Uint8Array {
-    const parts = chain.descriptors.filter(d => !isWritable(d))
+    const parts = chain.descriptors.filter((d) => !isWritable(d))
     const out = new Uint8Array(parts.reduce((n, d) => n + d.len, 0))
     let at = 0
     for (const d of parts) {
@@ -185,7 +185,7 @@ export class VirtioConsole implements VirtioDevice {
   }
 
   private drainTransmit(): void {
-    this.drain(CONSOLE_QUEUE.TX, chain => {
+    this.drain(CONSOLE_QUEUE.TX, (chain) => {
       const bytes = this.readChain(chain)
       if (bytes.length > 0) this.deliver(bytes)
       return 0
@@ -203,7 +203,7 @@ export class VirtioConsole implements VirtioDevice {
 
   private drainControl(): void {
     if (!this.multiport) return
-    this.drain(CONSOLE_QUEUE.CONTROL_TX, chain => {
+    this.drain(CONSOLE_QUEUE.CONTROL_TX, (chain) => {
       const msg = this.readChain(chain)
       if (msg.length < CONTROL_SIZE) log.debug(`virtio-console: short control message (${msg.length} bytes)`)
       else this.onControl(msg)

@@ -16,5 +16,5 @@ export const DSDT_REVISION = 2
 
 export function buildDsdt(): Uint8Array {
   const s5 = name('_S5', packageOf([integer(ACPI_PM.S5_SLP_TYP), integer(ACPI_PM.S5_SLP_TYP), integer(0), integer(0)]))
-  return sdt('DSDT', DSDT_REVISION, w => w.bytes(s5))
+  return sdt('DSDT', DSDT_REVISION, (w) => w.bytes(s5))
 }

@@ -22,7 +22,7 @@
  *   time comes from kvmclock), no 8042 (the i8042 driver skips probing; `reboot=k` still works).
  */
 import { ACPI_PM } from '../platform.js'
-import { ACCESS_SIZE, ADDRESS_SPACE, ByteWriter, NULL_GAS, sdt, writeGas, type GenericAddress } from './sdt.js'
+import { ACCESS_SIZE, ADDRESS_SPACE, ByteWriter, type GenericAddress, NULL_GAS, sdt, writeGas } from './sdt.js'
 
 export const FADT_REVISION = 6
 export const FADT_MINOR_REVISION = 3
@@ -61,7 +61,7 @@ const io = (address: number, bytes: number): GenericAddress => ({
 
 export function buildFadt(o: FadtOptions): Uint8Array {
   const P = ACPI_PM
-  return sdt('FACP', FADT_REVISION, w => {
+  return sdt('FACP', FADT_REVISION, (w) => {
     w.u32(o.facsAddress) // 36 FIRMWARE_CTRL
     w.u32(o.dsdtAddress) // 40 DSDT
     w.u8(0) // 44 reserved (ACPI 1.0 INT_MODEL)

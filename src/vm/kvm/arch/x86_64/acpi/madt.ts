@@ -36,8 +36,8 @@ export const MPS_INTI = {
 
 export function buildMadt(t: Topology): Uint8Array {
   const cpus = cpuPlaces(t)
-  const anyX2apic = cpus.some(c => c.apicId > MAX_XAPIC_ID)
-  return sdt('APIC', MADT_REVISION, w => {
+  const anyX2apic = cpus.some((c) => c.apicId > MAX_XAPIC_ID)
+  return sdt('APIC', MADT_REVISION, (w) => {
     w.u32(X86_LAYOUT.LAPIC).u32(PCAT_COMPAT)
     for (const c of cpus) {
       if (c.apicId <= MAX_XAPIC_ID) {

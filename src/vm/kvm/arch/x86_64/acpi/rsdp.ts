@@ -20,7 +20,7 @@ export function buildRsdp(xsdtAddress: number): Uint8Array {
 export const XSDT_REVISION = 1
 
 export function buildXsdt(tableAddresses: readonly number[]): Uint8Array {
-  return sdt('XSDT', XSDT_REVISION, w => {
+  return sdt('XSDT', XSDT_REVISION, (w) => {
     for (const a of tableAddresses) w.u64(a)
   })
 }

@@ -119,5 +119,9 @@ export const NULL_GAS: GenericAddress = { space: 0, bitWidth: 0, address: 0 }
 
 /** Generic Address Structure, 12 bytes. */
 export function writeGas(w: ByteWriter, g: GenericAddress): void {
-  w.u8(g.space).u8(g.bitWidth).u8(g.bitOffset ?? 0).u8(g.accessSize ?? 0).u64(g.address)
+  w.u8(g.space)
+    .u8(g.bitWidth)
+    .u8(g.bitOffset ?? 0)
+    .u8(g.accessSize ?? 0)
+    .u64(g.address)
 }

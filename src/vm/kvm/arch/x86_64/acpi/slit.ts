@@ -6,7 +6,7 @@ export const LOCAL_DISTANCE = 10
 export const REMOTE_DISTANCE = 20
 
 export function buildSlit(nodes: number): Uint8Array {
-  return sdt('SLIT', SLIT_REVISION, w => {
+  return sdt('SLIT', SLIT_REVISION, (w) => {
     w.u64(nodes)
     for (let i = 0; i < nodes; i++) for (let j = 0; j < nodes; j++) w.u8(i === j ? LOCAL_DISTANCE : REMOTE_DISTANCE)
   })

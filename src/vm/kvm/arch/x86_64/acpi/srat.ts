@@ -3,7 +3,7 @@
  * node's memory ranges. Nodes hold whole LLCs and an even share of RAM (memory/layout.ts).
  */
 import type { TopologySpec as Topology } from '../../../../../../runtime/protocol/topology.js'
-import { nodeMemoryRanges, type MemoryLayout } from '../../../memory/layout.js'
+import { type MemoryLayout, nodeMemoryRanges } from '../../../memory/layout.js'
 import { cpuPlaces, MAX_XAPIC_ID } from '../topology-ids.js'
 import { sdt } from './sdt.js'
 
@@ -13,13 +13,21 @@ const ENABLED = 1
 
 export function buildSrat(t: Topology, layout: MemoryLayout): Uint8Array {
   const nodes = nodeMemoryRanges(layout, t.numaNodes)
-  return sdt('SRAT', SRAT_REVISION, w => {
+  return sdt('SRAT', SRAT_REVISION, (w) => {
     w.u32(1).u64(0) // reserved: 1 for backward compatibility, then 8 reserved bytes
     for (const c of cpuPlaces(t)) {
       if (c.apicId <= MAX_XAPIC_ID) {
         // §5.2.16.1: domain bits 7:0, APIC id, flags, SAPIC EID, domain bits 31:8, clock domain
-        w.u8(SRAT_TYPE.CPU_AFFINITY).u8(16).u8(c.node & 0xff).u8(c.apicId).u32(ENABLED).u8(0)
-        w.u8((c.node >> 8) & 0xff).u8((c.node >> 16) & 0xff).u8((c.node >> 24) & 0xff).u32(0)
+        w.u8(SRAT_TYPE.CPU_AFFINITY)
+          .u8(16)
+          .u8(c.node & 0xff)
+          .u8(c.apicId)
+          .u32(ENABLED)
+          .u8(0)
+        w.u8((c.node >> 8) & 0xff)
+          .u8((c.node >> 16) & 0xff)
+          .u8((c.node >> 24) & 0xff)
+          .u32(0)
       } else {
         // §5.2.16.3
         w.u8(SRAT_TYPE.X2APIC_CPU_AFFINITY).u8(24).u16(0).u32(c.node).u32(c.apicId).u32(ENABLED).u32(0).u32(0)

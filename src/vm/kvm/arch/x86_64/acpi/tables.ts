@@ -7,7 +7,7 @@
 import type { TopologySpec as Topology } from '../../../../../../runtime/protocol/topology.js'
 import { alignUp, type GuestAddress } from '../../../memory/address.js'
 import type { GuestMemory } from '../../../memory/guest-memory.js'
-import { X86_LAYOUT, type MemoryLayout } from '../../../memory/layout.js'
+import { type MemoryLayout, X86_LAYOUT } from '../../../memory/layout.js'
 import { buildDsdt } from './dsdt.js'
 import { buildFacs, buildFadt, FACS_ALIGN } from './fadt.js'
 import { buildMadt } from './madt.js'
@@ -30,12 +30,7 @@ export interface AcpiTables {
   readonly end: GuestAddress
 }
 
-export function buildAcpiTables(
-  t: Topology,
-  layout: MemoryLayout,
-  base: number = X86_LAYOUT.ACPI,
-  limit: number = X86_LAYOUT.ACPI_END,
-): AcpiTables {
+export function buildAcpiTables(t: Topology, layout: MemoryLayout, base: number = X86_LAYOUT.ACPI, limit: number = X86_LAYOUT.ACPI_END): AcpiTables {
   const tables: AcpiTable[] = []
   let cursor = base + RSDP_SIZE
   const place = (signature: string, bytes: Uint8Array, align = 16): number => {

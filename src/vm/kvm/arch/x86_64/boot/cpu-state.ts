@@ -45,13 +45,7 @@ function encodeDescriptor(d: Descriptor): bigint {
   const base = BigInt(d.base)
   const limit = BigInt(d.limit)
   const flags = BigInt(d.flags)
-  return (
-    ((base & 0xff00_0000n) << 32n) |
-    ((flags & 0xf0ffn) << 40n) |
-    ((limit & 0xf_0000n) << 32n) |
-    ((base & 0xff_ffffn) << 16n) |
-    (limit & 0xffffn)
-  )
+  return ((base & 0xff00_0000n) << 32n) | ((flags & 0xf0ffn) << 40n) | ((limit & 0xf_0000n) << 32n) | ((base & 0xff_ffffn) << 16n) | (limit & 0xffffn)
 }
 
 /** The boot GDT's bytes (8 bytes per descriptor). */
@@ -156,9 +150,22 @@ export function entryState(kernelLoadAddress: number, zeroPage: number = X86_LAY
   const code = segmentFor(BOOT_SELECTORS.CS / 8)
   const data = segmentFor(BOOT_SELECTORS.DS / 8)
   const regs: KvmRegsValue = {
-    rax: 0, rbx: 0, rcx: 0, rdx: 0, rsi: zeroPage, rdi: 0,
-    rsp: X86_LAYOUT.BOOT_STACK_TOP, rbp: X86_LAYOUT.BOOT_STACK_TOP,
-    r8: 0, r9: 0, r10: 0, r11: 0, r12: 0, r13: 0, r14: 0, r15: 0,
+    rax: 0,
+    rbx: 0,
+    rcx: 0,
+    rdx: 0,
+    rsi: zeroPage,
+    rdi: 0,
+    rsp: X86_LAYOUT.BOOT_STACK_TOP,
+    rbp: X86_LAYOUT.BOOT_STACK_TOP,
+    r8: 0,
+    r9: 0,
+    r10: 0,
+    r11: 0,
+    r12: 0,
+    r13: 0,
+    r14: 0,
+    r15: 0,
     rip: kernelLoadAddress + 0x200,
     rflags: RFLAGS_RESERVED,
   }

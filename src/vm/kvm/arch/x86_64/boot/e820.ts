@@ -3,7 +3,7 @@
  * Documentation/arch/x86/zero-page.rst). Everything not listed (the MMIO hole) is not RAM.
  */
 import type { GuestAddress } from '../../../memory/address.js'
-import { X86_LAYOUT, type MemoryLayout } from '../../../memory/layout.js'
+import { type MemoryLayout, X86_LAYOUT } from '../../../memory/layout.js'
 
 export const E820_TYPE = { RAM: 1, RESERVED: 2, ACPI: 3, NVS: 4, UNUSABLE: 5 } as const
 export type E820Type = (typeof E820_TYPE)[keyof typeof E820_TYPE]

@@ -6,9 +6,9 @@
 import { KtstrError } from '../../../../../util/errors.js'
 import { alignDown, type GuestAddress } from '../../../memory/address.js'
 import type { GuestMemory } from '../../../memory/guest-memory.js'
-import { MiB, X86_LAYOUT, type MemoryLayout } from '../../../memory/layout.js'
-import { parseBzImage, type BzImage } from './bzimage.js'
-import { entryState, IDENTITY_MAPPED, writeBootGdt, writeIdentityPageTables, type EntryState } from './cpu-state.js'
+import { type MemoryLayout, MiB, X86_LAYOUT } from '../../../memory/layout.js'
+import { type BzImage, parseBzImage } from './bzimage.js'
+import { type EntryState, entryState, IDENTITY_MAPPED, writeBootGdt, writeIdentityPageTables } from './cpu-state.js'
 import { buildE820, type E820Entry } from './e820.js'
 import { buildZeroPage } from './zero-page.js'
 
@@ -52,9 +52,7 @@ export function loadLinux(mem: GuestMemory, o: LinuxBootOptions): LinuxBootSetup
   }
   const kernelEnd = load + Math.max(h.initSize, bz.kernel.length)
   if (load < X86_LAYOUT.HIMEM || kernelEnd > o.layout.lowRamEnd || kernelEnd > IDENTITY_MAPPED) {
-    throw new KtstrError(
-      `${label} needs guest RAM up to ${mib(kernelEnd)} (loads at ${mib(load)}, init_size ${mib(h.initSize)}); give the VM more memory`,
-    )
+    throw new KtstrError(`${label} needs guest RAM up to ${mib(kernelEnd)} (loads at ${mib(load)}, init_size ${mib(h.initSize)}); give the VM more memory`)
   }
 
   const cmdBytes = new TextEncoder().encode(o.cmdline)
