@@ -4,10 +4,7 @@
  * childVm: a child node process plays it (a stand-in for the guest init).
  */
 import { spawn } from 'node:child_process'
-import fs from 'node:fs'
 import net from 'node:net'
-import os from 'node:os'
-import path from 'node:path'
 import type { Duplex } from 'node:stream'
 import { ConsoleLog } from '../../src/vm/console.js'
 import type { VmExit, VmProcess } from '../../src/vm/vm-process.js'
@@ -40,19 +37,6 @@ export function fakeVm(channel: Duplex, onGone: () => void = () => channel.destr
       settle({ code: null, signal: 'SIGKILL', stderr: '' })
     },
   }
-}
-
-/** A connected pair of unix sockets (host end, guest end), as QEMU's channel socket gives. */
-export async function unixSocketPair(): Promise<{ host: net.Socket; guest: net.Socket; dir: string }> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-fakevm-'))
-  const server = net.createServer()
-  const sock = path.join(dir, 'channel.sock')
-  await new Promise<void>((r) => server.listen(sock, r))
-  const accepted = new Promise<net.Socket>((r) => server.once('connection', r))
-  const guest = net.connect(sock)
-  const host = await accepted
-  server.close()
-  return { host, guest, dir }
 }
 
 /**

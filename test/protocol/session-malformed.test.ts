@@ -6,12 +6,15 @@
  * far past the test's own timeout).
  */
 import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { encodeFrame, encodeMessage, FrameType, type GuestMessage } from '../../runtime/protocol/index.js'
 import { BootFailure } from '../../src/vm/boot-failure.js'
 import { describeOutcome } from '../../src/vm/outcome.js'
 import { startSession } from '../../src/vm/session-runner.js'
-import { fakeVm, unixSocketPair } from '../helpers/fake-vm.js'
+import { fakeVm } from '../helpers/fake-vm.js'
+import { socketPair } from '../helpers/socket-pair.js'
 
 const dirs: string[] = []
 afterEach(() => {
@@ -23,7 +26,8 @@ const raw = (text: string) => encodeFrame(FrameType.Control, Buffer.from(text))
 const hello = encodeMessage({ kind: 'hello', uptimeMs: 5, nodeVersion: process.version })
 
 async function session() {
-  const { host, guest, dir } = await unixSocketPair()
+  const [host, guest] = await socketPair()
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-fakevm-'))
   dirs.push(dir)
   const vm = fakeVm(host)
   const started = startSession(vm, { t0: performance.now(), imageMs: 0, timeoutS: 600, tmpDir: dir })
