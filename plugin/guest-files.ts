@@ -14,6 +14,9 @@ const VITEST_WORKER_ENTRIES = ['./worker', '.', './runtime', './environments', '
 /** Environments that live in their own package, by Vitest environment name. */
 const ENVIRONMENT_PACKAGES: Record<string, string> = { jsdom: 'jsdom', 'happy-dom': 'happy-dom', 'edge-runtime': '@edge-runtime/vm' }
 
+/** Vitest's built-in coverage providers by `coverage.provider`. */
+const COVERAGE_PACKAGES: Record<string, string> = { v8: '@vitest/coverage-v8', istanbul: '@vitest/coverage-istanbul' }
+
 const IMPORT_CONDITIONS = ['node', 'import', 'module-sync', 'default']
 const REQUIRE_CONDITIONS = ['node', 'require', 'module-sync', 'default']
 
@@ -24,6 +27,8 @@ export interface GuestFilesInput {
   projectRoot: string
   /** The project's test environment name (node, jsdom, ...). */
   environment?: string
+  /** The coverage provider when coverage is on (`v8`, `istanbul`, `custom`). */
+  coverageProvider?: string
 }
 
 export function guestFiles(input: GuestFilesInput): string[] {
@@ -32,6 +37,11 @@ export function guestFiles(input: GuestFilesInput): string[] {
   const envPkg = input.environment ? ENVIRONMENT_PACKAGES[input.environment] : undefined
   const envDir = envPkg && findPackageDir(envPkg, input.projectRoot)
   if (envDir) for (const d of [envDir, ...dependencyDirs(envDir)]) out.add(d)
+  // Vitest's worker imports the built-in provider by name from its own dist (a custom one comes
+  // through the module runner): its worker side collects coverage in the guest.
+  const coveragePkg = input.coverageProvider ? COVERAGE_PACKAGES[input.coverageProvider] : undefined
+  const coverageDir = coveragePkg && findPackageDir(coveragePkg, input.vitestDist)
+  if (coverageDir) for (const f of packageClosure(coverageDir, ['.'])) out.add(f)
   // Externalized when ktstr is installed under node_modules: Vitest then imports it from the guest's disk.
   out.add(path.join(packageRoot(), 'dist', 'plugin', 'snapshot-environment.js'))
   return [...out].sort()
@@ -41,10 +51,16 @@ const closures = new Map<string, string[]>()
 
 /** Every file Vitest's worker side can load: static, dynamic (literal) and `require` imports. */
 export function vitestClosure(vitestDist: string): string[] {
-  const cached = closures.get(vitestDist)
-  if (cached) return cached
   const vitestRoot = path.dirname(vitestDist)
-  const pkg = readJson(path.join(vitestRoot, 'package.json')) as PackageJson
+  // Vitest puts it on the worker's command line (`--require`); the guest worker loads it itself.
+  return packageClosure(vitestRoot, VITEST_WORKER_ENTRIES, [path.join(vitestRoot, 'suppress-warnings.cjs')])
+}
+
+/** The files a package's `entries` (export subpaths) and `extra` files can load, with their package.json files. */
+function packageClosure(pkgRoot: string, entries: readonly string[], extra: readonly string[] = []): string[] {
+  const cached = closures.get(pkgRoot)
+  if (cached) return cached
+  const pkg = readJson(path.join(pkgRoot, 'package.json')) as PackageJson
   const files = new Set<string>()
   const queue: string[] = []
   const push = (file: string | undefined) => {
@@ -54,9 +70,8 @@ export function vitestClosure(vitestDist: string): string[] {
     files.add(real)
     queue.push(real)
   }
-  for (const entry of VITEST_WORKER_ENTRIES) push(resolveExport(vitestRoot, pkg, entry, IMPORT_CONDITIONS))
-  // Vitest puts it on the worker's command line (`--require`); the guest worker loads it itself.
-  push(path.join(vitestRoot, 'suppress-warnings.cjs'))
+  for (const entry of entries) push(resolveExport(pkgRoot, pkg, entry, IMPORT_CONDITIONS))
+  for (const file of extra) push(file)
   while (queue.length > 0) {
     const file = queue.shift()!
     if (!/\.(m|c)?js$/.test(file)) continue
@@ -70,7 +85,7 @@ export function vitestClosure(vitestDist: string): string[] {
     if (pj) files.add(fs.realpathSync(pj))
   }
   const list = [...files].sort()
-  closures.set(vitestDist, list)
+  closures.set(pkgRoot, list)
   return list
 }
 

@@ -29,7 +29,13 @@ export function ktstrPool(options: KtstrPoolOptions = {}): PoolRunnerInitializer
     gate: (o) => (userChoseMaxWorkers(o.project) ? undefined : (sharedGate ??= new ResourceGate(hostCapacity()))),
     workerEntry: path.join(packageRoot(), 'dist', 'runtime', 'vitest', 'worker.js'),
     snapshotEnvironment: snapshotEnvironmentPath(),
-    guestFiles: (o) => guestFiles({ vitestDist: o.distPath, projectRoot: o.project.config.root, environment: o.environment.name }),
+    guestFiles: (o) =>
+      guestFiles({
+        vitestDist: o.distPath,
+        projectRoot: o.project.config.root,
+        environment: o.environment.name,
+        ...(o.project.config.coverage.enabled ? { coverageProvider: o.project.config.coverage.provider } : {}),
+      }),
   }
   return { name: POOL_NAME, createPoolWorker: (o) => new KtstrPoolWorker(o, setup) }
 }

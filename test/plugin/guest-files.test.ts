@@ -51,6 +51,27 @@ describe('productionDependencyDirs', () => {
   })
 })
 
+describe('coverage in the guest', () => {
+  const vitestDist = path.join(NM, 'vitest', 'dist')
+
+  it("ships the coverage provider's worker side when coverage is on, not its host side", () => {
+    const all = guestFiles({ vitestDist, projectRoot: REPO, coverageProvider: 'v8' })
+    expect(all).toContain(real('@vitest/coverage-v8/dist/index.js'))
+    expect(all).toContain(real('@vitest/coverage-v8/package.json'))
+    expect(all).toContain(real('std-env/package.json'))
+    // The provider proper (istanbul reports, source maps) runs on the host only.
+    expect(all).not.toContain(real('@vitest/coverage-v8/dist/provider.js'))
+    expect(all.some((f) => f.includes('/istanbul-reports/'))).toBe(false)
+  })
+
+  it('ships no provider without coverage, nor for a custom provider (that one comes through the module runner)', () => {
+    for (const coverageProvider of [undefined, 'custom']) {
+      const all = guestFiles({ vitestDist, projectRoot: REPO, ...(coverageProvider ? { coverageProvider } : {}) })
+      expect(all.some((f) => f.includes('/@vitest/coverage-v8/'))).toBe(false)
+    }
+  })
+})
+
 describe('scanImports', () => {
   it('finds literal specifiers of every import form', () => {
     const code = [
