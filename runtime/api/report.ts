@@ -93,6 +93,10 @@ export interface StepRecord {
 export interface ReportData {
   version: 1
   durationMs: number
+  /** The run on the guest's monotonic clock (ns): from the workloads' start to their stop. */
+  span?: { startNs: number; endNs: number }
+  /** How long run() waited for the runs before it in this guest (they take turns). */
+  queuedMs?: number
   /** `1n2l2c1t (4 CPUs)` */
   topology: string
   scheduler: SchedulerState

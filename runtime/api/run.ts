@@ -30,6 +30,11 @@ export interface RunOptions {
   name?: string
   /** What the scenario needs; run() refuses with a clear error otherwise (see skipReason()). */
   requires?: { llcs?: number; nodes?: number; usableCpus?: number }
+  /**
+   * Ends the run early (workloads stopped, cgroups removed, run() rejects), or takes it out of the
+   * queue: pass the test's `signal` so a timed-out test does not keep the guest for the next one.
+   */
+  signal?: AbortSignal
 }
 
 const DEFAULT_DURATION_MS = 2000
@@ -78,8 +83,24 @@ class Runner {
   private readonly live = new Set<string>()
   private readonly stepRecords: StepRecord[] = []
 
+  private readonly plannedMs: number
+  private readonly holds: number[]
+  /** How long run() waited for the runs before it (set before execute). */
+  queuedMs = 0
+
+  /** Checks the options at once, so a bad one fails without waiting for the runs before it. */
   constructor(readonly opts: RunOptions) {
     this.topo = opts.topology ?? topology()
+    const why = skipReason(this.opts, this.topo)
+    if (why) throw new KtstrError(why)
+    const totalMs = this.opts.duration === undefined ? undefined : parseDuration(this.opts.duration)
+    const steps = this.opts.steps ?? []
+    this.holds = steps.map((s) => holdMs(s.hold, totalMs))
+    this.plannedMs = Math.max(
+      totalMs ?? 0,
+      this.holds.reduce((a, b) => a + b, 0),
+      steps.length ? 0 : DEFAULT_DURATION_MS,
+    )
   }
 
   private get binary(): string {
@@ -88,17 +109,8 @@ class Runner {
   }
 
   async execute(): Promise<Report> {
-    const why = skipReason(this.opts, this.topo)
-    if (why) throw new KtstrError(why)
-    const totalMs = this.opts.duration === undefined ? undefined : parseDuration(this.opts.duration)
+    const { plannedMs, holds } = this
     const steps = this.opts.steps ?? []
-    const holds = steps.map((s) => holdMs(s.hold, totalMs))
-    const plannedMs = Math.max(
-      totalMs ?? 0,
-      holds.reduce((a, b) => a + b, 0),
-      steps.length ? 0 : DEFAULT_DURATION_MS,
-    )
-
     this.tree = new CgroupTree()
     this.tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-run-'))
     this.t0 = monotonicNs()
@@ -119,7 +131,7 @@ class Runner {
 
       for (const [k, s] of steps.entries()) await this.runStep(k, s, holds[k]!)
       const left = this.plannedEndNs - monotonicNs()
-      if (left > 0) await sleep(left / 1e6)
+      if (left > 0) await this.sleep(left / 1e6)
 
       const endNs = monotonicNs()
       const scheduler = watch.finish()
@@ -157,6 +169,27 @@ class Runner {
     } catch {
       return () => {}
     }
+  }
+
+  /** A hold of the run; rejects when the run's signal aborts. */
+  private sleep(ms: number): Promise<void> {
+    const signal = this.opts.signal
+    if (!signal) return sleep(ms)
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        clearTimeout(timer)
+        reject(aborted(signal, 'while running'))
+      }
+      const timer = setTimeout(
+        () => {
+          signal.removeEventListener('abort', onAbort)
+          resolve()
+        },
+        Math.max(0, ms),
+      )
+      if (signal.aborted) onAbort()
+      else signal.addEventListener('abort', onAbort, { once: true })
+    })
   }
 
   private checkUnique(names: string[]): void {
@@ -326,11 +359,11 @@ class Runner {
       const every = parseDuration(s.every, 'every')
       if (every <= 0) throw new KtstrError('step every must be above 0 ms')
       for (let next = held + every * 1e6; next < end; next += every * 1e6) {
-        await sleep((next - monotonicNs()) / 1e6)
+        await this.sleep((next - monotonicNs()) / 1e6)
         await this.runOps(s.ops ?? [])
       }
     }
-    await sleep((end - monotonicNs()) / 1e6)
+    await this.sleep((end - monotonicNs()) / 1e6)
     for (const d of own) await this.removeCgroup(d.name)
   }
 
@@ -432,6 +465,8 @@ class Runner {
     return {
       version: 1,
       durationMs: this.rel(endNs),
+      span: { startNs: this.t0, endNs },
+      queuedMs: this.queuedMs,
       topology: String(this.topo),
       scheduler,
       workers: this.workloads
@@ -451,7 +486,62 @@ function ancestors(name: string): string[] {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)))
 
+function aborted(signal: AbortSignal, when: string): KtstrError {
+  const why = signal.reason instanceof Error ? signal.reason.message : String(signal.reason)
+  return new KtstrError(`run() aborted ${when}: ${why}`)
+}
+
+/**
+ * Runs in one guest share its CPUs and cgroups, so they take turns: each starts once the one before
+ * has torn down (test.concurrent, or two run() calls not awaited in turn). This is the end of the queue.
+ */
+let lastRun: Promise<void> = Promise.resolve()
+let queued = 0
+
+/** Wait for the runs before this one; the returned release lets the next one go. */
+async function takeTurn(signal: AbortSignal | undefined): Promise<() => void> {
+  const before = lastRun
+  let release!: () => void
+  lastRun = new Promise<void>((resolve) => (release = resolve))
+  if (queued++ > 0) {
+    console.info('ktstr: run() waits for the run() before it in this guest to finish (runs in one guest take turns; the wait counts toward the test timeout)')
+  }
+  const done = () => {
+    queued--
+    release()
+  }
+  if (!signal) {
+    await before
+    return done
+  }
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(aborted(signal, 'while waiting for the run() before it'))
+      if (signal.aborted) return onAbort()
+      signal.addEventListener('abort', onAbort, { once: true })
+      before.then(() => {
+        signal.removeEventListener('abort', onAbort)
+        resolve()
+      })
+    })
+  } catch (e) {
+    // Our turn is passed on once the run before ends, so the queue keeps its order.
+    before.then(done)
+    throw e
+  }
+  return done
+}
+
 /** Run a scenario in this guest and report what every workload saw. */
 export async function run(opts: RunOptions): Promise<Report> {
-  return new Runner(opts).execute()
+  const runner = new Runner(opts)
+  const queuedAt = monotonicNs()
+  const release = await takeTurn(opts.signal)
+  try {
+    runner.queuedMs = Math.round((monotonicNs() - queuedAt) / 1e6)
+    if (opts.signal?.aborted) throw aborted(opts.signal, 'before it started')
+    return await runner.execute()
+  } finally {
+    release()
+  }
 }
