@@ -190,6 +190,9 @@ export class BlkThread {
   private requestStop(): void {
     Atomics.store(this.control, CTL_STOP, 1)
     if (Atomics.load(this.control, CTL_STATE) === STATE_STOPPED) return
+    // The wake word changes too, not only the notify: a thread about to enter a throttle sleep
+    // (Atomics.wait on WAKE == 0) would otherwise miss a notify sent just before and sleep it out.
+    Atomics.store(this.control, CTL_WAKE, 1)
     Atomics.notify(this.control, CTL_WAKE)
     libc.signalEventfd(this.kickFd)
   }
