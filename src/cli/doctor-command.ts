@@ -6,6 +6,7 @@ import pc from 'picocolors'
 import { resolveKernel } from '../kernel/resolve.js'
 import { listSchedulers } from '../kernel/schedulers.js'
 import { describeError } from '../util/errors.js'
+import { MIN_NODE, nodeTooOld } from '../util/node-version.js'
 import { packageRoot } from '../util/paths.js'
 import { which } from '../util/which.js'
 import { probeKvm } from '../vm/accel.js'
@@ -23,8 +24,8 @@ export async function doctorCommand(): Promise<number> {
   const checks: Check[] = []
   const add = (name: string, ok: boolean, detail: string, required = true) => checks.push({ name, ok, required, detail })
 
-  const major = Number(process.versions.node.split('.')[0])
-  add('node', major >= 20, major >= 20 ? `v${process.versions.node}` : `v${process.versions.node}; ktstr needs Node >= 20`)
+  const tooOld = nodeTooOld()
+  add('node', !tooOld, tooOld ?? `v${process.versions.node} (ktstr needs >= ${MIN_NODE})`)
 
   const qemu = which(QEMU_BINARY)
   const qemuVersion = qemu ? spawnSync(qemu, ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] : undefined
