@@ -10,6 +10,7 @@ import { hostCapacity, maxGuests, ResourceGate } from './capacity.js'
 import { guestFiles } from './guest-files.js'
 import { type BootGuest, KtstrPoolWorker, POOL_NAME, type WorkerSetup } from './pool-worker.js'
 import { guestSize, type KtstrOptions, specFromOptions } from './spec.js'
+import { assertSupportedVitest } from './vitest-version.js'
 
 export { POOL_NAME }
 
@@ -21,6 +22,7 @@ export interface KtstrPoolOptions extends KtstrOptions {
 }
 
 export function ktstrPool(options: KtstrPoolOptions = {}): PoolRunnerInitializer {
+  assertSupportedVitest()
   const { boot, fixedTopology, ...vmOptions } = options
   const setup: WorkerSetup = {
     boot: boot ?? (async (req) => (await import('../src/vm/boot.js')).bootGuest(req)),
