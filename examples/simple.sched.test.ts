@@ -18,10 +18,7 @@ describe('scx_simple on two CPUs', () => {
   it('schedules work on both CPUs', async () => {
     const { execFileSync } = await import('node:child_process')
     // Two busy shells; sched_ext must run both (each reports the CPU it last ran on).
-    const out = execFileSync('sh', [
-      '-c',
-      'for i in 1 2; do (i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; cat /proc/self/stat | cut -d" " -f39) & done; wait',
-    ])
+    const out = execFileSync('sh', ['-c', 'for i in 1 2; do (i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; cat /proc/self/stat | cut -d" " -f39) & done; wait'])
     expect(out.toString().trim().split('\n')).toHaveLength(2)
   })
 })

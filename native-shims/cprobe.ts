@@ -25,9 +25,7 @@ export function compileAndRun(source: string): string {
 
 /** A C program printing one JSON object `{ key: (unsigned long long)(expr), … }`. */
 export function factsProgram(includes: readonly string[], facts: ReadonlyArray<{ key: string; cExpr: string }>, defines: readonly string[] = []): string {
-  const lines = facts.map(
-    (f, i) => `  printf("%s  %s: %llu", ${i === 0 ? '""' : '",\\n"'}, ${cString(JSON.stringify(f.key))}, (unsigned long long)(${f.cExpr}));`,
-  )
+  const lines = facts.map((f, i) => `  printf("%s  %s: %llu", ${i === 0 ? '""' : '",\\n"'}, ${cString(JSON.stringify(f.key))}, (unsigned long long)(${f.cExpr}));`)
   return [
     ...defines.map((d) => `#define ${d}`),
     ...includes.map((h) => `#include <${h}>`),

@@ -26,9 +26,7 @@ export class CgroupTree {
     const available = fs.readFileSync(controllersFile, 'utf8').trim().split(/\s+/)
     const missing = CONTROLLERS.filter((c) => !available.includes(c))
     if (missing.length) {
-      throw new KtstrError(
-        `the kernel's cgroup v2 lacks the ${missing.join(' and ')} controller(s); build the guest kernel with CONFIG_CPUSETS=y and CONFIG_CGROUP_SCHED=y`,
-      )
+      throw new KtstrError(`the kernel's cgroup v2 lacks the ${missing.join(' and ')} controller(s); build the guest kernel with CONFIG_CPUSETS=y and CONFIG_CGROUP_SCHED=y`)
     }
     enable(mount)
     this.root = path.join(mount, `ktstr-${process.pid}-${runSeq++}`)
@@ -68,9 +66,7 @@ export class CgroupTree {
       const parent = segs.slice(0, i).join('/')
       if (!this.controllersOn(parent)) {
         if (this.procs(parent).length) {
-          throw new KtstrError(
-            `cgroup "${name}" cannot get its own cpuset: its parent "${parent}" holds tasks (cgroup v2 lets only task-free cgroups pass controllers down)`,
-          )
+          throw new KtstrError(`cgroup "${name}" cannot get its own cpuset: its parent "${parent}" holds tasks (cgroup v2 lets only task-free cgroups pass controllers down)`)
         }
         enable(this.path(parent))
       }

@@ -70,8 +70,7 @@ export const matchers = {
     return verdict(this, 'toHaveNoStarvation', received, (c) => checkStarvation(c, opts))
   },
   toHaveMaxGapBelow(this: MatcherContext, received: unknown, ms: number): MatcherResult {
-    if (typeof ms !== 'number' || !(ms > 0))
-      return { pass: false, message: () => `toHaveMaxGapBelow(ms) needs a limit in milliseconds above 0, got ${String(ms)}` }
+    if (typeof ms !== 'number' || !(ms > 0)) return { pass: false, message: () => `toHaveMaxGapBelow(ms) needs a limit in milliseconds above 0, got ${String(ms)}` }
     return verdict(this, 'toHaveMaxGapBelow', received, (c) => checkMaxGap(c, ms))
   },
   toBeFairWithin(this: MatcherContext, received: unknown, opts?: { spreadPct?: number }): MatcherResult {

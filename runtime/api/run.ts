@@ -419,9 +419,7 @@ class Runner {
         }
         case 'spawn':
           this.requireCgroup(o.name, 'op.spawn')
-          await this.startWorkloads([
-            { cgroup: o.name, group: { count: o.count, work: o.work, ...(o.affinity !== undefined ? { affinity: o.affinity } : {}) } },
-          ])
+          await this.startWorkloads([{ cgroup: o.name, group: { count: o.count, work: o.work, ...(o.affinity !== undefined ? { affinity: o.affinity } : {}) } }])
           break
         case 'spawn-host': {
           let count = o.count === 'per-cpu' ? this.topo.numCpus : o.count

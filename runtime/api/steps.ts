@@ -43,9 +43,7 @@ export const op = {
   swapCpusets: (a: string, b: string): Op => ({ kind: 'swap-cpusets', a: validateCgroupName(a), b: validateCgroupName(b) }),
   spawn: (name: string, count: number, w: WorkSpec = workTypes.spin(), affinity?: AffinityInput): Op => {
     checkCount(count, w, `op.spawn("${name}")`)
-    return affinity === undefined
-      ? { kind: 'spawn', name: validateCgroupName(name), count, work: w }
-      : { kind: 'spawn', name: validateCgroupName(name), count, work: w, affinity }
+    return affinity === undefined ? { kind: 'spawn', name: validateCgroupName(name), count, work: w } : { kind: 'spawn', name: validateCgroupName(name), count, work: w, affinity }
   },
   /** Stop the cgroup's workloads (their telemetry is kept); the cgroup stays. */
   stop: (name: string): Op => ({ kind: 'stop', name: validateCgroupName(name) }),

@@ -15,19 +15,7 @@ export interface SchedOptions {
   nice?: number
 }
 
-export type WorkTypeName =
-  | 'spin'
-  | 'yield'
-  | 'mixed'
-  | 'io-sync'
-  | 'bursty'
-  | 'pipe'
-  | 'futex'
-  | 'cache'
-  | 'fork-exit'
-  | 'nice-sweep'
-  | 'affinity-churn'
-  | 'policy-churn'
+export type WorkTypeName = 'spin' | 'yield' | 'mixed' | 'io-sync' | 'bursty' | 'pipe' | 'futex' | 'cache' | 'fork-exit' | 'nice-sweep' | 'affinity-churn' | 'policy-churn'
 
 export interface WorkSpec extends SchedOptions {
   readonly type: WorkTypeName

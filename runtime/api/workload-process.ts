@@ -52,9 +52,7 @@ export function workloadBinary(): string {
   const candidates = [path.join(here, '..', 'ktstr-workload'), path.join(here, '..', '..', 'dist', 'runtime', 'ktstr-workload')]
   const found = candidates.find((p) => fs.existsSync(p))
   if (!found) {
-    throw new KtstrError(
-      `the workload program is missing (looked for ${candidates.join(', ')}); build it with \`npm run build\` (needs gcc: apt-get install gcc)`,
-    )
+    throw new KtstrError(`the workload program is missing (looked for ${candidates.join(', ')}); build it with \`npm run build\` (needs gcc: apt-get install gcc)`)
   }
   return found
 }
@@ -229,8 +227,7 @@ export function setAffinity(pid: number, cpus: readonly number[], binary = workl
  */
 export function setScheduler(tid: number, policy: string, priority: number, binary = workloadBinary()): { policy: string; priority: number } {
   const r = spawnSync(binary, ['setscheduler', String(tid), policy, String(priority)], { encoding: 'utf8' })
-  if (r.status !== 0)
-    throw new KtstrError(`setting the scheduling policy of ${tid} to ${policy} ${priority} failed: ${(r.stderr || r.error?.message || '').trim()}`)
+  if (r.status !== 0) throw new KtstrError(`setting the scheduling policy of ${tid} to ${policy} ${priority} failed: ${(r.stderr || r.error?.message || '').trim()}`)
   const [old, prio] = r.stdout.trim().split(' ')
   return { policy: old!, priority: Number(prio) }
 }

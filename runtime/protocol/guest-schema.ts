@@ -67,10 +67,7 @@ export type HostFsOp = HostFsRequest extends infer R ? (R extends unknown ? Omit
  * The payloads (test results, errors) are Vitest's business and pass unchanged.
  */
 const WorkerResponseSchema = v.looseObject({ __vitest_worker_response__: v.literal(true), type: name })
-const BirpcSchema = v.variant('t', [
-  v.looseObject({ t: v.literal('q'), m: name, a: v.array(v.unknown()), i: v.optional(name) }),
-  v.looseObject({ t: v.literal('s'), i: name }),
-])
+const BirpcSchema = v.variant('t', [v.looseObject({ t: v.literal('q'), m: name, a: v.array(v.unknown()), i: v.optional(name) }), v.looseObject({ t: v.literal('s'), i: name })])
 export type VitestFrame = v.InferOutput<typeof WorkerResponseSchema> | v.InferOutput<typeof BirpcSchema>
 
 /** Parse a control payload from the guest. Throws MalformedMessage, and nothing else. */

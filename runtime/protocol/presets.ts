@@ -11,15 +11,7 @@ export interface TopologyPreset {
   memoryMib: number
 }
 
-const p = (
-  name: string,
-  description: string,
-  numaNodes: number,
-  llcs: number,
-  coresPerLlc: number,
-  threadsPerCore: number,
-  memoryMib: number,
-): TopologyPreset => ({
+const p = (name: string, description: string, numaNodes: number, llcs: number, coresPerLlc: number, threadsPerCore: number, memoryMib: number): TopologyPreset => ({
   name,
   description,
   topology: { numaNodes, llcs, coresPerLlc, threadsPerCore },

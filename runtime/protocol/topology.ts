@@ -21,9 +21,7 @@ const PATTERN = /^(\d+)n(\d+)l(\d+)c(\d+)t$/
 export function parseTopology(text: string): TopologySpec {
   const m = PATTERN.exec(text.trim())
   if (!m) {
-    throw new KtstrError(
-      `bad topology "${text}": expected NnNlNcNt (NUMA nodes, LLCs, cores per LLC, threads per core), e.g. 1n2l4c1t, or a preset name such as tiny-2llc`,
-    )
+    throw new KtstrError(`bad topology "${text}": expected NnNlNcNt (NUMA nodes, LLCs, cores per LLC, threads per core), e.g. 1n2l4c1t, or a preset name such as tiny-2llc`)
   }
   const [numaNodes, llcs, coresPerLlc, threadsPerCore] = m.slice(1).map(Number) as [number, number, number, number]
   return validateTopology({ numaNodes, llcs, coresPerLlc, threadsPerCore }, text)
@@ -40,9 +38,7 @@ export function validateTopology(t: TopologySpec, label = formatTopology(t)): To
     if (!Number.isInteger(t[k]) || t[k] < 1) throw new KtstrError(`bad topology "${label}": ${what} must be at least 1`)
   }
   if (t.llcs % t.numaNodes !== 0) {
-    throw new KtstrError(
-      `bad topology "${label}": ${t.llcs} LLCs cannot be spread evenly over ${t.numaNodes} NUMA nodes; use a multiple of ${t.numaNodes} LLCs`,
-    )
+    throw new KtstrError(`bad topology "${label}": ${t.llcs} LLCs cannot be spread evenly over ${t.numaNodes} NUMA nodes; use a multiple of ${t.numaNodes} LLCs`)
   }
   if (t.threadsPerCore > 2) throw new KtstrError(`bad topology "${label}": at most 2 threads per core are supported (x86 SMT)`)
   const cpus = cpuCount(t)

@@ -14,9 +14,7 @@ export type { HostFsOp, HostFsRequest } from './guest-schema.js'
 import type { HostFsRequest } from './guest-schema.js'
 
 /** host → guest; `value` is the file's text for `read` (null when it does not exist). */
-export type HostFsReply =
-  | { [ENVELOPE_MARK]: 'fs-reply'; id: number; ok: true; value: string | null }
-  | { [ENVELOPE_MARK]: 'fs-reply'; id: number; ok: false; message: string }
+export type HostFsReply = { [ENVELOPE_MARK]: 'fs-reply'; id: number; ok: true; value: string | null } | { [ENVELOPE_MARK]: 'fs-reply'; id: number; ok: false; message: string }
 
 export type Envelope = HostFsRequest | HostFsReply
 

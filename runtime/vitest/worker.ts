@@ -13,16 +13,7 @@ import v8 from 'node:v8'
 import type { runBaseTests, setupEnvironment, init as vitestInit } from 'vitest/worker'
 import { type Extendable, registerMatchers } from '../api/matchers.js'
 import { type GuestEndpoint, RUN_SPEC_PATH, type RunSpec, StreamId } from '../protocol/index.js'
-import {
-  ENV_EXEC_ARGV,
-  ENV_VITEST_DIST,
-  ENVELOPE_MARK,
-  HOST_FS_KEY,
-  type HostFsBridge,
-  type HostFsOp,
-  type HostFsReply,
-  isEnvelope,
-} from '../protocol/vitest-envelope.js'
+import { ENV_EXEC_ARGV, ENV_VITEST_DIST, ENVELOPE_MARK, HOST_FS_KEY, type HostFsBridge, type HostFsOp, type HostFsReply, isEnvelope } from '../protocol/vitest-envelope.js'
 
 interface VitestWorkerModule {
   init: typeof vitestInit
@@ -165,8 +156,7 @@ function captureStdio(endpoint: GuestEndpoint): () => void {
   const wrap = (stream: number) =>
     function write(chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
       const done = typeof encoding === 'function' ? encoding : cb
-      const buf =
-        typeof chunk === 'string' ? Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8') : Buffer.from(chunk as Uint8Array)
+      const buf = typeof chunk === 'string' ? Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8') : Buffer.from(chunk as Uint8Array)
       if (buf.length > 0) endpoint.sendData(stream, buf)
       if (typeof done === 'function') queueMicrotask(() => (done as (err?: Error) => void)())
       return true

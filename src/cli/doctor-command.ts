@@ -32,12 +32,7 @@ export async function doctorCommand(): Promise<number> {
   add('qemu', !!qemu, qemu ? `${qemu} (${qemuVersion})` : `${QEMU_BINARY} missing: apt-get install qemu-system-x86`)
 
   const setpriv = which('setpriv')
-  add(
-    'setpriv',
-    !!setpriv,
-    setpriv ? `${setpriv}: QEMU dies with ktstr` : 'setpriv missing (apt-get install util-linux): QEMU outlives a ktstr killed with SIGKILL',
-    false,
-  )
+  add('setpriv', !!setpriv, setpriv ? `${setpriv}: QEMU dies with ktstr` : 'setpriv missing (apt-get install util-linux): QEMU outlives a ktstr killed with SIGKILL', false)
 
   const kvm = probeKvm()
   add('kvm', kvm.usable, kvm.usable ? '/dev/kvm usable: guests run with hardware acceleration' : `${kvm.reason}; guests run under TCG (slower)`, false)

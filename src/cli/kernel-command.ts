@@ -106,13 +106,7 @@ function list(): number {
     return 0
   }
   const env = process.env.KTSTR_KERNEL
-  const rows = entries.map((k, i) => [
-    i === 0 && !env ? '*' : ' ',
-    k.key,
-    k.meta.version,
-    formatDate(k.meta.createdAt),
-    schedulerNames(k.dir, k.key).join(' ') || '-',
-  ])
+  const rows = entries.map((k, i) => [i === 0 && !env ? '*' : ' ', k.key, k.meta.version, formatDate(k.meta.createdAt), schedulerNames(k.dir, k.key).join(' ') || '-'])
   const head = [' ', 'KEY', 'VERSION', 'BUILT', 'SCHEDULERS']
   const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)))
   const line = (r: string[]) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ')

@@ -85,9 +85,7 @@ export class LdCache {
   /** Path for `name` built for `machine` (e_machine), as ld.so's cache lookup returns it. */
   lookup(name: string, machine: number): string | undefined {
     const arch = cacheArchFlag(machine)
-    const ok = (this.byName.get(name) ?? []).filter(
-      (e) => (e.flags & FLAG_TYPE_MASK) === FLAG_ELF_LIBC6 && (arch === undefined || (e.flags & FLAG_REQUIRED_MASK) === arch),
-    )
+    const ok = (this.byName.get(name) ?? []).filter((e) => (e.flags & FLAG_TYPE_MASK) === FLAG_ELF_LIBC6 && (arch === undefined || (e.flags & FLAG_REQUIRED_MASK) === arch))
     // hwcap entries point into glibc-hwcaps/<level>/ subdirs; the baseline entry works on every CPU.
     return (ok.find((e) => e.hwcap === 0n) ?? ok[0])?.path
   }

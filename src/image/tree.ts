@@ -265,9 +265,7 @@ export class GuestTree {
       throw new KtstrError(`guest image: symlink ${p} is added with two targets (${old.target}, ${e.target})`)
     }
     if (e.kind === 'file' && e.size > MAX_FILE) {
-      throw new KtstrError(
-        `cannot put ${e.source} into the guest image: it is ${e.size} bytes, over the 4 GiB an initramfs file can hold; put it on a disk image (--disk)`,
-      )
+      throw new KtstrError(`cannot put ${e.source} into the guest image: it is ${e.size} bytes, over the 4 GiB an initramfs file can hold; put it on a disk image (--disk)`)
     }
     if (old) this.remove(p)
     this.map.set(p, e)

@@ -97,9 +97,7 @@ export const DEBIAN_KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg'
 
 /** A deb822 source file for extra suites of the same mirror (used only through a private apt state). */
 export function renderExtraSources(mirror: DebianMirror, suites: string[]): string {
-  return ['Types: deb', `URIs: ${mirror.uri}`, `Suites: ${suites.join(' ')}`, 'Components: main', `Signed-By: ${mirror.signedBy ?? DEBIAN_KEYRING}`, ''].join(
-    '\n',
-  )
+  return ['Types: deb', `URIs: ${mirror.uri}`, `Suites: ${suites.join(' ')}`, 'Components: main', `Signed-By: ${mirror.signedBy ?? DEBIAN_KEYRING}`, ''].join('\n')
 }
 
 /** `ID` and `VERSION_CODENAME` from /etc/os-release text. */

@@ -30,8 +30,7 @@ export class Apt {
     } catch {
       // handled below
     }
-    if (os.id !== 'debian' || !os.codename)
-      throw new KtstrError('`--source debian` needs a Debian host (apt with a Debian mirror); pass --source <kernel tree> instead')
+    if (os.id !== 'debian' || !os.codename) throw new KtstrError('`--source debian` needs a Debian host (apt with a Debian mirror); pass --source <kernel tree> instead')
     const mirror = findDebianMirror(parseAptSources(readSystemSourceFiles(etcApt)), os.codename)
     if (!mirror) throw new KtstrError(`no apt source for Debian ${os.codename} (main) found in ${etcApt}; add one, or pass --source <kernel tree>`)
     const wanted = suites.filter((s) => s !== os.codename)

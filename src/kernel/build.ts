@@ -134,8 +134,7 @@ export async function buildKernel(opts: BuildOptions): Promise<GuestKernel> {
     const verify = (when: string) => {
       const config = parseKernelConfig(fs.readFileSync(files.config, 'utf8'))
       const missing = missingRequired(config)
-      if (missing.length)
-        throw new KtstrError(`required options not =y ${when}: ${missing.join(', ')} (DEBUG_INFO_BTF and SCHED_CLASS_EXT need pahole >= 1.25; see the log)`)
+      if (missing.length) throw new KtstrError(`required options not =y ${when}: ${missing.join(', ')} (DEBUG_INFO_BTF and SCHED_CLASS_EXT need pahole >= 1.25; see the log)`)
       const unmet = unmetFragmentSettings(parseKernelConfig(fragment), config)
       if (unmet.length) note(`${unmet.length} fragment setting(s) did not stick ${when} (not required): ${unmet.join(', ')}`)
     }

@@ -60,8 +60,6 @@ export function readKernelConfig(bzImage: string): ReadConfigResult {
     return { config, source: 'embedded' }
   } catch (e) {
     if (!(e instanceof IkconfigError)) throw e
-    throw new KtstrError(
-      `cannot read the config of kernel ${bzImage}: ${e.message}; put its .config beside it as ${path.join(path.dirname(bzImage), 'config')}`,
-    )
+    throw new KtstrError(`cannot read the config of kernel ${bzImage}: ${e.message}; put its .config beside it as ${path.join(path.dirname(bzImage), 'config')}`)
   }
 }

@@ -11,13 +11,10 @@ export function checkLocalTree(dir: string): string {
     throw new KtstrError(`${dir} is not a kernel source tree (no Makefile and Kconfig); pass a Linux tree or --source debian`)
   const version = kernelVersionFromMakefile(fs.readFileSync(makefile, 'utf8'))
   if (!version) throw new KtstrError(`cannot read the kernel version from ${makefile}`)
-  if (!fs.existsSync(path.join(dir, 'tools', 'sched_ext')))
-    throw new KtstrError(`kernel tree ${dir} (${version}) has no tools/sched_ext; sched_ext needs Linux 6.12 or newer`)
+  if (!fs.existsSync(path.join(dir, 'tools', 'sched_ext'))) throw new KtstrError(`kernel tree ${dir} (${version}) has no tools/sched_ext; sched_ext needs Linux 6.12 or newer`)
   // Kbuild refuses O= builds of a tree that was configured in place (top-level Makefile, "source tree is not clean").
   if (fs.existsSync(path.join(dir, '.config')) || fs.existsSync(path.join(dir, 'include', 'config')))
-    throw new KtstrError(
-      `kernel tree ${dir} was configured in place; ktstr builds out of tree, which needs a clean tree: run \`make mrproper\` there or pass a clean copy`,
-    )
+    throw new KtstrError(`kernel tree ${dir} was configured in place; ktstr builds out of tree, which needs a clean tree: run \`make mrproper\` there or pass a clean copy`)
   return version
 }
 

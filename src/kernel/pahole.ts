@@ -68,9 +68,7 @@ export async function ensurePahole(run: Runner, systemApt: Apt, extraApt: () => 
     apt = extraApt()
   } catch (e) {
     if (!(e instanceof KtstrError)) throw e
-    throw new KtstrError(
-      `BTF for sched_ext needs pahole >= 1.25 (found ${sys === undefined ? 'none' : `1.${sys % 100}`}); install it (package pahole or dwarves) and run again`,
-    )
+    throw new KtstrError(`BTF for sched_ext needs pahole >= 1.25 (found ${sys === undefined ? 'none' : `1.${sys % 100}`}); install it (package pahole or dwarves) and run again`)
   }
   const tmp = `${toolDir}.tmp-${process.pid}`
   fs.rmSync(tmp, { recursive: true, force: true })

@@ -40,8 +40,6 @@ export function resolveScheduler(kernel: GuestKernel, nameOrPath: string): Resol
   if (names.includes(nameOrPath)) {
     return { path: path.join(kernel.schedulersDir!, nameOrPath), name: nameOrPath, opsName: nameOrPath.replace(/^scx_/, '') }
   }
-  const have = names.length
-    ? `kernel ${kernel.label} has ${names.join(', ')}`
-    : `kernel ${kernel.label} comes with no schedulers (no scx/ folder beside its bzImage)`
+  const have = names.length ? `kernel ${kernel.label} has ${names.join(', ')}` : `kernel ${kernel.label} comes with no schedulers (no scx/ folder beside its bzImage)`
   throw new KtstrError(`unknown scheduler "${nameOrPath}": ${have}; a path to a scheduler binary (containing /) works too`)
 }

@@ -168,8 +168,7 @@ export async function startSession(vm: VmProcess, opts: { t0: number; imageMs: n
 /** The VM is gone and the guest never said how: read the console for why. */
 function unreported(vm: VmProcess, exit: VmExit): GuestOutcome {
   if (vm.console.panic) return { kind: 'panic', message: vm.console.panic }
-  if (vm.console.restarted)
-    return { kind: 'vm-died', message: 'the guest kernel restarted the machine (a reboot in the guest) before the guest reported a result' }
+  if (vm.console.restarted) return { kind: 'vm-died', message: 'the guest kernel restarted the machine (a reboot in the guest) before the guest reported a result' }
   const how = exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`
   const detail = exit.stderr ? `: ${exit.stderr.split('\n').slice(-3).join(' | ')}` : ''
   return { kind: 'vm-died', message: `the VM exited (${how}) before the guest reported a result${detail}` }

@@ -1,18 +1,4 @@
-import {
-  cgroup,
-  describeWork,
-  formatCpuList,
-  op,
-  parseCpuList,
-  parseDuration,
-  run,
-  scenarios,
-  skipReason,
-  step,
-  topologyFromSpec,
-  WORK_TYPES,
-  work,
-} from 'ktstr'
+import { cgroup, describeWork, formatCpuList, op, parseCpuList, parseDuration, run, scenarios, skipReason, step, topologyFromSpec, WORK_TYPES, work } from 'ktstr'
 import { describe, expect, it } from 'vitest'
 import { describeOp, holdMs } from '../../runtime/api/steps.js'
 
@@ -134,9 +120,7 @@ describe('canned scenarios', () => {
   })
 
   it('says when the topology cannot hold a scenario', () => {
-    expect(skipReason(scenarios.steadyLlc(), topologyFromSpec('1n1l4c1t'))).toBe(
-      'scenario steady_llc needs at least 2 LLCs; this guest has 1 (1n1l4c1t (4 CPUs))',
-    )
+    expect(skipReason(scenarios.steadyLlc(), topologyFromSpec('1n1l4c1t'))).toBe('scenario steady_llc needs at least 2 LLCs; this guest has 1 (1n1l4c1t (4 CPUs))')
     expect(skipReason(scenarios.steadyLlc(), topologyFromSpec('1n2l2c1t'))).toBeUndefined()
   })
 
@@ -161,9 +145,7 @@ describe('run() outside a guest', () => {
         `cgroup v2 is not mounted at ${empty} (no cgroup.controllers); run the test inside a ktstr guest, or mount cgroup2 there`,
       )
       fs.writeFileSync(path.join(empty, 'cgroup.controllers'), 'memory pids\n')
-      await expect(run({ duration: 10 })).rejects.toThrow(
-        /lacks the cpuset and cpu controller\(s\); build the guest kernel with CONFIG_CPUSETS=y and CONFIG_CGROUP_SCHED=y/,
-      )
+      await expect(run({ duration: 10 })).rejects.toThrow(/lacks the cpuset and cpu controller\(s\); build the guest kernel with CONFIG_CPUSETS=y and CONFIG_CGROUP_SCHED=y/)
     } finally {
       if (old === undefined) delete process.env.KTSTR_CGROUP_ROOT
       else process.env.KTSTR_CGROUP_ROOT = old
@@ -172,8 +154,6 @@ describe('run() outside a guest', () => {
   })
 
   it('refuses a scenario the topology cannot hold before touching anything', async () => {
-    await expect(run({ ...scenarios.steadyLlc(), topology: topologyFromSpec('1n1l2c1t') })).rejects.toThrow(
-      /scenario steady_llc needs at least 2 LLCs; this guest has 1/,
-    )
+    await expect(run({ ...scenarios.steadyLlc(), topology: topologyFromSpec('1n1l2c1t') })).rejects.toThrow(/scenario steady_llc needs at least 2 LLCs; this guest has 1/)
   })
 })

@@ -36,10 +36,7 @@ const report = (res: Results, name: string): Report => {
 
 const summary = (r: Report) =>
   r.workers
-    .map(
-      (w) =>
-        `${w.cgroup}/${w.pid} ${w.work}: ${w.workUnits} units, off-CPU ${w.offCpuPct.toFixed(1)}%, gap ${w.maxGapMs.toFixed(0)} ms, cpus ${w.cpusUsed.join(',')}`,
-    )
+    .map((w) => `${w.cgroup}/${w.pid} ${w.work}: ${w.workUnits} units, off-CPU ${w.offCpuPct.toFixed(1)}%, gap ${w.maxGapMs.toFixed(0)} ms, cpus ${w.cpusUsed.join(',')}`)
     .join('\n')
 
 describe.skipIf(!!guestSkipReason)('test API in a guest', () => {
@@ -180,8 +177,7 @@ describe.skipIf(!!guestSkipReason)('test API in a guest', () => {
     ]) {
       const r = s(n)
       expect(r, n).toKeepSchedulerAttached()
-      if (!checkCpuset(r).pass)
-        console.log(n, JSON.stringify(r.workers.map((w) => [w.pid, w.allowedCpus, w.cpuSeen, w.migrationEvents])), JSON.stringify(r.steps))
+      if (!checkCpuset(r).pass) console.log(n, JSON.stringify(r.workers.map((w) => [w.pid, w.allowedCpus, w.cpuSeen, w.migrationEvents])), JSON.stringify(r.steps))
       expect(r, n).toStayInCpuset()
       expect(
         r.workers.every((w) => w.workUnits > 0),

@@ -227,9 +227,7 @@ describe('scheduler attachment', () => {
     expect(failure(() => expect(report([worker()], ejected)).toKeepSchedulerAttached())).toBe(
       'toKeepSchedulerAttached failed: scheduler scx_simple detached at +1234 ms: sched_ext: BPF scheduler "simple" disabled (runtime error)',
     )
-    expect(checkScheduler({ name: 'eevdf', kind: 'eevdf', attached: false, attachedAtStart: false }).failures).toEqual([
-      'no sched_ext scheduler was attached (the run used EEVDF)',
-    ])
+    expect(checkScheduler({ name: 'eevdf', kind: 'eevdf', attached: false, attachedAtStart: false }).failures).toEqual(['no sched_ext scheduler was attached (the run used EEVDF)'])
     // r.cgroup(name) carries the scheduler too.
     expect(report([worker()]).cgroup('a')).toKeepSchedulerAttached()
   })
@@ -237,13 +235,9 @@ describe('scheduler attachment', () => {
 
 describe('reports', () => {
   it('aggregates per cgroup and survives JSON to the host', () => {
-    const r = report(
-      [worker({ workUnits: 10, cpusUsed: [0] }), worker({ workUnits: 5, cpusUsed: [2], maxGapMs: 70 }), worker({ cgroup: '/', workUnits: 1 })],
-      attached,
-      {
-        a: [{ atMs: 0, cpus: [0, 1, 2] }],
-      },
-    )
+    const r = report([worker({ workUnits: 10, cpusUsed: [0] }), worker({ workUnits: 5, cpusUsed: [2], maxGapMs: 70 }), worker({ cgroup: '/', workUnits: 1 })], attached, {
+      a: [{ atMs: 0, cpus: [0, 1, 2] }],
+    })
     expect(r.cgroupNames).toEqual(['a', '/'])
     const a = r.cgroup('a')
     expect([a.workUnits, a.maxGapMs, a.cpusUsed, a.cpuset, a.workers.length]).toEqual([15, 70, [0, 2], [0, 1, 2], 2])

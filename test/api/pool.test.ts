@@ -54,9 +54,7 @@ describe.skipIf(!!guestSkipReason)('ktstr API through the ktstr pool', () => {
     ])
     const msg = results[1]!.failureMessages.join('\n')
     console.log(msg.split('\n').slice(0, 3).join('\n'))
-    expect(msg).toMatch(
-      /toHaveNoStarvation failed for run:\n {2}worker \d+ \(cgroup "starve", spin, policy idle\) (starved: 0 work units|stuck \d+ ms on cpu1 at \+\d+ ms)/,
-    )
+    expect(msg).toMatch(/toHaveNoStarvation failed for run:\n {2}worker \d+ \(cgroup "starve", spin, policy idle\) (starved: 0 work units|stuck \d+ ms on cpu1 at \+\d+ ms)/)
     expect(msg).not.toContain('cgroup "hog"')
   })
 })

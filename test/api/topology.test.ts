@@ -1,18 +1,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import {
-  cpuCount,
-  findPreset,
-  formatCpuList,
-  formatTopology,
-  PRESETS,
-  parseTopology,
-  presetNames,
-  resolveTopology,
-  topologyFromSpec,
-  topologyFromSysfs,
-} from 'ktstr'
+import { cpuCount, findPreset, formatCpuList, formatTopology, PRESETS, parseTopology, presetNames, resolveTopology, topologyFromSpec, topologyFromSysfs } from 'ktstr'
 import { afterAll, describe, expect, it } from 'vitest'
 
 describe('NnNlNcNt model', () => {

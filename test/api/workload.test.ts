@@ -9,15 +9,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type WorkSpec, work } from '../../runtime/api/work.js'
-import {
-  monotonicNs,
-  type RawWorkloadReport,
-  setAffinity,
-  setScheduler,
-  type WorkloadArgs,
-  WorkloadProcess,
-  workloadArgv,
-} from '../../runtime/api/workload-process.js'
+import { monotonicNs, type RawWorkloadReport, setAffinity, setScheduler, type WorkloadArgs, WorkloadProcess, workloadArgv } from '../../runtime/api/workload-process.js'
 import { buildWorkload } from '../../runtime/workloads/build-workload.js'
 import { repoRoot } from '../helpers/repo.js'
 
@@ -47,13 +39,7 @@ async function runWorkloads(specs: (WorkSpec | (Omit<WorkloadArgs, 'pair'> & { w
     const paired = args.work.type === 'pipe' || args.work.type === 'futex'
     const pairPath = path.join(dir, `pair-${seq++}`)
     for (let role = 0; role < (paired ? 2 : 1); role++) {
-      procs.push(
-        new WorkloadProcess(
-          `${args.work.type} workload`,
-          { maxMs: ms + 30_000, ...args, ...(paired ? { pair: { path: pairPath, role: role as 0 | 1 } } : {}) },
-          binary,
-        ),
-      )
+      procs.push(new WorkloadProcess(`${args.work.type} workload`, { maxMs: ms + 30_000, ...args, ...(paired ? { pair: { path: pairPath, role: role as 0 | 1 } } : {}) }, binary))
     }
   }
   try {

@@ -48,15 +48,9 @@ describe.skipIf(!built)('ktstr exec rejects bad input before booting', () => {
   })
 
   it('bad flags and values', async () => {
-    expectOneLineError(
-      await runCli(['exec', '--memory', 'lots', '--', 'true']),
-      /bad --memory="lots": expected a whole number of MiB from \d+ to \d+ \(this host's memory\)$/,
-    )
+    expectOneLineError(await runCli(['exec', '--memory', 'lots', '--', 'true']), /bad --memory="lots": expected a whole number of MiB from \d+ to \d+ \(this host's memory\)$/)
     // Past the host's memory, and past what Node's timers hold (a longer timeout used to fire at once).
-    expectOneLineError(
-      await runCli(['exec', '--memory', '99999999999999999999', '--', 'true']),
-      /bad --memory="99999999999999999999": .* to \d+ \(this host's memory\)$/,
-    )
+    expectOneLineError(await runCli(['exec', '--memory', '99999999999999999999', '--', 'true']), /bad --memory="99999999999999999999": .* to \d+ \(this host's memory\)$/)
     expectOneLineError(await runCli(['exec', '--timeout', '3000000', '--', 'true']), /bad --timeout="3000000": .* at most 2147483 \(about 24 days/)
     expectOneLineError(await runCli(['exec', '--backend', 'xen', '--', 'true']), /bad --backend="xen": expected qemu, kvm or auto$/)
     expectOneLineError(await runCli(['exec', '--bogus']), /Unknown option '--bogus'/)

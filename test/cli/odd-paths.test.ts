@@ -42,18 +42,7 @@ describe.skipIf(guestSkipReason)('ktstr exec from odd host paths (real guest)', 
     const env = { ...process.env, TMPDIR: tmp, XDG_CACHE_HOME: path.join(root, 'cache'), KTSTR_KERNEL: kernel }
     const cli = path.join(pkg, path.relative(repoRoot, cliPath))
     // The largest timeout Node's timers hold: it must not fire at once.
-    const argv = [
-      '--preserve-symlinks',
-      '--preserve-symlinks-main',
-      cli,
-      'exec',
-      '--timeout',
-      '2147483',
-      '--',
-      'sh',
-      '-c',
-      'echo hi; tr "\\0" " " < /proc/1/cmdline',
-    ]
+    const argv = ['--preserve-symlinks', '--preserve-symlinks-main', cli, 'exec', '--timeout', '2147483', '--', 'sh', '-c', 'echo hi; tr "\\0" " " < /proc/1/cmdline']
     const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
       const child = spawn(node, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] })
       let stdout = ''

@@ -60,10 +60,7 @@ interface ReqSpec {
 
 /** An in-RAM buffer in the data area, or (rarely) any address at all. */
 const placed = (len: number) =>
-  fc.oneof(
-    { weight: 12, arbitrary: fc.nat(RAM_SIZE - DATA - len).map((o) => BigInt(RAM_BASE + DATA + o)) },
-    { weight: 1, arbitrary: bufferArb.map((b) => b.addr) },
-  )
+  fc.oneof({ weight: 12, arbitrary: fc.nat(RAM_SIZE - DATA - len).map((o) => BigInt(RAM_BASE + DATA + o)) }, { weight: 1, arbitrary: bufferArb.map((b) => b.addr) })
 
 const dataLenArb = fc.oneof(
   { weight: 6, arbitrary: fc.integer({ min: 1, max: 8 }).map((n) => n * SECTOR_SIZE) },
@@ -189,12 +186,7 @@ const limitsArb: fc.Arbitrary<DiskLimits> = fc.record({
 const ioOk = (code: number) => code === VIRTIO_BLK_S_IOERR || code === VIRTIO_BLK_S_UNSUPP
 
 /** An accepted request is consistent with its chain, the header in RAM and the limits. */
-function checkAccepted(
-  ram: CheckedRam,
-  chain: DescriptorChain,
-  disk: DiskLimits,
-  req: Extract<ReturnType<typeof parseRequest>, { ok: true }>['request'],
-): void {
+function checkAccepted(ram: CheckedRam, chain: DescriptorChain, disk: DiskLimits, req: Extract<ReturnType<typeof parseRequest>, { ok: true }>['request']): void {
   const d = chain.descriptors
   const why = () =>
     `accepted ${JSON.stringify(req, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))} from ${JSON.stringify(chain, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))}`

@@ -6,16 +6,7 @@ import { PassThrough } from 'node:stream'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { Endpoint } from '../../runtime/protocol/endpoint.js'
-import {
-  encodeFrame,
-  FRAME_HEADER_BYTES,
-  FRAME_MAGIC,
-  type Frame,
-  FrameDecoder,
-  FrameError,
-  FrameType,
-  MAX_FRAME_PAYLOAD,
-} from '../../runtime/protocol/frame.js'
+import { encodeFrame, FRAME_HEADER_BYTES, FRAME_MAGIC, type Frame, FrameDecoder, FrameError, FrameType, MAX_FRAME_PAYLOAD } from '../../runtime/protocol/frame.js'
 import { decodeGuestMessage } from '../../runtime/protocol/guest-schema.js'
 import type { GuestMessage, HostMessage } from '../../runtime/protocol/messages.js'
 import { chunked, fuzz, isOneLine } from './config.js'
@@ -138,30 +129,22 @@ describe('fuzz: channel frame decoder', () => {
   )
 
   fuzz('a frame with one flipped bit is never returned', () =>
-    fc.property(
-      fc.array(frameArb, { maxLength: 3 }),
-      frameArb,
-      fc.nat(),
-      fc.nat(7),
-      fc.array(frameArb, { maxLength: 2 }),
-      cutsArb,
-      (before, victim, pos, bit, after, cuts) => {
-        const bad = new Uint8Array(encode(victim))
-        const byte = pos % bad.length
-        bad[byte]! ^= 1 << bit
-        const input = concat([...before.map(encode), bad, ...after.map(encode)])
-        const out = decode(input, cuts)
-        expectExactCopies(input, out.frames)
-        const inLength = byte >= 4 && byte < 8
-        // CRC-32 catches every single-bit error at a fixed length; a changed length moves the
-        // frame boundary, so then only the frames before it are certain.
-        if (inLength) expect(out.frames.length).toBeGreaterThanOrEqual(before.length)
-        else {
-          expect(out.frames.length).toBe(before.length)
-          expect(out.error).toBeInstanceOf(FrameError)
-        }
-      },
-    ),
+    fc.property(fc.array(frameArb, { maxLength: 3 }), frameArb, fc.nat(), fc.nat(7), fc.array(frameArb, { maxLength: 2 }), cutsArb, (before, victim, pos, bit, after, cuts) => {
+      const bad = new Uint8Array(encode(victim))
+      const byte = pos % bad.length
+      bad[byte]! ^= 1 << bit
+      const input = concat([...before.map(encode), bad, ...after.map(encode)])
+      const out = decode(input, cuts)
+      expectExactCopies(input, out.frames)
+      const inLength = byte >= 4 && byte < 8
+      // CRC-32 catches every single-bit error at a fixed length; a changed length moves the
+      // frame boundary, so then only the frames before it are certain.
+      if (inLength) expect(out.frames.length).toBeGreaterThanOrEqual(before.length)
+      else {
+        expect(out.frames.length).toBe(before.length)
+        expect(out.error).toBeInstanceOf(FrameError)
+      }
+    }),
   )
 
   fuzz('a declared length over the limit is refused at the header, not buffered', () =>

@@ -93,10 +93,7 @@ const schedExit = fc.record({ code, signal, output: text, reason: text }, { requ
 const validGuestArb: fc.Arbitrary<GuestMessage> = fc.oneof(
   fc.record({ kind: fc.constant('hello' as const), uptimeMs: uptime, nodeVersion: fc.constantFrom('v20.19.0', 'v22.1.0', '') }),
   fc.record({ kind: fc.constant('phase' as const), phase: fc.constantFrom(...(PHASES as ['init'])), uptimeMs: uptime }),
-  fc.record(
-    { kind: fc.constant('scheduler-failed' as const), scheduler: text, message: text, exit: schedExit },
-    { requiredKeys: ['kind', 'scheduler', 'message'] },
-  ),
+  fc.record({ kind: fc.constant('scheduler-failed' as const), scheduler: text, message: text, exit: schedExit }, { requiredKeys: ['kind', 'scheduler', 'message'] }),
   fc.record({ kind: fc.constant('scheduler-exited' as const), scheduler: text, exit: schedExit }),
   fc.record({ kind: fc.constant('exit' as const), code, signal, uptimeMs: uptime }),
   fc.record({ kind: fc.constant('fatal' as const), message: text }),
@@ -250,10 +247,7 @@ describe('fuzz: guest message validation', () => {
   )
 
   const vitestArb = fc.oneof(
-    fc.record(
-      { __vitest_worker_response__: fc.oneof(fc.constant(true), jsonArb), type: fc.oneof(fc.string({ maxLength: 10 }), jsonArb) },
-      { requiredKeys: [] },
-    ),
+    fc.record({ __vitest_worker_response__: fc.oneof(fc.constant(true), jsonArb), type: fc.oneof(fc.string({ maxLength: 10 }), jsonArb) }, { requiredKeys: [] }),
     fc.record(
       {
         t: fc.oneof(fc.constantFrom('q', 's', 'x'), jsonArb),

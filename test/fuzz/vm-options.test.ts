@@ -138,8 +138,7 @@ function parseOrOneLine(argv: string[], mode: 'exec' | 'shell'): void {
     // node's own parseArgs errors may add hint lines (an option value that looks like an option);
     // ktstr's errors quote the value given, so only a value with a line break spans lines.
     const echoesLineBreak = argv.some((a) => !isOneLine(`x${a}`))
-    if (isKtstrError(e) && !echoesLineBreak)
-      check(isOneLine(e.message), () => `error of more than one line for ${JSON.stringify(argv)}: ${JSON.stringify(e.message)}`)
+    if (isKtstrError(e) && !echoesLineBreak) check(isOneLine(e.message), () => `error of more than one line for ${JSON.stringify(argv)}: ${JSON.stringify(e.message)}`)
     return
   }
   checkRequest(req, argv)
@@ -148,9 +147,7 @@ function parseOrOneLine(argv: string[], mode: 'exec' | 'shell'): void {
 describe('fuzz: ktstr exec/shell option parser', () => {
   fuzz('exec: arbitrary argv gives a typed request or a one-line error', () => fc.property(argvArb, (argv) => parseOrOneLine(argv, 'exec')))
   fuzz('shell: arbitrary argv gives a typed request or a one-line error', () => fc.property(argvArb, (argv) => parseOrOneLine(argv, 'shell')))
-  fuzz('exec: any strings at all as argv', () =>
-    fc.property(fc.array(fc.string({ unit: 'grapheme', maxLength: 10 }), { maxLength: 8 }), (argv) => parseOrOneLine(argv, 'exec')),
-  )
+  fuzz('exec: any strings at all as argv', () => fc.property(fc.array(fc.string({ unit: 'grapheme', maxLength: 10 }), { maxLength: 8 }), (argv) => parseOrOneLine(argv, 'exec')))
 })
 
 // Found by the targets above: iops/bps past QEMU's limit were accepted, so QEMU failed at launch

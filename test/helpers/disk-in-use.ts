@@ -30,9 +30,7 @@ export async function secondRunIsRefused(exec: Exec, waitMs: number): Promise<vo
     for (const disk of [img, `${img},ro`]) {
       const second = await exec(['--disk', disk], ['true'])
       expect(second.code).toBe(125)
-      expect(second.stderr.trim()).toBe(
-        `ktstr: disk ${img} is in use by another guest (locked read-write); stop that guest first or give this one a copy of the image`,
-      )
+      expect(second.stderr.trim()).toBe(`ktstr: disk ${img} is in use by another guest (locked read-write); stop that guest first or give this one a copy of the image`)
     }
     const r = await first
     expect(r.stdout).toContain('first done')

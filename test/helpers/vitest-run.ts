@@ -42,11 +42,10 @@ export function fixtureProject(fixture: string): FixtureProject {
       return new Promise((resolve) => {
         const env = { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', TMPDIR: tmpdir }
         delete env.CI // CI mode refuses to write new snapshots; a first run must write them
-        const child = spawn(
-          process.execPath,
-          [VITEST, ...args, '--root', dir, '--reporter=default', '--reporter=json', `--outputFile.json=${jsonFile}`, ...files],
-          { cwd: dir, env },
-        )
+        const child = spawn(process.execPath, [VITEST, ...args, '--root', dir, '--reporter=default', '--reporter=json', `--outputFile.json=${jsonFile}`, ...files], {
+          cwd: dir,
+          env,
+        })
         let out = ''
         child.stdout.on('data', (b) => (out += b))
         child.stderr.on('data', (b) => (out += b))

@@ -51,8 +51,7 @@ describe('readElf', () => {
   })
 
   it.skipIf(!hasReadelf)('agrees with readelf -d on DT_NEEDED and DT_SONAME', () => {
-    const needed = (f: string) =>
-      [...execFileSync('readelf', ['-dW', f], { encoding: 'utf8' }).matchAll(/\(NEEDED\)\s+Shared library: \[(.+)\]/g)].map((m) => m[1])
+    const needed = (f: string) => [...execFileSync('readelf', ['-dW', f], { encoding: 'utf8' }).matchAll(/\(NEEDED\)\s+Shared library: \[(.+)\]/g)].map((m) => m[1])
     expect(readElf(NODE).needed).toEqual(needed(NODE))
     const libc = new LdCache(parseLdCache(fs.readFileSync('/etc/ld.so.cache'))).lookup('libc.so.6', 62)!
     const soname = /\(SONAME\)\s+Library soname: \[(.+)\]/.exec(execFileSync('readelf', ['-dW', libc], { encoding: 'utf8' }))![1]

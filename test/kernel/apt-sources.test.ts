@@ -1,14 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import {
-  findDebianMirror,
-  parseAptSources,
-  parseOsRelease,
-  parsePolicyCandidate,
-  readSystemSourceFiles,
-  renderExtraSources,
-} from '../../src/kernel/apt-sources.js'
+import { findDebianMirror, parseAptSources, parseOsRelease, parsePolicyCandidate, readSystemSourceFiles, renderExtraSources } from '../../src/kernel/apt-sources.js'
 import { tempDir } from './helpers.js'
 
 // Host names below are sample data for the parser, not sources the project uses.
@@ -74,8 +67,7 @@ describe('apt sources', () => {
     const mirror = findDebianMirror(sources, 'bookworm')
     expect(mirror).toEqual({ uri: 'http://mirror.example.org/debian', signedBy: '/usr/share/keyrings/debian-archive-keyring.gpg' })
     expect(renderExtraSources(mirror!, ['trixie', 'bookworm-backports'])).toBe(
-      'Types: deb\nURIs: http://mirror.example.org/debian\nSuites: trixie bookworm-backports\nComponents: main\n' +
-        'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n',
+      'Types: deb\nURIs: http://mirror.example.org/debian\nSuites: trixie bookworm-backports\nComponents: main\n' + 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n',
     )
     expect(findDebianMirror(parseAptSources([{ path: 'x.list', text: ONE_LINE }]), 'bookworm')).toEqual({ uri: 'http://old.example.org/debian/' })
     expect(findDebianMirror(sources, 'trixie')).toBeUndefined()

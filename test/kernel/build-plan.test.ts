@@ -58,9 +58,7 @@ describe('make command lines', () => {
   })
 
   it('quotes arguments with shell metacharacters when showing them', () => {
-    expect(formatCommand({ cmd: 'apt-get', args: ['download', 'linux-source-6.12=6.12.117-1~deb12u1'] })).toBe(
-      "apt-get download 'linux-source-6.12=6.12.117-1~deb12u1'",
-    )
+    expect(formatCommand({ cmd: 'apt-get', args: ['download', 'linux-source-6.12=6.12.117-1~deb12u1'] })).toBe("apt-get download 'linux-source-6.12=6.12.117-1~deb12u1'")
   })
 })
 

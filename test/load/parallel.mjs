@@ -41,14 +41,11 @@ try {
     rows.push({ round: String(round), ...summary(now), wallS })
     if (now.fds > base.fds) problems.push(`round ${round}: ${now.fds} fds open, ${base.fds} before round 1`)
     if (now.threads > base.threads) problems.push(`round ${round}: ${now.threads} threads, ${base.threads} before round 1`)
-    if (now.descendants.length > base.descendants.length)
-      problems.push(`round ${round}: child processes left: ${now.descendants.map((d) => d.comm).join(', ')}`)
-    if (left.qemus || left.folders.length)
-      problems.push(`round ${round}: ${left.qemus} QEMU(s) and run folders [${left.folders.join(', ')}] left in ${project.tmpdir}`)
+    if (now.descendants.length > base.descendants.length) problems.push(`round ${round}: child processes left: ${now.descendants.map((d) => d.comm).join(', ')}`)
+    if (left.qemus || left.folders.length) problems.push(`round ${round}: ${left.qemus} QEMU(s) and run folders [${left.folders.join(', ')}] left in ${project.tmpdir}`)
   }
   const rss = rows.slice(1).map((r) => Number(r.rssMib))
-  if (rounds >= 3 && rss[rss.length - 1] - rss[1] > 64)
-    problems.push(`RSS grew ${(rss[rss.length - 1] - rss[1]).toFixed(0)} MiB from round 1 to round ${rounds}`)
+  if (rounds >= 3 && rss[rss.length - 1] - rss[1] > 64) problems.push(`RSS grew ${(rss[rss.length - 1] - rss[1]).toFixed(0)} MiB from round 1 to round ${rounds}`)
 } finally {
   await vitest?.close()
   project.remove()

@@ -100,8 +100,6 @@ function check(edit, i, modules, errors) {
   const want = edit % 4 === 3 ? 'failed' : 'passed'
   if (r?.state !== want) {
     const ran = [...mod.children.allTests()].map((t) => t.name).join(', ')
-    problems.push(
-      `edit ${edit}: ${name} edition test ${r?.state ?? 'missing'}, expected ${want} (tests run: ${ran || 'none'}; ${mod.errors?.()[0]?.message ?? ''})`,
-    )
+    problems.push(`edit ${edit}: ${name} edition test ${r?.state ?? 'missing'}, expected ${want} (tests run: ${ran || 'none'}; ${mod.errors?.()[0]?.message ?? ''})`)
   }
 }

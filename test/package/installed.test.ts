@@ -53,8 +53,7 @@ describe('the packed package, installed into a fresh project', () => {
 
     fs.mkdirSync(project)
     fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'my-scheduler-tests', private: true, type: 'module' }))
-    for (const f of ['installed.sched.test.ts', 'vitest.config.mjs'])
-      fs.copyFileSync(path.join(repoRoot, 'test', 'fixtures', 'installed', f), path.join(project, f))
+    for (const f of ['installed.sched.test.ts', 'vitest.config.mjs']) fs.copyFileSync(path.join(repoRoot, 'test', 'fixtures', 'installed', f), path.join(project, f))
     // The Vitest this repo tests with, from npm's cache when `npm ci` has put it there.
     const vitest = JSON.parse(fs.readFileSync(path.join(repoRoot, 'node_modules', 'vitest', 'package.json'), 'utf8')).version
     const install = await sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', path.join(tmp, packed.filename), `vitest@${vitest}`], project)

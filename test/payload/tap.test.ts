@@ -5,16 +5,7 @@ import { parseTap } from '../../runtime/payload/tap.js'
 describe('parseTap', () => {
   it('reads TAP results, directives and diagnostics', () => {
     const cases = parseTap(
-      [
-        'TAP version 13',
-        '1..4',
-        'ok 1 - loads',
-        'not ok 2 - unloads cleanly',
-        '# got EBUSY',
-        'ok 3 skipped one # SKIP no BTF',
-        'ok 4 # TODO later',
-        'trailing noise',
-      ].join('\n'),
+      ['TAP version 13', '1..4', 'ok 1 - loads', 'not ok 2 - unloads cleanly', '# got EBUSY', 'ok 3 skipped one # SKIP no BTF', 'ok 4 # TODO later', 'trailing noise'].join('\n'),
     )
     expect(cases.map((c) => [c.number, c.name, c.ok, c.directive ?? null])).toEqual([
       [1, 'loads', true, null],
@@ -27,15 +18,7 @@ describe('parseTap', () => {
   })
 
   it('names KTAP subtests after their parent', () => {
-    const ktap = [
-      'KTAP version 1',
-      '1..1',
-      '    KTAP version 1',
-      '    # Subtest: sched_ext',
-      '    ok 1 create_dsq',
-      '    not ok 2 reload_loop',
-      'not ok 1 sched_ext',
-    ].join('\n')
+    const ktap = ['KTAP version 1', '1..1', '    KTAP version 1', '    # Subtest: sched_ext', '    ok 1 create_dsq', '    not ok 2 reload_loop', 'not ok 1 sched_ext'].join('\n')
     expect(parseTap(ktap).map((c) => [c.name, c.ok])).toEqual([
       ['sched_ext > create_dsq', true],
       ['sched_ext > reload_loop', false],

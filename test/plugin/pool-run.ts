@@ -74,12 +74,7 @@ export function copyFixture(fixture = 'pool'): string {
 }
 
 /** Run the given fixture files with the ktstr pool (via `--pool=ktstr` and the plugin) and fake guests. */
-export async function runFixture(
-  files: string[],
-  extra: Record<string, unknown> = {},
-  fixture = 'pool',
-  prepare: (root: string) => void = () => {},
-): Promise<RunResult> {
+export async function runFixture(files: string[], extra: Record<string, unknown> = {}, fixture = 'pool', prepare: (root: string) => void = () => {}): Promise<RunResult> {
   const root = copyFixture(fixture)
   prepare(root)
   const logs: UserConsoleLog[] = []
@@ -121,5 +116,4 @@ export function sink(onText: (text: string) => void = () => {}): Writable {
   })
 }
 
-export const byTitle = (r: RunResult, file: string) =>
-  Object.fromEntries(r.json.testResults.find((t) => t.name.endsWith(file))!.assertionResults.map((a) => [a.title, a]))
+export const byTitle = (r: RunResult, file: string) => Object.fromEntries(r.json.testResults.find((t) => t.name.endsWith(file))!.assertionResults.map((a) => [a.title, a]))

@@ -33,18 +33,14 @@ describe.skipIf(guestSkipReason)('vitest --pool=ktstr on real guests', () => {
       ['two CPUs are online', 'passed'],
       ['a failing expectation shows a diff', 'failed'],
     ])
-    expect(pf.assertionResults[2]!.failureMessages.join('\n')).toContain(
-      "expected { scheduler: 'simple', cpus: 2 } to deeply equal { scheduler: 'central', cpus: 2 }",
-    )
+    expect(pf.assertionResults[2]!.failureMessages.join('\n')).toContain("expected { scheduler: 'simple', cpus: 2 } to deeply equal { scheduler: 'central', cpus: 2 }")
     // The default reporter shows the usual diff, with a code frame from the source map.
     expect(r.out).toMatch(/-\s+"scheduler": "central",[\s\S]*\+\s+"scheduler": "simple",/)
     expect(r.out).toMatch(/pass-fail\.sched\.test\.ts:17:\d+/)
     expect(r.out).toContain('online=0-1')
     const fs_ = byName['false-scheduler.sched.test.ts']!
     expect(fs_.status).toBe('failed')
-    expect(`${fs_.message}\n${fs_.assertionResults.flatMap((a) => a.failureMessages).join('\n')}`).toMatch(
-      /scheduler false exited before attaching \(exit code 1\)/,
-    )
+    expect(`${fs_.message}\n${fs_.assertionResults.flatMap((a) => a.failureMessages).join('\n')}`).toMatch(/scheduler false exited before attaching \(exit code 1\)/)
     expect(r.out).not.toMatch(/Timeout starting|timed out/i)
     expect(strayQemus(project)).toEqual([])
   })

@@ -120,13 +120,10 @@ describe.skipIf(!built)('ktstr pool with Vitest features', () => {
       ].join('\n'),
     )
     const exitCode = process.exitCode
-    const vitest = await startVitest(
-      'test',
-      ['basic.sched.ts', 'math.unit.ts'],
-      { root, watch: false, reporters: [['json', { outputFile }]], update: 'new' },
-      undefined,
-      { stdout: sink(), stderr: sink() },
-    )
+    const vitest = await startVitest('test', ['basic.sched.ts', 'math.unit.ts'], { root, watch: false, reporters: [['json', { outputFile }]], update: 'new' }, undefined, {
+      stdout: sink(),
+      stderr: sink(),
+    })
     process.exitCode = exitCode
     try {
       expect(vitest.state.getUnhandledErrors()).toEqual([])

@@ -65,9 +65,7 @@ describe('guest control messages', () => {
     expect(malformed({ kind: 'fatal', message: null })).toBe('guest sent a malformed fatal message: message: expected string, got null')
     expect(malformed({ kind: 'stdin-ack', bytes: -1 })).toMatch(/^guest sent a malformed stdin-ack message: bytes: expected >=1, got -1$/)
     expect(malformed({ kind: 'stdin-ack', bytes: 2 ** 40 })).toMatch(/^guest sent a malformed stdin-ack message: bytes: expected <=67108864/)
-    expect(malformed({ kind: 'scheduler-failed', scheduler: 'x', message: 'y', exit: [] })).toMatch(
-      /^guest sent a malformed scheduler-failed message: exit.code: missing$/,
-    )
+    expect(malformed({ kind: 'scheduler-failed', scheduler: 'x', message: 'y', exit: [] })).toMatch(/^guest sent a malformed scheduler-failed message: exit.code: missing$/)
   })
 
   it('refuses what is not a message at all', () => {

@@ -36,16 +36,8 @@ async function session() {
 
 const huge = 'A'.repeat(3 * 1024 * 1024)
 const cases: [string, Buffer, string][] = [
-  [
-    'scheduler-exited without exit',
-    control({ kind: 'scheduler-exited', scheduler: 'scx_simple' }),
-    'guest sent a malformed scheduler-exited message: exit: missing',
-  ],
-  [
-    'exit with a string code',
-    control({ kind: 'exit', code: '0', signal: null, uptimeMs: 1 }),
-    'guest sent a malformed exit message: code: expected number, got "0"',
-  ],
+  ['scheduler-exited without exit', control({ kind: 'scheduler-exited', scheduler: 'scx_simple' }), 'guest sent a malformed scheduler-exited message: exit: missing'],
+  ['exit with a string code', control({ kind: 'exit', code: '0', signal: null, uptimeMs: 1 }), 'guest sent a malformed exit message: code: expected number, got "0"'],
   [
     'scheduler-failed with a null message',
     control({ kind: 'scheduler-failed', scheduler: 'x', message: null }),

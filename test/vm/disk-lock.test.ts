@@ -73,8 +73,7 @@ const noEventfds: DiskEventfds = { addIoeventfd: () => {}, addIrqfd: () => {} }
 const ourVmm = (specs: DiskSpec[]) => attachDisks(specs, { vm: noEventfds, ram: guestRam().ram, mmio: new Bus('mmio') })
 
 const rwMessage = (p: string) => `disk ${p} is in use by another guest (locked read-write); stop that guest first or give this one a copy of the image`
-const roMessage = (p: string) =>
-  `disk ${p} is in use by another guest (locked read-only); stop that guest first or attach the disk read-only here too (${p},ro)`
+const roMessage = (p: string) => `disk ${p} is in use by another guest (locked read-only); stop that guest first or attach the disk read-only here too (${p},ro)`
 
 describe.skipIf(noQemu)('disk image locks, against a real QEMU', () => {
   it('QEMU locks as measured: bytes 100 and 201 read-only, 100-101 and 201 read-write', async () => {
@@ -148,9 +147,7 @@ describe('disk image locks, against another program', () => {
     const fd = libc.open(p, O_RDWR | O_CLOEXEC)
     try {
       libc.fcntlLock(fd, F_OFD_SETLK, { type: F_WRLCK, start: 0, len: 0 })
-      expect(() => ourVmm([{ path: p, readOnly: true }])).toThrow(
-        `disk ${p} is locked by another program; stop it first or give this guest a copy of the image`,
-      )
+      expect(() => ourVmm([{ path: p, readOnly: true }])).toThrow(`disk ${p} is locked by another program; stop it first or give this guest a copy of the image`)
     } finally {
       libc.close(fd)
     }

@@ -71,17 +71,14 @@ const RULES: { [K in SpecKey]: (v: unknown, dir: string) => unknown } = {
   },
   timeout: (v) => {
     const n = numberOf(v, /^\d+(\.\d+)?$/)
-    return n > 0 && n <= MAX_TIMEOUT_S
-      ? n
-      : refuse(`expected a number of seconds above 0 and at most ${MAX_TIMEOUT_S} (about 24 days, the limit of Node's timers)`)
+    return n > 0 && n <= MAX_TIMEOUT_S ? n : refuse(`expected a number of seconds above 0 and at most ${MAX_TIMEOUT_S} (about 24 days, the limit of Node's timers)`)
   },
   backend: (v) => (v === 'qemu' || v === 'kvm' || v === 'auto' ? v : refuse('expected qemu, kvm or auto')),
   scheduler: (v) => {
     const s = text(v, 'expected a scheduler name (e.g. scx_simple), a path, or eevdf for none')
     return NO_SCHEDULER.includes(s) ? null : s
   },
-  'sched-args': (v) =>
-    typeof v === 'string' ? refusing(() => shellWords(v), ` in ${JSON.stringify(v)}`) : strings(v, 'expected an array of strings or one string'),
+  'sched-args': (v) => (typeof v === 'string' ? refusing(() => shellWords(v), ` in ${JSON.stringify(v)}`) : strings(v, 'expected an array of strings or one string')),
   kernel: (v, dir) => {
     const s = text(v, 'expected a kernel path or cache key')
     return isRelativePath(s) ? path.resolve(dir, s) : s
@@ -89,8 +86,7 @@ const RULES: { [K in SpecKey]: (v: unknown, dir: string) => unknown } = {
   include: (v, dir) => {
     // Text is comma-separated paths, e.g. include=./bench.sh,/usr/bin/stress-ng
     const paths = typeof v === 'string' ? v.split(',').map((p) => p.trim()) : strings(v, 'expected an array of paths')
-    if (paths.includes(''))
-      refuse(typeof v === 'string' ? 'expected comma-separated paths, e.g. include=./payload.sh,/usr/bin/stress-ng' : 'expected an array of paths')
+    if (paths.includes('')) refuse(typeof v === 'string' ? 'expected comma-separated paths, e.g. include=./payload.sh,/usr/bin/stress-ng' : 'expected an array of paths')
     return paths.map((p) => path.resolve(dir, p))
   },
   disk: (v, dir): DiskSpec[] => {

@@ -118,18 +118,18 @@ describe.each(cases)('ACPI tables for %s', (topo, mem) => {
     expect(dsdt.replace(/\s+/g, ' ')).toContain(`Name (_S5, Package (0x04) // _S5_: S5 System State { 0x05, 0x05, Zero, Zero })`)
     disassemble(dir, 'facs', bySig('FACS')!.bytes)
     const xsdt = disassemble(dir, 'xsdt', bySig('XSDT')!.bytes)
-    expect(hexes(xsdt, 'ACPI Table Address\\s+\\d+')).toEqual(
-      acpi.tables.filter((x) => ['FACP', 'APIC', 'SRAT', 'SLIT'].includes(x.signature)).map((x) => x.address),
-    )
+    expect(hexes(xsdt, 'ACPI Table Address\\s+\\d+')).toEqual(acpi.tables.filter((x) => ['FACP', 'APIC', 'SRAT', 'SLIT'].includes(x.signature)).map((x) => x.address))
 
     if (t.numaNodes > 1) {
       const srat = disassemble(dir, 'srat', bySig('SRAT')!.bytes)
       // CPU entries: proximity domain = node, in APIC id order; xAPIC entries split the domain in two fields.
       expect(hexes(srat, 'Proximity Domain Low\\(8\\)')).toEqual(xapic.map((c) => c.node))
       expect(hexes(srat, 'Apic ID')).toEqual(places.map((c) => c.apicId))
-      const memDomains = [
-        ...srat.matchAll(/\[Memory Affinity\][\s\S]*?Proximity Domain : (\S+)[\s\S]*?Base Address : (\S+)[\s\S]*?Address Length : (\S+)/g),
-      ].map((m) => ({ node: parseInt(m[1]!, 16), base: parseInt(m[2]!, 16), size: parseInt(m[3]!, 16) }))
+      const memDomains = [...srat.matchAll(/\[Memory Affinity\][\s\S]*?Proximity Domain : (\S+)[\s\S]*?Base Address : (\S+)[\s\S]*?Address Length : (\S+)/g)].map((m) => ({
+        node: parseInt(m[1]!, 16),
+        base: parseInt(m[2]!, 16),
+        size: parseInt(m[3]!, 16),
+      }))
       expect(memDomains.reduce((s, m) => s + m.size, 0)).toBe(layout.memBytes)
       expect(new Set(memDomains.map((m) => m.node))).toEqual(new Set(Array.from({ length: t.numaNodes }, (_, i) => i)))
       for (const m of memDomains) {

@@ -261,9 +261,7 @@ describe.skipIf(!haveKernel)('loading the guest kernel into guest RAM', () => {
   it('says what to change when things do not fit', () => {
     const mem = GuestMemory.allocate(layout.ram)
     expect(() => loadLinux(mem, { kernel: file, cmdline: 'x'.repeat(5000), layout })).toThrow(/accepts at most \d+; shorten/)
-    expect(() => loadLinux(mem, { kernel: file, cmdline, initrd: new Uint8Array(250 * MiB), layout })).toThrow(
-      /initramfs of 250 MiB does not fit.*give the VM more memory/,
-    )
+    expect(() => loadLinux(mem, { kernel: file, cmdline, initrd: new Uint8Array(250 * MiB), layout })).toThrow(/initramfs of 250 MiB does not fit.*give the VM more memory/)
     const small = x86MemoryLayout(64 * MiB)
     const huge = fakeBzImage({ initSize: 60 * MiB })
     expect(() => loadLinux(GuestMemory.allocate(small.ram), { kernel: huge, cmdline, layout: small, label: 'k' })).toThrow(

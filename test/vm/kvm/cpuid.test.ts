@@ -293,8 +293,7 @@ describe('KVM paravirtual features', () => {
 
   it('by default the guest gets no async page faults, steal time, PV TLB flush or PV spinlocks', () => {
     const eax = pv({ withholdPv: withheldPvFeatures(undefined) })
-    for (const f of ['async-pf', 'async-pf-int', 'async-pf-vmexit', 'steal-time', 'pv-tlb-flush', 'pv-unhalt'] as const)
-      expect(eax & KVM_PV_FEATURE[f], f).toBe(0)
+    for (const f of ['async-pf', 'async-pf-int', 'async-pf-vmexit', 'steal-time', 'pv-tlb-flush', 'pv-unhalt'] as const) expect(eax & KVM_PV_FEATURE[f], f).toBe(0)
     for (const f of ['clocksource2', 'pv-eoi', 'pv-send-ipi', 'pv-sched-yield'] as const) expect(eax & KVM_PV_FEATURE[f], f).not.toBe(0)
   })
 

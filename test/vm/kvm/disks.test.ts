@@ -169,9 +169,7 @@ describe('attachDisks', () => {
         { vm: new FakeVm(mmio), ram: guestRam().ram, mmio },
       ),
     ).toThrow(`the kvm backend attaches at most 7 disks (one virtio-mmio interrupt each); got 8`)
-    expect(() => attachDisks([disk(p), disk(`${tmp.dir}/missing.img`)], { vm: new FakeVm(mmio), ram: guestRam().ram, mmio })).toThrow(
-      /missing.img does not exist/,
-    )
+    expect(() => attachDisks([disk(p), disk(`${tmp.dir}/missing.img`)], { vm: new FakeVm(mmio), ram: guestRam().ram, mmio })).toThrow(/missing.img does not exist/)
     expect(openFds()).toBe(before)
   })
 })

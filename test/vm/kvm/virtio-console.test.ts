@@ -100,10 +100,7 @@ function boot(opts: { multiport?: boolean; eventIdx?: boolean; onData?: (b: Uint
   const alloc = (len: number) => ((heap += len + 64), heap - len - 64)
 
   wr(R.STATUS, S.ACKNOWLEDGE | S.DRIVER)
-  const features =
-    featureBit(VIRTIO_F.VERSION_1) |
-    (opts.multiport === false ? 0n : featureBit(VIRTIO_CONSOLE_F.MULTIPORT)) |
-    (opts.eventIdx ? featureBit(VIRTIO_F.EVENT_IDX) : 0n)
+  const features = featureBit(VIRTIO_F.VERSION_1) | (opts.multiport === false ? 0n : featureBit(VIRTIO_CONSOLE_F.MULTIPORT)) | (opts.eventIdx ? featureBit(VIRTIO_F.EVENT_IDX) : 0n)
   wr(R.DRIVER_FEATURES_SEL, 1)
   wr(R.DRIVER_FEATURES, Number(features >> 32n))
   wr(R.DRIVER_FEATURES_SEL, 0)
@@ -308,59 +305,56 @@ describe('virtio-console: what the host sends is bounded by what the guest takes
   // With EVENT_IDX (Linux negotiates it) the driver kicks a reposted buffer only when the device
   // asked: a device that never published avail_event got no kick after the first ring's worth and
   // the held bytes waited forever (seen as a hung `ktstr exec --backend kvm` with 3 MiB of stdin).
-  it.each([false, true])(
-    'holds at most CONSOLE_PENDING_MAX (plus one write); the stream pushes back until the guest reads (EVENT_IDX %s)',
-    async (eventIdx) => {
-      const g = boot({ eventIdx })
-      g.postRx(Q.CONTROL_RX)
-      g.sendOn(Q.CONTROL_TX, control(0, EV.PORT_OPEN, 1))
-      const CHUNK = 64 * 1024
-      const TOTAL = 4 * 1024 * 1024
-      let maxHeld = 0
-      const channel = new ChannelStream((b, queued) => {
-        g.dev.send(b, queued)
-        maxHeld = Math.max(maxHeld, g.dev.pendingBytes)
-      })
-      let produced = 0
-      const source = Readable.from(
-        (function* () {
-          for (let off = 0; off < TOTAL; off += CHUNK) {
-            produced += CHUNK
-            yield Buffer.alloc(CHUNK, (off / CHUNK) & 0xff)
-          }
-        })(),
-      )
-      const sent = pipeline(source, channel)
-      const ticks = async (n: number) => {
-        for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r))
-      }
+  it.each([false, true])('holds at most CONSOLE_PENDING_MAX (plus one write); the stream pushes back until the guest reads (EVENT_IDX %s)', async (eventIdx) => {
+    const g = boot({ eventIdx })
+    g.postRx(Q.CONTROL_RX)
+    g.sendOn(Q.CONTROL_TX, control(0, EV.PORT_OPEN, 1))
+    const CHUNK = 64 * 1024
+    const TOTAL = 4 * 1024 * 1024
+    let maxHeld = 0
+    const channel = new ChannelStream((b, queued) => {
+      g.dev.send(b, queued)
+      maxHeld = Math.max(maxHeld, g.dev.pendingBytes)
+    })
+    let produced = 0
+    const source = Readable.from(
+      (function* () {
+        for (let off = 0; off < TOTAL; off += CHUNK) {
+          produced += CHUNK
+          yield Buffer.alloc(CHUNK, (off / CHUNK) & 0xff)
+        }
+      })(),
+    )
+    const sent = pipeline(source, channel)
+    const ticks = async (n: number) => {
+      for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r))
+    }
 
-      // The guest reads nothing yet: the device fills to its bound, the stream buffers a little, the
-      // source is not drained (before the bound, a sender's every byte went into the device's queue).
-      await ticks(20)
-      expect(g.dev.pendingBytes).toBeGreaterThanOrEqual(CONSOLE_PENDING_MAX)
-      expect(maxHeld).toBeLessThan(CONSOLE_PENDING_MAX + CHUNK)
-      expect(produced).toBeLessThan(CONSOLE_PENDING_MAX + 4 * CHUNK)
+    // The guest reads nothing yet: the device fills to its bound, the stream buffers a little, the
+    // source is not drained (before the bound, a sender's every byte went into the device's queue).
+    await ticks(20)
+    expect(g.dev.pendingBytes).toBeGreaterThanOrEqual(CONSOLE_PENDING_MAX)
+    expect(maxHeld).toBeLessThan(CONSOLE_PENDING_MAX + CHUNK)
+    expect(produced).toBeLessThan(CONSOLE_PENDING_MAX + 4 * CHUNK)
 
-      // The guest reads 16 pages at a time (its buffers reused): everything arrives, in order.
-      const got: Buffer[] = []
-      const BUF = 0xa_0000
-      while (got.reduce((n, b) => n + b.length, 0) < TOTAL) {
-        for (let i = 0; i < 16; i++) g.rings[Q.RX]!.post([{ addr: BUF + i * 4096, len: 4096, write: true }])
-        g.kick(Q.RX)
-        const used = g.rings[Q.RX]!.used()
-        expect(used.length, 'the device filled reposted buffers').toBeGreaterThan(0)
-        used.forEach((u, i) => got.push(Buffer.from(g.mem.readBytes(BUF + i * 4096, u.len))))
-        await ticks(2)
-      }
-      await sent
-      const all = Buffer.concat(got)
-      expect(all.length).toBe(TOTAL)
-      for (let off = 0; off < TOTAL; off += CHUNK) expect(all[off]).toBe((off / CHUNK) & 0xff)
-      expect(maxHeld).toBeLessThan(CONSOLE_PENDING_MAX + CHUNK)
-      expect(g.dev.pendingBytes).toBe(0)
-    },
-  )
+    // The guest reads 16 pages at a time (its buffers reused): everything arrives, in order.
+    const got: Buffer[] = []
+    const BUF = 0xa_0000
+    while (got.reduce((n, b) => n + b.length, 0) < TOTAL) {
+      for (let i = 0; i < 16; i++) g.rings[Q.RX]!.post([{ addr: BUF + i * 4096, len: 4096, write: true }])
+      g.kick(Q.RX)
+      const used = g.rings[Q.RX]!.used()
+      expect(used.length, 'the device filled reposted buffers').toBeGreaterThan(0)
+      used.forEach((u, i) => got.push(Buffer.from(g.mem.readBytes(BUF + i * 4096, u.len))))
+      await ticks(2)
+    }
+    await sent
+    const all = Buffer.concat(got)
+    expect(all.length).toBe(TOTAL)
+    for (let off = 0; off < TOTAL; off += CHUNK) expect(all[off]).toBe((off / CHUNK) & 0xff)
+    expect(maxHeld).toBeLessThan(CONSOLE_PENDING_MAX + CHUNK)
+    expect(g.dev.pendingBytes).toBe(0)
+  })
 
   it('a write waiting for room completes (unsent) when the VM is gone', async () => {
     const g = boot()

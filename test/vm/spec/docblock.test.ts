@@ -29,9 +29,7 @@ describe('parseDocblock', () => {
 
   it('merges @ktstr lines of a multi-line docblock and ignores other tags', () => {
     const src = file(
-      ['/**', ' * Fairness under two cgroups.', ' * @vitest-environment node', ' * @ktstr topology=2n4l2c2t', ' * @ktstr memory=2048 timeout=12.5', ' */'].join(
-        '\n',
-      ),
+      ['/**', ' * Fairness under two cgroups.', ' * @vitest-environment node', ' * @ktstr topology=2n4l2c2t', ' * @ktstr memory=2048 timeout=12.5', ' */'].join('\n'),
     )
     expect(parseDocblock(src)).toEqual({ topology: '2n4l2c2t', memoryMib: 2048, timeoutS: 12.5 })
   })
@@ -104,9 +102,7 @@ describe('applyDocblock over plugin defaults', () => {
     expect(() => specFromOptions({ topology: '1x' })).toThrow('bad ktstr() option topology="1x"')
     expect(() => specFromOptions({ backend: 'vbox' as 'qemu' })).toThrow('bad ktstr() option backend="vbox"')
     expect(() => specFromOptions({ include: ['a', ''] })).toThrow('bad ktstr() option include=["a",""]: expected an array of paths')
-    expect(() => specFromOptions({ schedArgs: [1] as unknown as string[], scheduler: 's' })).toThrow(
-      'bad ktstr() option schedArgs=[1]: expected an array of strings or one string',
-    )
+    expect(() => specFromOptions({ schedArgs: [1] as unknown as string[], scheduler: 's' })).toThrow('bad ktstr() option schedArgs=[1]: expected an array of strings or one string')
     expect(() => specFromOptions({ schedArgs: '-v' })).toThrow('ktstr() option schedArgs given without a scheduler; add ktstr() option scheduler=<name>')
     expect(specFromOptions({ scheduler: 'eevdf', kernel: './k' })).toEqual({ kernel: path.resolve('k') })
   })

@@ -48,10 +48,7 @@ export type SharedGuestRegion =
 export type GuestMemoryDescription = readonly SharedGuestRegion[]
 
 /** The accesses a virtio device makes: what the virtqueue, virtio-blk and virtio-console take (tests wrap it). */
-export type GuestRam = Pick<
-  GuestMemory,
-  'contains' | 'read' | 'write' | 'readU16' | 'readU32' | 'readU64' | 'writeU16' | 'writeU32' | 'writeU64' | 'hostAddress'
->
+export type GuestRam = Pick<GuestMemory, 'contains' | 'read' | 'write' | 'readU16' | 'readU32' | 'readU64' | 'writeU16' | 'writeU32' | 'writeU64' | 'hostAddress'>
 
 interface Mapped {
   readonly base: number

@@ -217,11 +217,7 @@ describe('virtio-blk device: malformed and invalid requests (validated before an
       },
       [0, 0xff],
     ],
-    [
-      'status outside guest RAM',
-      () => ({ head: driver.chain([hdr(VIRTIO_BLK_T_IN, 0), { len: 1, write: true, addr: RAM_BASE + RAM_SIZE }]), st: status() }),
-      [0, 0xff],
-    ],
+    ['status outside guest RAM', () => ({ head: driver.chain([hdr(VIRTIO_BLK_T_IN, 0), { len: 1, write: true, addr: RAM_BASE + RAM_SIZE }]), st: status() }), [0, 0xff]],
     [
       'a descriptor loop',
       () => {

@@ -196,11 +196,7 @@ export class GuestDriver {
     const status = this.alloc(1, 1)
     this.ram.write(status, Uint8Array.of(0xff))
     const addrs = data.map((p) => p.addr ?? this.alloc(Math.max(p.len, 1), 512))
-    const head = this.chain([
-      { len: 16, data: this.header(type, sector) },
-      ...data.map((p, i) => ({ ...p, addr: addrs[i]! })),
-      { len: 1, write: true, addr: status },
-    ])
+    const head = this.chain([{ len: 16, data: this.header(type, sector) }, ...data.map((p, i) => ({ ...p, addr: addrs[i]! })), { len: 1, write: true, addr: status }])
     return { head, status, data: data.map((p, i) => ({ gpa: addrs[i]!, len: p.len })) }
   }
 

@@ -40,9 +40,7 @@ const actionArb: fc.Arbitrary<FaultAction> = fc.oneof(
   { weight: 2, arbitrary: fc.constant({ kind: 'error', code: 'EINTR' } as const) },
   {
     weight: 1,
-    arbitrary: fc
-      .record({ code: fc.constantFrom('ENOSPC' as const, 'EIO' as const), landed: fc.integer({ min: 0, max: 4096 }) })
-      .map((e) => ({ kind: 'error', ...e }) as const),
+    arbitrary: fc.record({ code: fc.constantFrom('ENOSPC' as const, 'EIO' as const), landed: fc.integer({ min: 0, max: 4096 }) }).map((e) => ({ kind: 'error', ...e }) as const),
   },
   { weight: 1, arbitrary: fc.integer({ min: 0, max: 1 }).map((ms) => ({ kind: 'delay', ms }) as const) },
 )

@@ -124,12 +124,7 @@ describe.skipIf(skip !== undefined)('virtio-blk blk thread', () => {
         { id: g.head, len: 21 },
         { id: u.head, len: 1 },
       ])
-      expect([driver.status(w), driver.status(r), driver.status(g), driver.status(u)]).toEqual([
-        VIRTIO_BLK_S_OK,
-        VIRTIO_BLK_S_OK,
-        VIRTIO_BLK_S_OK,
-        VIRTIO_BLK_S_UNSUPP,
-      ])
+      expect([driver.status(w), driver.status(r), driver.status(g), driver.status(u)]).toEqual([VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP])
       expect(driver.data(r)).toEqual(data)
       expect(new TextDecoder().decode(driver.data(g)).replace(/\0+$/, '')).toBe('thread-test')
       expect(new Uint8Array(fs.readFileSync(s.diskPath).subarray(100 * 512, 100 * 512 + 8192))).toEqual(data)

@@ -13,9 +13,7 @@ export type BackingSpec =
 export function openBacking(spec: BackingSpec): Backing {
   switch (spec.kind) {
     case 'file':
-      return spec.fd === undefined
-        ? FileBacking.open(spec.path, { readOnly: spec.readOnly ?? false })
-        : FileBacking.fromFd(spec.path, spec.fd, spec.readOnly ?? false)
+      return spec.fd === undefined ? FileBacking.open(spec.path, { readOnly: spec.readOnly ?? false }) : FileBacking.fromFd(spec.path, spec.fd, spec.readOnly ?? false)
     case 'faulty':
       return new FaultyBacking(openBacking(spec.inner), spec.schedule)
   }

@@ -11,16 +11,7 @@ import { SplitQueue, VIRTQ_MAX_SIZE } from '../queue.js'
 import type { QueueConfig } from '../queue-config.js'
 import { IOV_MAX } from './backing.js'
 import { type BackingSpec, describeBacking } from './backing-spec.js'
-import {
-  BLK_CONFIG,
-  SECTOR_SIZE,
-  VIRTIO_BLK_F_BLK_SIZE,
-  VIRTIO_BLK_F_FLUSH,
-  VIRTIO_BLK_F_RO,
-  VIRTIO_BLK_F_SEG_MAX,
-  VIRTIO_BLK_F_SIZE_MAX,
-  VIRTIO_ID_BLOCK,
-} from './constants.js'
+import { BLK_CONFIG, SECTOR_SIZE, VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_RO, VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_SIZE_MAX, VIRTIO_ID_BLOCK } from './constants.js'
 import type { BlkQueueSetup } from './handler.js'
 import type { DiskLimits } from './request.js'
 import { BlkThread, type BlkThreadResult, STOP_TIMEOUT_MS } from './thread.js'
@@ -76,8 +67,7 @@ export class VirtioBlkDevice implements VirtioDevice {
 
   constructor(readonly options: BlkDeviceOptions) {
     const queueSize = options.queueSize ?? 256
-    if (!isPow2(queueSize) || queueSize < 4 || queueSize > VIRTQ_MAX_SIZE)
-      throw new RangeError(`virtio-blk queue size ${queueSize} must be a power of 2 in [4, ${VIRTQ_MAX_SIZE}]`)
+    if (!isPow2(queueSize) || queueSize < 4 || queueSize > VIRTQ_MAX_SIZE) throw new RangeError(`virtio-blk queue size ${queueSize} must be a power of 2 in [4, ${VIRTQ_MAX_SIZE}]`)
     const segMax = options.segMax ?? Math.min(126, queueSize - 2)
     if (!Number.isInteger(segMax) || segMax < 1 || segMax > Math.min(IOV_MAX, queueSize - 2)) {
       throw new RangeError(`virtio-blk seg_max ${segMax} must be in [1, ${Math.min(IOV_MAX, queueSize - 2)}] (header and status take 2 descriptors)`)
@@ -85,8 +75,7 @@ export class VirtioBlkDevice implements VirtioDevice {
     const sizeMax = options.sizeMax ?? 1 << 20
     if (!Number.isInteger(sizeMax) || sizeMax < 4096 || sizeMax > 0xffff_ffff) throw new RangeError(`virtio-blk size_max ${sizeMax} must be in [4096, 2^32)`)
     const blkSize = options.blkSize ?? SECTOR_SIZE
-    if (!isPow2(blkSize) || blkSize < SECTOR_SIZE || blkSize > 65536)
-      throw new RangeError(`virtio-blk blk_size ${blkSize} must be a power of 2 in [512, 65536]`)
+    if (!isPow2(blkSize) || blkSize < SECTOR_SIZE || blkSize > 65536) throw new RangeError(`virtio-blk blk_size ${blkSize} must be a power of 2 in [512, 65536]`)
 
     const { size, readOnly } = describeBacking(options.backing)
     this.queueMaxSizes = [queueSize]

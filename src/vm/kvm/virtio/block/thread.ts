@@ -54,11 +54,7 @@ const CTL_WORDS = 5
 export const STATE_RUNNING = 1
 export const STATE_STOPPED = 2
 
-export type BlkThreadMessage =
-  | { type: 'ready' }
-  | { type: 'used' }
-  | { type: 'error'; message: string }
-  | { type: 'stopped'; stats: BlkHandlerStats; queueState: SplitQueueState }
+export type BlkThreadMessage = { type: 'ready' } | { type: 'used' } | { type: 'error'; message: string } | { type: 'stopped'; stats: BlkHandlerStats; queueState: SplitQueueState }
 
 export interface BlkThreadData {
   init: BlkThreadInit

@@ -67,9 +67,7 @@ export function loadLinux(mem: GuestMemory, o: LinuxBootOptions): LinuxBootSetup
     const top = Math.min(h.initrdAddrMax + 1, o.layout.lowRamEnd)
     const address = alignDown(top - o.initrd.length, PAGE)
     if (address < kernelEnd) {
-      throw new KtstrError(
-        `initramfs of ${mib(o.initrd.length)} does not fit in guest RAM below ${mib(top)} after the kernel (${mib(kernelEnd)}); give the VM more memory`,
-      )
+      throw new KtstrError(`initramfs of ${mib(o.initrd.length)} does not fit in guest RAM below ${mib(top)} after the kernel (${mib(kernelEnd)}); give the VM more memory`)
     }
     initrd = { address: address as GuestAddress, size: o.initrd.length }
     mem.write(address, o.initrd)
