@@ -16,9 +16,9 @@ import { startSession } from '../../src/vm/session-runner.js'
 import { fakeVm } from '../helpers/fake-vm.js'
 import { socketPair } from '../helpers/socket-pair.js'
 
-const dirs: string[] = []
+const cleanups: (() => void)[] = []
 afterEach(() => {
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true })
+  for (const c of cleanups.splice(0)) c()
 })
 
 const control = (msg: unknown) => encodeFrame(FrameType.Control, Buffer.from(JSON.stringify(msg)))
@@ -26,9 +26,9 @@ const raw = (text: string) => encodeFrame(FrameType.Control, Buffer.from(text))
 const hello = encodeMessage({ kind: 'hello', uptimeMs: 5, nodeVersion: process.version })
 
 async function session() {
-  const [host, guest] = await socketPair()
+  const [host, guest, closePair] = await socketPair()
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-fakevm-'))
-  dirs.push(dir)
+  cleanups.push(closePair, () => fs.rmSync(dir, { recursive: true, force: true }))
   const vm = fakeVm(host)
   const started = startSession(vm, { t0: performance.now(), imageMs: 0, timeoutS: 600, tmpDir: dir })
   return { vm, guest, started }
