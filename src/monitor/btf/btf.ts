@@ -1,0 +1,248 @@
+/** A parsed BTF blob and the lookups the monitor needs: types by name, sizes, member offsets, per-CPU variables. */
+import { BtfError } from './errors.js'
+import { type BaseBtf, type BtfHeader, parseBtf } from './parse.js'
+import type { BtfComposite, BtfKind, BtfMember, BtfType } from './types.js'
+
+/** Longest typedef/modifier/array chain followed before calling it a cycle (libbpf stops at 32). */
+export const MAX_CHAIN = 64
+/** Pointer size of the guests ktstr runs (x86-64). */
+export const POINTER_SIZE = 8
+
+const MODIFIERS = new Set<string>(['CONST', 'VOLATILE', 'RESTRICT', 'TYPE_TAG', 'TYPEDEF'])
+
+export interface MemberLocation {
+  /** Offset from the start of the outer type. */
+  bitOffset: number
+  /** `bitOffset / 8`, rounded down (a bitfield may start inside a byte). */
+  offset: number
+  /** The member's type id (as declared: typedefs and modifiers kept). */
+  type: number
+  /** Width of a bitfield member, else 0. */
+  bitfieldSize: number
+}
+
+export interface PercpuVar {
+  name: string
+  /** Offset inside `.data..percpu`: add a CPU's `__per_cpu_offset` to the symbol base to reach its copy. */
+  offset: number
+  size: number
+  /** The variable's type id. */
+  type: number
+}
+
+export class Btf implements BaseBtf {
+  readonly header: BtfHeader
+  /** Types of this blob; the first has id `firstId`. */
+  readonly types: BtfType[]
+  readonly firstId: number
+  readonly base: Btf | undefined
+  private readonly strings: Uint8Array
+  private byNameIndex: Map<string, BtfType[]> | undefined
+  private percpu: Map<string, PercpuVar> | undefined
+
+  /** Parse `data`; pass `base` for split BTF (a module's or a program's on top of vmlinux). */
+  static parse(data: Uint8Array, base?: Btf): Btf {
+    return new Btf(data, base)
+  }
+
+  private constructor(data: Uint8Array, base: Btf | undefined) {
+    const p = parseBtf(data, base)
+    this.header = p.header
+    this.types = p.types
+    this.firstId = p.firstId
+    this.strings = p.strings
+    this.base = base
+  }
+
+  /** Number of type ids, void (0) and the base's included. */
+  get typeCount(): number {
+    return this.firstId + this.types.length
+  }
+
+  get strLen(): number {
+    return (this.base?.strLen ?? 0) + this.strings.length
+  }
+
+  str(off: number): string {
+    const b = this.base?.strLen ?? 0
+    if (off < b) return this.base!.str(off)
+    const local = off - b
+    if (local >= this.strings.length) throw new BtfError(`BTF string offset ${off} is outside the string section`)
+    const end = this.strings.indexOf(0, local)
+    return new TextDecoder().decode(this.strings.subarray(local, end < 0 ? undefined : end))
+  }
+
+  /** The type of `id`; undefined for void (0). */
+  type(id: number): BtfType | undefined {
+    if (id === 0) return undefined
+    if (id < this.firstId) return this.base!.type(id)
+    const t = this.types[id - this.firstId]
+    if (!t) throw new BtfError(`BTF type id ${id} does not exist (the last is ${this.typeCount - 1})`)
+    return t
+  }
+
+  /** The type of `id`, which must not be void. */
+  get(id: number): BtfType {
+    const t = this.type(id)
+    if (!t) throw new BtfError('BTF type id 0 is void, not a type')
+    return t
+  }
+
+  /** All types named `name` (of `kind` if given), base first. */
+  byName(name: string, kind?: BtfKind): BtfType[] {
+    if (!this.byNameIndex) {
+      this.byNameIndex = new Map()
+      for (const t of this.types) {
+        if (!t.name) continue
+        const list = this.byNameIndex.get(t.name)
+        if (list) list.push(t)
+        else this.byNameIndex.set(t.name, [t])
+      }
+    }
+    const all = [...(this.base?.byName(name) ?? []), ...(this.byNameIndex.get(name) ?? [])]
+    return kind ? all.filter((t) => t.kind === kind) : all
+  }
+
+  /** The one type named `name` of `kind` (the first with a body when there are forward declarations). */
+  find(name: string, kind: BtfKind): BtfType {
+    const t = this.byName(name, kind)[0]
+    if (!t) throw new BtfError(`the kernel's BTF has no ${kind.toLowerCase()} named '${name}'`)
+    return t
+  }
+
+  /** `struct name` as a composite type. */
+  struct(name: string): BtfComposite {
+    return this.find(name, 'STRUCT') as BtfComposite
+  }
+
+  /** Follows typedefs, const/volatile/restrict and type tags to the type underneath (0 for void). */
+  strip(id: number): number {
+    let cur = id
+    for (let i = 0; i < MAX_CHAIN; i++) {
+      const t = this.type(cur)
+      if (!t || !MODIFIERS.has(t.kind)) return cur
+      cur = (t as { type: number }).type
+    }
+    throw new BtfError(`BTF type [${id}] has a typedef/modifier chain longer than ${MAX_CHAIN} (a cycle?)`)
+  }
+
+  /** The stripped type of `id`, or undefined for void. */
+  resolved(id: number): BtfType | undefined {
+    return this.type(this.strip(id))
+  }
+
+  /** Size in bytes of a value of type `id`. */
+  sizeOf(id: number, depth = 0): number {
+    if (depth > MAX_CHAIN) throw new BtfError(`BTF type [${id}] nests deeper than ${MAX_CHAIN} (a cycle?)`)
+    const t = this.type(id)
+    if (!t) throw new BtfError('void has no size')
+    switch (t.kind) {
+      case 'INT':
+      case 'ENUM':
+      case 'ENUM64':
+      case 'STRUCT':
+      case 'UNION':
+      case 'FLOAT':
+      case 'DATASEC':
+        return t.size
+      case 'PTR':
+        return POINTER_SIZE
+      case 'ARRAY':
+        return t.nelems * this.sizeOf(t.type, depth + 1)
+      case 'TYPEDEF':
+      case 'CONST':
+      case 'VOLATILE':
+      case 'RESTRICT':
+      case 'TYPE_TAG':
+      case 'VAR':
+        return this.sizeOf(t.type, depth + 1)
+      default:
+        throw new BtfError(`BTF type [${id}] is a ${t.kind}, which has no size`)
+    }
+  }
+
+  /**
+   * Where `path` (`scx.local_dsq.nr`, `cpus[1].weight`) lies inside type `id` or the struct named
+   * so: members of anonymous structs and unions are found as C finds them.
+   */
+  member(outer: number | string, path: string): MemberLocation {
+    let typeId = typeof outer === 'string' ? this.struct(outer).id : outer
+    let bitOffset = 0
+    let bitfieldSize = 0
+    const what = typeof outer === 'string' ? `struct ${outer}` : `type [${outer}]`
+    for (const seg of parsePath(path, what)) {
+      if (seg.name !== undefined) {
+        const t = this.resolved(typeId)
+        if (!t || (t.kind !== 'STRUCT' && t.kind !== 'UNION')) throw new BtfError(`${what}: cannot take member '${seg.name}' of a ${t?.kind ?? 'void'} in '${path}'`)
+        const found = this.findMember(t, seg.name, 0)
+        if (!found) throw new BtfError(`${what}: ${t.kind.toLowerCase()} ${t.name || '(anon)'} has no member '${seg.name}' (in '${path}')`)
+        bitOffset += found.bitOffset
+        typeId = found.member.type
+        bitfieldSize = found.member.bitfieldSize
+      } else {
+        const t = this.resolved(typeId)
+        if (t?.kind !== 'ARRAY') throw new BtfError(`${what}: cannot index a ${t?.kind ?? 'void'} in '${path}'`)
+        if (seg.index >= t.nelems) throw new BtfError(`${what}: index ${seg.index} is past the ${t.nelems} elements in '${path}'`)
+        bitOffset += seg.index * this.sizeOf(t.type) * 8
+        typeId = t.type
+        bitfieldSize = 0
+      }
+    }
+    return { bitOffset, offset: Math.floor(bitOffset / 8), type: typeId, bitfieldSize }
+  }
+
+  private findMember(t: BtfComposite, name: string, depth: number): { member: BtfMember; bitOffset: number } | undefined {
+    if (depth > MAX_CHAIN) throw new BtfError(`BTF ${t.kind.toLowerCase()} [${t.id}] nests anonymous members deeper than ${MAX_CHAIN} (a cycle?)`)
+    const direct = t.members.find((m) => m.name === name)
+    if (direct) return { member: direct, bitOffset: direct.bitsOffset }
+    for (const m of t.members) {
+      if (m.name) continue
+      const inner = this.resolved(m.type)
+      if (inner?.kind !== 'STRUCT' && inner?.kind !== 'UNION') continue
+      const found = this.findMember(inner, name, depth + 1)
+      if (found) return { member: found.member, bitOffset: m.bitsOffset + found.bitOffset }
+    }
+    return undefined
+  }
+
+  /** Variables of the `.data..percpu` section by name (empty when the BTF has none). */
+  percpuVars(): Map<string, PercpuVar> {
+    if (this.percpu) return this.percpu
+    const out = new Map<string, PercpuVar>()
+    for (const sec of this.byName('.data..percpu', 'DATASEC')) {
+      if (sec.kind !== 'DATASEC') continue
+      for (const v of sec.vars) {
+        const t = this.type(v.type)
+        if (t?.kind === 'VAR') out.set(t.name, { name: t.name, offset: v.offset, size: v.size, type: t.type })
+      }
+    }
+    this.percpu = out
+    return out
+  }
+
+  /** The `.data..percpu` offset of `name` (e.g. `runqueues`). */
+  percpuVar(name: string): PercpuVar {
+    const v = this.percpuVars().get(name)
+    if (!v) throw new BtfError(`the kernel's BTF has no per-CPU variable '${name}' in .data..percpu`)
+    return v
+  }
+}
+
+type Segment = { name: string; index?: undefined } | { name?: undefined; index: number }
+
+function parsePath(path: string, what: string): Segment[] {
+  const out: Segment[] = []
+  const re = /\.?([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]/y
+  let at = 0
+  while (at < path.length) {
+    re.lastIndex = at
+    const m = re.exec(path)
+    if (!m || (m[1] !== undefined && at > 0 && path[at] !== '.') || (m[1] !== undefined && at === 0 && path[0] === '.')) {
+      throw new BtfError(`${what}: bad member path '${path}' at character ${at + 1}; write it as in C, e.g. scx.local_dsq.nr or cpus[1].x`)
+    }
+    out.push(m[1] !== undefined ? { name: m[1] } : { index: Number(m[2]) })
+    at = re.lastIndex
+  }
+  if (out.length === 0) throw new BtfError(`${what}: empty member path`)
+  return out
+}
