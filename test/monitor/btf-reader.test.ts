@@ -1,6 +1,6 @@
 /** The BTF reader on hand-built blobs: every kind, lookups, the decoder, and malformed input. */
 import { describe, expect, it } from 'vitest'
-import { Btf, BtfError, decodeValue, rawDump } from '../../src/monitor/btf/index.js'
+import { Btf, BtfError, decodeValue, rawDump, rawLines } from '../../src/monitor/btf/index.js'
 import { BtfBuilder, sample } from './btf-blob.js'
 
 describe('BTF reader', () => {
@@ -163,6 +163,37 @@ describe('malformed BTF', () => {
     expect(() => btf.sizeOf(arr)).toThrow('(a cycle?)')
     expect(() => decodeValue(btf, self, new Uint8Array(8))).toThrow('(a cycle?)')
     expect(() => btf.member('self', 'me.me.me')).not.toThrow()
+  })
+
+  it('a corrupted byte anywhere gives a BtfError or a valid reading, never another error', () => {
+    const blob = sample().b.blob()
+    let seed = 7
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31
+      return seed % n
+    }
+    let rejected = 0
+    for (let i = 0; i < 1500; i++) {
+      const bad = Uint8Array.from(blob)
+      bad[rand(bad.length)] = rand(256)
+      try {
+        const btf = Btf.parse(bad)
+        for (const t of btf.types) {
+          rawLines(btf, t)
+          for (const f of [() => btf.strip(t.id), () => btf.sizeOf(t.id), () => decodeValue(btf, t.id, new Uint8Array(256))]) {
+            try {
+              f()
+            } catch (e) {
+              if (!(e instanceof BtfError)) throw e
+            }
+          }
+        }
+      } catch (e) {
+        if (!(e instanceof BtfError)) throw e
+        rejected++
+      }
+    }
+    expect(rejected).toBeGreaterThan(50)
   })
 
   it('a huge array of empty elements stops at the value budget', () => {

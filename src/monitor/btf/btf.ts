@@ -1,6 +1,6 @@
 /** A parsed BTF blob and the lookups the monitor needs: types by name, sizes, member offsets, per-CPU variables. */
 import { BtfError } from './errors.js'
-import { type BaseBtf, type BtfHeader, parseBtf } from './parse.js'
+import { type BaseBtf, type BtfHeader, BtfTable } from './parse.js'
 import type { BtfComposite, BtfKind, BtfMember, BtfType } from './types.js'
 
 /** Longest typedef/modifier/array chain followed before calling it a cycle (libbpf stops at 32). */
@@ -31,13 +31,10 @@ export interface PercpuVar {
 }
 
 export class Btf implements BaseBtf {
-  readonly header: BtfHeader
-  /** Types of this blob; the first has id `firstId`. */
-  readonly types: BtfType[]
-  readonly firstId: number
   readonly base: Btf | undefined
-  private readonly strings: Uint8Array
-  private byNameIndex: Map<string, BtfType[]> | undefined
+  private readonly table: BtfTable
+  private all: BtfType[] | undefined
+  private byNameIndex: Map<string, number[]> | undefined
   private percpu: Map<string, PercpuVar> | undefined
 
   /** Parse `data`; pass `base` for split BTF (a module's or a program's on top of vmlinux). */
@@ -46,39 +43,44 @@ export class Btf implements BaseBtf {
   }
 
   private constructor(data: Uint8Array, base: Btf | undefined) {
-    const p = parseBtf(data, base)
-    this.header = p.header
-    this.types = p.types
-    this.firstId = p.firstId
-    this.strings = p.strings
+    this.table = new BtfTable(data, base)
     this.base = base
+  }
+
+  get header(): BtfHeader {
+    return this.table.header
+  }
+
+  /** Id of this blob's first type: 1, or the base's type count for split BTF. */
+  get firstId(): number {
+    return this.table.firstId
   }
 
   /** Number of type ids, void (0) and the base's included. */
   get typeCount(): number {
-    return this.firstId + this.types.length
+    return this.table.firstId + this.table.count
   }
 
   get strLen(): number {
-    return (this.base?.strLen ?? 0) + this.strings.length
+    return (this.base?.strLen ?? 0) + this.table.strings.length
   }
 
   str(off: number): string {
-    const b = this.base?.strLen ?? 0
-    if (off < b) return this.base!.str(off)
-    const local = off - b
-    if (local >= this.strings.length) throw new BtfError(`BTF string offset ${off} is outside the string section`)
-    const end = this.strings.indexOf(0, local)
-    return new TextDecoder().decode(this.strings.subarray(local, end < 0 ? undefined : end))
+    return this.table.str(off)
+  }
+
+  /** Every type of this blob (not the base's), in id order. */
+  get types(): BtfType[] {
+    if (!this.all) this.all = Array.from({ length: this.table.count }, (_, i) => this.table.type(i))
+    return this.all
   }
 
   /** The type of `id`; undefined for void (0). */
   type(id: number): BtfType | undefined {
     if (id === 0) return undefined
     if (id < this.firstId) return this.base!.type(id)
-    const t = this.types[id - this.firstId]
-    if (!t) throw new BtfError(`BTF type id ${id} does not exist (the last is ${this.typeCount - 1})`)
-    return t
+    if (!Number.isInteger(id) || id >= this.typeCount) throw new BtfError(`BTF type id ${id} does not exist (the last is ${this.typeCount - 1})`)
+    return this.table.type(id - this.firstId)
   }
 
   /** The type of `id`, which must not be void. */
@@ -92,14 +94,16 @@ export class Btf implements BaseBtf {
   byName(name: string, kind?: BtfKind): BtfType[] {
     if (!this.byNameIndex) {
       this.byNameIndex = new Map()
-      for (const t of this.types) {
-        if (!t.name) continue
-        const list = this.byNameIndex.get(t.name)
-        if (list) list.push(t)
-        else this.byNameIndex.set(t.name, [t])
+      for (let i = 0; i < this.table.count; i++) {
+        const off = this.table.nameOffAt(i)
+        if (!off) continue
+        const n = this.table.str(off)
+        const list = this.byNameIndex.get(n)
+        if (list) list.push(this.firstId + i)
+        else this.byNameIndex.set(n, [this.firstId + i])
       }
     }
-    const all = [...(this.base?.byName(name) ?? []), ...(this.byNameIndex.get(name) ?? [])]
+    const all = [...(this.base?.byName(name) ?? []), ...(this.byNameIndex.get(name) ?? []).map((id) => this.get(id))]
     return kind ? all.filter((t) => t.kind === kind) : all
   }
 

@@ -3,11 +3,11 @@
  * section and every type record. Everything is bounds-checked; bad input is a BtfError.
  */
 import { BtfError } from './errors.js'
-import { type BtfMember, type BtfType, KIND_NAMES } from './types.js'
+import { buildType, TYPE_LEN } from './records.js'
+import { type BtfType, KIND_NAMES } from './types.js'
 
 export const BTF_MAGIC = 0xeb9f
 const HEADER_LEN = 24
-const TYPE_LEN = 12
 
 export interface BtfHeader {
   version: number
@@ -17,16 +17,6 @@ export interface BtfHeader {
   typeLen: number
   strOff: number
   strLen: number
-}
-
-export interface ParsedBtf {
-  header: BtfHeader
-  /** Types of this blob, in id order (the first has id `firstId`). */
-  types: BtfType[]
-  /** 1 for a standalone blob; the base's type count (void included) for split BTF. */
-  firstId: number
-  /** The string section as bytes; offsets of a split blob start at the base's strLen. */
-  strings: Uint8Array
 }
 
 export interface BaseBtf {
@@ -60,135 +50,140 @@ export function parseHeader(data: Uint8Array): BtfHeader {
   return h
 }
 
-export function parseBtf(data: Uint8Array, base?: BaseBtf): ParsedBtf {
-  const header = parseHeader(data)
-  const strings = data.subarray(header.hdrLen + header.strOff, header.hdrLen + header.strOff + header.strLen)
-  if (strings.length > 0 && strings[strings.length - 1] !== 0) throw new BtfError('BTF string section does not end with a NUL byte')
-  if (!base && strings.length > 0 && strings[0] !== 0) throw new BtfError('BTF string section does not start with the empty string')
-  const firstId = base ? base.typeCount : 1
-  const strBase = base ? base.strLen : 0
-  const decoder = new TextDecoder()
-  const cache = new Map<number, string>()
-  const str = (off: number, what: string): string => {
+/**
+ * The type records of one blob. The constructor walks and checks every record (lengths, kinds,
+ * type ids, name offsets) without building objects; `type()` builds a record's object on first use,
+ * so opening vmlinux's 70,000 types costs a scan, not 70,000 allocations.
+ */
+export class BtfTable {
+  readonly header: BtfHeader
+  /** Id of the first type of this blob: 1, or the base's type count for split BTF. */
+  readonly firstId: number
+  /** Number of types in this blob. */
+  readonly count: number
+  readonly strings: Uint8Array
+  private readonly strBase: number
+  private readonly v: DataView
+  private readonly offsets: Uint32Array
+  private readonly built: (BtfType | undefined)[]
+  private readonly names = new Map<number, string>()
+  private readonly decoder = new TextDecoder()
+
+  constructor(
+    data: Uint8Array,
+    private readonly base?: BaseBtf,
+  ) {
+    const h = parseHeader(data)
+    this.header = h
+    this.strings = data.subarray(h.hdrLen + h.strOff, h.hdrLen + h.strOff + h.strLen)
+    if (this.strings.length > 0 && this.strings[this.strings.length - 1] !== 0) throw new BtfError('BTF string section does not end with a NUL byte')
+    if (!base && this.strings.length > 0 && this.strings[0] !== 0) throw new BtfError('BTF string section does not start with the empty string')
+    this.firstId = base ? base.typeCount : 1
+    this.strBase = base ? base.strLen : 0
+    const sec = data.subarray(h.hdrLen + h.typeOff, h.hdrLen + h.typeOff + h.typeLen)
+    this.v = new DataView(sec.buffer, sec.byteOffset, sec.byteLength)
+    const offsets: number[] = []
+    for (let o = 0; o < sec.length; ) {
+      const id = this.firstId + offsets.length
+      if (o + TYPE_LEN > sec.length) throw new BtfError(`BTF is truncated: type [${id}] at byte ${o} of the type section is cut off`)
+      const info = this.v.getUint32(o + 4, true)
+      const kind = KIND_NAMES[(info >>> 24) & 0x1f]
+      if (kind === undefined || kind === 'UNKN') throw new BtfError(`BTF type [${id}] has unknown kind ${(info >>> 24) & 0x1f}`)
+      const extra = extraLen(kind, info & 0xffff)
+      if (o + TYPE_LEN + extra > sec.length) throw new BtfError(`BTF is truncated: type [${id}] (${kind}) needs ${extra} bytes past the end of the type section`)
+      offsets.push(o)
+      o += TYPE_LEN + extra
+    }
+    this.offsets = Uint32Array.from(offsets)
+    this.count = offsets.length
+    this.built = new Array(this.count)
+    for (let i = 0; i < this.count; i++) this.check(i)
+  }
+
+  private u32(at: number): number {
+    return this.v.getUint32(at, true)
+  }
+
+  /** A name at string offset `off` ('' for 0); offsets below the base's length are the base's. */
+  str(off: number, what = 'a name'): string {
     if (off === 0) return ''
-    if (off < strBase) return base!.str(off)
-    const local = off - strBase
-    if (local >= strings.length) throw new BtfError(`BTF ${what} has name offset ${off}, outside the string section (${strBase + strings.length} bytes)`)
-    let s = cache.get(local)
+    if (off < this.strBase) return this.base!.str(off)
+    let s = this.names.get(off)
     if (s === undefined) {
-      const end = strings.indexOf(0, local)
-      s = decoder.decode(strings.subarray(local, end))
-      cache.set(local, s)
+      const local = off - this.strBase
+      if (local >= this.strings.length) throw new BtfError(`BTF ${what} has name offset ${off}, outside the string section (${this.strBase + this.strings.length} bytes)`)
+      s = this.decoder.decode(this.strings.subarray(local, this.strings.indexOf(0, local)))
+      this.names.set(off, s)
     }
     return s
   }
 
-  const sec = data.subarray(header.hdrLen + header.typeOff, header.hdrLen + header.typeOff + header.typeLen)
-  const v = new DataView(sec.buffer, sec.byteOffset, sec.byteLength)
-  const types: BtfType[] = []
-  let o = 0
-  while (o < sec.length) {
-    const id = firstId + types.length
-    if (o + TYPE_LEN > sec.length) throw new BtfError(`BTF is truncated: type [${id}] at byte ${o} of the type section is cut off`)
-    const nameOff = v.getUint32(o, true)
-    const info = v.getUint32(o + 4, true)
-    const sizeType = v.getUint32(o + 8, true)
+  /** Name offset of the type at `index` (0-based in this blob), without building it. */
+  nameOffAt(index: number): number {
+    return this.u32(this.offsets[index]!)
+  }
+
+  /** Checks the ids and name offsets one record names, reading words only. */
+  private check(index: number): void {
+    const o = this.offsets[index]!
+    const id = this.firstId + index
+    const info = this.u32(o + 4)
+    const kind = KIND_NAMES[(info >>> 24) & 0x1f]!
     const vlen = info & 0xffff
-    const kindNo = (info >>> 24) & 0x1f
-    const kindFlag = info >>> 31 === 1
-    const kind = KIND_NAMES[kindNo]
-    if (kind === undefined || kind === 'UNKN') throw new BtfError(`BTF type [${id}] has unknown kind ${kindNo}`)
-    const extra = extraLen(kind, vlen)
     const rec = o + TYPE_LEN
-    if (rec + extra > sec.length) throw new BtfError(`BTF is truncated: type [${id}] (${kind}) needs ${extra} bytes past the end of the type section`)
-    const name = str(nameOff, `type [${id}]`)
-    const b = { id, name, nameOff, kindFlag }
-    const u32 = (at: number) => v.getUint32(rec + at, true)
-    const member = (i: number): BtfMember => {
-      const mOff = u32(i * 12)
-      const raw = u32(i * 12 + 8)
-      return {
-        name: str(mOff, `member ${i} of type [${id}]`),
-        nameOff: mOff,
-        type: u32(i * 12 + 4),
-        bitsOffset: kindFlag ? raw & 0xffffff : raw,
-        bitfieldSize: kindFlag ? raw >>> 24 : 0,
-      }
+    const limit = this.firstId + this.count
+    const strEnd = this.strBase + this.strings.length
+    const name = (off: number, what: string) => {
+      if (off >= strEnd) throw new BtfError(`BTF ${what} has name offset ${off}, outside the string section (${strEnd} bytes)`)
     }
-    const named = (i: number, stride: number) => {
-      const off = u32(i * stride)
-      return { name: str(off, `entry ${i} of type [${id}]`), nameOff: off }
+    const ref = (t: number, what: string | (() => string)) => {
+      if (t >= limit) throw new BtfError(`BTF type [${id}] (${kind}) refers to ${typeof what === 'string' ? what : what()} type id ${t}, but the last id is ${limit - 1}`)
     }
-    let t: BtfType
+    name(this.u32(o), `type [${id}]`)
     switch (kind) {
-      case 'INT': {
-        const x = u32(0)
-        t = { ...b, kind, size: sizeType, encoding: (x >>> 24) & 0x0f, bitsOffset: (x >>> 16) & 0xff, bits: x & 0xff }
-        break
-      }
-      case 'PTR':
-      case 'TYPEDEF':
-      case 'VOLATILE':
-      case 'CONST':
-      case 'RESTRICT':
-      case 'TYPE_TAG':
-        t = { ...b, kind, type: sizeType }
-        break
       case 'ARRAY':
-        t = { ...b, kind, type: u32(0), indexType: u32(4), nelems: u32(8) }
+        ref(this.u32(rec), 'element')
+        ref(this.u32(rec + 4), 'index')
         break
       case 'STRUCT':
       case 'UNION':
-        t = { ...b, kind, size: sizeType, members: Array.from({ length: vlen }, (_, i) => member(i)) }
+        for (let i = 0; i < vlen; i++) {
+          name(this.u32(rec + i * 12), `member ${i} of type [${id}]`)
+          ref(this.u32(rec + i * 12 + 4), () => `member '${this.str(this.u32(rec + i * 12))}'`)
+        }
         break
       case 'ENUM':
-        t = {
-          ...b,
-          kind,
-          size: sizeType,
-          signed: kindFlag,
-          values: Array.from({ length: vlen }, (_, i) => ({ ...named(i, 8), value: kindFlag ? v.getInt32(rec + i * 8 + 4, true) : u32(i * 8 + 4) })),
-        }
-        break
       case 'ENUM64':
-        t = {
-          ...b,
-          kind,
-          size: sizeType,
-          signed: kindFlag,
-          values: Array.from({ length: vlen }, (_, i) => {
-            const u = (BigInt(u32(i * 12 + 8)) << 32n) | BigInt(u32(i * 12 + 4))
-            return { ...named(i, 12), value: kindFlag ? BigInt.asIntN(64, u) : u }
-          }),
-        }
-        break
-      case 'FWD':
-        t = { ...b, kind, union: kindFlag }
-        break
-      case 'FUNC':
-        t = { ...b, kind, type: sizeType, linkage: vlen }
+        for (let i = 0, stride = kind === 'ENUM' ? 8 : 12; i < vlen; i++) name(this.u32(rec + i * stride), `enumerator ${i} of type [${id}]`)
         break
       case 'FUNC_PROTO':
-        t = { ...b, kind, returnType: sizeType, params: Array.from({ length: vlen }, (_, i) => ({ ...named(i, 8), type: u32(i * 8 + 4) })) }
-        break
-      case 'VAR':
-        t = { ...b, kind, type: sizeType, linkage: u32(0) }
+        ref(this.u32(o + 8), 'return')
+        for (let i = 0; i < vlen; i++) {
+          name(this.u32(rec + i * 8), `parameter ${i} of type [${id}]`)
+          ref(this.u32(rec + i * 8 + 4), `parameter ${i}`)
+        }
         break
       case 'DATASEC':
-        t = { ...b, kind, size: sizeType, vars: Array.from({ length: vlen }, (_, i) => ({ type: u32(i * 12), offset: u32(i * 12 + 4), size: u32(i * 12 + 8) })) }
+        for (let i = 0; i < vlen; i++) ref(this.u32(rec + i * 12), `variable ${i}`)
         break
+      case 'INT':
+      case 'FWD':
       case 'FLOAT':
-        t = { ...b, kind, size: sizeType }
         break
-      case 'DECL_TAG':
-        t = { ...b, kind, type: sizeType, componentIdx: v.getInt32(rec, true) }
-        break
+      default:
+        ref(this.u32(o + 8), 'its')
     }
-    types.push(t)
-    o = rec + extra
   }
-  checkRefs(types, firstId + types.length)
-  return { header, types, firstId, strings }
+
+  /** The type at `index` (0-based in this blob), built on first use. */
+  type(index: number): BtfType {
+    let t = this.built[index]
+    if (!t) {
+      t = buildType(this.v, this.offsets[index]!, this.firstId + index, (off) => this.str(off))
+      this.built[index] = t
+    }
+    return t
+  }
 }
 
 /** Bytes after the common 12-byte record, per kind. */
@@ -210,39 +205,5 @@ function extraLen(kind: string, vlen: number): number {
       return 8 * vlen
     default:
       return 0
-  }
-}
-
-/** Every type id a record names must exist (0 is void). */
-function checkRefs(types: BtfType[], count: number): void {
-  const check = (id: number, from: BtfType, what: string) => {
-    if (id >= count) throw new BtfError(`BTF type [${from.id}] (${from.kind}) refers to ${what} type id ${id}, but the last id is ${count - 1}`)
-  }
-  for (const t of types) {
-    switch (t.kind) {
-      case 'ARRAY':
-        check(t.type, t, 'element')
-        check(t.indexType, t, 'index')
-        break
-      case 'STRUCT':
-      case 'UNION':
-        for (const m of t.members) check(m.type, t, `member '${m.name}'`)
-        break
-      case 'FUNC_PROTO':
-        check(t.returnType, t, 'return')
-        for (const p of t.params) check(p.type, t, 'parameter')
-        break
-      case 'DATASEC':
-        for (const s of t.vars) check(s.type, t, 'variable')
-        break
-      case 'INT':
-      case 'ENUM':
-      case 'ENUM64':
-      case 'FWD':
-      case 'FLOAT':
-        break
-      default:
-        check(t.type, t, 'its')
-    }
   }
 }
