@@ -1,29 +1,14 @@
 /**
  * The guest kernel's BTF, read on the host without booting it: the bzImage's compressed payload
  * (located through the x86 setup header) is the stripped vmlinux ELF, whose `.BTF` section is the
- * blob `/sys/kernel/btf/vmlinux` serves in the guest. Cached beside the kernel, keyed by the
- * bzImage's sha256, so each kernel is decompressed once.
+ * blob `/sys/kernel/btf/vmlinux` serves in the guest. btf-cache.ts keeps it beside the kernel.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fsyncPath, renameDurably } from '../util/durable.js'
 import { log } from '../util/log.js'
-import { cacheRoot } from '../util/paths.js'
-import { kernelsDir } from './cache.js'
-import type { KernelConfig } from './config.js'
 import { bzImagePayload, decompressPayload, IkconfigError } from './ikconfig.js'
-
-export type KernelBtf =
-  | { ok: true; blob: Uint8Array /** The cache file, when it could be written. */; file?: string; fromCache: boolean; sha256: string }
-  | { ok: false /** One line: why this kernel gives no BTF. */; reason: string }
-
-export interface KernelBtfSource {
-  bzImage: string
-  /** The kernel's folder: a cache entry keeps its BTF file inside. */
-  dir: string
-  config?: KernelConfig
-}
 
 export type BtfExtract = { ok: true; blob: Uint8Array } | { ok: false; reason: string }
 
@@ -73,66 +58,27 @@ export function elfSection(elf: Uint8Array, name: string): Uint8Array | undefine
   return undefined
 }
 
-/** Where the BTF of a bzImage with this sha256 is cached: in its cache entry, else under `<cache>/btf/`. */
-export function btfCacheFile(kernel: KernelBtfSource, sha256: string): string {
-  const entries = kernelsDir()
-  const inCache = path.relative(entries, path.resolve(kernel.dir))
-  const name = `vmlinux-${sha256.slice(0, 16)}.btf`
-  if (inCache && !inCache.startsWith('..') && !path.isAbsolute(inCache) && !inCache.includes(path.sep)) return path.join(entries, inCache, name)
-  return path.join(cacheRoot(), 'btf', name)
+/** The cache file name of the BTF of a bzImage with this sha256. */
+export function btfFileName(sha256: string): string {
+  return `vmlinux-${sha256.slice(0, 16)}.btf`
 }
 
 /**
- * The kernel's BTF blob: from the cache when a sound file is there (or `refresh` is false), else
- * extracted from the bzImage and written to the cache atomically (a temporary file renamed into
- * place, so concurrent processes each see a whole file or none).
+ * Extracts the BTF of `dir/bzImage` into `dir` (a cache entry being installed), so the first
+ * monitored run does not pay for the decompression. Best effort: a kernel without BTF gets none.
  */
-export function kernelBtf(kernel: KernelBtfSource, opts: { refresh?: boolean } = {}): KernelBtf {
-  const btfOpt = kernel.config?.get('CONFIG_DEBUG_INFO_BTF')
-  if (kernel.config && btfOpt !== 'y')
-    return { ok: false, reason: `kernel ${kernel.bzImage} was built without CONFIG_DEBUG_INFO_BTF=y, so it has no BTF; build one with \`ktstr kernel build\`` }
-  let image: Buffer
+export function precacheKernelBtf(dir: string): void {
   try {
-    image = fs.readFileSync(kernel.bzImage)
+    const image = fs.readFileSync(path.join(dir, 'bzImage'))
+    const r = extractBtf(image, path.join(dir, 'bzImage'))
+    if (!r.ok) return log.debug(`kernel BTF: ${r.reason}`)
+    writeAtomically(path.join(dir, btfFileName(createHash('sha256').update(image).digest('hex'))), r.blob)
   } catch (e) {
-    return { ok: false, reason: `cannot read kernel ${kernel.bzImage}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` }
-  }
-  const sha256 = createHash('sha256').update(image).digest('hex')
-  const file = btfCacheFile(kernel, sha256)
-  if (!opts.refresh) {
-    const cached = readCachedBtf(file)
-    if (cached) return { ok: true, blob: cached, file, fromCache: true, sha256 }
-  }
-  const r = extractBtf(image, kernel.bzImage)
-  if (!r.ok) return r
-  try {
-    writeAtomically(file, r.blob)
-    log.debug(`kernel BTF: ${r.blob.length} bytes extracted from ${kernel.bzImage} into ${file}`)
-    return { ok: true, blob: r.blob, file, fromCache: false, sha256 }
-  } catch (e) {
-    log.debug(`kernel BTF: cannot cache it in ${file}: ${(e as Error).message}`)
-    return { ok: true, blob: r.blob, fromCache: false, sha256 }
+    log.debug(`kernel BTF: not cached at install: ${(e as Error).message}`)
   }
 }
 
-/** A cached blob whose header agrees with its length (a cut-off or foreign file is extracted again). */
-function readCachedBtf(file: string): Uint8Array | undefined {
-  let b: Buffer
-  try {
-    b = fs.readFileSync(file)
-  } catch {
-    return undefined
-  }
-  if (b.length >= 24 && b.readUInt16LE(0) === 0xeb9f) {
-    const hdr = b.readUInt32LE(4)
-    const end = hdr + Math.max(b.readUInt32LE(8) + b.readUInt32LE(12), b.readUInt32LE(16) + b.readUInt32LE(20))
-    if (end === b.length) return b
-  }
-  log.debug(`kernel BTF: cached ${file} is damaged; extracting it again`)
-  return undefined
-}
-
-function writeAtomically(file: string, data: Uint8Array): void {
+export function writeAtomically(file: string, data: Uint8Array): void {
   fs.mkdirSync(path.dirname(file), { recursive: true })
   const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
   try {

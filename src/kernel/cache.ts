@@ -3,6 +3,7 @@ import path from 'node:path'
 import { fsyncTree, renameDurably } from '../util/durable.js'
 import { FileLock } from '../util/file-lock.js'
 import { cacheRoot } from '../util/paths.js'
+import { precacheKernelBtf } from './btf-extract.js'
 
 /** `meta.json` of a cached kernel build. */
 export interface KernelMeta {
@@ -82,7 +83,7 @@ export function keyLockPath(key: string): string {
 
 /**
  * Publishes the entry `finalDir` crash-safely (hold its key's lock): `fill` writes bzImage, config
- * and scx/ into a temporary folder beside it; meta.json, with the bzImage size that readCachedKernel
+ * and scx/ into a temporary folder beside it, where the kernel's BTF is extracted too; meta.json, with the bzImage size that readCachedKernel
  * checks, is written last; everything is synced before the folder is renamed into place, replacing
  * an older entry.
  */
@@ -94,6 +95,7 @@ export function installKernelEntry(finalDir: string, fill: (dir: string) => void
   fs.mkdirSync(tmp, { recursive: true })
   try {
     fill(tmp)
+    precacheKernelBtf(tmp)
     const bzImageBytes = fs.statSync(path.join(tmp, 'bzImage')).size
     fs.writeFileSync(path.join(tmp, 'meta.json'), `${JSON.stringify({ ...meta, bzImageBytes }, null, 2)}\n`)
     fsyncTree(tmp)

@@ -5,8 +5,10 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import zlib from 'node:zlib'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { btfCacheFile, elfSection, extractBtf, kernelBtf } from '../../src/kernel/btf-extract.js'
+import { btfCacheFile, kernelBtf } from '../../src/kernel/btf-cache.js'
+import { elfSection, extractBtf } from '../../src/kernel/btf-extract.js'
 import { parseKernelConfig, readKernelConfig } from '../../src/kernel/config.js'
+import { importKernel } from '../../src/kernel/import.js'
 import { loadKernelBtf } from '../../src/monitor/btf/kernel.js'
 import { repoRoot } from '../helpers/repo.js'
 import { haveRealKernel, REAL_KERNEL, tempDir } from './helpers.js'
@@ -136,9 +138,22 @@ describe('kernel BTF extraction', () => {
   )
 
   it.skipIf(!haveRealKernel)(
+    'an imported kernel carries its BTF in its cache entry from the start',
+    () => {
+      const { kernel } = importKernel(REAL_KERNEL)
+      const r = kernelBtf(kernel)
+      if (!r.ok) throw new Error(r.reason)
+      expect(r.fromCache).toBe(true)
+      expect(r.file).toBe(path.join(kernel.dir, `vmlinux-${r.sha256.slice(0, 16)}.btf`))
+      expect(fs.readdirSync(kernel.dir).sort()).toEqual(['bzImage', 'config', 'meta.json', path.basename(r.file!), 'scx'].sort())
+    },
+    60_000,
+  )
+
+  it.skipIf(!haveRealKernel)(
     'three processes extracting at once all get the whole blob and leave one file',
     async () => {
-      const mod = path.join(repoRoot, 'dist', 'src', 'kernel', 'btf-extract.js')
+      const mod = path.join(repoRoot, 'dist', 'src', 'kernel', 'btf-cache.js')
       expect(fs.existsSync(mod), `${mod} (npm run build)`).toBe(true)
       const script = `import { kernelBtf } from ${JSON.stringify(mod)}
 const r = kernelBtf({ bzImage: ${JSON.stringify(path.join(REAL_KERNEL, 'bzImage'))}, dir: ${JSON.stringify(REAL_KERNEL)} })

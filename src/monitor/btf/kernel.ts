@@ -1,5 +1,5 @@
 /** The guest kernel's BTF for the monitor: the cached blob, parsed; a blob that does not parse is extracted again. */
-import { type KernelBtfSource, kernelBtf } from '../../kernel/btf-extract.js'
+import { type KernelBtfSource, kernelBtf } from '../../kernel/btf-cache.js'
 import { log } from '../../util/log.js'
 import { Btf } from './btf.js'
 import { BtfError } from './errors.js'
