@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream'
 import type { ConsoleLog } from './console.js'
+import type { GuestMemory } from './memory/guest-memory.js'
 
 /** A running VM as the boot logic sees it, whatever the backend. */
 export interface VmProcess {
@@ -13,6 +14,13 @@ export interface VmProcess {
    * folder can go. Absent when the VMM read them before its launch returned.
    */
   readonly inputsLoaded?: Promise<void>
+  /**
+   * Guest RAM at its guest-physical addresses, read by the host without the guest's help (the kvm
+   * VMM's own mapping; QEMU's shared RAM files). The guest keeps running: copy what you read
+   * (readBytes, readU64) rather than hold views. Released when the VM exits: later accesses throw
+   * GuestMemoryError. Absent for a VM without host-visible RAM (test stand-ins).
+   */
+  readonly memory?: GuestMemory
   /** performance.now() when the VM was started. */
   readonly startedAt: number
   kill(): void

@@ -13,7 +13,6 @@ import path from 'node:path'
 import fc from 'fast-check'
 import { afterAll, afterEach, beforeAll, describe, vi } from 'vitest'
 import { log } from '../../src/util/log.js'
-import { GuestMemory } from '../../src/vm/kvm/memory/guest-memory.js'
 import { FileBacking } from '../../src/vm/kvm/virtio/block/backing.js'
 import {
   SECTOR_SIZE,
@@ -30,6 +29,7 @@ import { blkQueueHandler } from '../../src/vm/kvm/virtio/block/handler.js'
 import { type DiskLimits, parseRequest } from '../../src/vm/kvm/virtio/block/request.js'
 import { featureBit, VIRTIO_F } from '../../src/vm/kvm/virtio/mmio.js'
 import { type DescriptorChain, isWritable, SplitQueue, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../src/vm/kvm/virtio/queue.js'
+import { GuestMemory } from '../../src/vm/memory/guest-memory.js'
 import { check, fuzz, isOneLine } from './config.js'
 import { bufferArb, CheckedRam, descriptorArb, layRing, RAM_BASE, RAM_SIZE, type RawDescriptor, type RingState } from './ring.js'
 

@@ -1,9 +1,9 @@
 // Guest-side building blocks for the virtqueue and virtio-blk fuzz targets: guest RAM that checks
 // every device access, arbitrary descriptors and split rings, and laying a ring out in RAM.
 import fc from 'fast-check'
-import { GuestMemory, type GuestRam } from '../../src/vm/kvm/memory/guest-memory.js'
 import { VIRTQ_DESC_F_NEXT } from '../../src/vm/kvm/virtio/queue.js'
 import type { QueueConfig } from '../../src/vm/kvm/virtio/queue-config.js'
+import { GuestMemory, type GuestRam } from '../../src/vm/memory/guest-memory.js'
 import { check } from './config.js'
 
 export const RAM_BASE = 0x10_0000

@@ -6,8 +6,8 @@
 // links (or says why it is malformed), and the used ring is written where it should be.
 import fc from 'fast-check'
 import { describe, expect } from 'vitest'
-import { GuestMemory, type GuestRam } from '../../src/vm/kvm/memory/guest-memory.js'
 import { type DescriptorChain, SplitQueue, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_MAX_SIZE, VirtqueueError } from '../../src/vm/kvm/virtio/queue.js'
+import { GuestMemory, type GuestRam } from '../../src/vm/memory/guest-memory.js'
 import { check, fuzz, isOneLine } from './config.js'
 import { CheckedRam, layRing, RAM_BASE, RAM_SIZE, type RingState, ringArb } from './ring.js'
 

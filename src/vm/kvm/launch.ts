@@ -10,6 +10,7 @@ import { KtstrError } from '../../util/errors.js'
 import { log } from '../../util/log.js'
 import type { ConsoleLog } from '../console.js'
 import type { DiskSpec } from '../disk.js'
+import type { GuestMemory } from '../memory/guest-memory.js'
 import type { VmExit, VmProcess } from '../vm-process.js'
 import { buildAcpiTables, writeAcpiTables } from './arch/x86_64/acpi/tables.js'
 import { addKernelParams } from './arch/x86_64/boot/cmdline.js'
@@ -18,7 +19,6 @@ import { loadLinux } from './arch/x86_64/boot/loader.js'
 import { KVM_PV_FEATURE, type KvmPvFeature } from './arch/x86_64/cpuid.js'
 import { Bus } from './io-bus.js'
 import { attachLegacyDevices } from './legacy/attach.js'
-import type { GuestMemory } from './memory/guest-memory.js'
 import { type HostRam, mapHostRam } from './memory/host-ram.js'
 import { type MemoryLayout, MiB, x86MemoryLayout } from './memory/layout.js'
 import { KvmSystem, type KvmVm } from './system.js'
@@ -91,6 +91,7 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
       channel: Promise.resolve(channel),
       exited,
       startedAt,
+      memory: mem,
       kill: () => threads.forEach((th) => th.kick()),
     }
   } catch (e) {

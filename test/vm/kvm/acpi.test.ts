@@ -8,8 +8,8 @@ import { byteSum } from '../../../src/vm/kvm/arch/x86_64/acpi/sdt.js'
 import { type AcpiTables, buildAcpiTables, writeAcpiTables } from '../../../src/vm/kvm/arch/x86_64/acpi/tables.js'
 import { ACPI_PM } from '../../../src/vm/kvm/arch/x86_64/platform.js'
 import { cpuPlaces } from '../../../src/vm/kvm/arch/x86_64/topology-ids.js'
-import { GuestMemory } from '../../../src/vm/kvm/memory/guest-memory.js'
 import { GiB, type MemoryLayout, MiB, X86_LAYOUT, x86MemoryLayout } from '../../../src/vm/kvm/memory/layout.js'
+import { GuestMemory } from '../../../src/vm/memory/guest-memory.js'
 
 const haveIasl = spawnSync('iasl', ['-v'], { encoding: 'utf8' }).status === 0
 if (!haveIasl) console.warn('skipping iasl disassembly checks: iasl not found (Debian package acpica-tools)')

@@ -7,8 +7,8 @@ import { BOOT_SELECTORS, bootMsrs, buildBootGdt, CR0, CR4, EFER, entryState, MSR
 import { buildE820, E820_TYPE, type E820Entry } from '../../../src/vm/kvm/arch/x86_64/boot/e820.js'
 import { loadLinux } from '../../../src/vm/kvm/arch/x86_64/boot/loader.js'
 import { buildZeroPage, ZP } from '../../../src/vm/kvm/arch/x86_64/boot/zero-page.js'
-import { GuestMemory } from '../../../src/vm/kvm/memory/guest-memory.js'
 import { GiB, MiB, X86_LAYOUT, x86MemoryLayout } from '../../../src/vm/kvm/memory/layout.js'
+import { GuestMemory } from '../../../src/vm/memory/guest-memory.js'
 
 const GUEST = '/work/shared/guest'
 const bzPath = `${GUEST}/bzImage`

@@ -3,9 +3,9 @@
 // at most 2 GiB), read and written through GuestMemory and through a second GuestMemory built from its description (as a blk thread builds it).
 import { describe, expect, it } from 'vitest'
 import { KtstrError } from '../../../src/util/errors.js'
-import { GuestMemory } from '../../../src/vm/kvm/memory/guest-memory.js'
 import { checkGuestFitsHost, mapHostRam, VIEW_CHUNK } from '../../../src/vm/kvm/memory/host-ram.js'
 import { GiB, MiB, x86MemoryLayout } from '../../../src/vm/kvm/memory/layout.js'
+import { GuestMemory } from '../../../src/vm/memory/guest-memory.js'
 import { newMaps, resources } from './resources.js'
 
 const hex = (n: bigint) => n.toString(16)

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { guestAddress, guestAddressFromParts } from '../../../src/vm/kvm/memory/address.js'
-import { GuestMemory, GuestMemoryError } from '../../../src/vm/kvm/memory/guest-memory.js'
 import { GiB, MiB, nodeMemoryRanges, virtioMmioWindow, X86_LAYOUT, x86MemoryLayout } from '../../../src/vm/kvm/memory/layout.js'
+import { guestAddress, guestAddressFromParts } from '../../../src/vm/memory/address.js'
+import { GuestMemory, GuestMemoryError } from '../../../src/vm/memory/guest-memory.js'
 
 describe('GuestAddress', () => {
   it('brands safe non-negative integers only', () => {

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest'
-import { GuestMemory } from '../../../src/vm/kvm/memory/guest-memory.js'
 import { virtioMmioWindow } from '../../../src/vm/kvm/memory/layout.js'
 import {
   featureBit,
@@ -14,6 +13,7 @@ import {
   virtioMmioCmdline,
 } from '../../../src/vm/kvm/virtio/mmio.js'
 import { SplitQueue } from '../../../src/vm/kvm/virtio/queue.js'
+import { GuestMemory } from '../../../src/vm/memory/guest-memory.js'
 
 const DEVICE_F_SIZE = 0 // a made-up device feature bit 0
 

@@ -1,18 +1,17 @@
 /**
  * Guest RAM in host memory: one anonymous MAP_NORESERVE mapping per RAM range of the layout
  * (each a KVM memory slot), so the host commits only the pages the guest touches. The VMM sees a
- * range through views of at most VIEW_CHUNK bytes (a JavaScript view of native memory is at most
- * 4 GiB); GuestMemory joins them back for accesses and host pointers that cross a view boundary.
+ * range through views of at most VIEW_CHUNK bytes (../../memory/views.ts).
  */
 import os from 'node:os'
 import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_SHARED, PROT_READ, PROT_WRITE } from '../../../../native-shims/constants.js'
-import { mmap, munmap, view } from '../../../../native-shims/libc.js'
+import { mmap, munmap } from '../../../../native-shims/libc.js'
 import { KtstrError } from '../../../util/errors.js'
-import { GuestMemory, type GuestRegion } from './guest-memory.js'
+import { GuestMemory, type GuestRegion } from '../../memory/guest-memory.js'
+import { nativeRegions } from '../../memory/views.js'
 import { type MemoryLayout, MiB, type RamRange } from './layout.js'
 
-/** Bytes per view of a mapping: a power of 2 below koffi's 4 GiB limit. */
-export const VIEW_CHUNK = 2 ** 31
+export { VIEW_CHUNK } from '../../memory/views.js'
 
 export interface HostRamSlot extends RamRange {
   readonly hostAddress: bigint
@@ -22,7 +21,7 @@ export interface HostRam {
   readonly memory: GuestMemory
   /** One per layout range, in order: what KVM_SET_USER_MEMORY_REGION gets. */
   readonly slots: readonly HostRamSlot[]
-  /** Unmaps everything (once; views must not be touched after). */
+  /** Unmaps everything (once); `memory` is released first, so a later access throws instead of faulting. */
   unmap(): void
 }
 
@@ -36,7 +35,9 @@ export function checkGuestFitsHost(memBytes: number, hostBytes = os.totalmem()):
 export function mapHostRam(layout: MemoryLayout, hostBytes = os.totalmem()): HostRam {
   checkGuestFitsHost(layout.memBytes, hostBytes)
   const slots: HostRamSlot[] = []
+  let memory: GuestMemory | undefined
   const unmap = () => {
+    memory?.release()
     for (const s of slots.splice(0)) munmap(s.hostAddress, s.size)
   }
   try {
@@ -44,13 +45,10 @@ export function mapHostRam(layout: MemoryLayout, hostBytes = os.totalmem()): Hos
     for (const r of layout.ram) {
       const hostAddress = mmap(r.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE)
       slots.push({ ...r, hostAddress })
-      for (let off = 0; off < r.size; off += VIEW_CHUNK) {
-        const len = Math.min(VIEW_CHUNK, r.size - off)
-        const at = hostAddress + BigInt(off)
-        regions.push({ base: r.base + off, bytes: new Uint8Array(view(at, len)), hostAddress: at })
-      }
+      regions.push(...nativeRegions(hostAddress, r.base, r.size))
     }
-    return { memory: new GuestMemory(regions), slots: [...slots], unmap }
+    memory = new GuestMemory(regions)
+    return { memory, slots: [...slots], unmap }
   } catch (e) {
     unmap()
     throw e

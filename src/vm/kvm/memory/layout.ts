@@ -17,7 +17,7 @@
  *   0x1_0000_0000 RAM above 4 GiB when the guest has more than 3 GiB
  */
 import { KtstrError } from '../../../util/errors.js'
-import { alignDown, type GuestAddress } from './address.js'
+import { alignDown, type GuestAddress } from '../../memory/address.js'
 
 export const KiB = 1024
 export const MiB = 1024 * KiB

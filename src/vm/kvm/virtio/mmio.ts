@@ -16,7 +16,7 @@
  * reported through `onProtocolError`; an activation the device refuses sets DEVICE_NEEDS_RESET.
  */
 import { log } from '../../../util/log.js'
-import { guestAddressFromParts, hex, isPow2 } from '../memory/address.js'
+import { guestAddressFromParts, hex, isPow2 } from '../../memory/address.js'
 import type { MmioDeviceWindow } from '../memory/layout.js'
 import type { QueueConfig } from './queue-config.js'
 

@@ -8,8 +8,8 @@
 // that need a full barrier are a store followed by a load of the other side's field: used.idx
 // then used_event (or avail.flags) in needsNotification(), and avail_event then avail.idx in
 // enableNotification(). fence() provides it.
-import { isPow2 } from '../memory/address.js'
-import type { GuestRam } from '../memory/guest-memory.js'
+import { isPow2 } from '../../memory/address.js'
+import type { GuestRam } from '../../memory/guest-memory.js'
 import type { QueueConfig } from './queue-config.js'
 
 export const VIRTQ_DESC_F_NEXT = 1

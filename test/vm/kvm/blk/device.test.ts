@@ -2,7 +2,6 @@
 // and every malformed shape the validator must turn into S_IOERR / S_UNSUPP / used length 0.
 import fs from 'node:fs'
 import { afterAll, describe, expect, it } from 'vitest'
-import { GuestMemory } from '../../../../src/vm/kvm/memory/guest-memory.js'
 import { FileBacking } from '../../../../src/vm/kvm/virtio/block/backing.js'
 import {
   VIRTIO_BLK_F_BLK_SIZE,
@@ -24,6 +23,7 @@ import { FaultyBacking } from '../../../../src/vm/kvm/virtio/block/faulty-backin
 import { blkQueueHandler } from '../../../../src/vm/kvm/virtio/block/handler.js'
 import { featureBit, MMIO_REG as R, DEVICE_STATUS as S, VIRTIO_F, VirtioMmioTransport } from '../../../../src/vm/kvm/virtio/mmio.js'
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../../../src/vm/kvm/virtio/queue.js'
+import { GuestMemory } from '../../../../src/vm/memory/guest-memory.js'
 import { GuestDriver } from './driver.js'
 import { FEATURES, makeDisk, pattern, RAM_BASE, RAM_SIZE, rig, tempDir } from './setup.js'
 

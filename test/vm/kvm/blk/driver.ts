@@ -1,10 +1,11 @@
 // A test driver playing the guest side of a split virtqueue and of virtio-blk: it lays out the
 // rings in guest RAM, builds descriptor chains (well formed or deliberately broken), publishes
 // them on the available ring, and reads back used entries and status bytes.
-import type { GuestRam } from '../../../../src/vm/kvm/memory/guest-memory.js'
+
 import { VIRTIO_BLK_T_FLUSH, VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT } from '../../../../src/vm/kvm/virtio/block/constants.js'
 import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../../../src/vm/kvm/virtio/queue.js'
 import type { QueueConfig } from '../../../../src/vm/kvm/virtio/queue-config.js'
+import type { GuestRam } from '../../../../src/vm/memory/guest-memory.js'
 
 export interface RawDesc {
   addr: number | bigint

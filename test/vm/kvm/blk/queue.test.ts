@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest'
 import { view } from '../../../../native-shims/libc.js'
-import { GuestMemory, GuestMemoryError } from '../../../../src/vm/kvm/memory/guest-memory.js'
 import {
   needEvent,
   SplitQueue,
@@ -11,6 +10,7 @@ import {
   VIRTQ_USED_F_NO_NOTIFY,
   VirtqueueError,
 } from '../../../../src/vm/kvm/virtio/queue.js'
+import { GuestMemory, GuestMemoryError } from '../../../../src/vm/memory/guest-memory.js'
 import { GuestDriver } from './driver.js'
 import { guestRam, RAM_BASE, RAM_SIZE } from './setup.js'
 

@@ -3,12 +3,12 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { GuestMemory } from '../../../../src/vm/kvm/memory/guest-memory.js'
 import { type Backing, FileBacking } from '../../../../src/vm/kvm/virtio/block/backing.js'
 import { type BlkDeviceOptions, VirtioBlkDevice } from '../../../../src/vm/kvm/virtio/block/device.js'
 import { type BlkQueueHandler, blkQueueHandler } from '../../../../src/vm/kvm/virtio/block/handler.js'
 import { blkThreadScript } from '../../../../src/vm/kvm/virtio/block/thread.js'
 import { featureBit, VIRTIO_F } from '../../../../src/vm/kvm/virtio/mmio.js'
+import { GuestMemory } from '../../../../src/vm/memory/guest-memory.js'
 import { GuestDriver } from './driver.js'
 
 /** Guest RAM starts above 0 so gpa/offset mix-ups show. */

@@ -2,7 +2,7 @@
 // used entry, notify when the driver asked for it. Pure and synchronous: the blk thread runs it
 // (thread-main.ts), and tests drive the same handler directly (blkQueueHandler).
 import { log } from '../../../../util/log.js'
-import type { GuestRam } from '../../memory/guest-memory.js'
+import type { GuestRam } from '../../../memory/guest-memory.js'
 import { type DescriptorChain, SplitQueue, type SplitQueueState } from '../queue.js'
 import type { QueueConfig } from '../queue-config.js'
 import type { Backing } from './backing.js'

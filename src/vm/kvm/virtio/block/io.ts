@@ -3,7 +3,7 @@
 //   or an error is S_IOERR (EINTR is retried), so S_OK always means every byte reached the backing;
 // - reads retry on EINTR only; a short read is end of file and the rest is zero-filled;
 // - FLUSH is fdatasync.
-import type { GuestRam } from '../../memory/guest-memory.js'
+import type { GuestRam } from '../../../memory/guest-memory.js'
 import type { Backing, Iovec } from './backing.js'
 import { VIRTIO_BLK_ID_BYTES, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK } from './constants.js'
 import type { BlkRequest, GetIdRequest, Segment, TransferRequest } from './request.js'

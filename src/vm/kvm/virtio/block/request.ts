@@ -1,7 +1,7 @@
 // Parse and validate one descriptor chain into a typed virtio-blk request (virtio 1.2 §5.2.6),
 // before any I/O. Everything here is guest-controlled, so nothing throws: a bad chain becomes a
 // rejection that says where (if anywhere) its status byte can be written.
-import type { GuestRam } from '../../memory/guest-memory.js'
+import type { GuestRam } from '../../../memory/guest-memory.js'
 import { type Descriptor, type DescriptorChain, isWritable, VIRTQ_DESC_F_INDIRECT } from '../queue.js'
 import {
   BLK_HEADER_SIZE,

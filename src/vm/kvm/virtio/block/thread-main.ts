@@ -2,7 +2,7 @@
 // the guest RAM and the backing, then serves kicks until told to stop.
 import { parentPort, workerData } from 'node:worker_threads'
 import * as libc from '../../../../../native-shims/libc.js'
-import { GuestMemory } from '../../memory/guest-memory.js'
+import { GuestMemory } from '../../../memory/guest-memory.js'
 import { VIRTIO_INTERRUPT } from '../mmio.js'
 import type { Backing } from './backing.js'
 import { openBacking, ownedFd } from './backing-spec.js'

@@ -2,8 +2,9 @@
  * The channel to the guest: a virtio-console device on virtio-mmio window 0 (Linux probes it
  * first, before the disks), its host end a ChannelStream.
  */
+
+import type { GuestMemory } from '../../../memory/guest-memory.js'
 import type { Bus } from '../../io-bus.js'
-import type { GuestMemory } from '../../memory/guest-memory.js'
 import { virtioMmioWindow } from '../../memory/layout.js'
 import { VirtioMmioTransport, virtioMmioCmdline } from '../mmio.js'
 import { ChannelStream } from './channel-stream.js'

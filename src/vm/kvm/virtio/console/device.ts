@@ -16,7 +16,7 @@
  * there is no name.
  */
 import { log } from '../../../../util/log.js'
-import type { GuestRam } from '../../memory/guest-memory.js'
+import type { GuestRam } from '../../../memory/guest-memory.js'
 import { featureBit, hasFeature, VIRTIO_F, type VirtioActivation, type VirtioDevice } from '../mmio.js'
 import { type DescriptorChain, isWritable, SplitQueue } from '../queue.js'
 

@@ -5,8 +5,8 @@
  * gets neither, like the QEMU backend), then the XSDT listing FADT, MADT[, SRAT, SLIT].
  */
 import type { TopologySpec as Topology } from '../../../../../../runtime/protocol/topology.js'
-import { alignUp, type GuestAddress } from '../../../memory/address.js'
-import type { GuestMemory } from '../../../memory/guest-memory.js'
+import { alignUp, type GuestAddress } from '../../../../memory/address.js'
+import type { GuestMemory } from '../../../../memory/guest-memory.js'
 import { type MemoryLayout, X86_LAYOUT } from '../../../memory/layout.js'
 import { buildDsdt } from './dsdt.js'
 import { buildFacs, buildFadt, FACS_ALIGN } from './fadt.js'

@@ -7,7 +7,7 @@
  * Plain data out: the runtime copies `regs` into a kvm_regs and overlays `sregs` on the kvm_sregs it
  * got from KVM_GET_SREGS (which keeps apic_base, the LDT and the interrupt bitmap as KVM made them).
  */
-import type { GuestMemory } from '../../../memory/guest-memory.js'
+import type { GuestMemory } from '../../../../memory/guest-memory.js'
 import { GiB, MiB, X86_LAYOUT } from '../../../memory/layout.js'
 
 export const CR0 = { PE: 1 << 0, ET: 1 << 4, PG: 0x8000_0000 } as const

@@ -2,7 +2,7 @@
  * The BIOS e820 memory map we hand the kernel in the zero page (boot_params.e820_table,
  * Documentation/arch/x86/zero-page.rst). Everything not listed (the MMIO hole) is not RAM.
  */
-import type { GuestAddress } from '../../../memory/address.js'
+import type { GuestAddress } from '../../../../memory/address.js'
 import { type MemoryLayout, X86_LAYOUT } from '../../../memory/layout.js'
 
 export const E820_TYPE = { RAM: 1, RESERVED: 2, ACPI: 3, NVS: 4, UNUSABLE: 5 } as const

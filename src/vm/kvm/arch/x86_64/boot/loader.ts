@@ -4,8 +4,8 @@
  * GuestMemory, so it runs against an ArrayBuffer in tests.
  */
 import { KtstrError } from '../../../../../util/errors.js'
-import { alignDown, type GuestAddress } from '../../../memory/address.js'
-import type { GuestMemory } from '../../../memory/guest-memory.js'
+import { alignDown, type GuestAddress } from '../../../../memory/address.js'
+import type { GuestMemory } from '../../../../memory/guest-memory.js'
 import { type MemoryLayout, MiB, X86_LAYOUT } from '../../../memory/layout.js'
 import { type BzImage, parseBzImage } from './bzimage.js'
 import { type EntryState, entryState, IDENTITY_MAPPED, writeBootGdt, writeIdentityPageTables } from './cpu-state.js'

@@ -13,8 +13,8 @@
  * Another thread (a blk thread) sees the same RAM through `GuestMemory.from(memory.describe())`:
  * the description crosses threads by structured clone.
  */
-import { koffi } from '../../../../native-shims/koffi.js'
-import { view } from '../../../../native-shims/libc.js'
+import { koffi } from '../../../native-shims/koffi.js'
+import { view } from '../../../native-shims/libc.js'
 import { hex } from './address.js'
 
 export class GuestMemoryError extends RangeError {
@@ -62,8 +62,9 @@ interface Mapped {
 }
 
 export class GuestMemory {
-  private readonly maps: Mapped[]
+  private maps: Mapped[]
   private last: Mapped
+  private released = false
 
   constructor(regions: readonly GuestRegion[]) {
     if (regions.length === 0) throw new RangeError('guest memory needs at least one region')
@@ -106,6 +107,22 @@ export class GuestMemory {
     return this.maps.reduce((n, m) => n + m.bytes.length, 0)
   }
 
+  /**
+   * Forget the regions before their memory goes (munmap): every later access throws
+   * GuestMemoryError instead of touching unmapped memory, so a reader that outlives the VM (a
+   * monitor sampling the guest) gets an error, not a SIGSEGV.
+   */
+  release(): void {
+    this.released = true
+    this.maps = []
+    this.last = EMPTY
+  }
+
+  /** The regions are gone (release()): the VM has exited. */
+  get isReleased(): boolean {
+    return this.released
+  }
+
   /** The region holding all of [gpa, gpa+len), or undefined. */
   private find(gpa: number, len: number): Mapped | undefined {
     if (!(gpa >= 0 && len >= 0 && Number.isSafeInteger(gpa) && Number.isSafeInteger(len))) return undefined
@@ -117,7 +134,7 @@ export class GuestMemory {
 
   private at(gpa: number, len: number): Mapped {
     const m = this.find(gpa, len)
-    if (!m) throw new GuestMemoryError(gpa, len, this.isMapped(gpa, len) ? 'crosses a region boundary' : 'is outside guest RAM')
+    if (!m) throw new GuestMemoryError(gpa, len, this.whyNot(gpa, len))
     return m
   }
 
@@ -172,14 +189,14 @@ export class GuestMemory {
     const fast = this.find(gpa, len)
     if (fast) return [[fast, gpa - fast.base, len]]
     if (!(gpa >= 0 && len >= 0 && Number.isSafeInteger(gpa) && Number.isSafeInteger(len))) {
-      throw new GuestMemoryError(gpa, len)
+      throw new GuestMemoryError(gpa, len, this.outside())
     }
     const out: [Mapped, number, number][] = []
     let cur = gpa
     const end = gpa + len
     while (cur < end) {
       const m = this.maps.find((r) => cur >= r.base && cur < r.end)
-      if (!m) throw new GuestMemoryError(gpa, len)
+      if (!m) throw new GuestMemoryError(gpa, len, this.outside())
       const n = Math.min(end, m.end) - cur
       out.push([m, cur - m.base, n])
       cur += n
@@ -283,12 +300,20 @@ export class GuestMemory {
     this.write(gpa, b)
   }
 
+  private outside(): string {
+    return this.released ? 'is gone: the VM has exited and its RAM was unmapped' : 'is outside guest RAM'
+  }
+
+  private whyNot(gpa: number, len: number): string {
+    return !this.released && this.isMapped(gpa, len) ? 'crosses a region boundary' : this.outside()
+  }
+
   /** Host pointer of gpa; [gpa, gpa+len) must be contiguous in host memory (see contains). */
   hostAddress(gpa: number, len: number): bigint {
     const m = this.find(gpa, len)
     if (m) return hostOf(m) + BigInt(gpa - m.base)
     const addr = this.span(gpa, len)
-    if (addr === undefined) throw new GuestMemoryError(gpa, len, this.isMapped(gpa, len) ? 'is not contiguous in host memory' : 'is outside guest RAM')
+    if (addr === undefined) throw new GuestMemoryError(gpa, len, !this.released && this.isMapped(gpa, len) ? 'is not contiguous in host memory' : this.outside())
     return addr
   }
 
@@ -297,6 +322,7 @@ export class GuestMemory {
    * SharedArrayBuffer slice, or a native address. ArrayBuffer-backed memory cannot be shared.
    */
   describe(): SharedGuestRegion[] {
+    if (this.released) throw new GuestMemoryError(0, 0, this.outside())
     return this.maps.map((m) => {
       if (m.bytes.buffer instanceof SharedArrayBuffer) {
         return { base: m.base, sab: m.bytes.buffer, offset: m.bytes.byteOffset, len: m.bytes.byteLength }
@@ -306,6 +332,8 @@ export class GuestMemory {
     })
   }
 }
+
+const EMPTY: Mapped = { base: 0, end: -1, bytes: new Uint8Array(0), dv: new DataView(new ArrayBuffer(0)), u16: undefined, u32: undefined, host: undefined }
 
 /** A SharedArrayBuffer's memory never moves, so its address stays valid while it lives. */
 function hostOf(m: Mapped): bigint {
