@@ -29,12 +29,16 @@ export interface KtstrOptions {
   timeout?: number
   /** Host files or directories every guest gets at the same paths (payloads); executables bring their libraries. */
   include?: string[]
+  /** The host's stall watchdog: fail a file whose sched_ext task waits this many ms without running (default 2000), or `'off'`. */
+  stallMs?: number | 'off'
+  /** Samples per second of the host's monitor of each guest (default 10), or `'off'` (no monitor, no stall watchdog). */
+  monitorHz?: number | 'off'
 }
 
 /** Validate plugin options; a bad value throws a KtstrError naming the option. */
 export function specFromOptions(o: KtstrOptions): VmSpec {
   const { topology, memory, timeout, backend, scheduler, kernel, include } = o
-  return parseSpec({ topology, memory, timeout, backend, scheduler, kernel, include, 'sched-args': o.schedArgs }, 'option')
+  return parseSpec({ topology, memory, timeout, backend, scheduler, kernel, include, 'sched-args': o.schedArgs, 'stall-ms': o.stallMs, 'monitor-hz': o.monitorHz }, 'option')
 }
 
 /**
@@ -81,7 +85,7 @@ export function sameSpec(a: VmSpec, b: VmSpec): boolean {
   return specKey(a) === specKey(b)
 }
 
-const specKey = (s: VmSpec) => JSON.stringify([s.kernel, s.backend, s.topology, s.memoryMib, s.scheduler, s.schedArgs, s.timeoutS, s.include, s.disks])
+const specKey = (s: VmSpec) => JSON.stringify([s.kernel, s.backend, s.topology, s.memoryMib, s.scheduler, s.schedArgs, s.timeoutS, s.include, s.disks, s.stallMs, s.monitorHz])
 
 /** What one guest of this spec takes from the host (vCPUs and guest RAM). */
 export function guestSize(spec: VmSpec): { cpus: number; memoryMib: number } {

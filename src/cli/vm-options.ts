@@ -17,6 +17,8 @@ export const VM_OPTIONS = {
   env: { type: 'string', short: 'e', multiple: true },
   'nested-kvm': { type: 'boolean' },
   disk: { type: 'string', multiple: true },
+  'stall-ms': { type: 'string' },
+  'monitor-hz': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options']
 

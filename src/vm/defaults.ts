@@ -19,6 +19,13 @@ export const SCHEDULER_ATTACH_TIMEOUT_MS = 20_000
 /** How long a guest gets to power off after being asked to. */
 export const STOP_GRACE_MS = 10_000
 
+/** The host's monitor of a guest (src/monitor): samples per second, and the stall watchdog's threshold. */
+export const DEFAULT_MONITOR_HZ = 10
+export const MAX_MONITOR_HZ = 1000
+export const DEFAULT_STALL_MS = 2000
+/** Below a few samples' time a stall cannot be told from a busy moment. */
+export const MIN_STALL_MS = 100
+
 /** The most memory a guest may have: the host's physical memory. */
 export function maxMemoryMib(): number {
   return Math.floor(os.totalmem() / (1024 * 1024))

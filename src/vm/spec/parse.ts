@@ -10,26 +10,33 @@ import path from 'node:path'
 import { resolveTopology } from '../../../runtime/protocol/presets.js'
 import { isKtstrError, KtstrError } from '../../util/errors.js'
 import { shellWords } from '../../util/shell-words.js'
-import { MAX_TIMEOUT_S, MIN_MEMORY_MIB, maxMemoryMib } from '../defaults.js'
+import { MAX_MONITOR_HZ, MAX_TIMEOUT_S, MIN_MEMORY_MIB, MIN_STALL_MS, maxMemoryMib } from '../defaults.js'
 import { type DiskSpec, MAX_DISK_THROTTLE } from '../disk.js'
 import type { VmRequest, VmSpec } from './request.js'
 
 /** The spec's keys, spelled as in the docblock and the CLI flags. */
-export const SPEC_KEYS = ['topology', 'memory', 'scheduler', 'sched-args', 'backend', 'timeout', 'kernel', 'include', 'disk'] as const
+export const SPEC_KEYS = ['topology', 'memory', 'scheduler', 'sched-args', 'backend', 'timeout', 'kernel', 'include', 'disk', 'stall-ms', 'monitor-hz'] as const
 export type SpecKey = (typeof SPEC_KEYS)[number]
 type SpecSource = 'docblock' | 'option' | 'flag' | 'request'
 
 /** Scheduler names that mean "the kernel's default scheduler (EEVDF), no sched_ext". */
 const NO_SCHEDULER: readonly string[] = ['eevdf', 'none']
 
-const FIELDS: Partial<Record<SpecKey, keyof VmSpec>> = { memory: 'memoryMib', timeout: 'timeoutS', 'sched-args': 'schedArgs', disk: 'disks' }
+const FIELDS: Partial<Record<SpecKey, keyof VmSpec>> = {
+  memory: 'memoryMib',
+  timeout: 'timeoutS',
+  'sched-args': 'schedArgs',
+  disk: 'disks',
+  'stall-ms': 'stallMs',
+  'monitor-hz': 'monitorHz',
+}
 const fieldOf = (key: SpecKey): keyof VmSpec => FIELDS[key] ?? (key as keyof VmSpec)
 
 /** A key as each source spells it. */
 const NAME: Record<SpecSource, (key: SpecKey) => string> = {
   docblock: (key) => `@ktstr ${key}`,
   flag: (key) => `--${key}`,
-  option: (key) => `ktstr() option ${key === 'sched-args' ? 'schedArgs' : key}`,
+  option: (key) => `ktstr() option ${key.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())}`,
   request: fieldOf,
 }
 
@@ -55,6 +62,12 @@ const strings = (v: unknown, why: string): string[] => (Array.isArray(v) && v.ev
 const numberOf = (v: unknown, form: RegExp): number => (typeof v === 'number' ? v : typeof v === 'string' && form.test(v) ? Number(v) : NaN)
 const isRelativePath = (p: string) => p.startsWith('./') || p.startsWith('../') || p === '.' || p === '..'
 const DISK_FORM = 'expected FILE[,ro][,iops=N][,bps=N]'
+/** A whole number from `min` to `max`, or `off`. */
+const wholeOrOff = (v: unknown, min: number, max: number, unit: string): number | 'off' => {
+  if (v === 'off') return 'off'
+  const n = numberOf(v, /^\d+$/)
+  return Number.isInteger(n) && n >= min && n <= max ? n : refuse(`expected a whole number of ${unit} from ${min} to ${max}, or off`)
+}
 
 /** Each key's rule: the value (text or typed) → the VmSpec field's value; `dir` resolves relative paths. */
 const RULES: { [K in SpecKey]: (v: unknown, dir: string) => unknown } = {
@@ -101,6 +114,9 @@ const RULES: { [K in SpecKey]: (v: unknown, dir: string) => unknown } = {
     }
     return [disk]
   },
+  // The host's stall watchdog (src/monitor/stall.ts) and the monitor it runs on.
+  'stall-ms': (v) => wholeOrOff(v, MIN_STALL_MS, MAX_TIMEOUT_S * 1000, 'ms'),
+  'monitor-hz': (v) => wholeOrOff(v, 1, MAX_MONITOR_HZ, 'samples per second'),
 }
 
 /**

@@ -30,6 +30,10 @@ export interface VmSpec {
   include?: string[]
   /** virtio-blk disks, in order: /dev/vda, /dev/vdb, … */
   disks?: DiskSpec[]
+  /** The host's stall watchdog threshold in ms (default 2000), or off. */
+  stallMs?: number | 'off'
+  /** The host monitor's samples per second (default 10), or off (no monitor, no stall watchdog). */
+  monitorHz?: number | 'off'
 }
 
 export interface VmRequest extends VmSpec {

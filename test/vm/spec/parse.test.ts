@@ -23,6 +23,15 @@ describe('parseSpec', () => {
     expect(() => vmRequestFrom({ env: ['X'] }, exec)).toThrow('bad --env="X": expected NAME=VALUE')
   })
 
+  it('takes the monitor rate and the stall threshold as whole numbers or off, from every source', () => {
+    expect(parseSpec({ 'stall-ms': '2500', 'monitor-hz': 'off' }, 'docblock')).toEqual({ stallMs: 2500, monitorHz: 'off' })
+    expect(parseSpec({ 'stall-ms': 'off', 'monitor-hz': 20 }, 'option')).toEqual({ stallMs: 'off', monitorHz: 20 })
+    expect(() => parseSpec({ 'stall-ms': 'abc' }, 'docblock')).toThrow('bad @ktstr stall-ms="abc": expected a whole number of ms from 100 to 2147483000, or off')
+    expect(() => vmRequestFrom({ 'stall-ms': '50' }, exec)).toThrow('bad --stall-ms="50": expected a whole number of ms from 100 to')
+    expect(() => parseSpec({ 'monitor-hz': 0 }, 'option')).toThrow('bad ktstr() option monitorHz=0: expected a whole number of samples per second from 1 to 1000, or off')
+    expect(() => parseSpec({ 'monitor-hz': '10.5' }, 'flag')).toThrow('bad --monitor-hz="10.5"')
+  })
+
   it('takes each --include as one path (commas and all), resolved against the working folder', () => {
     expect(vmRequestFrom({ include: ['a,b', '/c'], scheduler: 'eevdf' }, exec)).toEqual({ mode: exec, include: [path.resolve('a,b'), '/c'] })
   })

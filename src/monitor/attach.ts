@@ -1,0 +1,69 @@
+/**
+ * Starting the monitor on a booted guest: the kernel's BTF and the monitor's field layout (once,
+ * while the guest boots), then a scan of guest RAM for the per-CPU areas once its init is up.
+ * Anything missing turns the monitor off with one line saying why; the run goes on without it.
+ */
+import type { KernelBtfSource } from '../kernel/btf-cache.js'
+import { log } from '../util/log.js'
+import type { GuestMemory } from '../vm/memory/guest-memory.js'
+import { type Btf, BtfError } from './btf/index.js'
+import { loadKernelBtf } from './btf/kernel.js'
+import { type Layout, resolveLayout } from './layout.js'
+import { Monitor, type MonitorOptions } from './monitor.js'
+import { GuestKernelView } from './open-view.js'
+import { type PercpuAreas, type PercpuOffsets, percpuScanOffsets, scanPercpuAreas } from './percpu-scan.js'
+
+export type MonitorStatus =
+  | { readonly on: true; readonly monitor: Monitor /** ms the per-CPU scan of guest RAM took. */; readonly scanMs: number }
+  | { readonly on: false /** One line: why there is no monitor. */; readonly reason: string }
+
+export type KernelModel = { ok: true; btf: Btf; layout: Layout; scan: PercpuOffsets } | { ok: false; reason: string }
+
+/** The kernel's BTF and what the monitor needs of it; `ok: false` with one line when it cannot. */
+export function kernelModel(kernel: KernelBtfSource): KernelModel {
+  const loaded = loadKernelBtf(kernel)
+  if (!loaded.ok) return loaded
+  const layout = resolveLayout(loaded.btf)
+  if (!layout.ok) return layout
+  try {
+    return { ok: true, btf: loaded.btf, layout: layout.layout, scan: percpuScanOffsets(loaded.btf) }
+  } catch (e) {
+    if (e instanceof BtfError) return { ok: false, reason: `the guest kernel's BTF does not fit the monitor: ${e.message}` }
+    throw e
+  }
+}
+
+export interface OpenOptions extends MonitorOptions {
+  /** CPUs the guest has (the scan stops once it found them all). */
+  cpus: number
+  /** How long to keep looking for the per-CPU areas (default 3000 ms). */
+  retryMs?: number
+}
+
+const RETRY_EVERY_MS = 200
+
+/** Find the per-CPU areas (retrying briefly while the kernel sets up) and start a Monitor. */
+export async function openMonitor(mem: GuestMemory | undefined, model: KernelModel, opts: OpenOptions): Promise<MonitorStatus> {
+  if (!mem) return { on: false, reason: 'this backend does not share guest RAM with the host' }
+  if (!model.ok) return { on: false, reason: model.reason }
+  const deadline = performance.now() + (opts.retryMs ?? 3000)
+  for (;;) {
+    if (mem.isReleased) return { on: false, reason: 'the guest exited before its per-CPU areas were found' }
+    const t0 = performance.now()
+    const areas = scanPercpuAreas(mem, model.scan, opts.cpus)
+    const scanMs = performance.now() - t0
+    log.debug(`monitor: per-CPU scan of ${(mem.size / 2 ** 20).toFixed(0)} MiB took ${scanMs.toFixed(1)} ms: ${areas ? `${areas.pas.length} CPUs` : 'none yet'}`)
+    if (areas && areas.pas.length >= opts.cpus) return { on: true, monitor: start(mem, model, areas, opts), scanMs }
+    if (performance.now() >= deadline) {
+      const got = areas ? `only ${areas.pas.length} of the guest's ${opts.cpus} CPUs` : `none of the guest's ${opts.cpus} CPUs`
+      return { on: false, reason: `the per-CPU areas of ${got} were found in guest RAM (is this an x86-64 kernel without KASLR?)` }
+    }
+    await new Promise((r) => setTimeout(r, RETRY_EVERY_MS))
+  }
+}
+
+function start(mem: GuestMemory, model: KernelModel & { ok: true }, areas: PercpuAreas, opts: OpenOptions): Monitor {
+  const { layout } = model
+  const view = new GuestKernelView(mem, model.btf, areas, { currentTask: layout.currentTask, activeMm: layout.task.activeMm, mmPgd: layout.mmPgd })
+  return new Monitor(view, layout, opts).start()
+}

@@ -1,0 +1,74 @@
+/**
+ * Finding each CPU's per-CPU area in guest RAM without symbols. The kernel has no
+ * `__per_cpu_offset` address for us, but its BTF gives per-CPU variable offsets, and x86-64's
+ * `this_cpu_off` holds, on each CPU, that CPU's `__per_cpu_offset`: the direct-map address of its
+ * area (the first chunk is embedded in the direct map, units page-aligned). So a page at physical
+ * `pa` is CPU n's area when the u64 at `pa + off(this_cpu_off)` is `PAGE_OFFSET + pa` and
+ * `pcpu_hot.cpu_number` there is n. Both PAGE_OFFSETs are tried: the one that matches is the
+ * paging mode (4- or 5-level).
+ */
+import type { GuestMemory } from '../vm/memory/guest-memory.js'
+import type { Btf } from './btf/index.js'
+import { PAGE_OFFSET_4LEVEL, PAGE_OFFSET_5LEVEL, PAGE_SIZE } from './paging.js'
+
+export interface PercpuAreas {
+  /** Physical address of each CPU's area, by cpu id. */
+  readonly pas: readonly number[]
+  /** The direct map's base this kernel uses (it says the paging mode). */
+  readonly pageOffset: bigint
+  readonly la57: boolean
+}
+
+export interface PercpuOffsets {
+  /** Offset of `this_cpu_off` in `.data..percpu`. */
+  readonly thisCpuOff: number
+  /** Offset of `pcpu_hot.cpu_number` in `.data..percpu`. */
+  readonly cpuNumber: number
+}
+
+/** The BTF offsets the scan needs; a BtfError when the kernel lacks them. */
+export function percpuScanOffsets(btf: Btf): PercpuOffsets {
+  const hot = btf.percpuVar('pcpu_hot')
+  return { thisCpuOff: btf.percpuVar('this_cpu_off').offset, cpuNumber: hot.offset + btf.member(hot.type, 'cpu_number').offset }
+}
+
+const TWO32 = 2 ** 32
+const HI_4LEVEL = Number(PAGE_OFFSET_4LEVEL >> 32n)
+const HI_5LEVEL = Number(PAGE_OFFSET_5LEVEL >> 32n)
+
+/**
+ * Scan every page of guest RAM once. Areas with cpu ids 0 … n-1 all found give n CPUs; a gap (a
+ * CPU not found) ends the list there. Stops early once `expectCpus` are found. Undefined when no
+ * CPU 0 is found (the kernel is not up yet, or this is not an x86-64 Linux).
+ */
+export function scanPercpuAreas(mem: GuestMemory, offs: PercpuOffsets, expectCpus = Number.POSITIVE_INFINITY): PercpuAreas | undefined {
+  const found: number[] = []
+  let hiBase = 0
+  let count = 0
+  const reach = Math.max(offs.thisCpuOff + 8, offs.cpuNumber + 4)
+  for (const r of mem.regions) {
+    const b = r.bytes
+    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength)
+    // Regions start page-aligned in guest-physical space (RAM below/above the PCI hole).
+    const first = (PAGE_SIZE - (r.base % PAGE_SIZE)) % PAGE_SIZE
+    for (let off = first; off + reach <= b.byteLength; off += PAGE_SIZE) {
+      const pa = r.base + off
+      const lo = pa % TWO32
+      if (dv.getUint32(off + offs.thisCpuOff, true) !== lo) continue
+      const hi = dv.getUint32(off + offs.thisCpuOff + 4, true) - Math.floor(pa / TWO32)
+      if (hi !== HI_4LEVEL && hi !== HI_5LEVEL) continue
+      if (hiBase !== 0 && hi !== hiBase) continue
+      const cpu = dv.getInt32(off + offs.cpuNumber, true)
+      if (cpu < 0 || cpu > 8191 || found[cpu] !== undefined) continue
+      hiBase = hi
+      found[cpu] = pa
+      if (++count >= expectCpus) break
+    }
+    if (count >= expectCpus) break
+  }
+  if (found[0] === undefined) return undefined
+  let n = 0
+  while (found[n] !== undefined) n++
+  const la57 = hiBase === HI_5LEVEL
+  return { pas: found.slice(0, n), pageOffset: la57 ? PAGE_OFFSET_5LEVEL : PAGE_OFFSET_4LEVEL, la57 }
+}

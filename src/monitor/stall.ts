@@ -1,0 +1,84 @@
+/**
+ * The host's stall watchdog, fed the monitor's samples. Time is the host's (the guest's jiffies
+ * has no address we know). A stall is either
+ *  - a sched_ext task on a CPU's runnable list whose (task, runnable_at) has not changed for longer
+ *    than the threshold: it has not run since it became runnable (sched_ext resets runnable_at
+ *    only when the task ran), or
+ *  - a CPU with runnable tasks whose rq clock has not advanced for longer than the threshold.
+ */
+import type { CpuSample, TaskRef } from './sample.js'
+
+export interface Stall {
+  /** The one line the run fails with. */
+  readonly message: string
+  readonly cpu: number
+  /** The stalled task, for a runnable-list stall. */
+  readonly pid?: number
+  /** How long it was seen stalled, ms of host time. */
+  readonly ms: number
+}
+
+interface Seen {
+  runnableAt: number
+  since: number
+  cpu: number
+  round: number
+}
+
+export class StallWatch {
+  private readonly tasks = new Map<number, Seen>()
+  private clocks: { clockNs: number; since: number }[] = []
+  private round = 0
+
+  constructor(readonly thresholdMs: number) {}
+
+  /** Feed the samples of every CPU taken at host time `t` (ms); the first stall past the threshold, if any. */
+  check(t: number, cpus: readonly CpuSample[]): Stall | undefined {
+    const round = ++this.round
+    let worst: { seen: Seen; sample: CpuSample; task: TaskRef } | undefined
+    for (const s of cpus) {
+      for (const r of s.runnable) {
+        let seen = this.tasks.get(r.addr)
+        if (!seen || seen.runnableAt !== r.runnableAt) {
+          seen = { runnableAt: r.runnableAt, since: t, cpu: s.cpu, round }
+          this.tasks.set(r.addr, seen)
+        }
+        seen.round = round
+        seen.cpu = s.cpu
+        if (t - seen.since > this.thresholdMs && (!worst || seen.since < worst.seen.since)) worst = { seen, sample: s, task: r }
+      }
+    }
+    for (const [addr, seen] of this.tasks) {
+      // A CPU whose sample is partial may not have listed its tasks: keep them until it reads whole.
+      if (seen.round !== round && !cpus[seen.cpu]?.partial) this.tasks.delete(addr)
+    }
+    if (worst) {
+      const ms = t - worst.seen.since
+      const { pid, comm } = worst.task
+      return { message: `stall: pid ${pid} (${comm}) runnable ${secs(ms)} on CPU ${worst.sample.cpu} without running; ${current(worst.sample)}`, cpu: worst.sample.cpu, pid, ms }
+    }
+    return this.clockStall(t, cpus)
+  }
+
+  private clockStall(t: number, cpus: readonly CpuSample[]): Stall | undefined {
+    for (const s of cpus) {
+      const c = this.clocks[s.cpu]
+      if (!c || s.nrRunning === 0 || s.partial || c.clockNs !== s.clockNs) {
+        this.clocks[s.cpu] = { clockNs: s.clockNs, since: t }
+        continue
+      }
+      const ms = t - c.since
+      if (ms > this.thresholdMs) {
+        const what = s.nrRunning === 1 ? '1 runnable task' : `${s.nrRunning} runnable tasks`
+        return { message: `stall: CPU ${s.cpu}'s rq clock stood still ${secs(ms)} with ${what}; ${current(s)}`, cpu: s.cpu, ms }
+      }
+    }
+    return undefined
+  }
+}
+
+const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`
+
+function current(s: CpuSample): string {
+  return s.curr ? `CPU ${s.cpu} current: pid ${s.curr.pid} ${s.curr.comm}` : `CPU ${s.cpu} current: unknown`
+}
