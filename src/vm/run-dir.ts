@@ -28,8 +28,11 @@ export function processStartTime(pid: number | 'self'): string | undefined {
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
 }
 
-export function createRunDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${PREFIX}${process.pid}-${processStartTime('self') ?? 0}-`))
+/** tmpfs for files the guest writes at memory speed (QEMU's guest RAM backing, qemu/ram-backing.ts); swept too. */
+export const SHM_DIR = '/dev/shm'
+
+export function createRunDir(parent = os.tmpdir()): string {
+  const dir = fs.mkdtempSync(path.join(parent, `${PREFIX}${process.pid}-${processStartTime('self') ?? 0}-`))
   live.add(dir)
   if (!exitHookInstalled) {
     exitHookInstalled = true
@@ -87,4 +90,5 @@ export function sweepRunDirsOnce(): void {
   if (swept) return
   swept = true
   sweepRunDirs()
+  sweepRunDirs(SHM_DIR)
 }

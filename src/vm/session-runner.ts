@@ -159,6 +159,7 @@ export async function startSession(vm: VmProcess, opts: { t0: number; imageMs: n
     channel,
     done,
     timing,
+    ...(vm.memory && { memory: vm.memory }),
     consoleTail: (n) => vm.console.tail(n),
     stop,
     kill: () => vm.kill(),

@@ -3,6 +3,7 @@
  * is a VmRequest (spec/request.ts).
  */
 import type { HostEndpoint, SchedulerExit } from '../../runtime/protocol/index.js'
+import type { GuestMemory } from './memory/guest-memory.js'
 
 /** Host-side wall-clock milestones in ms since the boot request. */
 export interface BootTiming {
@@ -43,6 +44,8 @@ export interface GuestSession {
   /** Settles once the VM is gone and everything is cleaned up; never rejects. */
   readonly done: Promise<GuestOutcome>
   readonly timing: BootTiming
+  /** Guest RAM as the host reads it without the guest's help (VmProcess.memory). */
+  readonly memory?: GuestMemory
   /** The last `n` lines of the kernel console (ttyS0). */
   consoleTail(n?: number): string[]
   /** Ask the guest to power off; kill the VM if it has not within a grace period. */

@@ -32,20 +32,28 @@ describe('NnNlNcNt topology', () => {
 })
 
 describe('QEMU topology arguments', () => {
-  it('models each LLC as a socket, single node without -numa', () => {
-    expect(topologyArgs(parseTopology('1n2l2c1t'), 1024)).toEqual(['-smp', 'cpus=4,sockets=2,dies=1,cores=2,threads=1', '-m', '1024M'])
+  it('models each LLC as a socket, single node without -numa (its RAM file is the machine memory-backend)', () => {
+    expect(topologyArgs(parseTopology('1n2l2c1t'), 1024, ['/shm/r,0'])).toEqual([
+      '-smp',
+      'cpus=4,sockets=2,dies=1,cores=2,threads=1',
+      '-m',
+      '1024M',
+      '-object',
+      'memory-backend-file,id=ram-node0,size=1024M,mem-path=/shm/r,,0,share=on',
+    ])
+    expect(() => topologyArgs(parseTopology('2n2l2c1t'), 1024, ['/a'])).toThrow('2 NUMA nodes need 2 RAM files, got 1')
   })
 
-  it('adds one memory backend and -numa node per node with its CPUs', () => {
-    const args = topologyArgs(parseTopology('2n2l2c2t'), 1025)
+  it('adds one shared memory-backend-file and -numa node per node with its CPUs', () => {
+    const args = topologyArgs(parseTopology('2n2l2c2t'), 1025, ['/shm/r0', '/shm/r1'])
     expect(args.slice(0, 2)).toEqual(['-smp', 'cpus=8,sockets=2,dies=1,cores=2,threads=2'])
     expect(args.slice(4)).toEqual([
       '-object',
-      'memory-backend-ram,id=ram-node0,size=513M',
+      'memory-backend-file,id=ram-node0,size=513M,mem-path=/shm/r0,share=on',
       '-numa',
       'node,nodeid=0,cpus=0-3,memdev=ram-node0',
       '-object',
-      'memory-backend-ram,id=ram-node1,size=512M',
+      'memory-backend-file,id=ram-node1,size=512M,mem-path=/shm/r1,share=on',
       '-numa',
       'node,nodeid=1,cpus=4-7,memdev=ram-node1',
     ])

@@ -17,7 +17,7 @@ const plan = {
   channelSocket: '/t/channel.sock',
   nestedKvm: false,
 }
-const argsOf = (accel: Accel, p = plan) => qemuArgs(p, accel)
+const argsOf = (accel: Accel, p = plan) => qemuArgs(p, accel, p.topology.numaNodes === 1 ? ['/shm/ram-node0'] : ['/shm/ram-node0', '/shm/ram-node1'])
 
 const after = (args: string[], flag: string) => args.filter((_, i) => args[i - 1] === flag)
 
@@ -27,6 +27,20 @@ describe('qemu command line', () => {
     expect(after(args, '-accel')).toEqual(['tcg,thread=single'])
     expect(after(args, '-cpu')).toEqual(['max'])
     expect(args).toContain('-no-reboot')
+  })
+
+  it('backs guest RAM with a shared file: the machine memory-backend with one node, a memdev per node with two', () => {
+    const one = argsOf('tcg')
+    expect(after(one, '-machine')).toEqual(['pc,memory-backend=ram-node0'])
+    expect(after(one, '-object')).toEqual(['memory-backend-file,id=ram-node0,size=512M,mem-path=/shm/ram-node0,share=on'])
+    expect(after(one, '-numa')).toEqual([])
+    const two = argsOf('tcg', { ...plan, topology: parseTopology('2n2l1c1t') })
+    expect(after(two, '-machine')).toEqual(['pc'])
+    expect(after(two, '-object')).toEqual([
+      'memory-backend-file,id=ram-node0,size=256M,mem-path=/shm/ram-node0,share=on',
+      'memory-backend-file,id=ram-node1,size=256M,mem-path=/shm/ram-node1,share=on',
+    ])
+    expect(after(two, '-numa')).toEqual(['node,nodeid=0,cpus=0,memdev=ram-node0', 'node,nodeid=1,cpus=1,memdev=ram-node1'])
   })
 
   it('uses the host CPU under KVM', () => {

@@ -5,11 +5,13 @@
 import { CHANNEL_PORT_NAME } from '../../../runtime/protocol/index.js'
 import { kernelCmdline, type LaunchPlan } from '../backend.js'
 import type { DiskSpec } from '../disk.js'
-import { topologyArgs } from './topology-args.js'
+import { qemuOptionValue } from './option-value.js'
+import { ramBackendId, topologyArgs } from './topology-args.js'
 
 export type Accel = 'kvm' | 'tcg'
 
-export function qemuArgs(p: LaunchPlan, accel: Accel): string[] {
+/** `ramFiles`: the guest RAM's backing file per NUMA node (ram-backing.ts). */
+export function qemuArgs(p: LaunchPlan, accel: Accel, ramFiles: readonly string[]): string[] {
   // Under QEMU's TCG (7.2) emulation of SVM nested paging, guests of the inner KVM hang at random
   // points (a vCPU whose LAPIC timer never fires, a spinlock whose release is never seen); with
   // shadow paging (npt=0) they boot, so the guest's KVM gets that.
@@ -21,11 +23,12 @@ export function qemuArgs(p: LaunchPlan, accel: Accel): string[] {
     'none',
     '-no-reboot',
     '-machine',
-    'pc',
+    // One node: the machine's RAM is the one backend; more: each -numa node brings its memdev.
+    p.topology.numaNodes === 1 ? `pc,memory-backend=${ramBackendId(0)}` : 'pc',
     // Multi-threaded TCG corrupts the kernel's text patching when sched_ext flips static keys
     // (docs/tcg.md), so TCG runs single-threaded.
     ...(accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=single', '-cpu', p.nestedKvm ? 'max,+svm' : 'max']),
-    ...topologyArgs(p.topology, p.memoryMib),
+    ...topologyArgs(p.topology, p.memoryMib, ramFiles),
     '-kernel',
     p.kernel,
     '-initrd',
@@ -48,10 +51,7 @@ export function qemuArgs(p: LaunchPlan, accel: Accel): string[] {
   ]
 }
 
-/** A value inside a QEMU option string (`-chardev socket,path=…`): a comma is written as two. */
-export function qemuOptionValue(value: string): string {
-  return value.replace(/,/g, ',,')
-}
+export { qemuOptionValue }
 
 /** QEMU's virtio-blk for a disk, with QEMU's own throttling (block/throttle-groups). */
 export function diskArgs(d: DiskSpec, index: number): string[] {

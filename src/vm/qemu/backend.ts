@@ -1,7 +1,8 @@
 /**
  * The qemu backend: QEMU for one guest (with KVM acceleration, or TCG). The host listens on a unix
  * socket that QEMU's channel chardev connects to at start-up, so the channel is connected before
- * the guest can write to it.
+ * the guest can write to it. Guest RAM is in files this process maps too (ram-backing.ts): the
+ * VmProcess's `memory`.
  */
 import { spawn } from 'node:child_process'
 import net from 'node:net'
@@ -13,6 +14,7 @@ import type { Backend, LaunchPlan } from '../backend.js'
 import type { ConsoleLog } from '../console.js'
 import type { VmExit, VmProcess } from '../vm-process.js'
 import { type Accel, qemuArgs } from './args.js'
+import { createQemuRam } from './ram-backing.js'
 
 export const QEMU_BINARY = 'qemu-system-x86_64'
 
@@ -37,12 +39,18 @@ export const qemuBackend = (accel: Accel): Backend => ({ launch: (plan, console)
 
 async function launchQemu(plan: LaunchPlan, accel: Accel, console: ConsoleLog): Promise<VmProcess> {
   const bin = findQemu()
+  const ram = createQemuRam(plan.topology, plan.memoryMib)
   const server = net.createServer()
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(plan.channelSocket, () => resolve())
-  })
-  const args = qemuArgs(plan, accel)
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(plan.channelSocket, () => resolve())
+    })
+  } catch (e) {
+    ram.release()
+    throw e
+  }
+  const args = qemuArgs(plan, accel, ram.files)
   log.debug('qemu', bin, args.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' '))
   const startedAt = performance.now()
   // detached: QEMU gets its own process group, so a terminal's Ctrl-C reaches ktstr (which
@@ -64,6 +72,7 @@ async function launchQemu(plan: LaunchPlan, accel: Accel, console: ConsoleLog): 
       done = true
       server.close()
       console.close()
+      ram.release()
       resolve({ code, signal, stderr: stderr.trim() })
     }
     child.on('error', (err) => {
@@ -81,10 +90,12 @@ async function launchQemu(plan: LaunchPlan, accel: Accel, console: ConsoleLog): 
     void exited.then((e) => reject(new Error(`QEMU exited before connecting the channel: ${e.stderr || `code ${e.code}`}`)))
   })
   channel.catch(() => {})
-  // QEMU reads the initrd while it builds the machine, before a guest CPU runs: the guest's first
-  // console byte comes after it (and after the channel's chardev connected).
+  // QEMU reads the initrd and opens the RAM files while it builds the machine, before a guest CPU
+  // runs: the guest's first console byte comes after both (and after the channel's chardev
+  // connected). Then the RAM files can go: QEMU and this process keep their mappings.
   const inputsLoaded = Promise.race([Promise.all([channel, firstConsoleByte]).then(() => {}), exited.then(() => {})])
   inputsLoaded.catch(() => {})
+  void firstConsoleByte.then(() => ram.unlink())
 
   return {
     console,
@@ -92,6 +103,7 @@ async function launchQemu(plan: LaunchPlan, accel: Accel, console: ConsoleLog): 
     exited,
     inputsLoaded,
     startedAt,
+    memory: ram.memory,
     kill: () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
     },

@@ -5,16 +5,25 @@
  * SVM case, which needs an AMD vendor) share L3 per socket and cannot split a socket by dies,
  * and Intel-flavoured ones share L3 per die (= per socket with dies=1). So sockets = LLCs gives
  * the right `cache/index3/shared_cpu_list` on both (docs/guest-facts.md).
+ *
+ * Guest RAM is one `memory-backend-file` per NUMA node, shared with the host (ram-backing.ts): the
+ * machine's memory-backend with one node, each node's memdev with more.
  */
 import { formatCpuList } from '../../../runtime/protocol/cpulist.js'
 import { cpuCount, nodeCpus, type TopologySpec as Topology } from '../../../runtime/protocol/topology.js'
+import { qemuOptionValue } from './option-value.js'
 
-export function topologyArgs(t: Topology, memoryMib: number): string[] {
+/** The id of node `n`'s memory backend; with one node, the value of `-machine memory-backend=`. */
+export const ramBackendId = (node: number): string => `ram-node${node}`
+
+/** `ramFiles`: each node's backing file, in node order. */
+export function topologyArgs(t: Topology, memoryMib: number, ramFiles: readonly string[]): string[] {
+  if (ramFiles.length !== t.numaNodes) throw new RangeError(`${t.numaNodes} NUMA nodes need ${t.numaNodes} RAM files, got ${ramFiles.length}`)
   const args = ['-smp', `cpus=${cpuCount(t)},sockets=${t.llcs},dies=1,cores=${t.coresPerLlc},threads=${t.threadsPerCore}`, '-m', `${memoryMib}M`]
-  if (t.numaNodes === 1) return args
   for (let node = 0; node < t.numaNodes; node++) {
-    args.push('-object', `memory-backend-ram,id=ram-node${node},size=${nodeMemoryMib(memoryMib, t.numaNodes, node)}M`)
-    args.push('-numa', `node,nodeid=${node},cpus=${formatCpuList(nodeCpus(t, node))},memdev=ram-node${node}`)
+    const size = nodeMemoryMib(memoryMib, t.numaNodes, node)
+    args.push('-object', `memory-backend-file,id=${ramBackendId(node)},size=${size}M,mem-path=${qemuOptionValue(ramFiles[node]!)},share=on`)
+    if (t.numaNodes > 1) args.push('-numa', `node,nodeid=${node},cpus=${formatCpuList(nodeCpus(t, node))},memdev=${ramBackendId(node)}`)
   }
   return args
 }
