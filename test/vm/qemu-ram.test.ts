@@ -2,6 +2,7 @@
 // expectations are what real guests showed: e820 of a 3584 MiB guest is 0-3 GiB and 4-4.5 GiB, of a
 // 3583 MiB one all below 4 GiB), the shared backing files (real files, real mmap), and one
 // GuestMemory type for both backends.
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -12,6 +13,8 @@ import { x86MemoryLayout } from '../../src/vm/kvm/memory/layout.js'
 import { GuestMemory, GuestMemoryError } from '../../src/vm/memory/guest-memory.js'
 import { createQemuRam, ramFolderParent } from '../../src/vm/qemu/ram-backing.js'
 import { pcBelow4g, pcRamPieces } from '../../src/vm/qemu/ram-layout.js'
+import { sweepRunDirs } from '../../src/vm/run-dir.js'
+import { repoRoot } from '../helpers/repo.js'
 
 const MiB = 2 ** 20
 const GiB = 2 ** 30
@@ -103,6 +106,22 @@ describe('guest RAM files shared with QEMU', () => {
     expect(ramFolderParent(2 ** 60, tmp)).toBe(os.tmpdir())
     expect(ramFolderParent(MiB, tmp)).toBe(tmp)
     expect(() => createQemuRam(parseTopology('1n1l1c1t'), 512, path.join(tmp, 'missing'))).toThrow(/^cannot create the guest's RAM files in .*missing: ENOENT/)
+  })
+
+  it("a host killed (SIGKILL) while it holds RAM files leaves a folder the next start's sweep removes", () => {
+    const shm = fs.mkdtempSync(path.join(tmp, 'shm-'))
+    const script = `
+      import { parseTopology } from ${JSON.stringify(path.join(repoRoot, 'dist', 'runtime', 'protocol', 'topology.js'))}
+      import { createQemuRam } from ${JSON.stringify(path.join(repoRoot, 'dist', 'src', 'vm', 'qemu', 'ram-backing.js'))}
+      const ram = createQemuRam(parseTopology('2n2l1c1t'), 1024, ${JSON.stringify(shm)})
+      process.stdout.write(ram.files.join('\\n'))
+      process.kill(process.pid, 'SIGKILL')`
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })
+    expect(r.signal).toBe('SIGKILL')
+    const files = r.stdout.split('\n')
+    expect(files.map((f) => fs.statSync(f).size)).toEqual([512 * MiB, 512 * MiB])
+    sweepRunDirs(shm)
+    expect(fs.readdirSync(shm)).toEqual([])
   })
 
   it("the kvm VMM's RAM is the same GuestMemory type, released when it is unmapped", () => {
