@@ -5,6 +5,7 @@
  *   test: { projects: [{ extends: true, test: { name: 'sched', include: ['**\/*.sched.test.ts'], pool: 'ktstr' } }] }
  */
 import type { Plugin } from 'vitest/config'
+import { routeSchedBenches } from './bench.js'
 import { applyDefaultParallelism, type KtstrPoolOptions, ktstrPool, POOL_NAME, snapshotEnvironmentPath } from './pool.js'
 import { specFromOptions } from './spec.js'
 
@@ -21,6 +22,7 @@ export function ktstr(options: KtstrPoolOptions = {}): Plugin {
   return {
     name: 'vitest:ktstr',
     configureVitest({ project }) {
+      routeSchedBenches(project, project.config.pool === POOL_NAME)
       if (project.config.pool !== POOL_NAME) return
       project.config.poolRunner ??= pool
       project.config.snapshotEnvironment ??= snapshotEnvironmentPath()

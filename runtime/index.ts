@@ -6,6 +6,7 @@
  */
 
 export { type AbOptions, type AbResult, ab, ratioOf } from './api/ab.js'
+export { type SchedBenchMetric, type SchedBenchOptions, type SchedBenchResult, type SchedBenchRun, schedBench } from './api/bench.js'
 export { type AffinityInput, CgroupDef, type CpusetInput, cgroup, type WorkerGroup } from './api/cgroup.js'
 export {
   type CheckResult,

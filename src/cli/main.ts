@@ -4,6 +4,7 @@ import pc from 'picocolors'
 import { describeError, isKtstrError } from '../util/errors.js'
 import { log } from '../util/log.js'
 import { BootFailure } from '../vm/boot-failure.js'
+import { benchGateCommand } from './bench-gate-command.js'
 import { doctorCommand } from './doctor-command.js'
 import { EXEC_USAGE, execCommand } from './exec-command.js'
 import { EXIT_KTSTR_FAILED, EXIT_USAGE } from './exit-codes.js'
@@ -17,6 +18,8 @@ commands:
   shell    boot a guest with an interactive busybox shell (ktstr shell --help)
   kernel   build, list or locate guest kernels            (ktstr kernel build|list|path)
   doctor   check this machine and say what to install
+  bench-gate BASE.json NEW.json [--max-drop PCT]
+           exit 1 when a vitest bench --outputJson benchmark fell PCT % (10) below the baseline
 
 Set KTSTR_LOG=debug for details, KTSTR_KERNEL to pick a kernel.
 
@@ -35,6 +38,8 @@ async function main(argv: string[]): Promise<number> {
       return kernelCommand(rest)
     case 'doctor':
       return doctorCommand()
+    case 'bench-gate':
+      return benchGateCommand(rest)
     case undefined:
     case 'help':
     case '--help':
