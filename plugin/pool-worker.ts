@@ -19,6 +19,7 @@ import type { TestError } from 'vitest'
 import type { PoolOptions, PoolTask, PoolWorker, WorkerRequest } from 'vitest/node'
 import type { HostFsRequest } from '../runtime/protocol/guest-schema.js'
 import { ENV_EXEC_ARGV, ENV_VITEST_DIST } from '../runtime/protocol/vitest-envelope.js'
+import { defaultDumpDir } from '../src/monitor/dump-file.js'
 import { log } from '../src/util/log.js'
 import { describeOutcome } from '../src/vm/outcome.js'
 import type { GuestOutcome, GuestSession } from '../src/vm/session.js'
@@ -27,6 +28,7 @@ import type { ResourceGate } from './capacity.js'
 import { failureFrom, ktstrError, outcomeFailure } from './failure.js'
 import { guestEnv } from './guest-env.js'
 import { type SnapshotScope, serveHostFs } from './host-fs.js'
+import { MonitorHost } from './monitor-host.js'
 import { type HostCall, RunTracker } from './run-tracker.js'
 import { watchSchedulerOf } from './scheduler-watch.js'
 import { fileSpec, guestSize, sameSpec } from './spec.js'
@@ -82,6 +84,8 @@ interface Guest {
   spec: VmSpec
   release: () => void
   outcome?: GuestOutcome
+  /** Serves the file's monitor/bpf API; writes failure dumps. */
+  monitor: MonitorHost
 }
 interface ActiveRun {
   files: string[]
@@ -272,7 +276,7 @@ export class KtstrPoolWorker implements PoolWorker {
       release()
       throw e
     }
-    const guest: Guest = { session, spec, release }
+    const guest: Guest = { session, spec, release, monitor: new MonitorHost(session, defaultDumpDir(this.options.project.config.root), spec.backend ?? 'auto') }
     this.guest = guest
     this.attach(guest)
     if (signal.aborted) throw new Interrupted()
@@ -326,6 +330,7 @@ export class KtstrPoolWorker implements PoolWorker {
       const frame = decodeGuestFrame(payload)
       if ('refused' in frame) this.failFromGuest(frame.refused)
       else if ('hostFs' in frame) this.onHostFs(frame.hostFs)
+      else if ('monitor' in frame) void guest.monitor.serve(frame.monitor).then((reply) => this.toGuest(reply))
       else this.onGuestFrame(frame.vitest)
     })
     void guest.session.done.then((outcome) => this.onGuestGone(guest, outcome))
@@ -345,6 +350,7 @@ export class KtstrPoolWorker implements PoolWorker {
       if (msg.type === 'stopped') return this.replyStopped(msg)
     } else if (msg.t === 'q') {
       this.run?.tracker.observe(msg.m, msg.a)
+      if (msg.m === 'onTaskUpdate') this.guest?.monitor.annotateFailures(msg.a, this.run?.files[0])
       // The guest's runner subscribes to onCancel only after loading its setup; one sent while it
       // was still importing went nowhere. By onQueued it listens, so say it again.
       if (msg.m === 'onQueued' && this.cancel?.event) {
@@ -441,6 +447,7 @@ export class KtstrPoolWorker implements PoolWorker {
   }
 
   private outcomeError(outcome: GuestOutcome): TestError {
-    return outcomeFailure(outcome, this.guest!.session.consoleTail(CONSOLE_LINES))
+    const error = outcomeFailure(outcome, this.guest!.session.consoleTail(CONSOLE_LINES))
+    return this.guest!.monitor.annotateFile(error, this.run?.files[0])
   }
 }

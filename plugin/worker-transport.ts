@@ -6,9 +6,10 @@
 import { on } from 'node:events'
 import v8 from 'node:v8'
 import type { Vitest, WorkerRequest, WorkerResponse } from 'vitest/node'
-import { type HostFsRequest, parseHostFsRequest, parseVitestFrame } from '../runtime/protocol/guest-schema.js'
+import { type HostFsRequest, parseHostFsRequest, parseMonitorRequest, parseVitestFrame } from '../runtime/protocol/guest-schema.js'
 import { type GuestMessage, MalformedMessage, StreamId } from '../runtime/protocol/index.js'
-import { isEnvelope } from '../runtime/protocol/vitest-envelope.js'
+import type { MonitorRequest } from '../runtime/protocol/monitor.js'
+import { ENVELOPE_MARK, isEnvelope } from '../runtime/protocol/vitest-envelope.js'
 import type { GuestSession } from '../src/vm/session.js'
 
 /** birpc's messages between PoolRunner and the guest's test runner: a call ('q') or its answer ('s'). */
@@ -16,8 +17,8 @@ export type RpcMessage = { t: 'q'; i?: string; m: string; a: unknown[] } | { t: 
 export type FromVitest = WorkerRequest | RpcMessage
 export type FromGuest = WorkerResponse | RpcMessage
 
-/** A frame from the guest: a checked Vitest message, a snapshot bridge request, or why it was refused. */
-export function decodeGuestFrame(payload: Buffer): { vitest: FromGuest } | { hostFs: HostFsRequest } | { refused: string } {
+/** A frame from the guest: a checked Vitest message, a snapshot bridge or monitor API request, or why it was refused. */
+export function decodeGuestFrame(payload: Buffer): { vitest: FromGuest } | { hostFs: HostFsRequest } | { monitor: MonitorRequest } | { refused: string } {
   let value: unknown
   try {
     value = v8.deserialize(payload)
@@ -25,7 +26,8 @@ export function decodeGuestFrame(payload: Buffer): { vitest: FromGuest } | { hos
     return { refused: `cannot decode a message from the guest (${(e as Error).message}); are host and guest node versions the same?` }
   }
   try {
-    return isEnvelope(value) ? { hostFs: parseHostFsRequest(value) } : { vitest: parseVitestFrame(value) as FromGuest }
+    if (!isEnvelope(value)) return { vitest: parseVitestFrame(value) as FromGuest }
+    return value[ENVELOPE_MARK] === 'monitor' ? { monitor: parseMonitorRequest(value) } : { hostFs: parseHostFsRequest(value) }
   } catch (e) {
     if (e instanceof MalformedMessage) return { refused: e.message }
     throw e

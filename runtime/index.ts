@@ -7,6 +7,7 @@
 
 export { type AbOptions, type AbResult, ab, ratioOf } from './api/ab.js'
 export { type SchedBenchMetric, type SchedBenchOptions, type SchedBenchResult, type SchedBenchRun, schedBench } from './api/bench.js'
+export { type BpfGlobals, type BpfMapHandle, bpf } from './api/bpf.js'
 export { type AffinityInput, CgroupDef, type CpusetInput, cgroup, type WorkerGroup } from './api/cgroup.js'
 export {
   type CheckResult,
@@ -20,6 +21,8 @@ export {
 } from './api/checks.js'
 export { type Duration, parseDuration } from './api/duration.js'
 export { type KtstrMatchers, matchers, registerMatchers } from './api/matchers.js'
+export { type CounterSeries, type CounterTrack, type MonitorMark, monitor } from './api/monitor.js'
+export { type KtstrMonitorMatchers, monitorMatchers } from './api/monitor-matchers.js'
 export {
   type CgroupReport,
   percentile,
@@ -40,5 +43,6 @@ export { describeWork, type Policy, type SchedOptions, WORK_TYPES, type WorkSpec
 export { numericLeaves, type PayloadOptions, type PayloadResult, parseTap, payload, type TapCase, tapTests } from './payload/index.js'
 export { formatCpuList, parseCpuList } from './protocol/cpulist.js'
 export { KtstrError } from './protocol/errors.js'
+export type { BpfMapContents, BpfMapInfo, BpfValue, CpuSample, MonitorSample, MonitorStatus, MonitorWindow } from './protocol/monitor.js'
 export { findPreset, PRESETS, presetNames, resolveTopology, type TopologyPreset } from './protocol/presets.js'
 export { cpuCount, formatTopology, parseTopology, type TopologySpec, validateTopology } from './protocol/topology.js'

@@ -5,6 +5,7 @@
  * registers them for every sched test file; elsewhere call `registerMatchers(expect)`.
  */
 import { type Checkable, type CheckResult, checkCpuset, checkFairness, checkMaxGap, checkScheduler, checkStarvation, isCheckable, workersOf } from './checks.js'
+import { monitorMatchers } from './monitor-matchers.js'
 import type { SchedulerState, WorkerSet } from './report.js'
 
 export interface KtstrMatchers<R = unknown> {
@@ -94,5 +95,5 @@ export interface Extendable {
 }
 
 export function registerMatchers(expect: Extendable): void {
-  expect.extend(matchers)
+  expect.extend({ ...matchers, ...monitorMatchers })
 }

@@ -4,6 +4,7 @@
  * the host intact and the matchers work on either side.
  */
 import { KtstrError } from '../protocol/errors.js'
+import type { MonitorWindow } from '../protocol/monitor.js'
 import type { WorkTypeName } from './work.js'
 
 export interface MigrationEvent {
@@ -104,6 +105,8 @@ export interface ReportData {
   /** Effective cpuset history of every cgroup of the run. */
   cgroupCpusets: Record<string, { atMs: number; cpus: number[] }[]>
   steps: StepRecord[]
+  /** The host monitor's per-CPU samples in the run's window, or why there are none (monitor.ts). */
+  monitor?: MonitorWindow | { off: string }
 }
 
 /** Anything the matchers accept: a report, a cgroup of it, or workloads. */
@@ -185,6 +188,14 @@ export class Report implements WorkerSet {
 
   get steps(): readonly StepRecord[] {
     return this.data.steps
+  }
+
+  /** The host monitor's per-CPU samples in the run's window; throws the one-line reason when the monitor is off. */
+  get monitor(): MonitorWindow {
+    const m = this.data.monitor
+    if (!m) throw new KtstrError('this report has no monitor samples: run() ran outside a ktstr guest')
+    if ('off' in m) throw new KtstrError(m.off)
+    return m
   }
 
   /** Names of the cgroups that had workloads, in first-spawn order ('/' = host workloads). */

@@ -10,6 +10,8 @@ import { KtstrError } from '../protocol/errors.js'
 import type { AffinityInput, CgroupDef, CpusetInput, WorkerGroup } from './cgroup.js'
 import { CgroupTree } from './cgroupfs.js'
 import { type Duration, parseDuration } from './duration.js'
+import { monitor, runWindow } from './monitor.js'
+import { bridge } from './monitor-bridge.js'
 import { Report, type ReportData, type StepRecord, type WorkerTelemetry } from './report.js'
 import { SchedulerWatch } from './scheduler.js'
 import { describeOp, holdMs, type Op, type Step } from './steps.js'
@@ -538,7 +540,11 @@ export async function run(opts: RunOptions): Promise<Report> {
   try {
     runner.queuedMs = Math.round((monotonicNs() - queuedAt) / 1e6)
     if (opts.signal?.aborted) throw aborted(opts.signal, 'before it started')
-    return await runner.execute()
+    const mark = bridge() ? await monitor.mark() : undefined
+    const report = await runner.execute()
+    const window = await runWindow(mark)
+    if (window) report.data.monitor = window
+    return report
   } finally {
     release()
   }

@@ -9,6 +9,7 @@
 import * as v from 'valibot'
 import { MalformedMessage } from './errors.js'
 import { MAX_FRAME_PAYLOAD } from './frame.js'
+import type { MonitorRequest } from './monitor.js'
 import { ENVELOPE_MARK } from './vitest-envelope.js'
 
 const text = (max: number) => v.pipe(v.string(), v.maxLength(max))
@@ -61,6 +62,16 @@ const HostFsRequestSchema = v.variant('op', [
 export type HostFsRequest = v.InferOutput<typeof HostFsRequestSchema>
 export type HostFsOp = HostFsRequest extends infer R ? (R extends unknown ? Omit<R, typeof ENVELOPE_MARK | 'id'> : never) : never
 
+const monitorRequest = { [ENVELOPE_MARK]: v.literal('monitor'), id: v.pipe(v.number(), v.safeInteger(), v.minValue(0)) }
+/** Keys and values to write are checked against the map's or global's BTF type on the host (src/monitor/bpf). */
+const MonitorRequestSchema = v.variant('op', [
+  v.object({ ...monitorRequest, op: v.picklist(['status', 'sample', 'mark', 'maps', 'globals']) }),
+  v.object({ ...monitorRequest, op: v.literal('window'), from: v.pipe(v.number(), v.minValue(0)) }),
+  v.object({ ...monitorRequest, op: v.literal('map-read'), map: name }),
+  v.object({ ...monitorRequest, op: v.literal('map-write'), map: name, key: v.unknown(), value: v.unknown() }),
+  v.object({ ...monitorRequest, op: v.literal('global-set'), name, value: v.unknown() }),
+])
+
 /**
  * The outer shape of what Vitest's worker sends in Vitest frames, as far as the pool and Vitest's
  * PoolRunner/birpc read it: a worker response, or a birpc request ('q') or response ('s').
@@ -89,6 +100,11 @@ export function parseGuestMessage(value: unknown): GuestMessage {
 /** Check a snapshot bridge request from the guest. Throws MalformedMessage, and nothing else. */
 export function parseHostFsRequest(value: unknown): HostFsRequest {
   return check(HostFsRequestSchema, value, undefined, 'fs')
+}
+
+/** Check a monitor/bpf API request from the guest (monitor.ts). Throws MalformedMessage, and nothing else. */
+export function parseMonitorRequest(value: unknown): MonitorRequest {
+  return check(MonitorRequestSchema, value, undefined, 'monitor') as MonitorRequest
 }
 
 /**

@@ -12,11 +12,13 @@ export const ENVELOPE_MARK = '__ktstr__'
 export type { HostFsOp, HostFsRequest } from './guest-schema.js'
 
 import type { HostFsRequest } from './guest-schema.js'
+import type { MonitorReply, MonitorRequest } from './monitor.js'
 
 /** host → guest; `value` is the file's text for `read` (null when it does not exist). */
 export type HostFsReply = { [ENVELOPE_MARK]: 'fs-reply'; id: number; ok: true; value: string | null } | { [ENVELOPE_MARK]: 'fs-reply'; id: number; ok: false; message: string }
 
-export type Envelope = HostFsRequest | HostFsReply
+/** The monitor/bpf API's requests and replies are envelopes too (monitor.ts). */
+export type Envelope = HostFsRequest | HostFsReply | MonitorRequest | MonitorReply
 
 export function isEnvelope(msg: unknown): msg is Envelope {
   return typeof msg === 'object' && msg !== null && typeof (msg as Record<string, unknown>)[ENVELOPE_MARK] === 'string'

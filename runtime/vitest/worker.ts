@@ -14,6 +14,7 @@ import type { runBaseTests, setupEnvironment, init as vitestInit } from 'vitest/
 import { type Extendable, registerMatchers } from '../api/matchers.js'
 import { type GuestEndpoint, RUN_SPEC_PATH, type RunSpec, StreamId } from '../protocol/index.js'
 import { ENV_EXEC_ARGV, ENV_VITEST_DIST, ENVELOPE_MARK, HOST_FS_KEY, type HostFsBridge, type HostFsOp, type HostFsReply, isEnvelope } from '../protocol/vitest-envelope.js'
+import { installMonitorBridge } from './monitor-bridge.js'
 
 interface VitestWorkerModule {
   init: typeof vitestInit
@@ -39,6 +40,7 @@ export async function runVitestWorker(endpoint: GuestEndpoint, options: RunVites
 
   const listeners = new Set<Listener>()
   const fsCalls = new Map<number, (reply: HostFsReply) => void>()
+  const monitorBridge = installMonitorBridge(endpoint)
   let finish!: () => void
   const finished = new Promise<void>((resolve) => (finish = resolve))
 
@@ -52,6 +54,7 @@ export async function runVitestWorker(endpoint: GuestEndpoint, options: RunVites
       return
     }
     if (isEnvelope(msg)) {
+      if (monitorBridge.onReply(msg)) return
       if (msg[ENVELOPE_MARK] === 'fs-reply') fsCalls.get(msg.id)?.(msg)
       return
     }
@@ -114,6 +117,7 @@ export async function runVitestWorker(endpoint: GuestEndpoint, options: RunVites
     endpoint.off('close', finish)
     for (const settle of fsCalls.values()) settle({ [ENVELOPE_MARK]: 'fs-reply', id: 0, ok: false, message: 'ktstr: worker stopped' })
     delete globals[HOST_FS_KEY]
+    monitorBridge.close()
     process.exit = processExit
     restoreHandlers()
     restoreStdio()
