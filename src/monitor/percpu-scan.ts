@@ -37,21 +37,24 @@ const HI_4LEVEL = Number(PAGE_OFFSET_4LEVEL >> 32n)
 const HI_5LEVEL = Number(PAGE_OFFSET_5LEVEL >> 32n)
 
 /**
- * Scan every page of guest RAM once. Areas with cpu ids 0 … n-1 all found give n CPUs; a gap (a
- * CPU not found) ends the list there. Stops early once `expectCpus` are found. Undefined when no
- * CPU 0 is found (the kernel is not up yet, or this is not an x86-64 Linux).
+ * Scan the pages of guest RAM from the top down: memblock allocates top-down, so the areas lie near
+ * the top of their node's RAM, and the scan stops once `expectCpus` are found (each page read costs
+ * the host a page fault on first touch: a full scan of 1 GiB takes seconds). Areas with cpu ids
+ * 0 … n-1 all found give n CPUs; a gap (a CPU not found) ends the list there. Undefined when no CPU
+ * 0 is found (the kernel is not up yet, or this is not an x86-64 Linux).
  */
 export function scanPercpuAreas(mem: GuestMemory, offs: PercpuOffsets, expectCpus = Number.POSITIVE_INFINITY): PercpuAreas | undefined {
   const found: number[] = []
   let hiBase = 0
   let count = 0
   const reach = Math.max(offs.thisCpuOff + 8, offs.cpuNumber + 4)
-  for (const r of mem.regions) {
+  for (const r of [...mem.regions].reverse()) {
     const b = r.bytes
     const dv = new DataView(b.buffer, b.byteOffset, b.byteLength)
     // Regions start page-aligned in guest-physical space (RAM below/above the PCI hole).
     const first = (PAGE_SIZE - (r.base % PAGE_SIZE)) % PAGE_SIZE
-    for (let off = first; off + reach <= b.byteLength; off += PAGE_SIZE) {
+    const last = first + Math.floor((b.byteLength - reach - first) / PAGE_SIZE) * PAGE_SIZE
+    for (let off = last; off >= first; off -= PAGE_SIZE) {
       const pa = r.base + off
       const lo = pa % TWO32
       if (dv.getUint32(off + offs.thisCpuOff, true) !== lo) continue

@@ -7,6 +7,7 @@ import path from 'node:path'
 import type { RunSpec } from '../../runtime/protocol/index.js'
 import { RUN_SPEC_PATH } from '../../runtime/protocol/index.js'
 import { resolveTopology } from '../../runtime/protocol/presets.js'
+import { cpuCount } from '../../runtime/protocol/topology.js'
 import { baseImage } from '../image/base.js'
 import { initramfsLimit } from '../image/budget.js'
 import { composeInitrd } from '../image/initrd.js'
@@ -19,7 +20,7 @@ import { packageRoot } from '../util/paths.js'
 import { probeKvm } from './accel.js'
 import type { Backend } from './backend.js'
 import { ConsoleLog } from './console.js'
-import { DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_S, DEFAULT_TOPOLOGY, SCHEDULER_ATTACH_TIMEOUT_MS } from './defaults.js'
+import { DEFAULT_MEMORY_MIB, DEFAULT_MONITOR_HZ, DEFAULT_STALL_MS, DEFAULT_TIMEOUT_S, DEFAULT_TOPOLOGY, SCHEDULER_ATTACH_TIMEOUT_MS } from './defaults.js'
 import { checkDisk } from './disk.js'
 import { kvmBackend } from './kvm/backend.js'
 import { qemuBackend } from './qemu/backend.js'
@@ -88,7 +89,8 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
     )
     // The run folder is needed only until the VMM has read the initrd and connected the channel.
     void (vm.inputsLoaded ?? Promise.resolve()).then(() => removeRunDir(tmp))
-    const session = await startSession(vm, { t0, imageMs, timeoutS, tmpDir: tmp })
+    const monitor = { kernel, cpus: cpuCount(topology), hz: req.monitorHz ?? DEFAULT_MONITOR_HZ, stallMs: req.stallMs ?? DEFAULT_STALL_MS }
+    const session = await startSession(vm, { t0, imageMs, timeoutS, tmpDir: tmp, monitor })
     removeRunDir(tmp) // the guest's init said hello: its initrd was loaded long ago
     return session
   } catch (e) {

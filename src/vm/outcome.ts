@@ -20,6 +20,7 @@ export function describeOutcome(o: GuestOutcome): string {
     case 'timeout':
       return `guest did not finish within ${o.afterS}s (raise it with --timeout or the docblock's timeout=)`
     case 'vm-died':
+    case 'stall':
       return o.message
     case 'channel-corrupt':
       return `host↔guest channel failed: ${o.message}`

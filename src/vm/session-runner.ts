@@ -11,6 +11,7 @@ import { STOP_GRACE_MS } from './defaults.js'
 import { describeOutcome } from './outcome.js'
 import { removeRunDir } from './run-dir.js'
 import type { BootTiming, GuestOutcome, GuestSession } from './session.js'
+import { type MonitorPlan, sessionMonitor } from './session-monitor.js'
 import type { VmExit, VmProcess } from './vm-process.js'
 
 /** How long a VM's exit waits for the guest's last channel bytes to be read. */
@@ -36,13 +37,18 @@ function trackVm(vm: VmProcess): void {
   }
 }
 
-export async function startSession(vm: VmProcess, opts: { t0: number; imageMs: number; timeoutS: number; tmpDir: string }): Promise<GuestSession> {
+export async function startSession(vm: VmProcess, opts: { t0: number; imageMs: number; timeoutS: number; tmpDir: string; monitor?: MonitorPlan }): Promise<GuestSession> {
   trackVm(vm)
   const since = (t: number) => Math.round(t - opts.t0)
   const timing: BootTiming = { imageMs: Math.round(opts.imageMs), vmStartedMs: since(vm.startedAt) }
   let reported: GuestOutcome | undefined
   let forced: GuestOutcome | undefined
   let powerOffTimer: NodeJS.Timeout | undefined
+  // The host's stall watchdog ends the run, whether or not the guest can still answer.
+  const monitor = sessionMonitor(vm, opts.monitor, (stall) => {
+    forced ??= { kind: 'stall', message: stall.message }
+    vm.kill()
+  })
 
   const timer = setTimeout(() => {
     forced ??= { kind: 'timeout', afterS: opts.timeoutS }
@@ -68,6 +74,7 @@ export async function startSession(vm: VmProcess, opts: { t0: number; imageMs: n
     timing.endMs = since(performance.now())
     if (vm.console.firstByteAt !== undefined) timing.kernelMs = since(vm.console.firstByteAt)
     clearTimeout(powerOffTimer)
+    monitor.stop()
     removeRunDir(opts.tmpDir)
     // What the guest reported is the result, whatever ended the VM after it (a timeout, a kill).
     const outcome = reported ?? forced ?? unreported(vm, exit)
@@ -95,6 +102,7 @@ export async function startSession(vm: VmProcess, opts: { t0: number; imageMs: n
         channel.hold()
         timing.initMs = since(performance.now())
         timing.guestKernelMs = msg.uptimeMs
+        monitor.start()
         resolve(true)
       }
       onGuestMessage(msg)
@@ -137,6 +145,7 @@ export async function startSession(vm: VmProcess, opts: { t0: number; imageMs: n
   function report(outcome: GuestOutcome): void {
     reported ??= outcome
     clearTimeout(timer)
+    monitor.stop() // its power-off is not watched
     powerOffTimer ??= setTimeout(() => {
       log.debug(`the guest did not power off within ${POWER_OFF_GRACE_MS} ms of reporting its result; killing the VM`)
       vm.kill()
@@ -149,6 +158,7 @@ export async function startSession(vm: VmProcess, opts: { t0: number; imageMs: n
 
   const stop = async (): Promise<GuestOutcome> => {
     forced ??= reported ?? { kind: 'stopped' }
+    monitor.stop()
     channel.sendControl({ kind: 'shutdown' })
     const grace = setTimeout(() => vm.kill(), STOP_GRACE_MS)
     const outcome = await done
@@ -160,6 +170,7 @@ export async function startSession(vm: VmProcess, opts: { t0: number; imageMs: n
     done,
     timing,
     ...(vm.memory && { memory: vm.memory }),
+    monitor: monitor.status,
     consoleTail: (n) => vm.console.tail(n),
     stop,
     kill: () => vm.kill(),

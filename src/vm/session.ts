@@ -3,6 +3,7 @@
  * is a VmRequest (spec/request.ts).
  */
 import type { HostEndpoint, SchedulerExit } from '../../runtime/protocol/index.js'
+import type { MonitorStatus } from '../monitor/attach.js'
 import type { GuestMemory } from './memory/guest-memory.js'
 
 /** Host-side wall-clock milestones in ms since the boot request. */
@@ -31,6 +32,8 @@ export type GuestOutcome =
   | { kind: 'scheduler-exited'; scheduler: string; exit: SchedulerExit }
   | { kind: 'panic'; message: string }
   | { kind: 'timeout'; afterS: number }
+  /** The host's stall watchdog (src/monitor/stall.ts) saw a task or CPU stall; `message` is its one line. */
+  | { kind: 'stall'; message: string }
   /** The VM went away without the guest reporting an exit (boot failure, crash, killed). */
   | { kind: 'vm-died'; message: string }
   | { kind: 'channel-corrupt'; message: string }
@@ -46,6 +49,11 @@ export interface GuestSession {
   readonly timing: BootTiming
   /** Guest RAM as the host reads it without the guest's help (VmProcess.memory). */
   readonly memory?: GuestMemory
+  /**
+   * The host's monitor of this guest (per-CPU samples read from guest RAM), or why there is none:
+   * settles soon after the guest's init is up.
+   */
+  readonly monitor: Promise<MonitorStatus>
   /** The last `n` lines of the kernel console (ttyS0). */
   consoleTail(n?: number): string[]
   /** Ask the guest to power off; kill the VM if it has not within a grace period. */

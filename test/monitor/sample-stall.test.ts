@@ -8,6 +8,7 @@ import { GuestKernelView } from '../../src/monitor/open-view.js'
 import { percpuScanOffsets, scanPercpuAreas } from '../../src/monitor/percpu-scan.js'
 import { RUNNABLE_KEEP, sampleCpu } from '../../src/monitor/sample.js'
 import { StallWatch } from '../../src/monitor/stall.js'
+import { monitorTable } from '../../src/monitor/table.js'
 import { fakeGuest, kernelBtf, RQ, TASK } from './fake-kernel.js'
 
 const btf = kernelBtf()
@@ -141,5 +142,28 @@ describe('the Monitor', () => {
     g.mem.release()
     expect(new Monitor(g.view, layout).start().running).toBe(false)
     expect(() => new Monitor(g.view, layout, { hz: 0 })).toThrow('monitor rate 0 Hz')
+  })
+})
+
+describe('ktstr exec --monitor table', () => {
+  it('prints per CPU: whole samples, max nr_running, max local DSQ and the last current task; or why the monitor is off', () => {
+    const g = guest()
+    const a = g.task({ pid: 12, comm: 'worker', policy: 0 })
+    g.setRq(0, { nr: 3, dsq: 2, clock: 1, curr: a })
+    g.setRq(1, { nr: 1, clock: 1, curr: a })
+    const m = new Monitor(g.view, layout)
+    m.sample()
+    g.setRq(0, { nr: 1, dsq: 0, clock: 2, curr: a })
+    g.mem.writeU64(g.rqOf(1) + RQ.curr, 0n) // CPU 1's second sample is partial
+    m.sample()
+    const [head, note, ...rows] = monitorTable({ on: true, monitor: m, scanMs: 1 }).trimEnd().split('\n')
+    expect(head).toMatch(/^monitor: 2 samples at 10 Hz over 0\.\d s$/)
+    expect(note).toBe('monitor: no sched_ext event counters: this kernel has none (they came in Linux 6.15)')
+    expect(rows).toEqual([
+      'CPU  samples  max nr_running  max local DSQ  last current',
+      '  0        2               3              2  pid 12 worker',
+      '  1        1               1              0  pid 12 worker',
+    ])
+    expect(monitorTable({ on: false, reason: 'monitor-hz=off' })).toBe('monitor: off (monitor-hz=off)\n')
   })
 })

@@ -1,0 +1,92 @@
+/**
+ * The host's monitor of one guest session (src/monitor): the kernel's BTF is read while the guest
+ * boots, the Monitor starts once the guest's init said hello, and stops when the guest has
+ * reported its result (its power-off is not watched) or is gone. A stall goes to `onStall`, which
+ * ends the run. When the monitor cannot run, it is off with one line saying why; the run goes on.
+ */
+import type { KernelBtfSource } from '../kernel/btf-cache.js'
+import { type KernelModel, kernelModel, type MonitorStatus, openMonitor } from '../monitor/attach.js'
+import type { Stall } from '../monitor/stall.js'
+import { log } from '../util/log.js'
+import type { VmProcess } from './vm-process.js'
+
+export interface MonitorPlan {
+  kernel: KernelBtfSource
+  /** The kernel's BTF and layout when already read (else read from `kernel` while the guest boots). */
+  model?: KernelModel
+  /** The guest's CPUs. */
+  cpus: number
+  /** Samples per second, or off (no monitor). */
+  hz: number | 'off'
+  /** Stall threshold, or off (no watchdog). */
+  stallMs: number | 'off'
+}
+
+export interface SessionMonitor {
+  /** The monitor once it runs, or why it does not; settles after the guest's hello (or its end). */
+  readonly status: Promise<MonitorStatus>
+  /** The guest's init is up: find its per-CPU areas and start sampling. */
+  start(): void
+  /** Stop sampling (the samples stay). */
+  stop(): void
+}
+
+export function sessionMonitor(vm: VmProcess, plan: MonitorPlan | undefined, onStall: (stall: Stall) => void): SessionMonitor {
+  let settle!: (s: MonitorStatus) => void
+  const status = new Promise<MonitorStatus>((r) => (settle = r))
+  let stopped = false
+  let started = false
+  const off = (reason: string, loud: boolean) => {
+    if (loud) log.warn(`monitor off: ${reason}`)
+    else log.debug(`monitor off: ${reason}`)
+    settle({ on: false, reason })
+  }
+  // Read the BTF while the guest boots (parsing it takes a tenth of a second, extracting it seconds).
+  let model: KernelModel | undefined = plan?.model
+  const prepare = setImmediate(() => {
+    if (plan && plan.hz !== 'off' && vm.memory) model ??= kernelModel(plan.kernel)
+  })
+
+  return {
+    status,
+    start() {
+      if (started) return
+      started = true
+      if (!plan) return off('no monitor was asked for this VM', false)
+      if (plan.hz === 'off') return off('monitor-hz=off', false)
+      if (!vm.memory) return off('this VM does not share its RAM with the host', false)
+      clearImmediate(prepare)
+      model ??= kernelModel(plan.kernel)
+      const hz = plan.hz
+      void openMonitor(vm.memory, model, {
+        cpus: plan.cpus,
+        hz,
+        ...(plan.stallMs !== 'off' && { stallMs: plan.stallMs }),
+        onStall,
+      }).then(
+        (s) => {
+          if (!s.on) return off(s.reason, true)
+          log.debug(`monitor: ${s.monitor.cpus} CPUs at ${hz} Hz (per-CPU scan ${s.scanMs.toFixed(1)} ms)`)
+          if (stopped) s.monitor.stop()
+          settle(s)
+        },
+        (e: unknown) => off(`internal error: ${(e as Error).message}`, true),
+      )
+    },
+    stop() {
+      if (stopped) return
+      stopped = true
+      clearImmediate(prepare)
+      if (!started) {
+        started = true
+        off('the guest ended before its init was up', false)
+      }
+      void status.then((s) => {
+        if (!s.on) return
+        s.monitor.stop()
+        const c = s.monitor.cost()
+        log.debug(`monitor: ${c.samples} samples, ${c.meanUs.toFixed(0)} µs each (max ${c.maxUs.toFixed(0)} µs)`)
+      })
+    },
+  }
+}
