@@ -3,6 +3,8 @@
 //  1. channel: MiB/s through Endpoint frames (CRC32, framing) vs raw bytes over the same socket pair.
 //  2. boot: `ktstr exec -- true` (node PID 1, runtime, channel) vs QEMU booting the same kernel
 //     with a busybox-only initramfs whose /init powers off at once (same accel, same topology).
+//  3. monitor: guest work units (loop iterations of two spinners, one per CPU) with the host
+//     monitor sampling at 10 Hz vs off, guests alternating in the same run.
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
@@ -140,5 +142,38 @@ async function benchBoot() {
   console.log(`boot to a command and back: ktstr exec ${fmt(o / 1000)} s, bare kernel+busybox ${fmt(b / 1000)} s, ratio ${fmt(o / b)}`)
 }
 
-await benchChannel()
-await benchBoot()
+// One spinner per CPU counts loop iterations for 3 s; the guest prints their sum.
+const SPIN = `let n=0;const t=Date.now();while(Date.now()-t<3000)n++;console.log(n)`
+const SPINNERS = `for i in 1 2; do node -e '${SPIN}' & done | awk '{s+=$1} END {print s}'`
+
+function workUnits(cli, kernelDir, hz) {
+  const r = spawnSync(process.execPath, [cli, 'exec', '--topology', '1n1l2c1t', '--monitor-hz', hz, '--', 'sh', '-c', SPINNERS], {
+    env: { ...process.env, KTSTR_KERNEL: kernelDir },
+    encoding: 'utf8',
+    timeout: 300_000,
+  })
+  const n = Number(r.stdout.trim().split('\n').at(-1))
+  if (r.status !== 0 || !(n > 0)) throw new Error(`ktstr exec --monitor-hz ${hz} failed (${r.status}): ${r.stderr.slice(-400)}`)
+  return n
+}
+
+async function benchMonitor() {
+  const kernelDir = process.env.KTSTR_KERNEL || spawnSync(process.execPath, [dist('src/cli/main.js'), 'kernel', 'path'], { encoding: 'utf8' }).stdout.trim()
+  if (!kernelDir) return console.log('monitor: skipped (needs a guest kernel: KTSTR_KERNEL or ktstr kernel build)')
+  const cli = dist('src/cli/main.js')
+  const on = [],
+    off = []
+  for (let i = 0; i < 3; i++) {
+    off.push(workUnits(cli, kernelDir, 'off'))
+    on.push(workUnits(cli, kernelDir, '10'))
+  }
+  const a = median(on),
+    b = median(off)
+  console.log(`guest work units, monitor 10 Hz vs off: ${(a / 1e6).toFixed(1)}M vs ${(b / 1e6).toFixed(1)}M loop iterations, ratio ${fmt(a / b)}`)
+}
+
+// `node test/bench/main.mjs monitor` runs one row; no argument runs them all.
+const only = process.argv[2]
+if (!only || only === 'channel') await benchChannel()
+if (!only || only === 'boot') await benchBoot()
+if (!only || only === 'monitor') await benchMonitor()
