@@ -1,0 +1,76 @@
+// The host monitor and stall watchdog on real QEMU guests (two boots). scx_qmap -t 2 leaves every
+// 2nd user-task enqueue undispatched: the host's watchdog ends the run with its one stall line
+// before scx_qmap's own 5 s watchdog ejects the scheduler. scx_simple under 8 spinners on 2 CPUs
+// for 10 s: no stall; then spinners pinned to CPU 1 show in CPU 1's nr_running only.
+import { describe, expect, it } from 'vitest'
+import { StreamId } from '../../runtime/protocol/index.js'
+import type { MonitorStatus } from '../../src/monitor/attach.js'
+import { bootGuest } from '../../src/vm/boot.js'
+import type { GuestSession } from '../../src/vm/session.js'
+import { guestSkipReason } from '../helpers/guest.js'
+
+const on = (s: MonitorStatus) => {
+  if (!s.on) throw new Error(`monitor off: ${s.reason}`)
+  return s.monitor
+}
+
+/** Host times (performance.timeOrigin-based, as the monitor stamps) at which each stdout line arrived. */
+function stdoutLines(session: GuestSession): Map<string, number> {
+  const seen = new Map<string, number>()
+  let buf = ''
+  session.channel.on('data', (stream, chunk) => {
+    if (stream !== StreamId.Stdout) return
+    buf += chunk
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      seen.set(buf.slice(0, nl), performance.timeOrigin + performance.now())
+      buf = buf.slice(nl + 1)
+    }
+  })
+  return seen
+}
+
+describe.skipIf(guestSkipReason)('the host monitor on a real guest', () => {
+  it('scx_qmap -t 2: the host watchdog fails the run with its stall line before sched_ext ejects the scheduler', { timeout: 240_000 }, async () => {
+    const session = await bootGuest({
+      backend: 'qemu',
+      topology: '1n1l2c1t',
+      scheduler: 'scx_qmap',
+      schedArgs: ['-t', '2'],
+      mode: { kind: 'exec', argv: ['sh', '-c', 'for i in 1 2 3 4; do (while :; do :; done) & done; sleep 60'], tty: false },
+    })
+    const monitor = on(await session.monitor)
+    const outcome = await session.done
+    // The stall, not scheduler-exited: scx_qmap's watchdog (5 s) had not ejected it yet.
+    expect(outcome.kind, JSON.stringify(outcome)).toBe('stall')
+    const message = (outcome as { message: string }).message
+    expect(message).toMatch(/^stall: pid \d+ \(.+\) runnable 2\.\d s on CPU [01] without running; CPU [01] current: pid \d+ \S+$/)
+    expect(monitor.stall?.ms).toBeLessThan(3000)
+    expect(monitor.running).toBe(false)
+  })
+
+  it('scx_simple, 8 spinners on 2 CPUs for 10 s: no stall; spinners pinned to CPU 1 load CPU 1 only', { timeout: 240_000 }, async () => {
+    const script = [
+      'p=; for i in 1 2 3 4 5 6 7 8; do (while :; do :; done) & p="$p $!"; done',
+      'sleep 10; kill $p; wait',
+      'echo pinned',
+      'p=; for i in 1 2 3; do taskset -c 1 sh -c "while :; do :; done" & p="$p $!"; done',
+      'sleep 4; echo end; kill $p; wait',
+    ].join('\n')
+    const session = await bootGuest({ backend: 'qemu', topology: '1n1l2c1t', scheduler: 'scx_simple', mode: { kind: 'exec', argv: ['sh', '-c', script], tty: false } })
+    const lines = stdoutLines(session)
+    const monitor = on(await session.monitor)
+    const outcome = await session.done
+    expect(outcome).toEqual({ kind: 'exited', code: 0, signal: null })
+    expect(monitor.stall).toBeUndefined()
+    const spread = monitor.samplesBetween(0, lines.get('pinned'))
+    expect(Math.max(...spread.map((s) => s.cpus[0]!.nrRunning))).toBeGreaterThanOrEqual(2)
+    expect(Math.max(...spread.map((s) => s.cpus[1]!.nrRunning))).toBeGreaterThanOrEqual(2)
+    // Pinned: from 1 s after the spinners started (they spread out) to the end.
+    const pinned = monitor.samplesBetween(lines.get('pinned')! + 1000, lines.get('end'))
+    expect(pinned.length).toBeGreaterThan(10)
+    expect(Math.min(...pinned.map((s) => s.cpus[1]!.nrRunning))).toBeGreaterThanOrEqual(3)
+    // CPU 0 keeps only the odd guest task (init's event loop, a kworker): never the three spinners.
+    expect(Math.max(...pinned.map((s) => s.cpus[0]!.nrRunning))).toBeLessThan(3)
+    expect(pinned.filter((s) => s.cpus[1]!.curr?.comm === 'sh').length).toBeGreaterThanOrEqual(pinned.length * 0.9)
+  })
+})
