@@ -52,7 +52,7 @@ export function f64(view: KernelView, base: bigint, struct: string, path: string
   return u64(view, base + BigInt(off(view.btf, struct, path)))
 }
 
-/** A kernel pointer: in the upper half, and not an ERR_PTR. */
+/** A kernel pointer: in the kernel half (from 0xff00… with 5-level paging, whose direct map is at 0xff11…), and not an ERR_PTR. */
 export function isKernelPtr(p: bigint | undefined): p is bigint {
-  return p !== undefined && p >= 0xffff_8000_0000_0000n && p < 0xffff_ffff_ffff_f000n
+  return p !== undefined && p >= 0xff00_0000_0000_0000n && p < 0xffff_ffff_ffff_f000n
 }
