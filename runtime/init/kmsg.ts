@@ -34,12 +34,17 @@ export function readKernelLog(): string[] {
 
 /**
  * sched_ext's own account of why a scheduler stopped: the newest `sched_ext: BPF scheduler "x"
- * disabled (reason)` line, not the warnings it prints while loading (e.g. about cgroup support).
+ * disabled (reason)` line, not the warnings it prints while loading (e.g. about cgroup support),
+ * with the scheduler's message when sched_ext printed one next (`sched_ext: x: msg`, e.g. the
+ * text of an scx_bpf_error()).
  */
 export function schedExtExitLine(): string | undefined {
-  return schedExtLogLines()
-    .filter((l) => / disabled \(/.test(l))
-    .at(-1)
+  const lines = schedExtLogLines()
+  const at = lines.findLastIndex((l) => / disabled \(/.test(l))
+  if (at < 0) return undefined
+  const ops = /BPF scheduler "(.*)" disabled/.exec(lines[at]!)?.[1]
+  const msg = ops !== undefined && lines[at + 1]?.startsWith(`sched_ext: ${ops}: `) ? lines[at + 1]!.slice(`sched_ext: ${ops}: `.length) : undefined
+  return msg ? `${lines[at]}: ${msg}` : lines[at]
 }
 
 /** Every `sched_ext:` line the kernel log holds, oldest first. */
