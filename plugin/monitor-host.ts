@@ -12,7 +12,6 @@ import { writeDump } from '../src/monitor/dump-file.js'
 import { MonitorServer } from '../src/monitor/serve.js'
 import { describeError } from '../src/util/errors.js'
 import { log } from '../src/util/log.js'
-import { probeKvm } from '../src/vm/accel.js'
 import type { GuestSession } from '../src/vm/session.js'
 
 /** Dumps written for failed tests of one guest; the rest just fail (a file of 100 failing tests writes 3). */
@@ -20,7 +19,6 @@ const MAX_TEST_DUMPS = 3
 
 export class MonitorHost {
   private readonly server: MonitorServer
-  private readonly backend: string
   /** Failed tests (by task id) and their dump's summary. */
   private readonly dumped = new Map<string, string[]>()
   /** The monitor's state once known: dumps are taken synchronously, so Vitest's messages keep their order. */
@@ -29,9 +27,8 @@ export class MonitorHost {
   constructor(
     private readonly session: GuestSession,
     private readonly dumpDir: string,
-    backend: string,
+    private readonly backend: string,
   ) {
-    this.backend = backend === 'auto' ? (probeKvm().usable ? 'kvm' : 'qemu') : backend
     this.server = new MonitorServer(() => this.status())
     void this.status().then((s) => (this.known = s))
   }
@@ -54,7 +51,7 @@ export class MonitorHost {
     for (const pack of packs) {
       const [id, result] = Array.isArray(pack) ? pack : []
       const err = result?.errors?.[0]
-      if (typeof id !== 'string' || result?.state !== 'fail' || !err || typeof err.message !== 'string') continue
+      if (typeof id !== 'string' || result?.state !== 'fail' || !err || typeof err.message !== 'string' || !this.known?.on) continue
       // Vitest sends a failed test's result more than once: one dump per test, its summary on every copy.
       let lines = this.dumped.get(id)
       if (!lines) {
@@ -62,16 +59,22 @@ export class MonitorHost {
         lines = this.dump(err.message, testFile)
         this.dumped.set(id, lines)
       }
-      if (!err.message.includes(lines[0]!)) err.message = `${err.message}\n\n${lines.join('\n')}`
+      if (err.message.includes(lines[0]!)) continue
+      const message = `${err.message}\n\n${lines.join('\n')}`
+      // Reporters that print the stack (json, junit) see it there too: the guest's stack starts with the message.
+      if (typeof err.stack === 'string' && err.stack.includes(err.message)) err.stack = err.stack.replace(err.message, () => message)
+      err.message = message
     }
   }
 
   /** The file failed as a whole (timeout, stall, scheduler exit, panic): its error gets the summary. */
   annotateFile(error: TestError, testFile: string | undefined): TestError {
+    // A boot failure, or the monitor off (its reason is in the log): nothing the host could add.
+    if (!this.known?.on) return error
+    const lines = this.dump(head(error.message), testFile)
     // Before the kernel console lines (failure.ts), right under the cause.
-    const at = error.message.indexOf('\n\nLast kernel console lines:')
-    const [head, tail] = at < 0 ? [error.message, ''] : [error.message.slice(0, at), error.message.slice(at)]
-    return { ...error, message: `${head}\n\n${this.dump(head, testFile).join('\n')}${tail}` }
+    const cause = head(error.message)
+    return { ...error, message: `${cause}\n\n${lines.join('\n')}${error.message.slice(cause.length)}` }
   }
 
   private dump(cause: string, testFile: string | undefined): string[] {
@@ -84,4 +87,10 @@ export class MonitorHost {
       return [`ktstr dump not written: ${describeError(e)}`]
     }
   }
+}
+
+/** A file failure's message without the kernel console lines failure.ts appends. */
+function head(message: string): string {
+  const at = message.indexOf('\n\nLast kernel console lines:')
+  return at < 0 ? message : message.slice(0, at)
 }

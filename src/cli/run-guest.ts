@@ -1,5 +1,6 @@
 /** What `exec` and `shell` share: boot, wire stdio and signals, wait, report. */
 import pc from 'picocolors'
+import { dumpOnFailure } from '../monitor/dump-session.js'
 import { monitorTable } from '../monitor/table.js'
 import { log } from '../util/log.js'
 import { probeKvm } from '../vm/accel.js'
@@ -12,7 +13,7 @@ import { attachStdio } from './guest-stdio.js'
 import { handleSignals } from './signals.js'
 import { formatTiming } from './timing.js'
 
-export async function runGuest(req: VmRequest, opts: { forwardStdin: boolean; timing: boolean; monitor?: boolean }): Promise<number> {
+export async function runGuest(req: VmRequest, opts: { forwardStdin: boolean; timing: boolean; monitor?: boolean; dump?: string }): Promise<number> {
   // With QEMU, from before the image build: a signal at any phase must take the VM and its run
   // folder with it. Our kvm VMM runs in this process (it dies with it) and its run folder goes at
   // launch; its nested-guest test runs (npm run test:kvm) hang when the listeners exist before its
@@ -23,7 +24,9 @@ export async function runGuest(req: VmRequest, opts: { forwardStdin: boolean; ti
     signals ??= handleSignals()
     signals.attach(session)
     const detach = attachStdio(session, opts)
+    const dump = opts.dump ? dumpOnFailure(session, opts.dump, 'exec', req.backend ?? 'auto') : undefined
     const outcome = await session.done
+    for (const line of dump?.finish(outcome) ?? []) process.stderr.write(`ktstr: ${line}\n`)
     detach()
     if (opts.monitor) process.stderr.write(monitorTable(await session.monitor))
     return result(outcome, session, opts)

@@ -6,6 +6,7 @@
  */
 import type * as wire from '../../runtime/protocol/monitor.js'
 import { describeError } from '../util/errors.js'
+import { probeKvm } from '../vm/accel.js'
 import type { MonitorStatus } from './attach.js'
 import { listMaps } from './bpf/maps.js'
 import { READABLE_TYPES, readMap } from './bpf/read.js'
@@ -60,7 +61,7 @@ export function collectDump(input: DumpInput): FailureDump {
     samples: [],
     maps: { notRead: 'the monitor is off' },
     globals: undefined,
-    vcpus: { none: `the host reads no vCPU registers from the ${input.backend} backend` },
+    vcpus: { none: `the host reads no vCPU registers from the ${backendName(input.backend)} backend` },
   }
   const regs = guard(() => input.registers?.())
   if (Array.isArray(regs)) dump.vcpus = regs
@@ -124,6 +125,8 @@ function globalsLine(g: unknown): string | undefined {
   }
   return scalars.length ? `globals: ${scalars.slice(0, 12).join(' ')}${scalars.length > 12 ? ' …' : ''}` : undefined
 }
+
+const backendName = (b: string) => (b === 'auto' ? (probeKvm().usable ? 'kvm' : 'qemu') : b)
 
 /** `f()`, or its one-line error: a dump takes what it can get. */
 function guard<T>(f: () => T): T | { error: string } {
