@@ -18,9 +18,11 @@ import v8 from 'node:v8'
 import type { TestError } from 'vitest'
 import type { PoolOptions, PoolTask, PoolWorker, WorkerRequest } from 'vitest/node'
 import type { HostFsRequest } from '../runtime/protocol/guest-schema.js'
+import { ENV_INSPECTOR } from '../runtime/protocol/relay.js'
 import { ENV_EXEC_ARGV, ENV_VITEST_DIST } from '../runtime/protocol/vitest-envelope.js'
 import { defaultDumpDir } from '../src/monitor/dump-file.js'
 import { log } from '../src/util/log.js'
+import { MAX_TIMEOUT_S } from '../src/vm/defaults.js'
 import { describeOutcome } from '../src/vm/outcome.js'
 import type { GuestOutcome, GuestSession } from '../src/vm/session.js'
 import type { VmRequest, VmSpec } from '../src/vm/spec/request.js'
@@ -28,6 +30,7 @@ import type { ResourceGate } from './capacity.js'
 import { failureFrom, ktstrError, outcomeFailure } from './failure.js'
 import { guestEnv } from './guest-env.js'
 import { type SnapshotScope, serveHostFs } from './host-fs.js'
+import { guestInspectorConfig, InspectorRelay, inspectorSetting } from './inspector.js'
 import { MonitorHost } from './monitor-host.js'
 import { type HostCall, RunTracker } from './run-tracker.js'
 import { watchSchedulerOf } from './scheduler-watch.js'
@@ -123,6 +126,8 @@ export class KtstrPoolWorker implements PoolWorker {
   private cancel: { event?: RpcMessage } | undefined
   /** Vitest asked the worker to stop and waits for `stopped`. */
   private stopRequest: { timer?: NodeJS.Timeout } | undefined
+  /** `--inspect`/`--inspect-brk`: the host end of the debugger's connections (inspector.ts). */
+  private inspector: InspectorRelay | undefined
 
   constructor(
     private readonly options: PoolOptions,
@@ -170,6 +175,7 @@ export class KtstrPoolWorker implements PoolWorker {
     this.interrupt.abort()
     await this.running
     clearTimeout(this.stopRequest?.timer)
+    this.inspector?.close()
     const g = this.guest
     if (!g) return
     if (!g.outcome) {
@@ -257,6 +263,8 @@ export class KtstrPoolWorker implements PoolWorker {
   private async bootFor(files: string[]): Promise<void> {
     const spec = this.specFor(files)
     this.enter({ is: 'booting' })
+    const inspect = inspectorSetting(this.options.project.vitest.config)
+    if (inspect) this.inspector = await InspectorRelay.listen(inspect) // before booting: a taken port fails at once
     watchSchedulerOf(this.options.project.vitest, spec, files)
     const gate = this.setup.gate(this.options)
     const signal = this.interrupt.signal
@@ -274,6 +282,7 @@ export class KtstrPoolWorker implements PoolWorker {
       session = await this.setup.boot(this.vmRequest(spec))
     } catch (e) {
       release()
+      this.inspector?.close()
       throw e
     }
     const guest: Guest = { session, spec, release, monitor: new MonitorHost(session, defaultDumpDir(this.options.project.config.root), spec.backend ?? 'auto') }
@@ -308,9 +317,12 @@ export class KtstrPoolWorker implements PoolWorker {
         ...guestEnv(this.options.env),
         [ENV_VITEST_DIST]: this.options.distPath,
         [ENV_EXEC_ARGV]: JSON.stringify(this.options.execArgv),
+        ...(this.inspector ? { [ENV_INSPECTOR]: '1' } : {}),
       },
       cwd: this.options.project.config.root,
       extraImagePaths: this.setup.guestFiles(this.options),
+      // A debugger may hold the file at a breakpoint for as long as it likes.
+      ...(this.inspector ? { timeoutS: MAX_TIMEOUT_S } : {}),
     }
   }
 
@@ -318,13 +330,14 @@ export class KtstrPoolWorker implements PoolWorker {
   private startMessage(): WorkerRequest {
     const start = this.startRequest
     if (!start) throw new Error('Vitest sent run before start')
-    const config = start.context.config
-    if (config.snapshotEnvironment) return start
-    return { ...start, context: { ...start.context, config: { ...config, snapshotEnvironment: this.setup.snapshotEnvironment } } }
+    const config = guestInspectorConfig(start.context.config)
+    const snapshotEnvironment = config.snapshotEnvironment || this.setup.snapshotEnvironment
+    return { ...start, context: { ...start.context, config: { ...config, snapshotEnvironment } } }
   }
 
   private attach(guest: Guest): void {
     pipeGuestOutput(guest.session, this.options.project.vitest.logger)
+    this.inspector?.attach(guest.session.channel)
     guest.session.channel.on('vitest', (payload) => {
       if (!this.relaying) return
       const frame = decodeGuestFrame(payload)
@@ -381,6 +394,7 @@ export class KtstrPoolWorker implements PoolWorker {
   private onGuestGone(guest: Guest, outcome: GuestOutcome): void {
     guest.outcome = outcome
     guest.release()
+    this.inspector?.close()
     const clean = !this.run && (outcome.kind === 'stopped' || (outcome.kind === 'exited' && outcome.code === 0))
     log.debug(`ktstr pool: guest ended (${describeOutcome(outcome)})${clean ? '' : ' unexpectedly'}`)
     this.enter(clean ? { is: 'ended' } : { is: 'failed', error: this.outcomeError(outcome) })

@@ -4,13 +4,14 @@
  * (a command, a shell, or Vitest's worker), report, stop the scheduler, power off.
  */
 import fs from 'node:fs'
-import { type GuestEndpoint, type GuestMessage, type GuestPhase, RUN_SPEC_PATH, type RunSpec, type SchedulerExit } from '../protocol/index.js'
+import { ENV_INSPECTOR, type GuestEndpoint, type GuestMessage, type GuestPhase, RUN_SPEC_PATH, type RunSpec, type SchedulerExit } from '../protocol/index.js'
 import { findPort, openEndpoint } from './channel.js'
 import { type RunningCommand, runCommand } from './command.js'
 import { loopbackUp, mountAll } from './mounts.js'
 import { powerOff } from './power.js'
 import { type RunningScheduler, startScheduler, watchScheduler } from './scheduler.js'
 import { StdinBuffer } from './stdin-buffer.js'
+import { type ChildExit, runWorkerInChild } from './worker-child.js'
 
 const BASE_PATH = '/ktstr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 /** How long to wait for the host to acknowledge the final report before powering off anyway. */
@@ -107,11 +108,15 @@ async function main(): Promise<void> {
   const mode = spec.mode
   if (mode.kind === 'vitest') {
     phase('command-started')
-    type VitestWorker = { runVitestWorker(ep: GuestEndpoint, o: { env: Record<string, string>; cwd: string }): Promise<void> }
-    const worker = (await import(mode.workerEntry)) as VitestWorker
-    await worker.runVitestWorker(endpoint, { env, cwd })
+    let result: ChildExit = { code: 0, signal: null }
+    if (spec.env[ENV_INSPECTOR]) result = await runWorkerInChild(endpoint, mode.workerEntry, { env, cwd })
+    else {
+      type VitestWorker = { runVitestWorker(ep: GuestEndpoint, o: { env: Record<string, string>; cwd: string }): Promise<void> }
+      const worker = (await import(mode.workerEntry)) as VitestWorker
+      await worker.runVitestWorker(endpoint, { env, cwd })
+    }
     unwatch()
-    if (!gone) send({ kind: 'exit', code: 0, signal: null, uptimeMs: uptimeMs() })
+    if (!gone) send({ kind: 'exit', code: result.code, signal: result.signal, uptimeMs: uptimeMs() })
   } else {
     const argv = mode.kind === 'exec' ? mode.argv : ['/ktstr/bin/sh', '-i']
     command = runCommand(endpoint, argv, { env: mode.kind === 'shell' ? { PS1: 'ktstr# ', ...env } : env, cwd, stdin })

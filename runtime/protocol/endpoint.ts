@@ -11,6 +11,8 @@ export interface EndpointEvents<In> {
   control: [msg: In]
   data: [stream: number, chunk: Buffer]
   vitest: [payload: Buffer]
+  /** A relayed connection's frame (relay.ts): its id and the payload, unchecked. */
+  relay: [id: number, payload: Buffer]
   /** Framing or decoding failed (or a listener threw); the endpoint ignores further input. Emitted at most once. */
   corrupt: [err: Error]
   close: []
@@ -50,6 +52,10 @@ export class Endpoint<In, Out> extends EventEmitter<EndpointEvents<In>> {
 
   sendVitest(payload: Uint8Array): boolean {
     return this.write(encodeFrame(FrameType.Vitest, payload))
+  }
+
+  sendRelay(id: number, payload: Uint8Array): boolean {
+    return this.write(encodeFrame(FrameType.Relay, payload, id))
   }
 
   /**
@@ -135,6 +141,9 @@ export class Endpoint<In, Out> extends EventEmitter<EndpointEvents<In>> {
         break
       case FrameType.Vitest:
         this.emit('vitest', f.payload)
+        break
+      case FrameType.Relay:
+        this.emit('relay', f.stream, f.payload)
         break
     }
   }

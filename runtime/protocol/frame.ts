@@ -3,7 +3,7 @@
  *
  *   0  u16 magic 0x4b54 ("KT")      resynchronisation is never attempted: a bad magic is corruption
  *   2  u8  type   (FrameType)
- *   3  u8  stream (DATA frames: which stdio stream; 0 otherwise)
+ *   3  u8  stream (DATA frames: which stdio stream; RELAY frames: the connection; 0 otherwise)
  *   4  u32 payload length
  *   8  u32 CRC-32 over bytes 2..8 and the payload
  *  12  payload
@@ -23,6 +23,8 @@ export const FrameType = {
   Data: 2,
   /** A v8-serialized Vitest worker message (opaque to the channel). */
   Vitest: 3,
+  /** One TCP connection relayed between host and guest (stream = connection id; relay.ts). */
+  Relay: 4,
 } as const
 export type FrameType = (typeof FrameType)[keyof typeof FrameType]
 
