@@ -39,9 +39,11 @@ describe.skipIf(guestSkipReason)("scx_qmap's BPF maps read and written by the ho
       const status = await session.monitor
       if (!status.on) throw new Error(`monitor off: ${status.reason}`)
       const view = status.monitor.view
+      const t0 = performance.now()
       const objs = findBpfObjects(view)
+      const listMs = performance.now() - t0
       const maps = objs.maps
-      log.debug(`scx_qmap's maps as the host lists them:\n${maps.map(formatMap).join('\n')}`)
+      log.debug(`scx_qmap's maps as the host lists them (${listMs.toFixed(1)} ms):\n${maps.map(formatMap).join('\n')}`)
       // The maps scx_qmap.bpf.c declares, plus libbpf's for its globals and the .data.uei_dump section.
       expect(maps.map((m) => `${m.name} ${m.type}`)).toEqual([
         'queue0 queue',
