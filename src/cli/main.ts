@@ -62,8 +62,9 @@ main(process.argv.slice(2)).then(
       if (err.consoleTail.length) process.stderr.write(pc.dim(`--- last kernel console lines ---\n${err.consoleTail.join('\n')}\n`))
     } else if (isKtstrError(err)) {
       process.stderr.write(`ktstr: ${err.message}\n`)
-    } else if ((err as { code?: string })?.code?.startsWith('ERR_PARSE_ARGS')) {
-      // Node's parseArgs explains over several lines; its first line names the problem.
+    } else if (String((err as { code?: unknown } | null)?.code ?? '').startsWith('ERR_PARSE_ARGS')) {
+      // Node's parseArgs explains over several lines; its first line names the problem. (String():
+      // other errors may carry a numeric code.)
       const first = (err as Error).message.split('\n')[0]!.replace(/\.$/, '')
       process.stderr.write(`ktstr: ${first}; see ktstr --help\n`)
       return void (process.exitCode = EXIT_USAGE)
