@@ -43,6 +43,6 @@ export { describeWork, type Policy, type SchedOptions, WORK_TYPES, type WorkSpec
 export { numericLeaves, type PayloadOptions, type PayloadResult, parseTap, payload, type TapCase, tapTests } from './payload/index.js'
 export { formatCpuList, parseCpuList } from './protocol/cpulist.js'
 export { KtstrError } from './protocol/errors.js'
-export type { BpfMapContents, BpfMapInfo, BpfValue, CpuSample, MonitorSample, MonitorStatus, MonitorWindow } from './protocol/monitor.js'
+export type { BpfMapContents, BpfMapInfo, BpfValue, CpuSample, MonitorSample, MonitorStatus, MonitorWindow, ScxState } from './protocol/monitor.js'
 export { findPreset, PRESETS, presetNames, resolveTopology, type TopologyPreset } from './protocol/presets.js'
 export { cpuCount, formatTopology, parseTopology, type TopologySpec, validateTopology } from './protocol/topology.js'

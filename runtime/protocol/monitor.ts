@@ -28,8 +28,14 @@ export type MonitorOp =
 export type MonitorRequest = { [ENVELOPE_MARK]: 'monitor'; id: number } & MonitorOp
 export type MonitorReply = { [ENVELOPE_MARK]: 'monitor-reply'; id: number; ok: true; value: unknown } | { [ENVELOPE_MARK]: 'monitor-reply'; id: number; ok: false; message: string }
 
-/** The monitor's state for this guest: on with its rate, or off with the one-line reason. */
-export type MonitorStatus = { on: true; hz: number } | { on: false; reason: string }
+/**
+ * The attached sched_ext scheduler, as the host read it from its struct_ops map: `attached` with
+ * the ops' name (`qmap`), or `none` (EEVDF runs).
+ */
+export type ScxState = { state: 'attached'; ops: string } | { state: 'none' }
+
+/** The monitor's state for this guest: on with its rate (and the attached scheduler), or off with the one-line reason. */
+export type MonitorStatus = { on: true; hz: number; scx?: ScxState } | { on: false; reason: string }
 
 /** One CPU at one instant, as the host read it from the guest kernel. */
 export interface CpuSample {
@@ -52,8 +58,8 @@ export interface CpuSample {
 export interface MonitorSample {
   atMs: number
   cpus: CpuSample[]
-  /** sched_ext's enable state (`enabled`, `disabled`, …) and the attached ops' name. */
-  scx?: { state: string; ops?: string }
+  /** The attached sched_ext scheduler, read by the host about once a second. */
+  scx?: ScxState
   /** sched_ext's event counters (kernel 6.15+), summed over the CPUs. */
   events?: Record<string, number>
 }

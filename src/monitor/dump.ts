@@ -5,19 +5,14 @@
  * test spinning in its event loop until the file times out) still gets its per-CPU state.
  */
 import type * as wire from '../../runtime/protocol/monitor.js'
-import { describeError } from '../util/errors.js'
 import { probeKvm } from '../vm/accel.js'
 import type { MonitorStatus } from './attach.js'
-import { listMaps } from './bpf/maps.js'
-import { READABLE_TYPES, readMap } from './bpf/read.js'
-import type { MonitorSample } from './monitor.js'
-import { mapToWire } from './serve.js'
-import { bpfGlobals } from './serve-globals.js'
+import { type DumpMaps, guard, readSchedulerState } from './dump-read.js'
+import { hostNow, type MonitorSample } from './monitor.js'
+import { describeScx, type ScxState } from './scx-state.js'
 
 /** Samples kept in a dump (the newest). */
 const DUMP_SAMPLES = 20
-/** Elements read per map. */
-const DUMP_MAP_MAX = 1024
 
 export interface FailureDump {
   version: 1
@@ -30,9 +25,13 @@ export interface FailureDump {
   /** The newest samples, oldest first; `atMs` relative to the newest's host time (≤ 0). */
   samples: (Omit<wire.MonitorSample, 'atMs'> & { atMs: number; runnable?: unknown })[]
   stall?: string
+  /** The attached sched_ext scheduler (from its struct_ops map), as last read. */
+  scx?: ScxState
   /** The scheduler's BPF maps, decoded; or why they were not read. */
-  maps: { info: wire.BpfMapInfo; entries?: unknown[]; truncated?: boolean; error?: string }[] | { notRead: string }
+  maps: DumpMaps
   globals: unknown
+  /** Host ms before `takenAt` the maps and globals were read (before the VM was killed), when not read live. */
+  mapsReadBeforeMs?: number
   /** Per-vCPU registers, or why there are none. */
   vcpus: Record<string, unknown>[] | { none: string }
 }
@@ -74,23 +73,17 @@ export function collectDump(input: DumpInput): FailureDump {
     cpus: s.cpus.map(({ runnable, ...c }) => ({ ...c, curr: c.curr, ...(runnable.length && { runnable: runnable.map(({ addr: _, ...t }) => t) }) })),
   }))
   if (m.stall) dump.stall = m.stall.message
-  if (m.view.mem.isReleased) {
+  const scx = m.scxState(true)
+  if (scx) dump.scx = scx
+  if (!m.view.mem.isReleased) return Object.assign(dump, readSchedulerState(m.view))
+  // The VM is gone: what the Monitor kept before it was killed (a stall, the scheduler's exit).
+  const kept = m.preserved
+  if (!kept) {
     dump.maps = { notRead: 'the VM was gone before the dump (guest RAM released)' }
     dump.globals = { notRead: 'the VM was gone before the dump' }
     return dump
   }
-  const maps = guard(() => listMaps(m.view))
-  if (!Array.isArray(maps)) dump.maps = { notRead: maps.error }
-  else {
-    dump.maps = maps.map((map) => {
-      const info = mapToWire(map)
-      if (!READABLE_TYPES.includes(map.type)) return { info }
-      const c = guard(() => readMap(m.view, map, { max: DUMP_MAP_MAX }))
-      return 'error' in c ? { info, error: c.error } : { info, entries: c.entries, truncated: c.truncated }
-    })
-  }
-  dump.globals = guard(() => bpfGlobals(m.view))
-  return dump
+  return Object.assign(dump, { maps: kept.maps, globals: kept.globals, mapsReadBeforeMs: Math.max(0, Math.round(hostNow() - kept.t)) })
 }
 
 /** At most 8 lines for the failure message; `file` is where the whole dump is. */
@@ -103,6 +96,7 @@ export function dumpSummary(d: FailureDump, file: string): string[] {
     const shown = s.cpus.slice(0, 4).map(cpu)
     lines.push(`last sample (${d.samples.length} kept): ${shown.join('; ')}${s.cpus.length > 4 ? `; … ${s.cpus.length - 4} more CPUs` : ''}`)
   }
+  if (d.scx) lines.push(`sched_ext: ${describeScx(d.scx)}`)
   if (d.stall) lines.push(`stall: ${d.stall}`)
   if (Array.isArray(d.maps)) {
     const names = d.maps.map((m) => `${m.info.name} (${m.info.type})`)
@@ -127,12 +121,3 @@ function globalsLine(g: unknown): string | undefined {
 }
 
 const backendName = (b: string) => (b === 'auto' ? (probeKvm().usable ? 'kvm' : 'qemu') : b)
-
-/** `f()`, or its one-line error: a dump takes what it can get. */
-function guard<T>(f: () => T): T | { error: string } {
-  try {
-    return f()
-  } catch (e) {
-    return { error: describeError(e) }
-  }
-}

@@ -3,16 +3,22 @@
  * help), keeps a bounded ring of samples stamped with host time, and runs the stall watchdog on
  * each. A read costs microseconds of host time and none of the guest's.
  */
+import { describeError } from '../util/errors.js'
+import { log } from '../util/log.js'
 import { DEFAULT_MONITOR_HZ } from '../vm/defaults.js'
+import { readSchedulerState, type SchedulerSnapshot } from './dump-read.js'
 import type { Layout } from './layout.js'
 import type { GuestKernelView } from './open-view.js'
 import { type CpuSample, sampleCpu } from './sample.js'
+import { readScxState, SCX_REFRESH_MS, type ScxState } from './scx-state.js'
 import { type Stall, StallWatch } from './stall.js'
 
 export interface MonitorSample {
   /** Host time of the sample, ms since the epoch (performance.timeOrigin + performance.now()). */
   readonly t: number
   readonly cpus: readonly CpuSample[]
+  /** The attached sched_ext scheduler as last read (at most SCX_REFRESH_MS before `t`). */
+  readonly scx?: ScxState
 }
 
 export interface MonitorOptions {
@@ -22,7 +28,7 @@ export interface MonitorOptions {
   stallMs?: number
   /** Samples kept (default 3000: 5 minutes at 10 Hz). */
   ringSize?: number
-  /** Called once, with the first stall found. */
+  /** Called once, with the first stall found (after `preserve()`: the scheduler's maps are kept first). */
   onStall?: (stall: Stall) => void
 }
 
@@ -43,6 +49,9 @@ export class Monitor {
   private costNs = 0n
   private costMaxNs = 0n
   private ticks = 0
+  private scx: ScxState | undefined
+  private scxAt = Number.NEGATIVE_INFINITY
+  private kept: (SchedulerSnapshot & { t: number }) | undefined
 
   constructor(
     readonly view: GuestKernelView,
@@ -77,7 +86,8 @@ export class Monitor {
     const t = hostNow()
     const cpus: CpuSample[] = new Array(this.view.cpus)
     for (let c = 0; c < cpus.length; c++) cpus[c] = sampleCpu(this.view, this.layout, c)
-    const s: MonitorSample = { t, cpus }
+    if (t - this.scxAt >= SCX_REFRESH_MS) this.scxState(true)
+    const s: MonitorSample = this.scx ? { t, cpus, scx: this.scx } : { t, cpus }
     this.ring[this.next] = s
     this.next = (this.next + 1) % this.ring.length
     this.count = Math.min(this.count + 1, this.ring.length)
@@ -85,6 +95,8 @@ export class Monitor {
       const stall = this.watch.check(t, cpus)
       if (stall) {
         this.found = stall
+        // The VM is killed on a stall: its scheduler's maps are read first, for the dump.
+        this.preserve()
         this.opts.onStall?.(stall)
       }
     }
@@ -105,6 +117,37 @@ export class Monitor {
       if (s.t >= t0 && s.t <= t1) out.push(s)
     }
     return out
+  }
+
+  /**
+   * The attached sched_ext scheduler: the last one read, or read now when `refresh` (it costs the
+   * host milliseconds). Undefined until read once, and when guest RAM is gone before that.
+   */
+  scxState(refresh = false): ScxState | undefined {
+    if (!refresh || this.view.mem.isReleased) return this.scx
+    this.scxAt = hostNow()
+    try {
+      this.scx = readScxState(this.view)
+    } catch (e) {
+      log.debug(`monitor: the attached scheduler was not read: ${describeError(e)}`)
+    }
+    return this.scx
+  }
+
+  /**
+   * Read the guest's BPF maps and the scheduler's globals now (at most `budgetMs`) and keep them for
+   * a dump taken after the VM is gone; called on a stall and when the scheduler exits.
+   */
+  preserve(budgetMs?: number): void {
+    if (this.view.mem.isReleased) return
+    const t = hostNow()
+    this.kept = { t, ...readSchedulerState(this.view, budgetMs) }
+    log.debug(`monitor: the scheduler's maps and globals kept for a dump in ${(hostNow() - t).toFixed(0)} ms`)
+  }
+
+  /** What preserve() read, with the host time it read it. */
+  get preserved(): (SchedulerSnapshot & { t: number }) | undefined {
+    return this.kept
   }
 
   /** The first stall the watchdog found. */

@@ -8,7 +8,8 @@ import { ENVELOPE_MARK } from '../../runtime/protocol/vitest-envelope.js'
 import { describeError, KtstrError } from '../util/errors.js'
 import { GuestMemoryError } from '../vm/memory/guest-memory.js'
 import type { MonitorStatus } from './attach.js'
-import { type BpfMapInfo, findMap, listMaps, readMap, setGlobal, writeArrayElem } from './bpf/index.js'
+import { findMap, listMaps, readMap, setGlobal, writeArrayElem } from './bpf/index.js'
+import { mapToWire } from './dump-read.js'
 import { hostNow, type Monitor, type MonitorSample } from './monitor.js'
 import { bpfGlobals } from './serve-globals.js'
 
@@ -39,7 +40,9 @@ export class MonitorServer {
       case 'status': {
         const s = await this.status()
         if (!s) return { on: false, reason: 'the monitor has not started for this guest yet' } satisfies wire.MonitorStatus
-        return s.on ? { on: true, hz: s.monitor.hz } : { on: false, reason: s.reason }
+        if (!s.on) return { on: false, reason: s.reason }
+        const scx = s.monitor.scxState(true)
+        return { on: true, hz: s.monitor.hz, ...(scx && { scx }) } satisfies wire.MonitorStatus
       }
       case 'sample': {
         const m = await this.monitor('monitor.sample()')
@@ -92,10 +95,7 @@ export class MonitorServer {
         ...(c.curr && { curr: c.curr }),
         ...(c.partial && { partial: c.partial }),
       })),
+      ...(s.scx && { scx: s.scx }),
     }
   }
-}
-
-export function mapToWire(m: BpfMapInfo): wire.BpfMapInfo {
-  return { name: m.name, type: m.type, keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries, owner: `${m.owner.comm}[${m.owner.pid}]` }
 }

@@ -1,12 +1,17 @@
 /** The monitor's samples as a compact per-CPU table (`ktstr exec --monitor`). */
 import type { MonitorStatus } from './attach.js'
+import { describeScx } from './scx-state.js'
 
 export function monitorTable(status: MonitorStatus): string {
   if (!status.on) return `monitor: off (${status.reason})\n`
   const m = status.monitor
   const samples = m.samplesBetween()
   const span = samples.length > 1 ? ` over ${((samples.at(-1)!.t - samples[0]!.t) / 1000).toFixed(1)} s` : ''
-  const head = [`monitor: ${samples.length} samples at ${m.hz} Hz${span}${m.stall ? `; ${m.stall.message}` : ''}`, ...m.notes.map((n) => `monitor: ${n}`)]
+  const scx = m.scxState()
+  const head = [
+    `monitor: ${samples.length} samples at ${m.hz} Hz${span}${scx ? `; sched_ext: ${describeScx(scx)}` : ''}${m.stall ? `; ${m.stall.message}` : ''}`,
+    ...m.notes.map((n) => `monitor: ${n}`),
+  ]
   const rows: string[][] = [['CPU', 'samples', 'max nr_running', 'max local DSQ', 'last current']]
   for (let cpu = 0; cpu < m.cpus; cpu++) {
     let whole = 0

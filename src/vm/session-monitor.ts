@@ -27,6 +27,12 @@ export interface SessionMonitor {
   readonly status: Promise<MonitorStatus>
   /** The guest's init is up: find its per-CPU areas and start sampling. */
   start(): void
+  /**
+   * Read which scheduler is attached now (the guest attached one, or is about to end); with
+   * `keepMaps`, also keep the maps and globals (at most a second) for a dump taken after the VM is
+   * gone: the host is about to kill it (a timeout), or the scheduler exited.
+   */
+  readScheduler(opts?: { keepMaps?: boolean }): void
   /** Stop sampling (the samples stay). */
   stop(): void
 }
@@ -34,6 +40,8 @@ export interface SessionMonitor {
 export function sessionMonitor(vm: VmProcess, plan: MonitorPlan | undefined, onStall: (stall: Stall) => void): SessionMonitor {
   let settle!: (s: MonitorStatus) => void
   const status = new Promise<MonitorStatus>((r) => (settle = r))
+  let settled: MonitorStatus | undefined
+  void status.then((s) => (settled = s))
   let stopped = false
   let started = false
   const off = (reason: string, loud: boolean) => {
@@ -72,6 +80,17 @@ export function sessionMonitor(vm: VmProcess, plan: MonitorPlan | undefined, onS
         },
         (e: unknown) => off(`internal error: ${(e as Error).message}`, true),
       )
+    },
+    readScheduler(opts = {}) {
+      if (stopped) return
+      const read = (s: MonitorStatus) => {
+        if (!s.on) return
+        s.monitor.scxState(true)
+        if (opts.keepMaps) s.monitor.preserve()
+      }
+      // Now when the monitor runs (the caller may kill the VM next), else once it does.
+      if (settled) read(settled)
+      else void status.then(read)
     },
     stop() {
       if (stopped) return

@@ -52,6 +52,7 @@ export async function startSession(vm: VmProcess, opts: { t0: number; imageMs: n
 
   const timer = setTimeout(() => {
     forced ??= { kind: 'timeout', afterS: opts.timeoutS }
+    monitor.readScheduler({ keepMaps: true }) // for a dump, before the kill (at most a second)
     vm.kill()
   }, opts.timeoutS * 1000)
 
@@ -114,6 +115,7 @@ export async function startSession(vm: VmProcess, opts: { t0: number; imageMs: n
     switch (msg.kind) {
       case 'phase':
         if (msg.phase === 'command-started') timing.commandMs = since(performance.now())
+        if (msg.phase === 'scheduler-attached') monitor.readScheduler()
         break
       case 'exit':
         timing.exitMs = since(performance.now())
@@ -145,6 +147,9 @@ export async function startSession(vm: VmProcess, opts: { t0: number; imageMs: n
   function report(outcome: GuestOutcome): void {
     reported ??= outcome
     clearTimeout(timer)
+    // While the guest is still up: the samples' last word on the scheduler, and after its exit,
+    // whatever of its maps is left for a dump (its process has usually gone with them by now).
+    monitor.readScheduler({ keepMaps: outcome.kind === 'scheduler-exited' })
     monitor.stop() // its power-off is not watched
     powerOffTimer ??= setTimeout(() => {
       log.debug(`the guest did not power off within ${POWER_OFF_GRACE_MS} ms of reporting its result; killing the VM`)

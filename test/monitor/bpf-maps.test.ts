@@ -1,6 +1,8 @@
 /** The BPF map readers on a fake guest kernel (hand-built BTF, memory in a Buffer): listing, decoding every map kind, globals, writes and bad input. */
 import { describe, expect, it } from 'vitest'
 import { attachedScheduler, findMap, formatMap, listMaps, readGlobals, readMap, setGlobal, walkTasks, writeArrayElem } from '../../src/monitor/bpf/index.js'
+import { readSchedulerState } from '../../src/monitor/dump-read.js'
+import { readScxState } from '../../src/monitor/scx-state.js'
 import { Scene } from './bpf-fake-scene.js'
 
 function stat(cnt: bigint, cpu: number, busy: boolean, lvl: number): Buffer {
@@ -132,6 +134,25 @@ describe('BPF maps read from guest memory', () => {
     expect(attachedScheduler(qmapScene().k)).toMatchObject({ name: 'qmap', ops: 'sched_ext_ops', state: 'READY', attached: true, owner: { pid: 100, comm: 'scx_qmap' } })
     expect(attachedScheduler(qmapScene({ linked: false }).k)).toBeUndefined()
     expect(attachedScheduler(qmapScene({ linked: false, opsState: 1 }).k)).toMatchObject({ name: 'qmap', state: 'INUSE', attached: true })
+  })
+
+  it("gives the monitor the attached ops' name, and a dump the maps and globals within its time budget", () => {
+    expect(readScxState(qmapScene().k)).toEqual({ state: 'attached', ops: 'qmap' })
+    expect(readScxState(qmapScene({ linked: false }).k)).toEqual({ state: 'none' })
+    const { k } = qmapScene()
+    const snap = readSchedulerState(k)
+    if (!Array.isArray(snap.maps)) throw new Error(snap.maps.notRead)
+    const stats = snap.maps.find((m) => m.info.name === 'stats')
+    expect(stats).toMatchObject({ info: { type: 'array', owner: 'scx_qmap[100]' }, truncated: false })
+    expect(stats?.entries).toHaveLength(3)
+    // Maps the dump cannot decode are listed without entries.
+    expect(snap.maps.find((m) => m.info.type === 'struct_ops')).toEqual({ info: expect.objectContaining({ name: 'qmap_ops' }) })
+    expect(snap.globals).toMatchObject({ bss: { nr_enqueued: 5, nr_dispatched: 3 }, rodata: { tag: 'qmap' } })
+    // A budget already spent: the maps are still listed, their contents and the globals say why not.
+    const late = readSchedulerState(k, -1)
+    if (!Array.isArray(late.maps)) throw new Error(late.maps.notRead)
+    expect(late.maps.find((m) => m.info.name === 'stats')).toEqual({ info: expect.objectContaining({ name: 'stats' }), error: "not read: the dump's -1 ms budget ran out" })
+    expect(late.globals).toEqual({ error: "not read: the dump's -1 ms budget ran out" })
   })
 
   it("with two schedulers' globals, uses the attached one's, or the pid given, else says which there are", () => {

@@ -1,13 +1,15 @@
 // Type-checked by test/monitor/api-wire.test.ts (never run): the monitor/bpf API and its matchers
 // as a user writes them, importing the package by name; the matchers merge into Vitest's Assertion.
 
-import { bpf, type CpuSample, cgroup, type MonitorWindow, monitor, run, work } from 'ktstr'
+import { bpf, type CpuSample, cgroup, type MonitorWindow, monitor, run, type ScxState, work } from 'ktstr'
 import { expect, test } from 'vitest'
 
 test('monitor and bpf', async () => {
   const s = await monitor.sample()
   const cpu: CpuSample = s.cpus[0]!
   expect(cpu.nrRunning + (cpu.localDsq ?? 0)).toBeGreaterThanOrEqual(0)
+  const scx: ScxState | undefined = s.scx
+  expect(scx?.state === 'attached' ? scx.ops : 'eevdf').toBe('qmap')
   const c = monitor.counters(['nr_enqueued'], { everyMs: 100 })
   const r = await run({ duration: '1s', cgroups: [cgroup('a').workers(2, work.spin())] })
   const w: MonitorWindow = r.monitor
