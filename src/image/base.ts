@@ -10,6 +10,7 @@ import { cacheRoot, packageRoot } from '../util/paths.js'
 import { copyCached, ensureCached, pruneCached } from './cache-entry.js'
 import { libraryClosure } from './closure.js'
 import { readElf } from './elf.js'
+import { findMke2fs, writeExt4 } from './ext4.js'
 import { GUEST_INIT, GUEST_NODE, INIT_SCRIPT_IN_PACKAGE } from './guest-paths.js'
 import { GuestTree, type PathFilter } from './tree.js'
 
@@ -21,7 +22,7 @@ const KEEP_STRIPPED = 2
 const BUSYBOX_CANDIDATES = ['/bin/busybox', '/usr/bin/busybox', '/ktstr/bin/busybox']
 export const BUSYBOX_HOST = BUSYBOX_CANDIDATES[0]!
 
-function findBusybox(): string {
+export function findBusybox(): string {
   const found = BUSYBOX_CANDIDATES.find((p) => fs.existsSync(p))
   if (!found) throw new KtstrError(`${BUSYBOX_HOST} is missing; install busybox-static: apt-get install busybox-static`)
   return found
@@ -33,11 +34,16 @@ export interface BaseImageOptions {
   extraPaths?: string[]
   /** The ktstr package folder to take package.json, dist/runtime and koffi from (default: this package). */
   packageRoot?: string
+  /** Build a read-only ext4 image (a disk for the guest) instead of the archive, when mke2fs is installed. */
+  disk?: boolean
 }
 
 export interface BaseImage {
-  /** The uncompressed newc archive. */
+  /** The uncompressed newc archive, or the ext4 image when `format` is 'ext4'. */
   path: string
+  format: 'cpio' | 'ext4'
+  /** The image's entries (a file's source may be the unstripped node when the image was reused). */
+  tree: GuestTree
   key: string
   /** False when the cached archive for `key` was reused. */
   built: boolean
@@ -67,20 +73,25 @@ export async function baseImage(opts: BaseImageOptions = {}): Promise<BaseImage>
   const key = h.digest('hex').slice(0, 16)
   const dir = path.join(cacheRoot(), 'images')
   fs.mkdirSync(dir, { recursive: true })
-  const out = path.join(dir, `base-${key}.cpio`)
+  const mke2fs = opts.disk ? findMke2fs() : undefined
+  if (opts.disk && !mke2fs) log.debug('mke2fs not found (apt-get install e2fsprogs): the guest unpacks the base image into its RAM instead')
+  const format = mke2fs ? 'ext4' : 'cpio'
+  const out = path.join(dir, `base-${key}.${format}`)
   const files = regularFiles(tree)
 
-  const ensure = () => ensureCached(out, (tmp) => writeBase(tree, strip, dir, tmp))
+  const ensure = () => ensureCached(out, (tmp) => (mke2fs ? writeBaseExt4(tree, strip, dir, mke2fs, tmp) : writeBase(tree, strip, dir, tmp)))
   const entry = await ensure()
   const ms = performance.now() - t0
   if (entry.built) {
     log.debug(`base image ${out} built: ${entry.manifest.bytes} bytes, ${tree.size} entries, ${ms.toFixed(0)} ms`)
-    pruneCached(dir, /^base-[0-9a-f]+\.cpio$/, KEEP_BASES, out)
+    pruneCached(dir, /^base-[0-9a-f]+\.(cpio|ext4)$/, KEEP_BASES, out)
   } else {
     log.debug(`base image ${out} reused (${ms.toFixed(0)} ms)`)
   }
   return {
     path: out,
+    format,
+    tree,
     key,
     built: entry.built,
     bytes: entry.manifest.bytes,
@@ -99,6 +110,15 @@ async function writeBase(tree: GuestTree, strip: string | undefined, dir: string
   }
   await tree.writeCpio(tmp)
   return { unpacked: tree.cost().unpacked }
+}
+
+async function writeBaseExt4(tree: GuestTree, strip: string | undefined, dir: string, mke2fs: string, tmp: string): Promise<Record<string, number>> {
+  if (strip) {
+    const stripped = await strippedNode(strip, dir)
+    if (stripped) tree.add(process.execPath, { source: stripped })
+  }
+  await writeExt4(tree, mke2fs, tmp)
+  return { unpacked: 0 }
 }
 
 /** Skips what only editors and debuggers read. */

@@ -18,6 +18,8 @@ export interface LaunchPlan {
   memoryMib: number
   /** virtio-blk disks, in order: /dev/vda, /dev/vdb, … */
   disks: readonly DiskSpec[]
+  /** The base image as a read-only ext4 disk (image/disk-boot.ts), attached after `disks`. */
+  baseDisk?: string
   /** A unix socket path in the run folder, for a backend whose channel needs one (QEMU's). */
   channelSocket: string
   /** Give the guest AMD SVM so it can run KVM itself. */

@@ -8,8 +8,9 @@ import type { RunSpec } from '../../runtime/protocol/index.js'
 import { RUN_SPEC_PATH } from '../../runtime/protocol/index.js'
 import { resolveTopology } from '../../runtime/protocol/presets.js'
 import { cpuCount } from '../../runtime/protocol/topology.js'
-import { baseImage } from '../image/base.js'
+import { baseImage, findBusybox } from '../image/base.js'
 import { initramfsLimit } from '../image/budget.js'
+import { composeDiskInitrd, diskBootBlocker, virtioDiskName } from '../image/disk-boot.js'
 import { composeInitrd } from '../image/initrd.js'
 import { runArchive } from '../image/run-archive.js'
 import { resolveKernel } from '../kernel/resolve.js'
@@ -62,15 +63,21 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
   }
   const tmp = createRunDir()
   try {
-    const base = await baseImage({ extraPaths: req.extraImagePaths ?? [] })
+    const wantDisk = diskBoot()
+    const base = await baseImage({ extraPaths: req.extraImagePaths ?? [], disk: wantDisk })
+    const onDisk = base.format === 'ext4'
     const run = runArchive({
       data: [{ guestPath: RUN_SPEC_PATH, content: JSON.stringify(runSpec) }],
       hostPaths: [...(scheduler ? [scheduler.path] : []), ...(req.include ?? [])],
       omit: base.files,
-      limit: initramfsLimit(memoryMib, { archive: base.bytes, unpacked: base.unpacked }),
+      // From a disk, only this run's files (and busybox) take guest RAM.
+      limit: initramfsLimit(memoryMib, onDisk ? { archive: 4 << 20, unpacked: 4 << 20 } : { archive: base.bytes, unpacked: base.unpacked }),
     })
     const initrd = path.join(tmp, 'initrd.cpio')
-    await composeInitrd(base, run, initrd)
+    const disks = req.disks ?? []
+    // The base disk comes after the user's, so theirs keep /dev/vda, /dev/vdb, …
+    if (onDisk) await composeDiskInitrd(base, run, { device: virtioDiskName(disks.length), busybox: findBusybox(), node: process.execPath, writable: [runSpec.cwd] }, initrd)
+    else await composeInitrd(base, run, initrd)
     const imageMs = performance.now() - t0
     log.debug(`image ready in ${imageMs.toFixed(0)} ms (base ${base.built ? 'built' : 'cached'}: ${base.path})`)
 
@@ -81,7 +88,8 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
         initrd,
         topology,
         memoryMib,
-        disks: req.disks ?? [],
+        disks,
+        ...(onDisk ? { baseDisk: base.path } : {}),
         channelSocket: path.join(tmp, 'channel.sock'),
         nestedKvm: req.nestedKvm === true,
       },
@@ -97,6 +105,14 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
     removeRunDir(tmp)
     throw e
   }
+}
+
+/** Whether to boot from the base image on a read-only disk (KTSTR_BASE_DISK=0 unpacks it into guest RAM, as before). */
+function diskBoot(): boolean {
+  if (process.env.KTSTR_BASE_DISK === '0') return false
+  const blocker = diskBootBlocker(findBusybox())
+  if (blocker) log.debug(`base image unpacked into guest RAM: ${blocker}`)
+  return !blocker
 }
 
 /** Which VMM runs the guest: our own on usable KVM, else QEMU (with KVM acceleration when it can). */

@@ -4,6 +4,7 @@ import { type Backend, kernelCmdline } from '../backend.js'
 export const kvmBackend: Backend = {
   async launch(plan, console) {
     const { launchKvm } = await import('./launch.js')
-    return launchKvm({ ...plan, cmdline: kernelCmdline() }, console)
+    const disks = plan.baseDisk ? [...plan.disks, { path: plan.baseDisk, readOnly: true }] : plan.disks
+    return launchKvm({ ...plan, disks, cmdline: kernelCmdline() }, console)
   },
 }

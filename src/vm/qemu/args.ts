@@ -48,7 +48,14 @@ export function qemuArgs(p: LaunchPlan, accel: Accel, ramFiles: readonly string[
     '-device',
     `virtserialport,bus=vser0.0,chardev=channel,name=${CHANNEL_PORT_NAME}`,
     ...p.disks.flatMap(diskArgs),
+    ...(p.baseDisk ? baseDiskArgs(p.baseDisk, p.disks.length) : []),
   ]
+}
+
+/** The read-only base image, through the host's page cache (it is read by every boot). */
+function baseDiskArgs(file: string, index: number): string[] {
+  const drive = [`file=${qemuOptionValue(file)}`, 'if=none', `id=disk${index}`, 'format=raw', 'readonly=on'].join(',')
+  return ['-drive', drive, '-device', `virtio-blk-pci,drive=disk${index}`]
 }
 
 export { qemuOptionValue }
