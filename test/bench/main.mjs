@@ -1,10 +1,13 @@
 #!/usr/bin/env node
-// `npm run bench`: ktstr's costs as ratios against baselines measured in the same run.
+// `npm run bench [-- --quick] [-- ROW]`: ktstr's costs as ratios against baselines measured in the
+// same run, printed as one table and written as JSON (bench-results.json, or --json FILE).
 //  1. channel: MiB/s through Endpoint frames (CRC32, framing) vs raw bytes over the same socket pair.
 //  2. boot: `ktstr exec -- true` (node PID 1, runtime, channel) vs QEMU booting the same kernel
-//     with a busybox-only initramfs whose /init powers off at once (same accel, same topology).
+//     with a busybox-only initramfs whose /init powers off at once (same accel, same topology);
+//     the base image from its read-only disk, and unpacked into guest RAM (KTSTR_BASE_DISK=0).
 //  3. monitor: guest work units (loop iterations of two spinners, one per CPU) with the host
 //     monitor sampling at 10 Hz vs off, guests alternating in the same run.
+// A row is one addRow() call: its value, its baseline from the same run, and how the ratio reads.
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
@@ -21,6 +24,35 @@ const { probeKvm } = await import(dist('src/vm/accel.js'))
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 const fmt = (n) => n.toFixed(2)
+const args = process.argv.slice(2)
+const quick = args.includes('--quick')
+const jsonAt = args.indexOf('--json')
+const jsonFile = path.resolve(jsonAt >= 0 ? args[jsonAt + 1] : 'bench-results.json')
+const only = args.find((a, i) => !a.startsWith('--') && args[i - 1] !== '--json')
+/** Repetitions of a measurement (median taken): fewer with --quick. */
+const reps = (full) => (quick ? Math.min(full, 3) : full)
+
+/** @type {{ row: string, value: number | null, baseline: number | null, unit: string, ratio: number | null, note?: string }[]} */
+const rows = []
+/** One table row: `value` vs `baseline` (same unit, same run); `note` says what the baseline is or why the row did not run. */
+function addRow(row, value, baseline, unit, note) {
+  const ratio = value != null && baseline ? value / baseline : null
+  rows.push({ row, value, baseline, unit, ratio, ...(note ? { note } : {}) })
+}
+
+function printTable() {
+  const cells = rows.map((r) => [
+    r.row,
+    r.value == null ? '-' : `${fmt(r.value)} ${r.unit}`,
+    r.baseline == null ? '-' : `${fmt(r.baseline)} ${r.unit}`,
+    r.ratio == null ? '-' : fmt(r.ratio),
+    r.note ?? '',
+  ])
+  const head = ['row', 'value', 'baseline', 'ratio', 'baseline is / note']
+  const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)))
+  const line = (c) => `| ${c.map((x, i) => x.padEnd(w[i])).join(' | ')} |`
+  console.log([line(head), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...cells.map(line)].join('\n'))
+}
 
 async function pair() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-bench-'))
@@ -66,13 +98,13 @@ async function benchChannel() {
   for (const chunk of [4096, 65536]) {
     const raw = [],
       framed = []
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < reps(3); i++) {
       raw.push(await channelMiBps(false, total, chunk))
       framed.push(await channelMiBps(true, total, chunk))
     }
     const r = median(raw),
       f = median(framed)
-    console.log(`channel ${chunk / 1024} KiB chunks: framed ${fmt(f)} MiB/s, raw ${fmt(r)} MiB/s, ratio framed/raw ${fmt(f / r)}`)
+    addRow(`channel ${chunk / 1024} KiB chunks`, f, r, 'MiB/s', 'raw bytes, same socket pair')
   }
 }
 
@@ -96,16 +128,20 @@ function timeIt(cmd, args, env) {
   return performance.now() - t0
 }
 
+function guestKernel() {
+  return process.env.KTSTR_KERNEL || spawnSync(process.execPath, [dist('src/cli/main.js'), 'kernel', 'path'], { encoding: 'utf8' }).stdout.trim()
+}
+
 async function benchBoot() {
-  const shared = path.resolve(repo, '..', 'shared', 'guest')
-  const kernelDir = process.env.KTSTR_KERNEL || (fs.existsSync(path.join(shared, 'bzImage')) ? shared : undefined)
+  const kernelDir = guestKernel()
   const qemu = spawnSync('sh', ['-c', 'command -v qemu-system-x86_64']).stdout.toString().trim()
-  if (!kernelDir || !qemu) return console.log('boot: skipped (needs qemu-system-x86_64 and KTSTR_KERNEL)')
+  if (!kernelDir || !qemu) return addRow('cold boot', null, null, 's', 'not run: needs qemu-system-x86_64 and a guest kernel (KTSTR_KERNEL or ktstr kernel build)')
   const bz = fs.statSync(kernelDir).isDirectory() ? path.join(kernelDir, 'bzImage') : kernelDir
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-bench-'))
   const initrd = path.join(tmp, 'baseline.cpio')
   await baselineInitrd(initrd)
-  const accel = probeKvm().usable ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=single', '-cpu', 'max']
+  const kvm = probeKvm().usable
+  const accel = kvm ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=single', '-cpu', 'max']
   const base = [
     '-nodefaults',
     '-no-user-config',
@@ -129,17 +165,28 @@ async function benchBoot() {
     'null',
   ]
   const cli = dist('src/cli/main.js')
-  timeIt(process.execPath, [cli, 'exec', '--', 'true'], { KTSTR_KERNEL: kernelDir }) // warm the image cache
-  const ours = [],
-    baseline = []
-  for (let i = 0; i < 3; i++) {
+  const env = { KTSTR_KERNEL: kernelDir }
+  const exec =
+    (backend, extra = {}) =>
+    () =>
+      timeIt(process.execPath, [cli, 'exec', '--backend', backend, '--', 'true'], { ...env, ...extra })
+  const variants = [
+    ['cold boot, qemu', exec('qemu')],
+    ['cold boot, qemu, image in RAM', exec('qemu', { KTSTR_BASE_DISK: '0' })],
+  ]
+  if (kvm) variants.push(['cold boot, kvm', exec('kvm')], ['cold boot, kvm, image in RAM', exec('kvm', { KTSTR_BASE_DISK: '0' })])
+  for (const [, run] of variants) run() // build the cached images first
+  const baseline = []
+  const times = variants.map(() => [])
+  for (let i = 0; i < reps(5); i++) {
     baseline.push(timeIt(qemu, base))
-    ours.push(timeIt(process.execPath, [cli, 'exec', '--', 'true'], { KTSTR_KERNEL: kernelDir }))
+    variants.forEach(([, run], j) => times[j].push(run()))
   }
   fs.rmSync(tmp, { recursive: true, force: true })
-  const o = median(ours),
-    b = median(baseline)
-  console.log(`boot to a command and back: ktstr exec ${fmt(o / 1000)} s, bare kernel+busybox ${fmt(b / 1000)} s, ratio ${fmt(o / b)}`)
+  const b = median(baseline) / 1000
+  const what = `QEMU, same kernel, busybox-only initramfs (${kvm ? 'KVM' : 'TCG'})`
+  variants.forEach(([name], j) => addRow(`${name} (ktstr exec -- true)`, median(times[j]) / 1000, b, 's', what))
+  if (!kvm) addRow('cold boot, kvm', null, null, 's', 'not run: no /dev/kvm')
 }
 
 // One spinner per CPU counts loop iterations for 3 s; the guest prints their sum.
@@ -158,22 +205,28 @@ function workUnits(cli, kernelDir, hz) {
 }
 
 async function benchMonitor() {
-  const kernelDir = process.env.KTSTR_KERNEL || spawnSync(process.execPath, [dist('src/cli/main.js'), 'kernel', 'path'], { encoding: 'utf8' }).stdout.trim()
-  if (!kernelDir) return console.log('monitor: skipped (needs a guest kernel: KTSTR_KERNEL or ktstr kernel build)')
+  const kernelDir = guestKernel()
+  if (!kernelDir) return addRow('guest work units, monitor 10 Hz', null, null, 'M', 'not run: needs a guest kernel (KTSTR_KERNEL or ktstr kernel build)')
   const cli = dist('src/cli/main.js')
   const on = [],
     off = []
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < reps(3); i++) {
     off.push(workUnits(cli, kernelDir, 'off'))
     on.push(workUnits(cli, kernelDir, '10'))
   }
   const a = median(on),
     b = median(off)
-  console.log(`guest work units, monitor 10 Hz vs off: ${(a / 1e6).toFixed(1)}M vs ${(b / 1e6).toFixed(1)}M loop iterations, ratio ${fmt(a / b)}`)
+  addRow('guest work units, monitor 10 Hz', a / 1e6, b / 1e6, 'M', 'monitor off (loop iterations, 2 spinners, 3 s)')
 }
 
-// `node test/bench/main.mjs monitor` runs one row; no argument runs them all.
-const only = process.argv[2]
-if (!only || only === 'channel') await benchChannel()
-if (!only || only === 'boot') await benchBoot()
-if (!only || only === 'monitor') await benchMonitor()
+// `node test/bench/main.mjs monitor` runs one group of rows; no argument runs them all.
+const groups = { channel: benchChannel, boot: benchBoot, monitor: benchMonitor }
+if (only && !groups[only]) {
+  console.error(`bench: unknown row group ${only}; known: ${Object.keys(groups).join(', ')}`)
+  process.exit(2)
+}
+const started = new Date()
+for (const [name, run] of Object.entries(groups)) if (!only || only === name) await run()
+printTable()
+fs.writeFileSync(jsonFile, `${JSON.stringify({ started: started.toISOString(), quick, host: { cpus: os.cpus().length, kvm: probeKvm().usable }, rows }, null, 2)}\n`)
+console.log(`written: ${jsonFile}`)
