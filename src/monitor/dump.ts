@@ -1,7 +1,7 @@
 /**
  * What the host knows of a guest when its test file fails: the monitor's last per-CPU samples, the
- * stall it saw, the attached scheduler's maps and globals decoded (while guest RAM is still there),
- * and vCPU registers where the backend keeps them. Read by the host alone, so a wedged guest (a
+ * stall it saw, the attached scheduler (sched_ext ops) with its maps and globals decoded (while guest
+ * RAM is still there, or as the Monitor kept them just before the VM was killed), and vCPU registers where the backend keeps them. Read by the host alone, so a wedged guest (a
  * test spinning in its event loop until the file times out) still gets its per-CPU state.
  */
 import type * as wire from '../../runtime/protocol/monitor.js'
@@ -76,7 +76,7 @@ export function collectDump(input: DumpInput): FailureDump {
   const scx = m.scxState(true)
   if (scx) dump.scx = scx
   if (!m.view.mem.isReleased) return Object.assign(dump, readSchedulerState(m.view))
-  // The VM is gone: what the Monitor kept before it was killed (a stall, the scheduler's exit).
+  // The VM is gone: what the Monitor kept before the host killed it (a stall, a timeout) or at the scheduler's exit.
   const kept = m.preserved
   if (!kept) {
     dump.maps = { notRead: 'the VM was gone before the dump (guest RAM released)' }
@@ -97,7 +97,7 @@ export function dumpSummary(d: FailureDump, file: string): string[] {
     lines.push(`last sample (${d.samples.length} kept): ${shown.join('; ')}${s.cpus.length > 4 ? `; … ${s.cpus.length - 4} more CPUs` : ''}`)
   }
   if (d.scx) lines.push(`sched_ext: ${describeScx(d.scx)}`)
-  if (d.stall) lines.push(`stall: ${d.stall}`)
+  if (d.stall) lines.push(d.stall)
   if (Array.isArray(d.maps)) {
     const names = d.maps.map((m) => `${m.info.name} (${m.info.type})`)
     lines.push(`BPF maps: ${names.length ? names.slice(0, 10).join(', ') + (names.length > 10 ? `, … ${names.length - 10} more` : '') : 'none'}`)

@@ -147,9 +147,10 @@ export async function startSession(vm: VmProcess, opts: { t0: number; imageMs: n
   function report(outcome: GuestOutcome): void {
     reported ??= outcome
     clearTimeout(timer)
-    // While the guest is still up: the samples' last word on the scheduler, and after its exit,
-    // whatever of its maps is left for a dump (its process has usually gone with them by now).
-    monitor.readScheduler({ keepMaps: outcome.kind === 'scheduler-exited' })
+    // After a scheduler's exit, while the guest is still up: whatever of its maps is left for a
+    // dump (its process has usually gone with them by now). Not on a command's exit: the guest is
+    // already stopping its scheduler then.
+    if (outcome.kind === 'scheduler-exited') monitor.readScheduler({ keepMaps: true })
     monitor.stop() // its power-off is not watched
     powerOffTimer ??= setTimeout(() => {
       log.debug(`the guest did not power off within ${POWER_OFF_GRACE_MS} ms of reporting its result; killing the VM`)
