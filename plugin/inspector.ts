@@ -74,7 +74,7 @@ export class InspectorRelay {
     return new InspectorRelay(server)
   }
 
-  /** The guest is up: relay its connections over this channel (those already accepted first). */
+  /** The guest serves relays (its Vitest worker is up): open connections over this channel, those already accepted first. */
   attach(channel: HostEndpoint): void {
     if (this.closed) return
     this.channel = channel

@@ -290,6 +290,9 @@ export class KtstrPoolWorker implements PoolWorker {
     this.attach(guest)
     if (signal.aborted) throw new Interrupted()
     await this.until(guestReady(session), guest)
+    // Only now does the guest serve relayed connections (its init drops them until Vitest's worker is
+    // up): a debugger that connected while the guest booted waits in the relay until here.
+    this.inspector?.attach(session.channel)
     const started = new Promise<unknown>((resolve) => this.enter({ is: 'starting', started: resolve }))
     this.toGuest(this.startMessage())
     const error = await this.until(started, guest)
@@ -337,7 +340,6 @@ export class KtstrPoolWorker implements PoolWorker {
 
   private attach(guest: Guest): void {
     pipeGuestOutput(guest.session, this.options.project.vitest.logger)
-    this.inspector?.attach(guest.session.channel)
     guest.session.channel.on('vitest', (payload) => {
       if (!this.relaying) return
       const frame = decodeGuestFrame(payload)
