@@ -24,7 +24,8 @@ export interface FixtureProject {
   dir: string
   /** Each project's runs get their own TMPDIR, so the VMs they started can be told from others (strayQemus). */
   tmpdir: string
-  vitest(args: string[], files: string[]): Promise<VitestRun>
+  /** `signal` SIGKILLs the run (its VMs die with it: QEMU has a parent-death signal). */
+  vitest(args: string[], files: string[], opts?: { signal?: AbortSignal }): Promise<VitestRun>
   remove(): void
 }
 
@@ -37,7 +38,7 @@ export function fixtureProject(fixture: string): FixtureProject {
   return {
     dir,
     tmpdir,
-    vitest: (args, files) => {
+    vitest: (args, files, opts = {}) => {
       const jsonFile = path.join(dir, `report-${Date.now()}.json`)
       return new Promise((resolve) => {
         const env = { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', TMPDIR: tmpdir }
@@ -45,7 +46,10 @@ export function fixtureProject(fixture: string): FixtureProject {
         const child = spawn(process.execPath, [VITEST, ...args, '--root', dir, '--reporter=default', '--reporter=json', `--outputFile.json=${jsonFile}`, ...files], {
           cwd: dir,
           env,
+          signal: opts.signal,
+          killSignal: 'SIGKILL',
         })
+        child.on('error', () => {}) // an abort; 'close' follows
         let out = ''
         child.stdout.on('data', (b) => (out += b))
         child.stderr.on('data', (b) => (out += b))

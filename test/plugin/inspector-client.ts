@@ -15,10 +15,10 @@ export interface InspectorTarget {
   devtoolsFrontendUrl: string
 }
 
-/** GET http://host:port/path as JSON. */
-export function getJson<T>(host: string, port: number, path: string): Promise<T> {
+/** GET http://host:port/path as JSON; a request unanswered for `timeoutMs` fails. */
+export function getJson<T>(host: string, port: number, path: string, timeoutMs = 30_000): Promise<T> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host, port, path }, (res) => {
+    const req = http.get({ host, port, path, timeout: timeoutMs }, (res) => {
       let body = ''
       res.setEncoding('utf8')
       res.on('data', (c: string) => (body += c))
@@ -30,16 +30,20 @@ export function getJson<T>(host: string, port: number, path: string): Promise<T>
         }
       })
     })
+    req.on('timeout', () => req.destroy(new Error(`GET ${path} on ${host}:${port}: no answer in ${timeoutMs} ms`)))
     req.on('error', reject)
   })
 }
 
-/** /json/list once something answers on host:port (the pool opens the port when the file's guest starts). */
+/**
+ * /json/list once something answers on host:port (the pool opens the port when the file's guest
+ * starts). A request the port accepted waits up to the deadline: one made early must be answered.
+ */
 export async function waitForTargets(host: string, port: number, timeoutMs: number): Promise<InspectorTarget[]> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     try {
-      const list = await getJson<InspectorTarget[]>(host, port, '/json/list')
+      const list = await getJson<InspectorTarget[]>(host, port, '/json/list', Math.max(deadline - Date.now(), 1))
       if (list.length > 0) return list
     } catch (e) {
       if (Date.now() > deadline) throw e
@@ -165,4 +169,42 @@ function unmaskedFrame(buf: Buffer): { opcode: number; payload: Buffer; size: nu
   }
   if (buf.length < at + len) return undefined
   return { opcode: buf[0]! & 0x0f, payload: buf.subarray(at, at + len), size: at + len }
+}
+
+/**
+ * The first generated line (0-based) that a source map (v3, one source) maps to `line` (0-based) of
+ * the file as written: where an editor puts a breakpoint set on that line.
+ */
+export function generatedLine(map: { mappings: string }, line: number): number | undefined {
+  let srcLine = 0
+  const lines = map.mappings.split(';')
+  for (let gen = 0; gen < lines.length; gen++) {
+    for (const segment of lines[gen]!.split(',')) {
+      const f = vlq(segment)
+      if (f.length < 4) continue
+      srcLine += f[2]!
+      if (srcLine === line) return gen
+    }
+  }
+  return undefined
+}
+
+const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+
+/** A segment's fields (base64 VLQ, sign in the lowest bit). */
+function vlq(segment: string): number[] {
+  const out: number[] = []
+  let value = 0
+  let shift = 0
+  for (const c of segment) {
+    const digit = B64.indexOf(c)
+    value += (digit & 31) << shift
+    if (digit & 32) shift += 5
+    else {
+      out.push(value & 1 ? -(value >>> 1) : value >>> 1)
+      value = 0
+      shift = 0
+    }
+  }
+  return out
 }
