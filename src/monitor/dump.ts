@@ -1,13 +1,16 @@
 /**
  * What the host knows of a guest when its test file fails: the monitor's last per-CPU samples, the
  * stall it saw, the attached scheduler (sched_ext ops) with its maps and globals decoded (while guest
- * RAM is still there, or as the Monitor kept them just before the VM was killed), and vCPU registers where the backend keeps them. Read by the host alone, so a wedged guest (a
- * test spinning in its event loop until the file times out) still gets its per-CPU state.
+ * RAM is still there, or as the Monitor kept them just before the VM was killed), and the vCPU
+ * registers where the backend gives them (the kvm VMM; the Monitor reads them about once a second).
+ * Read by the host alone, so a wedged guest (a test spinning in its event loop until the file times
+ * out) still gets its per-CPU state.
  */
 import type * as wire from '../../runtime/protocol/monitor.js'
 import { probeKvm } from '../vm/accel.js'
+import type { VcpuRegisters } from '../vm/vm-process.js'
 import type { MonitorStatus } from './attach.js'
-import { type DumpMaps, guard, readSchedulerState } from './dump-read.js'
+import { type DumpMaps, readSchedulerState } from './dump-read.js'
 import { hostNow, type MonitorSample } from './monitor.js'
 import { describeScx, type ScxState } from './scx-state.js'
 
@@ -32,16 +35,16 @@ export interface FailureDump {
   globals: unknown
   /** Host ms before `takenAt` the maps and globals were read (before the VM was killed), when not read live. */
   mapsReadBeforeMs?: number
-  /** Per-vCPU registers, or why there are none. */
-  vcpus: Record<string, unknown>[] | { none: string }
+  /** Per-vCPU registers as the Monitor last read them (about once a second), or why there are none. */
+  vcpus: VcpuRegisters[] | { none: string }
+  /** Host ms before `takenAt` the registers were read. */
+  vcpusReadBeforeMs?: number
 }
 
 export interface DumpInput {
   cause: string
   testFile?: string
   monitor: MonitorStatus | undefined
-  /** The backend's vCPU registers when it keeps them (the kvm VMM). */
-  registers?: () => Record<string, unknown>[] | undefined
   backend: string
 }
 
@@ -62,10 +65,16 @@ export function collectDump(input: DumpInput): FailureDump {
     globals: undefined,
     vcpus: { none: `the host reads no vCPU registers from the ${backendName(input.backend)} backend` },
   }
-  const regs = guard(() => input.registers?.())
-  if (Array.isArray(regs)) dump.vcpus = regs
-  if (!status?.on) return dump
+  if (!status?.on) {
+    if (backendName(input.backend) === 'kvm') dump.vcpus = { none: 'the monitor, which reads them, is off' }
+    return dump
+  }
   const m = status.monitor
+  if (m.readsRegisters) {
+    const regs = m.registers
+    if (!regs) dump.vcpus = { none: 'no read of them had answered yet' }
+    else Object.assign(dump, { vcpus: regs.vcpus, vcpusReadBeforeMs: Math.max(0, Math.round(hostNow() - regs.t)) })
+  }
   const samples = m.samplesBetween().slice(-DUMP_SAMPLES)
   const newest = samples.at(-1)?.t ?? 0
   dump.samples = samples.map((s: MonitorSample) => ({
@@ -104,8 +113,14 @@ export function dumpSummary(d: FailureDump, file: string): string[] {
   } else if (d.monitor.on) lines.push(`BPF maps not read: ${d.maps.notRead}`)
   const g = globalsLine(d.globals)
   if (g) lines.push(g)
-  lines.push(Array.isArray(d.vcpus) ? `vCPU registers: ${d.vcpus.length} vCPUs` : `vCPU registers: none (${d.vcpus.none})`)
+  lines.push(vcpusLine(d))
   return lines.slice(0, 8).map((l) => (l.length > 300 ? `${l.slice(0, 299)}…` : l))
+}
+
+function vcpusLine(d: FailureDump): string {
+  if (!Array.isArray(d.vcpus)) return `vCPU registers: none (${d.vcpus.none})`
+  const one = (v: VcpuRegisters) => (v.regs ? `vCPU ${v.cpu}: rip ${v.regs.rip} rsp ${v.regs.rsp}` : `vCPU ${v.cpu}: no answer`)
+  return `${d.vcpus.map(one).join('; ')} (read ${((d.vcpusReadBeforeMs ?? 0) / 1000).toFixed(1)} s before the dump)`
 }
 
 function globalsLine(g: unknown): string | undefined {

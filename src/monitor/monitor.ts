@@ -6,6 +6,7 @@
 import { describeError } from '../util/errors.js'
 import { log } from '../util/log.js'
 import { DEFAULT_MONITOR_HZ } from '../vm/defaults.js'
+import type { VcpuRegisters } from '../vm/vm-process.js'
 import { readSchedulerState, type SchedulerSnapshot } from './dump-read.js'
 import type { Layout } from './layout.js'
 import type { GuestKernelView } from './open-view.js'
@@ -30,6 +31,17 @@ export interface MonitorOptions {
   ringSize?: number
   /** Called once, with the first stall found (after `preserve()`: the scheduler's maps are kept first). */
   onStall?: (stall: Stall) => void
+  /** The backend's vCPU registers (VmProcess.vcpuRegisters: the kvm VMM), read every REGISTERS_REFRESH_MS. */
+  registers?: () => Promise<VcpuRegisters[]>
+}
+
+/** How often the vCPU registers are read: each read kicks every vCPU out of KVM_RUN once. */
+export const REGISTERS_REFRESH_MS = 1000
+
+/** The vCPU registers as last read, with the host time they were (ms since the epoch). */
+export interface KeptRegisters {
+  readonly t: number
+  readonly vcpus: readonly VcpuRegisters[]
 }
 
 const DEFAULT_RING = 3000
@@ -52,6 +64,8 @@ export class Monitor {
   private scx: ScxState | undefined
   private scxAt = Number.NEGATIVE_INFINITY
   private kept: (SchedulerSnapshot & { t: number }) | undefined
+  private regs: KeptRegisters | undefined
+  private regsAt = Number.NEGATIVE_INFINITY
 
   constructor(
     readonly view: GuestKernelView,
@@ -87,6 +101,7 @@ export class Monitor {
     const cpus: CpuSample[] = new Array(this.view.cpus)
     for (let c = 0; c < cpus.length; c++) cpus[c] = sampleCpu(this.view, this.layout, c)
     if (t - this.scxAt >= SCX_REFRESH_MS) this.scxState(true)
+    if (t - this.regsAt >= REGISTERS_REFRESH_MS) this.refreshRegisters(t)
     const s: MonitorSample = this.scx ? { t, cpus, scx: this.scx } : { t, cpus }
     this.ring[this.next] = s
     this.next = (this.next + 1) % this.ring.length
@@ -148,6 +163,34 @@ export class Monitor {
   /** What preserve() read, with the host time it read it. */
   get preserved(): (SchedulerSnapshot & { t: number }) | undefined {
     return this.kept
+  }
+
+  /** Whether the backend gives vCPU registers (the kvm VMM). */
+  get readsRegisters(): boolean {
+    return this.opts.registers !== undefined
+  }
+
+  /** The vCPU registers as last read; undefined before the first read answered. */
+  get registers(): KeptRegisters | undefined {
+    return this.regs
+  }
+
+  /** Start a read of the vCPU registers (one at a time; the answer comes later). */
+  private refreshRegisters(t: number): void {
+    const read = this.opts.registers
+    if (!read) return
+    // Infinity until the read settles: no second read while one is waiting.
+    this.regsAt = Number.POSITIVE_INFINITY
+    read().then(
+      (vcpus) => {
+        this.regs = { t: hostNow(), vcpus }
+        this.regsAt = t
+      },
+      (e: unknown) => {
+        log.debug(`monitor: the vCPU registers were not read: ${describeError(e)}`)
+        this.regsAt = t
+      },
+    )
   }
 
   /** The first stall the watchdog found. */

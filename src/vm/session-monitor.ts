@@ -71,6 +71,7 @@ export function sessionMonitor(vm: VmProcess, plan: MonitorPlan | undefined, onS
         hz,
         ...(plan.stallMs !== 'off' && { stallMs: plan.stallMs }),
         onStall,
+        ...(vm.vcpuRegisters && { registers: () => vm.vcpuRegisters!() }),
       }).then(
         (s) => {
           if (!s.on) return off(s.reason, true)

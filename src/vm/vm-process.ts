@@ -21,6 +21,11 @@ export interface VmProcess {
    * GuestMemoryError. Absent for a VM without host-visible RAM (test stand-ins).
    */
   readonly memory?: GuestMemory
+  /**
+   * Every vCPU's registers, read now (each vCPU thread is kicked out of KVM_RUN once for it; a
+   * bounded wait). The kvm VMM only: QEMU's registers are not read by the host.
+   */
+  vcpuRegisters?(): Promise<VcpuRegisters[]>
   /** performance.now() when the VM was started. */
   readonly startedAt: number
   kill(): void
@@ -31,4 +36,12 @@ export interface VmExit {
   signal: string | null
   /** The VMM's own diagnostics (QEMU's stderr), tail. */
   stderr: string
+}
+
+/** One vCPU's registers as hex strings (`rip`, `rsp`, `rflags`, `cr3`, `cr4`, `rax`…`r15`), or why there are none. */
+export interface VcpuRegisters {
+  /** The vCPU's index (0 = the boot CPU). */
+  cpu: number
+  regs?: Record<string, string>
+  noAnswer?: string
 }

@@ -24,6 +24,7 @@ import { type MemoryLayout, MiB, x86MemoryLayout } from './memory/layout.js'
 import { KvmSystem, type KvmVm } from './system.js'
 import { createVcpus, startVcpus } from './vcpu/create.js'
 import { TerminalReason } from './vcpu/protocol.js'
+import { readVcpuRegisters } from './vcpu/registers.js'
 import type { VcpuExit, VcpuThread } from './vcpu/thread.js'
 import { attachDisks, type KvmDisks } from './virtio/block/disks.js'
 import { attachConsole } from './virtio/console/attach.js'
@@ -92,6 +93,7 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
       exited,
       startedAt,
       memory: mem,
+      vcpuRegisters: () => readVcpuRegisters(threads),
       kill: () => threads.forEach((th) => th.kick()),
     }
   } catch (e) {

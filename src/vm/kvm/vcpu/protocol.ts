@@ -22,7 +22,7 @@ export const Slot = {
   Detail: 10,
   /** Number of exits handled, for statistics. */
   Exits: 11,
-  /** Set by the main thread (debug): report registers and exit statistics at the next chance. */
+  /** Set by the main thread: report registers (and, in debug, exit statistics) at the next chance. */
   Report: 12,
   /** Set by the main thread once every vCPU exists: only then do the vCPU threads enter KVM_RUN. */
   Go: 13,
@@ -66,7 +66,9 @@ export interface VcpuStats {
   elapsedMs: number
 }
 
+/** What a vCPU thread posts when asked (Slot.Report), and at its exit in debug. */
 export interface VcpuReport {
+  /** Exit statistics; counts stay empty without the debug stats. */
   stats: VcpuStats
   /** Guest RIP, RFLAGS and CR3 when the report was taken (the vCPU was kicked out of KVM_RUN for it). */
   rip?: string
@@ -74,6 +76,8 @@ export interface VcpuReport {
   cr3?: string
   cr4?: string
   rsp?: string
+  /** rax…r15 (hex, no 0x). */
+  gprs?: Record<string, string>
   mpState?: number
   /** Local APIC timer, ISR/IRR vectors, TSC and TSC deadline. */
   lapic?: string

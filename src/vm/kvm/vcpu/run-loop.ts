@@ -63,6 +63,8 @@ function lapicSummary(vcpu: number): string {
   )
 }
 
+const GPRS = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'] as const
+
 function report(vcpu: number): VcpuReport {
   const out: VcpuReport = {
     stats: { counts: Object.fromEntries(counts), asks, askMs, runMs, elapsedMs: performance.now() - startedAt },
@@ -77,6 +79,7 @@ function report(vcpu: number): VcpuReport {
     out.cr3 = sregs.readBigUInt64LE(memberAt(kvm_sregs, 'cr3').offset).toString(16)
     out.cr4 = sregs.readBigUInt64LE(memberAt(kvm_sregs, 'cr4').offset).toString(16)
     out.rsp = regs.readBigUInt64LE(memberAt(kvm_regs, 'rsp').offset).toString(16)
+    out.gprs = Object.fromEntries(GPRS.map((r) => [r, regs.readBigUInt64LE(memberAt(kvm_regs, r).offset).toString(16)]))
     const mp = Buffer.alloc(4)
     ioctlPtr(vcpu, KVM_IOCTL.GET_MP_STATE, mp)
     out.mpState = mp.readUInt32LE(0)

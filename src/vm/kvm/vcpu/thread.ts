@@ -40,6 +40,8 @@ export class VcpuThread {
   private gone = false
   private serving = true
   private readonly kickSignal: number
+  /** Callers of report() waiting for the next report. */
+  private waiters: ((r: VcpuReport | undefined) => void)[] = []
   readonly ready: Promise<void>
   readonly exited: Promise<VcpuExit>
 
@@ -68,7 +70,7 @@ export class VcpuThread {
     })
     this.ready = new Promise((resolve, reject) => {
       this.worker.on('message', (m: { kind: string; tid?: number; pid?: number; runAddr?: bigint; message?: string; report?: VcpuReport }) => {
-        if (m.kind === 'report') return opts.onReport?.(m.report!)
+        if (m.kind === 'report') return this.reported(m.report!, opts.onReport)
         if (m.kind === 'ready') {
           this.tid = m.tid
           this.pid = m.pid
@@ -85,6 +87,7 @@ export class VcpuThread {
         this.serving = false
         this.gone = true
         this.runPage = undefined
+        this.reported(undefined)
         if (this.runAddr !== undefined) munmap(this.runAddr, opts.runMmapSize)
         resolve({
           reason: (Atomics.load(this.ctl, Slot.Terminal) || TerminalReason.Failed) as TerminalReason,
@@ -144,11 +147,39 @@ export class VcpuThread {
     this.interrupt()
   }
 
-  /** Debug: have the vCPU thread report its registers and exit statistics (through onReport). */
+  /** Have the vCPU thread report its registers (and, in debug, exit statistics) through onReport or report(). */
   requestReport(): void {
     if (this.gone) return
     Atomics.store(this.ctl, Slot.Report, 1)
     this.interrupt()
+  }
+
+  /**
+   * The vCPU's registers now: the thread is kicked out of KVM_RUN and reports before it re-enters.
+   * Undefined when it does not answer within `timeoutMs` (busy in a device access, or gone).
+   */
+  report(timeoutMs: number): Promise<VcpuReport | undefined> {
+    if (this.gone) return Promise.resolve(undefined)
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== done)
+        resolve(undefined)
+      }, timeoutMs)
+      const done = (r: VcpuReport | undefined) => {
+        clearTimeout(timer)
+        resolve(r)
+      }
+      this.waiters.push(done)
+      this.requestReport()
+    })
+  }
+
+  /** A report goes to the report() callers waiting for one, else (debug) to onReport. */
+  private reported(r: VcpuReport | undefined, onReport?: (r: VcpuReport) => void): void {
+    const waiters = this.waiters
+    this.waiters = []
+    for (const w of waiters) w(r)
+    if (!waiters.length && r) onReport?.(r)
   }
 
   /** Get the vCPU thread out of KVM_RUN (or keep it from entering): immediate_exit and a signal. */
