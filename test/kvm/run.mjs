@@ -70,7 +70,7 @@ const args = [
   'KTSTR_NESTED=1',
   '--env',
   'NO_COLOR=1',
-  // Passed on to the inner ktstr: its log level, and KTSTR_BASE_DISK=0 (the base image in guest RAM).
+  // Passed on to the inner ktstr: its log level, and KTSTR_BASE_DISK=1 (boot from the base image on a disk).
   ...['KTSTR_LOG', 'KTSTR_BASE_DISK'].filter((k) => process.env[k]).flatMap((k) => ['--env', `${k}=${process.env[k]}`]),
   '--',
   process.execPath,
