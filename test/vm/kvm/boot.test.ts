@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
+import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { KtstrError } from '../../../src/util/errors.js'
 import { HDR, LOADFLAGS, parseBzImage, XLF } from '../../../src/vm/kvm/arch/x86_64/boot/bzimage.js'
@@ -9,10 +10,12 @@ import { loadLinux } from '../../../src/vm/kvm/arch/x86_64/boot/loader.js'
 import { buildZeroPage, ZP } from '../../../src/vm/kvm/arch/x86_64/boot/zero-page.js'
 import { GiB, MiB, X86_LAYOUT, x86MemoryLayout } from '../../../src/vm/kvm/memory/layout.js'
 import { GuestMemory } from '../../../src/vm/memory/guest-memory.js'
+import { testKernel } from '../../helpers/repo.js'
 
-const GUEST = '/work/shared/guest'
+// The kernel the tests use (KTSTR_KERNEL or the cache): a folder with bzImage and config.
+const GUEST = testKernel && (statSync(testKernel).isDirectory() ? testKernel : path.dirname(testKernel))
 const bzPath = `${GUEST}/bzImage`
-const haveKernel = existsSync(bzPath)
+const haveKernel = GUEST !== undefined && existsSync(bzPath) && existsSync(`${GUEST}/config`)
 if (!haveKernel) console.warn(`skipping bzImage tests: ${bzPath} is missing`)
 const kernelConfig = (key: string): string | undefined => {
   const text = readFileSync(`${GUEST}/config`, 'utf8')
