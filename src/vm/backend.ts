@@ -24,6 +24,8 @@ export interface LaunchPlan {
   channelSocket: string
   /** Give the guest AMD SVM so it can run KVM itself. */
   nestedKvm: boolean
+  /** The host reads guest RAM (the monitor is on): QEMU puts it in files the host maps too. */
+  shareRam: boolean
 }
 
 export interface Backend {

@@ -92,6 +92,7 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
         ...(onDisk ? { baseDisk: base.path } : {}),
         channelSocket: path.join(tmp, 'channel.sock'),
         nestedKvm: req.nestedKvm === true,
+        shareRam: req.monitorHz !== 'off',
       },
       console,
     )

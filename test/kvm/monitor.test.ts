@@ -64,6 +64,8 @@ describe.skipIf(skipReason)('the host monitor on our VMM', () => {
       expect(maps).toEqual(expect.arrayContaining(['cpu_ctx_stor percpu_array', 'scx_qmap.bss array']))
       expect(Object.keys(dump.globals.bss)).toEqual(expect.arrayContaining(['nr_enqueued', 'nr_dispatched']))
       expect(Number(dump.globals.bss.nr_enqueued)).toBeGreaterThan(0)
+      // The kvm backend's vCPU registers, read by the monitor about once a second.
+      expect(dump.vcpus[0].regs.rip).toMatch(/^0x[0-9a-f]+$/)
 
       // The dump's samples (the last 2 s before the exit, while the four spinners ran): a spinner
       // runs or waits on CPU 1 only. (Over the whole run CPU 0 too saw 4 tasks at once: the

@@ -18,10 +18,9 @@ if (kvm.usable) {
   process.exit(r.status ?? 1)
 }
 
-const sharedKernel = path.resolve(repo, '..', 'shared', 'guest')
 // The outer guest's kernel needs KVM and KVM_AMD (the project's kconfig fragment has both):
-// KTSTR_KERNEL, else ../shared/guest, else the kernel ktstr itself would use (the cache).
-let kernel = process.env.KTSTR_KERNEL || (fs.existsSync(path.join(sharedKernel, 'bzImage')) ? sharedKernel : undefined)
+// KTSTR_KERNEL, else the kernel ktstr itself would use (the cache).
+let kernel = process.env.KTSTR_KERNEL
 if (!kernel) {
   const { resolveKernel } = await import(path.join(repo, 'dist/src/kernel/resolve.js'))
   kernel = await resolveKernel().then(

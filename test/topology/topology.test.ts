@@ -59,6 +59,13 @@ describe('QEMU topology arguments', () => {
     ])
   })
 
+  it('gives anonymous RAM (memory-backend-ram) when no RAM files are given: the monitor is off', () => {
+    expect(topologyArgs(parseTopology('2n2l1c1t'), 1024).filter((a) => a.startsWith('memory-backend'))).toEqual([
+      'memory-backend-ram,id=ram-node0,size=512M',
+      'memory-backend-ram,id=ram-node1,size=512M',
+    ])
+  })
+
   it('splits memory exactly', () => {
     const parts = [0, 1, 2].map((n) => nodeMemoryMib(1000, 3, n))
     expect(parts).toEqual([334, 333, 333])

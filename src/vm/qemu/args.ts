@@ -10,8 +10,8 @@ import { ramBackendId, topologyArgs } from './topology-args.js'
 
 export type Accel = 'kvm' | 'tcg'
 
-/** `ramFiles`: the guest RAM's backing file per NUMA node (ram-backing.ts). */
-export function qemuArgs(p: LaunchPlan, accel: Accel, ramFiles: readonly string[]): string[] {
+/** `ramFiles`: the guest RAM's backing file per NUMA node (ram-backing.ts); undefined for anonymous RAM. */
+export function qemuArgs(p: LaunchPlan, accel: Accel, ramFiles?: readonly string[]): string[] {
   // Under QEMU's TCG (7.2) emulation of SVM nested paging, guests of the inner KVM hang at random
   // points (a vCPU whose LAPIC timer never fires, a spinlock whose release is never seen); with
   // shadow paging (npt=0) they boot, so the guest's KVM gets that.

@@ -39,7 +39,8 @@ export const qemuBackend = (accel: Accel): Backend => ({ launch: (plan, console)
 
 async function launchQemu(plan: LaunchPlan, accel: Accel, console: ConsoleLog): Promise<VmProcess> {
   const bin = findQemu()
-  const ram = createQemuRam(plan.topology, plan.memoryMib)
+  // Guest RAM in files only when the host reads it: anonymous RAM is cheaper for a big guest.
+  const ram = plan.shareRam ? createQemuRam(plan.topology, plan.memoryMib) : undefined
   const server = net.createServer()
   try {
     await new Promise<void>((resolve, reject) => {
@@ -47,10 +48,10 @@ async function launchQemu(plan: LaunchPlan, accel: Accel, console: ConsoleLog): 
       server.listen(plan.channelSocket, () => resolve())
     })
   } catch (e) {
-    ram.release()
+    ram?.release()
     throw e
   }
-  const args = qemuArgs(plan, accel, ram.files)
+  const args = qemuArgs(plan, accel, ram?.files)
   log.debug('qemu', bin, args.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' '))
   const startedAt = performance.now()
   // detached: QEMU gets its own process group, so a terminal's Ctrl-C reaches ktstr (which
@@ -72,7 +73,7 @@ async function launchQemu(plan: LaunchPlan, accel: Accel, console: ConsoleLog): 
       done = true
       server.close()
       console.close()
-      ram.release()
+      ram?.release()
       resolve({ code, signal, stderr: stderr.trim() })
     }
     child.on('error', (err) => {
@@ -95,7 +96,7 @@ async function launchQemu(plan: LaunchPlan, accel: Accel, console: ConsoleLog): 
   // connected). Then the RAM files can go: QEMU and this process keep their mappings.
   const inputsLoaded = Promise.race([Promise.all([channel, firstConsoleByte]).then(() => {}), exited.then(() => {})])
   inputsLoaded.catch(() => {})
-  void firstConsoleByte.then(() => ram.unlink())
+  void firstConsoleByte.then(() => ram?.unlink())
 
   return {
     console,
@@ -103,7 +104,7 @@ async function launchQemu(plan: LaunchPlan, accel: Accel, console: ConsoleLog): 
     exited,
     inputsLoaded,
     startedAt,
-    memory: ram.memory,
+    ...(ram ? { memory: ram.memory } : {}),
     kill: () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
     },

@@ -6,8 +6,9 @@
  * and Intel-flavoured ones share L3 per die (= per socket with dies=1). So sockets = LLCs gives
  * the right `cache/index3/shared_cpu_list` on both (docs/guest-facts.md).
  *
- * Guest RAM is one `memory-backend-file` per NUMA node, shared with the host (ram-backing.ts): the
- * machine's memory-backend with one node, each node's memdev with more.
+ * Guest RAM is one memory backend per NUMA node: the machine's memory-backend with one node, each
+ * node's memdev with more. With `ramFiles` it is a `memory-backend-file` shared with the host
+ * (ram-backing.ts), for the monitor; without, anonymous `memory-backend-ram` (the monitor is off).
  */
 import { formatCpuList } from '../../../runtime/protocol/cpulist.js'
 import { cpuCount, nodeCpus, type TopologySpec as Topology } from '../../../runtime/protocol/topology.js'
@@ -16,13 +17,16 @@ import { qemuOptionValue } from './option-value.js'
 /** The id of node `n`'s memory backend; with one node, the value of `-machine memory-backend=`. */
 export const ramBackendId = (node: number): string => `ram-node${node}`
 
-/** `ramFiles`: each node's backing file, in node order. */
-export function topologyArgs(t: Topology, memoryMib: number, ramFiles: readonly string[]): string[] {
-  if (ramFiles.length !== t.numaNodes) throw new RangeError(`${t.numaNodes} NUMA nodes need ${t.numaNodes} RAM files, got ${ramFiles.length}`)
+/** `ramFiles`: each node's backing file, in node order; undefined for anonymous RAM. */
+export function topologyArgs(t: Topology, memoryMib: number, ramFiles?: readonly string[]): string[] {
+  if (ramFiles && ramFiles.length !== t.numaNodes) throw new RangeError(`${t.numaNodes} NUMA nodes need ${t.numaNodes} RAM files, got ${ramFiles.length}`)
   const args = ['-smp', `cpus=${cpuCount(t)},sockets=${t.llcs},dies=1,cores=${t.coresPerLlc},threads=${t.threadsPerCore}`, '-m', `${memoryMib}M`]
   for (let node = 0; node < t.numaNodes; node++) {
     const size = nodeMemoryMib(memoryMib, t.numaNodes, node)
-    args.push('-object', `memory-backend-file,id=${ramBackendId(node)},size=${size}M,mem-path=${qemuOptionValue(ramFiles[node]!)},share=on`)
+    const backend = ramFiles
+      ? `memory-backend-file,id=${ramBackendId(node)},size=${size}M,mem-path=${qemuOptionValue(ramFiles[node]!)},share=on`
+      : `memory-backend-ram,id=${ramBackendId(node)},size=${size}M`
+    args.push('-object', backend)
     if (t.numaNodes > 1) args.push('-numa', `node,nodeid=${node},cpus=${formatCpuList(nodeCpus(t, node))},memdev=${ramBackendId(node)}`)
   }
   return args
