@@ -22,15 +22,20 @@ export function windowOf(received: unknown): MonitorWindow | string {
 const result = (failures: string[], summary: string): CheckResult => ({ pass: failures.length === 0, failures, summary })
 const at = (s: MonitorSample) => `at ${(s.atMs / 1000).toFixed(1)} s`
 
-/** The watchdog's stall lines, and any CPU whose rq clock stood still between samples with tasks runnable. */
+/**
+ * The watchdog's stall lines, and any CPU idle in two samples in a row (its current task the idle
+ * task) whose rq clock stood still between them with tasks runnable: queued work nothing picks. A
+ * busy CPU's still clock means interrupts were off, not a scheduler stall (as the host's watchdog).
+ */
 export function checkNoStalls(w: MonitorWindow): CheckResult {
   const failures = [...w.stalls]
   for (let i = 1; i < w.samples.length; i++) {
     const prev = w.samples[i - 1]!
     for (const c of w.samples[i]!.cpus) {
       const p = prev.cpus.find((x) => x.cpu === c.cpu)
-      if (p?.clockNs !== undefined && c.clockNs === p.clockNs && c.nrRunning > 0 && p.nrRunning > 0) {
-        failures.push(`CPU ${c.cpu}: rq clock stood still ${at(prev)}–${at(w.samples[i]!).slice(3)} with ${c.nrRunning} runnable`)
+      const idle = c.curr?.pid === 0 && p?.curr?.pid === 0
+      if (idle && p?.clockNs !== undefined && c.clockNs === p.clockNs && c.nrRunning > 0 && p.nrRunning > 0) {
+        failures.push(`CPU ${c.cpu}: idle, rq clock stood still ${at(prev)}–${at(w.samples[i]!).slice(3)} with ${c.nrRunning} runnable`)
       }
     }
   }

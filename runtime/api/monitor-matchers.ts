@@ -10,7 +10,7 @@ import type { CheckResult } from './checks.js'
 import { checkBalanced, checkLocalDsqBelow, checkNonDecreasing, checkNoStalls, checkSteady, isCounterSeries, windowOf } from './monitor-checks.js'
 
 export interface KtstrMonitorMatchers<R = unknown> {
-  /** The host's stall watchdog saw no stall in the window, and no CPU's rq clock stood still with tasks runnable. */
+  /** The host's stall watchdog saw no stall in the window, and no idle CPU's rq clock stood still with tasks runnable. */
   toHaveNoStalls(): R
   /** Every CPU's sched_ext local DSQ held fewer than `n` tasks in every sample. */
   toKeepLocalDsqBelow(n: number): R

@@ -4,7 +4,11 @@
  *  - a sched_ext task on a CPU's runnable list whose (task, runnable_at) has not changed for longer
  *    than the threshold: it has not run since it became runnable (sched_ext resets runnable_at
  *    only when the task ran), or
- *  - a CPU with runnable tasks whose rq clock has not advanced for longer than the threshold.
+ *  - an idle CPU (its current task is the idle task, pid 0) with runnable tasks whose rq clock has
+ *    not advanced for longer than the threshold: nothing picks the queued work.
+ * A busy CPU whose clock stands still is not a scheduler stall: it runs with interrupts off (no tick
+ * updates the clock), as while the kernel prints an OOM report to a slow serial console; the
+ * kernel's own lockup detectors own that case, and a panic it ends in must not be reported as a stall.
  */
 import type { CpuSample, TaskRef } from './sample.js'
 
@@ -63,14 +67,14 @@ export class StallWatch {
   private clockStall(t: number, cpus: readonly CpuSample[]): Stall | undefined {
     for (const s of cpus) {
       const c = this.clocks[s.cpu]
-      if (!c || s.nrRunning === 0 || s.partial || c.clockNs !== s.clockNs) {
+      if (!c || s.nrRunning === 0 || s.partial || s.curr?.pid !== 0 || c.clockNs !== s.clockNs) {
         this.clocks[s.cpu] = { clockNs: s.clockNs, since: t }
         continue
       }
       const ms = t - c.since
       if (ms > this.thresholdMs) {
         const what = s.nrRunning === 1 ? '1 runnable task' : `${s.nrRunning} runnable tasks`
-        return { message: `stall: CPU ${s.cpu}'s rq clock stood still ${secs(ms)} with ${what}; ${current(s)}`, cpu: s.cpu, ms }
+        return { message: `stall: CPU ${s.cpu} idle, its rq clock stood still ${secs(ms)} with ${what}; ${current(s)}`, cpu: s.cpu, ms }
       }
     }
     return undefined

@@ -48,9 +48,9 @@ async function wired(status: () => Promise<typeof OFF | undefined>) {
   return { refused, guest }
 }
 
-const sample = (atMs: number, cpus: [nr: number, dsq: number, clock: number][]): MonitorSample => ({
+const sample = (atMs: number, cpus: [nr: number, dsq: number, clock: number, currPid?: number][]): MonitorSample => ({
   atMs,
-  cpus: cpus.map(([nrRunning, localDsq, clockNs], cpu) => ({ cpu, nrRunning, localDsq, clockNs })),
+  cpus: cpus.map(([nrRunning, localDsq, clockNs, pid = 0], cpu) => ({ cpu, nrRunning, localDsq, clockNs, curr: { pid, comm: pid ? 'w' : `swapper/${cpu}`, policy: 0 } })),
 })
 
 describe('the monitor API with the monitor off', () => {
@@ -93,7 +93,7 @@ describe('the monitor API with the monitor off', () => {
 describe('monitor matchers over samples', () => {
   const window = (samples: MonitorSample[], stalls: string[] = []): MonitorWindow => ({ hz: 10, samples, stalls })
 
-  it('toHaveNoStalls: the watchdog lines, and a CPU whose rq clock stood still with tasks runnable', () => {
+  it('toHaveNoStalls: the watchdog lines, and an idle CPU whose rq clock stood still with tasks runnable (a busy one is not a stall)', () => {
     expect(
       window([
         sample(0, [
@@ -116,7 +116,9 @@ describe('monitor matchers over samples', () => {
         [2, 0, 10],
       ]),
     ])
-    expect(() => expect(stuck).toHaveNoStalls()).toThrow('toHaveNoStalls failed:\n  CPU 1: rq clock stood still at 0.0 s–0.1 s with 2 runnable')
+    expect(() => expect(stuck).toHaveNoStalls()).toThrow('toHaveNoStalls failed:\n  CPU 1: idle, rq clock stood still at 0.0 s–0.1 s with 2 runnable')
+    const busy = window([sample(0, [[1, 0, 10, 40]]), sample(100, [[1, 0, 10, 40]])]) // interrupts off, running pid 40
+    expect(busy).toHaveNoStalls()
     const watched = window([], ['stall: pid 231 (spin) runnable 2.4 s on CPU 1 without running; CPU 1 current: pid 0 swapper/1'])
     expect(() => expect(watched).toHaveNoStalls()).toThrow('stall: pid 231 (spin)')
   })

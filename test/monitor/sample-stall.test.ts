@@ -101,16 +101,23 @@ describe('the stall watchdog', () => {
     expect(check(3200, 6)?.message).toBe('stall: pid 7 (w) runnable 1.1 s on CPU 0 without running; CPU 0 current: pid 7 w')
   })
 
-  it('fails on a CPU whose rq clock stands still with runnable tasks, not on an idle one', () => {
-    const g = guest()
-    const t = g.task({ pid: 9, comm: 'hog', policy: 0 })
-    g.setRq(0, { nr: 0, clock: 50, curr: t })
-    g.setRq(1, { nr: 2, clock: 77, curr: t })
+  it('fails on an idle CPU whose rq clock stands still with runnable tasks; not on one without, nor on a busy one (interrupts off)', () => {
+    const g = guest(3)
+    const hog = g.task({ pid: 9, comm: 'hog', policy: 0 })
+    const idle = g.task({ pid: 0, comm: 'swapper/1', policy: 0 })
+    g.setRq(0, { nr: 0, clock: 50, curr: idle })
+    g.setRq(1, { nr: 2, clock: 77, curr: idle })
+    g.setRq(2, { nr: 1, clock: 90, curr: hog }) // e.g. printing an OOM report with interrupts off
     const w = new StallWatch(2000)
-    const cpus = () => [sampleCpu(g.view, layout, 0), sampleCpu(g.view, layout, 1)]
+    const cpus = () => [0, 1, 2].map((c) => sampleCpu(g.view, layout, c))
     expect(w.check(0, cpus())).toBeUndefined()
     expect(w.check(1000, cpus())).toBeUndefined()
-    expect(w.check(2500, cpus())).toEqual({ message: "stall: CPU 1's rq clock stood still 2.5 s with 2 runnable tasks; CPU 1 current: pid 9 hog", cpu: 1, ms: 2500 })
+    expect(w.check(2500, cpus())).toEqual({ message: "stall: CPU 1 idle, its rq clock stood still 2.5 s with 2 runnable tasks; CPU 1 current: pid 0 swapper/1", cpu: 1, ms: 2500 })
+    g.setRq(1, { nr: 2, clock: 78, curr: idle }) // the clock moved: a new wait
+    const w2 = new StallWatch(2000)
+    expect(w2.check(0, cpus())).toBeUndefined()
+    g.setRq(1, { nr: 0, clock: 78, curr: idle })
+    expect(w2.check(5000, cpus())).toBeUndefined() // CPU 2 stood still 5 s, busy: no stall
   })
 })
 
