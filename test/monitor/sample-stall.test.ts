@@ -112,7 +112,7 @@ describe('the stall watchdog', () => {
     const cpus = () => [0, 1, 2].map((c) => sampleCpu(g.view, layout, c))
     expect(w.check(0, cpus())).toBeUndefined()
     expect(w.check(1000, cpus())).toBeUndefined()
-    expect(w.check(2500, cpus())).toEqual({ message: "stall: CPU 1 idle, its rq clock stood still 2.5 s with 2 runnable tasks; CPU 1 current: pid 0 swapper/1", cpu: 1, ms: 2500 })
+    expect(w.check(2500, cpus())).toEqual({ message: 'stall: CPU 1 idle, its rq clock stood still 2.5 s with 2 runnable tasks; CPU 1 current: pid 0 swapper/1', cpu: 1, ms: 2500 })
     g.setRq(1, { nr: 2, clock: 78, curr: idle }) // the clock moved: a new wait
     const w2 = new StallWatch(2000)
     expect(w2.check(0, cpus())).toBeUndefined()
