@@ -152,9 +152,10 @@ describe('virtio-console with one named port', () => {
     g.postRx(Q.RX)
     g.sendOn(Q.CONTROL_TX, control(0, EV.PORT_READY, 1))
     const msgs = g.rings[Q.CONTROL_RX]!.used().map((u, i) => parseControl(g.mem.readBytes(ctrlBufs[1 + i]!, u.len)))
+    // Connected first, then named: the guest looks the port up by name and must not read end-of-file.
     expect(msgs).toEqual([
-      { id: 0, event: EV.PORT_NAME, value: 1, payload: 'ktstr.0' },
       { id: 0, event: EV.PORT_OPEN, value: 1, payload: '' },
+      { id: 0, event: EV.PORT_NAME, value: 1, payload: 'ktstr.0' },
     ])
     expect(g.irqs()).toBeGreaterThan(0)
     expect(g.t.read(R.INTERRUPT_STATUS, 4) & 1).toBe(1)

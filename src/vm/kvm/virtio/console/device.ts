@@ -6,8 +6,8 @@
  * Queues (§5.3.2): 0 port 0 receiveq (host→guest), 1 port 0 transmitq (guest→host), 2 control
  * receiveq, 3 control transmitq. The multiport handshake (§5.3.6.2, Linux virtio_console.c):
  *   driver DEVICE_READY  → device DEVICE_ADD(0)
- *   driver PORT_READY(0) → device PORT_NAME(0, name), PORT_OPEN(0, 1) (the host end is connected;
- *                          until then guest writes block)
+ *   driver PORT_READY(0) → device PORT_OPEN(0, 1) (the host end is connected; until then guest
+ *                          writes block and reads see end-of-file), PORT_NAME(0, name)
  *   driver PORT_OPEN(0, 1|0) when a guest process opens/closes /dev/vport0p0.
  * Linux drops data that arrives for a port nobody has open, so `send` holds host data until the
  * guest opened the port and has posted receive buffers.
@@ -228,8 +228,12 @@ export class VirtioConsole implements VirtioDevice {
           log.debug('virtio-console: driver failed to add port 0')
           break
         }
+        // The host end is connected before the port has a name: the guest finds the port by its
+        // name in sysfs, and Linux answers a read on a port whose host end is not (yet) connected
+        // with end-of-file (virtio_console.c port_fops_read), which the init took for the host
+        // having gone and powered off (seen with 8 vCPUs nested).
+        this.sendControl(0, CONSOLE_EVENT.PORT_OPEN, 1)
         this.sendControl(0, CONSOLE_EVENT.PORT_NAME, 1, new TextEncoder().encode(this.portName))
-        this.sendControl(0, CONSOLE_EVENT.PORT_OPEN, 1) // the host end is connected
         break
       case CONSOLE_EVENT.PORT_OPEN:
         if (id === 0) {
