@@ -78,6 +78,9 @@ export const MNT_DETACH = 2
 export const MNT_EXPIRE = 4
 export const UMOUNT_NOFOLLOW = 8
 
+// clock_settime(2)
+export const CLOCK_REALTIME = 0
+
 // reboot(2): glibc's RB_* are the LINUX_REBOOT_CMD_* magic numbers.
 export const RB_AUTOBOOT = 0x01234567
 export const RB_HALT_SYSTEM = 0xcdef0123

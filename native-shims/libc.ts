@@ -38,6 +38,7 @@ interface Libc {
   umount2: CFn
   reboot: CFn
   sync: CFn
+  clockSettime: CFn
   tgkill: CFn
   getpid: CFn
   gettid: CFn
@@ -79,6 +80,7 @@ function L(): Libc {
     umount2: lib.func('int umount2(const char *target, int flags)'),
     // glibc declares `int cmd`; RB_HALT_SYSTEM (0xcdef0123) does not fit a JS int32, same register.
     reboot: lib.func('int reboot(uint32_t cmd)'),
+    clockSettime: lib.func('int clock_settime(int clockid, const void *tp)'),
     sync: lib.func('void sync(void)'),
     tgkill: lib.func('int tgkill(int tgid, int tid, int sig)'),
     getpid: lib.func('int getpid(void)'),
@@ -292,6 +294,14 @@ export function umount2(target: string, flags = 0): void {
 /** reboot(2) with an RB_* command; RB_POWER_OFF/RB_AUTOBOOT/RB_HALT_SYSTEM return only on failure. */
 export function reboot(cmd: number): void {
   check(L().reboot(cmd), 'reboot')
+}
+
+/** clock_settime(2) to `ms` since the epoch (struct timespec: two 64-bit fields on x86-64). */
+export function clockSettime(clockId: number, ms: number): void {
+  const ts = Buffer.alloc(16)
+  ts.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0)
+  ts.writeBigInt64LE(BigInt(Math.round((ms % 1000) * 1e6)), 8)
+  check(L().clockSettime(clockId, ts), 'clock_settime')
 }
 
 export function sync(): void {

@@ -33,12 +33,17 @@ export interface KtstrOptions {
   stallMs?: number | 'off'
   /** Samples per second of the host's monitor of each guest (default 10), or `'off'` (no monitor, no stall watchdog). */
   monitorHz?: number | 'off'
+  /** Start each file's guest from a snapshot of a booted guest of the same shape (default true); false boots each cold. */
+  warm?: boolean
 }
 
 /** Validate plugin options; a bad value throws a KtstrError naming the option. */
 export function specFromOptions(o: KtstrOptions): VmSpec {
   const { topology, memory, timeout, backend, scheduler, kernel, include } = o
-  return parseSpec({ topology, memory, timeout, backend, scheduler, kernel, include, 'sched-args': o.schedArgs, 'stall-ms': o.stallMs, 'monitor-hz': o.monitorHz }, 'option')
+  return parseSpec(
+    { topology, memory, timeout, backend, scheduler, kernel, include, 'sched-args': o.schedArgs, 'stall-ms': o.stallMs, 'monitor-hz': o.monitorHz, warm: o.warm },
+    'option',
+  )
 }
 
 /**
@@ -85,7 +90,8 @@ export function sameSpec(a: VmSpec, b: VmSpec): boolean {
   return specKey(a) === specKey(b)
 }
 
-const specKey = (s: VmSpec) => JSON.stringify([s.kernel, s.backend, s.topology, s.memoryMib, s.scheduler, s.schedArgs, s.timeoutS, s.include, s.disks, s.stallMs, s.monitorHz])
+const specKey = (s: VmSpec) =>
+  JSON.stringify([s.kernel, s.backend, s.topology, s.memoryMib, s.scheduler, s.schedArgs, s.timeoutS, s.include, s.disks, s.stallMs, s.monitorHz, s.warm])
 
 /** What one guest of this spec takes from the host (vCPUs and guest RAM). */
 export function guestSize(spec: VmSpec): { cpus: number; memoryMib: number } {

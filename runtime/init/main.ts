@@ -11,6 +11,7 @@ import { loopbackUp, mountAll } from './mounts.js'
 import { powerOff } from './power.js'
 import { type RunningScheduler, startScheduler, watchScheduler } from './scheduler.js'
 import { StdinBuffer } from './stdin-buffer.js'
+import { awaitRunArchive } from './template.js'
 import { type ChildExit, runWorkerInChild } from './worker-child.js'
 
 const BASE_PATH = '/ktstr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
@@ -59,10 +60,14 @@ function fatal(message: string): Promise<never> {
 
 async function main(): Promise<void> {
   const warnings = mountAll()
-  const spec = JSON.parse(fs.readFileSync(RUN_SPEC_PATH, 'utf8')) as RunSpec
   endpoint = openEndpoint(await findPort())
+  // No run spec: a template guest, snapshotted as soon as it says so; a guest restored from that
+  // snapshot continues here once the host sent its per-run archive.
+  const template = !fs.existsSync(RUN_SPEC_PATH)
+  const started = template ? awaitRunArchive(endpoint) : undefined
   endpoint.on('close', () => {
     // The host is gone (or closed the channel): nobody is listening, so stop.
+    if (!finishing) process.stderr.write('ktstr init: the channel to the host closed; powering off\n')
     hostSaidShutdown()
     void finish()
   })
@@ -74,9 +79,15 @@ async function main(): Promise<void> {
       void finish()
     } else if (msg.kind === 'signal') command?.kill(msg.signal)
   })
+  if (started) {
+    loopbackUp()
+    send({ kind: 'template-ready', uptimeMs: uptimeMs() })
+    await started
+  }
+  const spec = JSON.parse(fs.readFileSync(RUN_SPEC_PATH, 'utf8')) as RunSpec
   send({ kind: 'hello', uptimeMs: uptimeMs(), nodeVersion: process.version })
   for (const w of warnings) process.stderr.write(`ktstr init: warning: ${w}\n`)
-  loopbackUp()
+  if (!template) loopbackUp()
   phase('mounted')
 
   if (spec.scheduler) {

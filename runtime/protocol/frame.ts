@@ -28,7 +28,8 @@ export const FrameType = {
 } as const
 export type FrameType = (typeof FrameType)[keyof typeof FrameType]
 
-export const StreamId = { Stdin: 0, Stdout: 1, Stderr: 2 } as const
+/** Data frame streams: the command's stdio, and the per-run archive sent to a restored guest (host → guest). */
+export const StreamId = { Stdin: 0, Stdout: 1, Stderr: 2, RunArchive: 3 } as const
 export type StreamId = (typeof StreamId)[keyof typeof StreamId]
 
 export interface Frame {

@@ -36,6 +36,8 @@ const SchedulerExitSchema = v.object({
 
 export const GuestMessageSchema = v.variant('kind', [
   v.object({ kind: v.literal('hello'), uptimeMs, nodeVersion: name }),
+  // A template guest (booted without a run spec) is up and waits for one: the host snapshots it now.
+  v.object({ kind: v.literal('template-ready'), uptimeMs }),
   v.object({ kind: v.literal('phase'), phase: GuestPhaseSchema, uptimeMs }),
   v.object({ kind: v.literal('scheduler-failed'), scheduler: pathText, message: prose, exit: v.optional(SchedulerExitSchema) }),
   v.object({ kind: v.literal('scheduler-exited'), scheduler: pathText, exit: SchedulerExitSchema }),

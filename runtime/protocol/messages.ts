@@ -9,14 +9,22 @@ export type { GuestMessage, GuestPhase, SchedulerExit } from './guest-schema.js'
 
 import type { GuestMessage } from './guest-schema.js'
 
-/** host → guest */
-export type HostMessage = { kind: 'signal'; signal: NodeJS.Signals } | { kind: 'resize'; cols: number; rows: number } | { kind: 'shutdown' }
+/**
+ * host → guest. `start` goes to a guest restored from a template snapshot, after the per-run
+ * archive (Data frames on StreamId.RunArchive): unpack it, set the wall clock, mix `seed` (hex)
+ * into the kernel's random pool (every restore starts from the same pool), run.
+ */
+export type HostMessage =
+  | { kind: 'signal'; signal: NodeJS.Signals }
+  | { kind: 'resize'; cols: number; rows: number }
+  | { kind: 'shutdown' }
+  | { kind: 'start'; epochMs: number; seed: string }
 
 export function encodeMessage(msg: GuestMessage | HostMessage): Buffer {
   return Buffer.from(JSON.stringify(msg), 'utf8')
 }
 
-const HOST_KINDS = new Set(['signal', 'resize', 'shutdown'])
+const HOST_KINDS = new Set(['signal', 'resize', 'shutdown', 'start'])
 
 /** Parse a control payload from the host (trusted: only the kind is checked). */
 export function decodeHostMessage(payload: Uint8Array): HostMessage {

@@ -19,6 +19,7 @@ export const VM_OPTIONS = {
   disk: { type: 'string', multiple: true },
   'stall-ms': { type: 'string' },
   'monitor-hz': { type: 'string' },
+  cold: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options']
 
@@ -28,6 +29,7 @@ export function vmRequestFrom(v: Values, mode: VmRequest['mode']): VmRequest {
   const req: VmRequest = { mode, ...parseSpec(v, 'flag') }
   if (v.env?.length) req.env = parseEnv(v.env)
   if (v['nested-kvm']) req.nestedKvm = true
+  if (v.cold) req.warm = false
   return req
 }
 

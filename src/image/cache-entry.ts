@@ -43,6 +43,12 @@ export interface CachedFile {
 
 export const manifestPath = (file: string) => `${file}.ok`
 export const lockPath = (file: string) => `${file}.lock`
+/**
+ * A file that belongs to an entry beside its main file (a snapshot's guest RAM): written by the
+ * entry's `make` before the main file is published, counted and removed with it.
+ */
+export const partPath = (file: string, part: string) => `${file}.part-${part}`
+const PART = /\.part-[^/]+$/
 
 const inFlight = new Map<string, Promise<CachedFile>>()
 
@@ -91,23 +97,46 @@ export async function copyCached(file: string, dest: string, rebuild: () => Prom
 }
 
 /**
- * Removes entries matching `re` in `dir` beyond the `keep` most recently used (never `current`), and
- * temporary files of builds that died. An entry in use (its lock held: a build or a copy) is kept.
+ * Runs `use` on the entry while holding its shared lock (pruning cannot remove it meanwhile), if it
+ * is valid; undefined without calling `use` when it is missing or bad.
  */
-export function pruneCached(dir: string, re: RegExp, keep: number, current: string): void {
-  const found: { p: string; used: number }[] = []
-  for (const name of fs.readdirSync(dir)) {
+export async function withCached<T>(file: string, use: (manifest: Manifest) => Promise<T>): Promise<{ value: T } | undefined> {
+  return underLock(file, 'shared', async () => {
+    const manifest = useIfValid(file)
+    return manifest ? { value: await use(manifest.manifest) } : undefined
+  })
+}
+
+/**
+ * Removes entries matching `re` in `dir` beyond the `keep` most recently used — a count, or the
+ * newest that fit in `maxBytes` together — (never `current`), and temporary files of builds that
+ * died. An entry in use (its lock held: a build or a copy) is kept.
+ */
+export function pruneCached(dir: string, re: RegExp, keep: number | { maxBytes: number }, current: string): void {
+  const found: { p: string; used: number; bytes: number }[] = []
+  const names = fs.readdirSync(dir)
+  for (const name of names) {
     const p = path.join(dir, name)
     const st = fs.statSync(p, { throwIfNoEntry: false })
     if (!st) continue
     if (name.includes('.tmp-')) {
       removeStaleTemp(p)
-    } else if (/\.(ok|lock)$/.test(name)) {
+    } else if (/\.(ok|lock)$/.test(name) || PART.test(name)) {
       removeOrphan(p)
-    } else if (re.test(name)) found.push({ p, used: fs.statSync(manifestPath(p), { throwIfNoEntry: false })?.mtimeMs ?? st.mtimeMs })
+    } else if (re.test(name)) {
+      // Disk use, parts included (a sparse part counts what it holds).
+      const parts = names.filter((n) => n.startsWith(`${name}.part-`)).map((n) => fs.statSync(path.join(dir, n), { throwIfNoEntry: false })?.blocks ?? 0)
+      const bytes = (st.blocks + parts.reduce((a, b) => a + b, 0)) * 512
+      found.push({ p, used: fs.statSync(manifestPath(p), { throwIfNoEntry: false })?.mtimeMs ?? st.mtimeMs, bytes })
+    }
   }
   found.sort((a, b) => b.used - a.used)
-  for (const { p } of found.slice(keep)) {
+  let kept = 0
+  let bytes = 0
+  for (const { p, bytes: size } of found) {
+    kept++
+    bytes += size
+    if (typeof keep === 'number' ? kept <= keep : bytes <= keep.maxBytes) continue
     if (p === current) continue
     const lock = FileLock.tryAcquire(lockPath(p), 'exclusive')
     if (!lock) {
@@ -115,10 +144,24 @@ export function pruneCached(dir: string, re: RegExp, keep: number, current: stri
       continue
     }
     log.debug(`removing old cached file ${p}`)
-    fs.rmSync(manifestPath(p), { force: true }) // first: a crash here leaves an entry that is simply rebuilt
-    fs.rmSync(p, { force: true })
-    lock.remove()
+    removeEntry(p, lock)
+    kept--
+    bytes -= size
   }
+}
+
+/** Removes an entry that failed in use (e.g. a snapshot QEMU refused), so the next use makes it anew. */
+export async function removeCached(file: string): Promise<void> {
+  removeEntry(file, await FileLock.acquire(lockPath(file), 'exclusive'))
+}
+
+function removeEntry(file: string, lock: FileLock): void {
+  fs.rmSync(manifestPath(file), { force: true }) // first: a crash here leaves an entry that is simply rebuilt
+  fs.rmSync(file, { force: true })
+  const dir = path.dirname(file)
+  const base = path.basename(file)
+  for (const n of fs.readdirSync(dir)) if (n.startsWith(`${base}.part-`)) fs.rmSync(path.join(dir, n), { force: true })
+  lock.remove()
 }
 
 /** A temporary file of a build that is no longer running (its entry's lock is free: the builder died). */
@@ -131,14 +174,15 @@ function removeStaleTemp(p: string): void {
   else lock.remove()
 }
 
-/** A manifest or lock file whose entry is gone (and is not being made: its lock is free). */
+/** A manifest, lock file or part whose entry is gone (and is not being made: its lock is free). */
 function removeOrphan(p: string): void {
-  const file = p.replace(/\.(ok|lock)$/, '')
+  const file = p.replace(/\.(ok|lock)$/, '').replace(PART, '')
   if (fs.existsSync(file)) return
   const lock = FileLock.tryAcquire(lockPath(file), 'exclusive')
   if (!lock) return
   if (!fs.existsSync(file)) {
     fs.rmSync(manifestPath(file), { force: true })
+    fs.rmSync(p, { force: true })
     lock.remove()
   } else {
     lock.release()

@@ -26,6 +26,12 @@ export interface LaunchPlan {
   nestedKvm: boolean
   /** The host reads guest RAM (the monitor is on): QEMU puts it in files the host maps too. */
   shareRam: boolean
+  /**
+   * Warm start (../warm/): `save` boots a template guest whose VmProcess can `saveSnapshot`;
+   * `restore` starts the guest from that snapshot file instead of booting it (the kernel and
+   * initrd are then not read). Absent: a cold boot.
+   */
+  snapshot?: { kind: 'save' } | { kind: 'restore'; file: string }
 }
 
 export interface Backend {

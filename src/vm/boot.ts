@@ -19,17 +19,20 @@ import { KtstrError } from '../util/errors.js'
 import { log } from '../util/log.js'
 import { packageRoot } from '../util/paths.js'
 import { probeKvm } from './accel.js'
-import type { Backend } from './backend.js'
+import { type Backend, kernelCmdline, type LaunchPlan } from './backend.js'
 import { ConsoleLog } from './console.js'
 import { DEFAULT_MEMORY_MIB, DEFAULT_MONITOR_HZ, DEFAULT_STALL_MS, DEFAULT_TIMEOUT_S, DEFAULT_TOPOLOGY, SCHEDULER_ATTACH_TIMEOUT_MS } from './defaults.js'
 import { checkDisk } from './disk.js'
 import { kvmBackend } from './kvm/backend.js'
-import { qemuBackend } from './qemu/backend.js'
+import { findQemu, qemuBackend } from './qemu/backend.js'
 import { createRunDir, removeRunDir, sweepRunDirsOnce } from './run-dir.js'
 import type { GuestSession } from './session.js'
 import { startSession } from './session-runner.js'
 import { checkRequest } from './spec/parse.js'
 import type { BackendName, VmRequest } from './spec/request.js'
+import type { VmProcess } from './vm-process.js'
+import { snapshotKey } from './warm/key.js'
+import { warmLaunch } from './warm/warm-start.js'
 
 export interface BootOptions {
   /** Called with each kernel console line as it arrives (e.g. KTSTR_LOG=debug echo). */
@@ -43,7 +46,7 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
   const topology = resolveTopology(req.topology ?? DEFAULT_TOPOLOGY)
   const memoryMib = req.memoryMib ?? DEFAULT_MEMORY_MIB
   const timeoutS = req.timeoutS ?? DEFAULT_TIMEOUT_S
-  const backend = chooseBackend(req.backend ?? 'auto')
+  const { backend, name: backendName } = chooseBackend(req.backend ?? 'auto')
   for (const d of req.disks ?? []) checkDisk(d)
   for (const p of req.include ?? []) if (!fs.existsSync(p)) throw new KtstrError(`include ${p}: no such file or directory on the host`)
   const kernel = await resolveKernel(req.kernel)
@@ -75,31 +78,53 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
     })
     const initrd = path.join(tmp, 'initrd.cpio')
     const disks = req.disks ?? []
-    // The base disk comes after the user's, so theirs keep /dev/vda, /dev/vdb, …
-    if (onDisk) await composeDiskInitrd(base, run, { device: virtioDiskName(disks.length), busybox: findBusybox(), node: process.execPath, writable: [runSpec.cwd] }, initrd)
-    else await composeInitrd(base, run, initrd)
-    const imageMs = performance.now() - t0
-    log.debug(`image ready in ${imageMs.toFixed(0)} ms (base ${base.built ? 'built' : 'cached'}: ${base.path})`)
-
     const console = new ConsoleLog(400, process.env.KTSTR_CONSOLE_LOG, opts.onConsoleLine)
-    const vm = await backend.launch(
-      {
+    const plan: LaunchPlan = {
+      kernel: kernel.bzImage,
+      initrd,
+      topology,
+      memoryMib,
+      disks,
+      ...(onDisk ? { baseDisk: base.path } : {}),
+      channelSocket: path.join(tmp, 'channel.sock'),
+      nestedKvm: req.nestedKvm === true,
+      shareRam: req.monitorHz !== 'off',
+    }
+    const cold = coldReason(req, backendName, onDisk)
+    if (cold) log.debug(`warm start off: ${cold}`)
+    let vm: VmProcess | undefined
+    let runArchiveBytes: Buffer | undefined
+    let imageMs = 0
+    if (!cold) {
+      // This run's own files, sent over the channel to the restored guest.
+      const archive = path.join(tmp, 'run.cpio')
+      await run.writeCpio(archive)
+      runArchiveBytes = fs.readFileSync(archive)
+      imageMs = performance.now() - t0
+      const key = snapshotKey({
+        ...plan,
         kernel: kernel.bzImage,
-        initrd,
-        topology,
-        memoryMib,
-        disks,
-        ...(onDisk ? { baseDisk: base.path } : {}),
-        channelSocket: path.join(tmp, 'channel.sock'),
-        nestedKvm: req.nestedKvm === true,
-        shareRam: req.monitorHz !== 'off',
-      },
-      console,
-    )
+        baseImageKey: base.key,
+        backend: backendName,
+        vmm: findQemu(),
+        cmdline: kernelCmdline(),
+        nestedKvm: plan.nestedKvm,
+      })
+      vm = await warmLaunch({ backend, key, plan, base }, console)
+      if (!vm) runArchiveBytes = undefined
+    }
+    if (!vm) {
+      // The base disk comes after the user's, so theirs keep /dev/vda, /dev/vdb, …
+      if (onDisk) await composeDiskInitrd(base, run, { device: virtioDiskName(disks.length), busybox: findBusybox(), node: process.execPath, writable: [runSpec.cwd] }, initrd)
+      else await composeInitrd(base, run, initrd)
+      imageMs = performance.now() - t0
+      vm = await backend.launch(plan, console)
+    }
+    log.debug(`image ready in ${imageMs.toFixed(0)} ms (base ${base.built ? 'built' : 'cached'}: ${base.path})`)
     // The run folder is needed only until the VMM has read the initrd and connected the channel.
     void (vm.inputsLoaded ?? Promise.resolve()).then(() => removeRunDir(tmp))
     const monitor = { kernel, cpus: cpuCount(topology), hz: req.monitorHz ?? DEFAULT_MONITOR_HZ, stallMs: req.stallMs ?? DEFAULT_STALL_MS }
-    const session = await startSession(vm, { t0, imageMs, timeoutS, tmpDir: tmp, monitor })
+    const session = await startSession(vm, { t0, imageMs, timeoutS, tmpDir: tmp, monitor, ...(runArchiveBytes ? { runArchive: runArchiveBytes } : {}) })
     removeRunDir(tmp) // the guest's init said hello: its initrd was loaded long ago
     return session
   } catch (e) {
@@ -121,12 +146,23 @@ function diskBoot(): boolean {
 }
 
 /** Which VMM runs the guest: our own on usable KVM, else QEMU (with KVM acceleration when it can). */
-function chooseBackend(name: BackendName): Backend {
+function chooseBackend(name: BackendName): { backend: Backend; name: string } {
   const kvm = probeKvm()
   if (name === 'kvm' && !kvm.usable) throw new KtstrError(`the kvm backend needs a usable /dev/kvm: ${kvm.reason}; use --backend qemu`)
-  if (name !== 'qemu' && kvm.usable) return kvmBackend
+  if (name !== 'qemu' && kvm.usable) return { backend: kvmBackend, name: 'kvm' }
   if (!kvm.usable) log.debug(`KVM not usable (${kvm.reason}); QEMU runs with TCG`)
-  return qemuBackend(kvm.usable ? 'kvm' : 'tcg')
+  const accel = kvm.usable ? 'kvm' : 'tcg'
+  return { backend: qemuBackend(accel), name: `qemu-${accel}` }
+}
+
+/** Why this run boots cold rather than from a snapshot; undefined when it can start warm. */
+function coldReason(req: VmRequest, backend: string, onDisk: boolean): string | undefined {
+  if (req.warm === false) return 'asked for a cold boot (--cold, warm=false)'
+  if (process.env.KTSTR_WARM === '0') return 'KTSTR_WARM=0'
+  if (!backend.startsWith('qemu')) return 'our VMM (the kvm backend) has no snapshots yet'
+  if (req.disks?.length) return 'the run has disks, which a snapshot cannot attach yet'
+  if (onDisk) return 'the base image is on a disk (KTSTR_BASE_DISK=1)'
+  return undefined
 }
 
 function schedulerSpec(s: ResolvedScheduler, args: string[]) {

@@ -2,9 +2,10 @@
  * Turns a running VM into a GuestSession: connects the channel, waits for the guest's hello,
  * tracks what the guest reports, enforces the wall-clock limit, and cleans up when the VM is gone.
  */
+import { randomBytes } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import { decodeGuestMessage } from '../../runtime/protocol/guest-schema.js'
-import { Endpoint, type GuestMessage, type HostEndpoint, MalformedMessage } from '../../runtime/protocol/index.js'
+import { Endpoint, type GuestMessage, type HostEndpoint, MalformedMessage, StreamId } from '../../runtime/protocol/index.js'
 import { log } from '../util/log.js'
 import { BootFailure } from './boot-failure.js'
 import { STOP_GRACE_MS } from './defaults.js'
@@ -37,10 +38,23 @@ function trackVm(vm: VmProcess): void {
   }
 }
 
-export async function startSession(vm: VmProcess, opts: { t0: number; imageMs: number; timeoutS: number; tmpDir: string; monitor?: MonitorPlan }): Promise<GuestSession> {
+/** Bytes per Data frame of the per-run archive sent to a restored guest. */
+const ARCHIVE_CHUNK = 1 << 20
+
+export interface SessionOptions {
+  t0: number
+  imageMs: number
+  timeoutS: number
+  tmpDir: string
+  monitor?: MonitorPlan
+  /** Warm start: the per-run archive (newc cpio) for the guest restored from a template snapshot. */
+  runArchive?: Buffer
+}
+
+export async function startSession(vm: VmProcess, opts: SessionOptions): Promise<GuestSession> {
   trackVm(vm)
   const since = (t: number) => Math.round(t - opts.t0)
-  const timing: BootTiming = { imageMs: Math.round(opts.imageMs), vmStartedMs: since(vm.startedAt) }
+  const timing: BootTiming = { imageMs: Math.round(opts.imageMs), vmStartedMs: since(vm.startedAt), ...(opts.runArchive ? { restoredMs: since(performance.now()) } : {}) }
   let reported: GuestOutcome | undefined
   let forced: GuestOutcome | undefined
   let powerOffTimer: NodeJS.Timeout | undefined
@@ -159,6 +173,11 @@ export async function startSession(vm: VmProcess, opts: { t0: number; imageMs: n
     channel.sendControl({ kind: 'shutdown' })
   }
 
+  if (opts.runArchive) {
+    // A restored guest waits for its run (runtime/init/template.ts): the archive, then `start`.
+    for (let off = 0; off < opts.runArchive.length; off += ARCHIVE_CHUNK) channel.sendData(StreamId.RunArchive, opts.runArchive.subarray(off, off + ARCHIVE_CHUNK))
+    channel.sendControl({ kind: 'start', epochMs: Date.now(), seed: randomBytes(32).toString('hex') })
+  }
   if (!(await hello)) throw failure(vm, await done)
   setImmediate(() => channel.resume())
 

@@ -11,6 +11,8 @@ export interface BootTiming {
   imageMs?: number
   /** VM process/threads started. */
   vmStartedMs?: number
+  /** Warm start: the VM was restored from its snapshot (the guest then gets its run over the channel). */
+  restoredMs?: number
   /** First kernel console output. */
   kernelMs?: number
   /** Guest init said hello on the channel. */

@@ -26,6 +26,12 @@ export interface VmProcess {
    * bounded wait). The kvm VMM only: QEMU's registers are not read by the host.
    */
   vcpuRegisters?(): Promise<VcpuRegisters[]>
+  /**
+   * Stop the guest and write its whole state to `file` and the parts it returns (files beside it,
+   * named `<file>.part-*`: the plan asked for `snapshot: save`); rejects with the VMM's reason.
+   * The VM stays stopped: kill it afterwards.
+   */
+  saveSnapshot?(file: string): Promise<string[]>
   /** performance.now() when the VM was started. */
   readonly startedAt: number
   kill(): void

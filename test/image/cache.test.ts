@@ -6,9 +6,9 @@
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { type BaseImage, baseImage } from '../../src/image/base.js'
-import { lockPath, manifestPath, pruneCached, readValid } from '../../src/image/cache-entry.js'
+import { lockPath, manifestPath, partPath, pruneCached, readValid } from '../../src/image/cache-entry.js'
 import { FileLock } from '../../src/util/file-lock.js'
 import { repoRoot } from '../helpers/repo.js'
 import { hasCpio, listNames, standInPackage, tmpDir } from './helpers.js'
@@ -201,5 +201,55 @@ describe.skipIf(!hasBusybox || !hasCpio)('base image cache', () => {
     expect(fs.existsSync(b.path)).toBe(false)
     expect(fs.existsSync(manifestPath(b.path))).toBe(false)
     expect(fs.existsSync(lockPath(b.path))).toBe(false)
+  })
+})
+
+describe('pruneCached with a size cap', () => {
+  it('keeps the most recently used entries whose disk use (parts included) fits in maxBytes, never the current one, nor a held one', () => {
+    const dir = tmpDir('prune')
+    onTestFinished(() => fs.rmSync(dir, { recursive: true, force: true }))
+    const KiB = 1024
+    const entry = (name: string, kib: number, ageS: number, partKib = 0) => {
+      const p = path.join(dir, name)
+      fs.writeFileSync(p, Buffer.alloc(kib * KiB, 1))
+      if (partKib) fs.writeFileSync(partPath(p, 'ram0'), Buffer.alloc(partKib * KiB, 1))
+      fs.writeFileSync(manifestPath(p), '{}')
+      const t = new Date(Date.now() - ageS * 1000)
+      fs.utimesSync(manifestPath(p), t, t)
+      return p
+    }
+    const newest = entry('snapshot-aa.qemu', 8, 1, 32) // 40 KiB with its part
+    const middle = entry('snapshot-bb.qemu', 40, 2)
+    const held = entry('snapshot-cc.qemu', 8, 3, 32)
+    const oldest = entry('snapshot-dd.qemu', 8, 4, 32)
+    const current = entry('snapshot-ee.qemu', 200, 5) // the one just used: kept whatever its age
+    const orphan = partPath(path.join(dir, 'snapshot-ff.qemu'), 'ram0') // its entry is gone
+    fs.writeFileSync(orphan, 'x')
+    const lock = FileLock.tryAcquire(lockPath(held), 'shared')!
+    try {
+      pruneCached(dir, /^snapshot-[0-9a-f]+\.qemu$/, { maxBytes: 100 * KiB }, current)
+    } finally {
+      lock.release()
+    }
+    const left = () =>
+      fs
+        .readdirSync(dir)
+        .filter((n) => !n.endsWith('.lock'))
+        .sort()
+    expect(left()).toEqual([
+      'snapshot-aa.qemu',
+      'snapshot-aa.qemu.ok',
+      'snapshot-aa.qemu.part-ram0',
+      'snapshot-bb.qemu',
+      'snapshot-bb.qemu.ok',
+      'snapshot-cc.qemu',
+      'snapshot-cc.qemu.ok',
+      'snapshot-cc.qemu.part-ram0',
+      'snapshot-ee.qemu',
+      'snapshot-ee.qemu.ok',
+    ])
+    pruneCached(dir, /^snapshot-[0-9a-f]+\.qemu$/, { maxBytes: 100 * KiB }, current)
+    expect([newest, middle, held, oldest, current].map((p) => fs.existsSync(p))).toEqual([true, true, false, false, true])
+    expect(fs.existsSync(partPath(held, 'ram0'))).toBe(false)
   })
 })

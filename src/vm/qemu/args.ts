@@ -10,8 +10,13 @@ import { ramBackendId, topologyArgs } from './topology-args.js'
 
 export type Accel = 'kvm' | 'tcg'
 
-/** `ramFiles`: the guest RAM's backing file per NUMA node (ram-backing.ts); undefined for anonymous RAM. */
-export function qemuArgs(p: LaunchPlan, accel: Accel, ramFiles?: readonly string[]): string[] {
+/**
+ * `ramFiles`: the guest RAM's backing file per NUMA node (ram-backing.ts); undefined for anonymous RAM.
+ * `qmpSocket`: a QMP server socket for a plan with `snapshot` (snapshot.ts drives it). A restored
+ * guest must be built exactly as the saved one was, so the snapshot changes nothing else here but
+ * `-incoming defer` (the state then comes through QMP `migrate-incoming`).
+ */
+export function qemuArgs(p: LaunchPlan, accel: Accel, ramFiles?: readonly string[], qmpSocket?: string): string[] {
   // Under QEMU's TCG (7.2) emulation of SVM nested paging, guests of the inner KVM hang at random
   // points (a vCPU whose LAPIC timer never fires, a spinlock whose release is never seen); with
   // shadow paging (npt=0) they boot, so the guest's KVM gets that.
@@ -49,6 +54,8 @@ export function qemuArgs(p: LaunchPlan, accel: Accel, ramFiles?: readonly string
     `virtserialport,bus=vser0.0,chardev=channel,name=${CHANNEL_PORT_NAME}`,
     ...p.disks.flatMap(diskArgs),
     ...(p.baseDisk ? baseDiskArgs(p.baseDisk, p.disks.length) : []),
+    ...(qmpSocket ? ['-qmp', `unix:${qemuOptionValue(qmpSocket)},server=on,wait=off`] : []),
+    ...(p.snapshot?.kind === 'restore' ? ['-incoming', 'defer'] : []),
   ]
 }
 

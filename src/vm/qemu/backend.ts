@@ -5,16 +5,21 @@
  * VmProcess's `memory`.
  */
 import { spawn } from 'node:child_process'
+import fs from 'node:fs'
 import net from 'node:net'
+import path from 'node:path'
 import type { Duplex } from 'node:stream'
 import { KtstrError } from '../../util/errors.js'
 import { log } from '../../util/log.js'
+import { copySparse } from '../../util/sparse-copy.js'
 import { which } from '../../util/which.js'
 import type { Backend, LaunchPlan } from '../backend.js'
 import type { ConsoleLog } from '../console.js'
 import type { VmExit, VmProcess } from '../vm-process.js'
 import { type Accel, qemuArgs } from './args.js'
-import { createQemuRam } from './ram-backing.js'
+import type { Qmp } from './qmp.js'
+import { createQemuRam, restoreQemuRam } from './ram-backing.js'
+import { connectQmp, restoreQemuSnapshot, saveQemuSnapshot, snapshotRamFiles } from './snapshot.js'
 
 export const QEMU_BINARY = 'qemu-system-x86_64'
 
@@ -39,8 +44,14 @@ export const qemuBackend = (accel: Accel): Backend => ({ launch: (plan, console)
 
 async function launchQemu(plan: LaunchPlan, accel: Accel, console: ConsoleLog): Promise<VmProcess> {
   const bin = findQemu()
-  // Guest RAM in files only when the host reads it: anonymous RAM is cheaper for a big guest.
-  const ram = plan.shareRam ? createQemuRam(plan.topology, plan.memoryMib) : undefined
+  // Guest RAM in files when the host reads it, and always with a snapshot (its RAM is the files):
+  // anonymous RAM is cheaper for a big guest.
+  const ram =
+    plan.snapshot?.kind === 'restore'
+      ? await restoreQemuRam(plan.topology, plan.memoryMib, snapshotRamFiles(plan.snapshot.file, plan.topology.numaNodes))
+      : plan.shareRam || plan.snapshot
+        ? createQemuRam(plan.topology, plan.memoryMib)
+        : undefined
   const server = net.createServer()
   try {
     await new Promise<void>((resolve, reject) => {
@@ -51,7 +62,8 @@ async function launchQemu(plan: LaunchPlan, accel: Accel, console: ConsoleLog): 
     ram?.release()
     throw e
   }
-  const args = qemuArgs(plan, accel, ram?.files)
+  const qmpSocket = plan.snapshot ? path.join(path.dirname(plan.channelSocket), 'qmp.sock') : undefined
+  const args = qemuArgs(plan, accel, ram?.files, qmpSocket)
   log.debug('qemu', bin, args.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' '))
   const startedAt = performance.now()
   // detached: QEMU gets its own process group, so a terminal's Ctrl-C reaches ktstr (which
@@ -91,12 +103,36 @@ async function launchQemu(plan: LaunchPlan, accel: Accel, console: ConsoleLog): 
     void exited.then((e) => reject(new Error(`QEMU exited before connecting the channel: ${e.stderr || `code ${e.code}`}`)))
   })
   channel.catch(() => {})
+  const kill = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  }
+  let qmp: Qmp | undefined
+  let restored: Promise<void> | undefined
+  if (qmpSocket) {
+    try {
+      qmp = await connectQmp(qmpSocket, exited)
+      void exited.then(() => qmp?.close())
+      if (plan.snapshot?.kind === 'restore') {
+        const t = performance.now()
+        restored = restoreQemuSnapshot(qmp, plan.snapshot.file)
+        await restored
+        log.debug(`qemu: QMP up ${(t - startedAt).toFixed(0)} ms after start, snapshot restored in ${(performance.now() - t).toFixed(0)} ms`)
+      }
+    } catch (e) {
+      kill()
+      const exit = await exited
+      throw new KtstrError(`QEMU could not ${plan.snapshot?.kind === 'restore' ? 'restore the snapshot' : 'start'}: ${exit.stderr.split('\n').at(-1) || (e as Error).message}`)
+    }
+  }
   // QEMU reads the initrd and opens the RAM files while it builds the machine, before a guest CPU
   // runs: the guest's first console byte comes after both (and after the channel's chardev
-  // connected). Then the RAM files can go: QEMU and this process keep their mappings.
-  const inputsLoaded = Promise.race([Promise.all([channel, firstConsoleByte]).then(() => {}), exited.then(() => {})])
+  // connected). A restored guest may print nothing: its RAM is in once the restore completed.
+  // Then the RAM files can go: QEMU and this process keep their mappings.
+  const ready = restored ?? firstConsoleByte
+  const inputsLoaded = Promise.race([Promise.all([channel, ready]).then(() => {}), exited.then(() => {})])
   inputsLoaded.catch(() => {})
-  void firstConsoleByte.then(() => ram?.unlink())
+  // A template keeps its RAM files until they are saved with it (released on exit).
+  if (plan.snapshot?.kind !== 'save') void ready.then(() => ram?.unlink())
 
   return {
     console,
@@ -105,8 +141,21 @@ async function launchQemu(plan: LaunchPlan, accel: Accel, console: ConsoleLog): 
     inputsLoaded,
     startedAt,
     ...(ram ? { memory: ram.memory } : {}),
-    kill: () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-    },
+    ...(qmp && ram && plan.snapshot?.kind === 'save'
+      ? {
+          saveSnapshot: async (file: string) => {
+            await saveQemuSnapshot(qmp, file)
+            const parts = snapshotRamFiles(file, ram.files.length)
+            try {
+              await Promise.all(ram.files.map((f, n) => copySparse(f, parts[n]!)))
+            } catch (e) {
+              for (const p of parts) fs.rmSync(p, { force: true }) // e.g. the disk filled up
+              throw e
+            }
+            return parts
+          },
+        }
+      : {}),
+    kill,
   }
 }

@@ -13,8 +13,9 @@ import { munmap } from '../../../native-shims/libc.js'
 import type { TopologySpec } from '../../../runtime/protocol/topology.js'
 import { KtstrError } from '../../util/errors.js'
 import { log } from '../../util/log.js'
+import { copySparse } from '../../util/sparse-copy.js'
 import { GuestMemory, type GuestRegion } from '../memory/guest-memory.js'
-import { createSharedFile } from '../memory/shared-file.js'
+import { createSharedFile, mapSharedFile } from '../memory/shared-file.js'
 import { nativeRegions } from '../memory/views.js'
 import { createRunDir, removeRunDir, SHM_DIR } from '../run-dir.js'
 import { pcRamPieces } from './ram-layout.js'
@@ -46,22 +47,49 @@ export function ramFolderParent(ramBytes: number, shm = SHM_DIR): string {
 }
 
 export function createQemuRam(topology: TopologySpec, memoryMib: number, parent = ramFolderParent(memoryMib * MiB)): QemuRam {
+  return mapRamFiles(topology, memoryMib, ramFolder(parent), createSharedFile)
+}
+
+function ramFolder(parent: string): string {
+  try {
+    return createRunDir(parent)
+  } catch (e) {
+    throw new KtstrError(`cannot create the guest's RAM files in ${parent}: ${(e as Error).message}`)
+  }
+}
+
+/**
+ * Guest RAM for a guest restored from a snapshot: each node's file a sparse copy of the snapshot's
+ * (`sources`, in node order), so the guest starts with the saved RAM and writes to its own copy.
+ */
+export async function restoreQemuRam(topology: TopologySpec, memoryMib: number, sources: readonly string[], parent = ramFolderParent(memoryMib * MiB)): Promise<QemuRam> {
+  const folder = ramFolder(parent)
+  try {
+    await Promise.all(sources.map((src, n) => copySparse(src, ramFile(folder, n))))
+  } catch (e) {
+    removeRunDir(folder)
+    throw e
+  }
+  return mapRamFiles(topology, memoryMib, folder, mapSharedFile)
+}
+
+const ramFile = (folder: string, node: number) => path.join(folder, `ram-node${node}`)
+
+/** Maps each node's file in `folder` (made by `map`); on failure the folder is removed. */
+function mapRamFiles(topology: TopologySpec, memoryMib: number, folder: string, map: (file: string, size: number) => bigint): QemuRam {
   const sizes = Array.from({ length: topology.numaNodes }, (_, n) => nodeMemoryMib(memoryMib, topology.numaNodes, n) * MiB)
-  let dir: string | undefined
   const maps: { addr: bigint; size: number }[] = []
   let memory: GuestMemory | undefined
-  const unlink = () => dir && removeRunDir(dir)
+  const unlink = () => removeRunDir(folder)
   const release = () => {
     memory?.release()
     for (const m of maps.splice(0)) munmap(m.addr, m.size)
     unlink()
   }
   try {
-    const folder = createRunDir(parent)
-    dir = folder
     const files = sizes.map((size, n) => {
-      const file = path.join(folder, `ram-node${n}`)
-      maps.push({ addr: createSharedFile(file, size), size })
+      const file = ramFile(folder, n)
+      maps.push({ addr: map(file, size), size })
       return file
     })
     const regions: GuestRegion[] = pcRamPieces(sizes).flatMap((p) => nativeRegions(maps[p.backend]!.addr + BigInt(p.fileOffset), p.gpa, p.size))
@@ -69,6 +97,6 @@ export function createQemuRam(topology: TopologySpec, memoryMib: number, parent 
     return { files, memory, unlink, release }
   } catch (e) {
     release()
-    throw new KtstrError(`cannot create the guest's RAM files in ${parent}: ${(e as Error).message}`)
+    throw new KtstrError(`cannot create the guest's RAM files in ${path.dirname(folder)}: ${(e as Error).message}`)
   }
 }

@@ -15,7 +15,7 @@ import { type DiskSpec, MAX_DISK_THROTTLE } from '../disk.js'
 import type { VmRequest, VmSpec } from './request.js'
 
 /** The spec's keys, spelled as in the docblock and the CLI flags. */
-export const SPEC_KEYS = ['topology', 'memory', 'scheduler', 'sched-args', 'backend', 'timeout', 'kernel', 'include', 'disk', 'stall-ms', 'monitor-hz'] as const
+export const SPEC_KEYS = ['topology', 'memory', 'scheduler', 'sched-args', 'backend', 'timeout', 'kernel', 'include', 'disk', 'stall-ms', 'monitor-hz', 'warm'] as const
 export type SpecKey = (typeof SPEC_KEYS)[number]
 type SpecSource = 'docblock' | 'option' | 'flag' | 'request'
 
@@ -117,6 +117,8 @@ const RULES: { [K in SpecKey]: (v: unknown, dir: string) => unknown } = {
   // The host's stall watchdog (src/monitor/stall.ts) and the monitor it runs on.
   'stall-ms': (v) => wholeOrOff(v, MIN_STALL_MS, MAX_TIMEOUT_S * 1000, 'ms'),
   'monitor-hz': (v) => wholeOrOff(v, 1, MAX_MONITOR_HZ, 'samples per second'),
+  // Warm start from a snapshot of a booted guest (../warm/); false boots every guest cold.
+  warm: (v) => (v === true || v === 'true' ? true : v === false || v === 'false' ? false : refuse('expected true or false')),
 }
 
 /**

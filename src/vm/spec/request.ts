@@ -34,6 +34,8 @@ export interface VmSpec {
   stallMs?: number | 'off'
   /** The host monitor's samples per second (default 10), or off (no monitor, no stall watchdog). */
   monitorHz?: number | 'off'
+  /** Start from a snapshot of a booted guest of the same shape when the backend can (default true). */
+  warm?: boolean
 }
 
 export interface VmRequest extends VmSpec {

@@ -32,6 +32,15 @@ describe('parseSpec', () => {
     expect(() => parseSpec({ 'monitor-hz': '10.5' }, 'flag')).toThrow('bad --monitor-hz="10.5"')
   })
 
+  it('takes warm start as true or false (docblock, option), --cold as false', () => {
+    expect(parseSpec({ warm: 'false' }, 'docblock')).toEqual({ warm: false })
+    expect(parseSpec({ warm: true }, 'option')).toEqual({ warm: true })
+    expect(vmRequestFrom({ cold: true }, exec)).toEqual({ mode: exec, warm: false })
+    expect(vmRequestFrom({}, exec)).toEqual({ mode: exec })
+    expect(() => parseSpec({ warm: 'no' }, 'docblock')).toThrow('bad @ktstr warm="no": expected true or false')
+    expect(() => parseSpec({ warm: 1 }, 'option')).toThrow('bad ktstr() option warm=1: expected true or false')
+  })
+
   it('takes each --include as one path (commas and all), resolved against the working folder', () => {
     expect(vmRequestFrom({ include: ['a,b', '/c'], scheduler: 'eevdf' }, exec)).toEqual({ mode: exec, include: [path.resolve('a,b'), '/c'] })
   })

@@ -1,0 +1,55 @@
+/**
+ * What a warm-start snapshot is keyed by: everything that shapes the guest before its run starts.
+ * The kernel (its bzImage's sha256), the base image (its cache key covers the init code and the
+ * node it runs), the topology, memory, the VMM (backend, accel, binary) and how it builds the
+ * machine (kernel command line, nested SVM). Guest RAM is always in files for a snapshot. A change in any of them is a new key, so
+ * an old snapshot is never served for a changed guest.
+ */
+import { createHash } from 'node:crypto'
+import fs from 'node:fs'
+import type { TopologySpec } from '../../../runtime/protocol/topology.js'
+
+/** Bumped when what a snapshot holds changes meaning (the guest's template protocol). */
+export const SNAPSHOT_FORMAT = 1
+
+export interface SnapshotShape {
+  kernel: string
+  baseImageKey: string
+  topology: TopologySpec
+  memoryMib: number
+  backend: string
+  /** The VMM binary (QEMU's path; its size and mtime stand for its version). */
+  vmm: string
+  cmdline: string
+  nestedKvm: boolean
+}
+
+export function snapshotKey(shape: SnapshotShape): string {
+  const vmm = fs.statSync(shape.vmm, { throwIfNoEntry: false })
+  const parts = {
+    format: SNAPSHOT_FORMAT,
+    kernel: fileSha256(shape.kernel),
+    base: shape.baseImageKey,
+    topology: shape.topology,
+    memoryMib: shape.memoryMib,
+    backend: shape.backend,
+    vmm: `${shape.vmm}:${vmm?.size}:${vmm?.mtimeMs}`,
+    cmdline: shape.cmdline,
+    nestedKvm: shape.nestedKvm,
+  }
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32)
+}
+
+const hashes = new Map<string, string>()
+
+/** sha256 of a file, remembered in this process while its size and mtime stay the same. */
+export function fileSha256(file: string): string {
+  const st = fs.statSync(file)
+  const id = `${file}:${st.size}:${st.mtimeMs}`
+  let h = hashes.get(id)
+  if (!h) {
+    h = createHash('sha256').update(fs.readFileSync(file)).digest('hex')
+    hashes.set(id, h)
+  }
+  return h
+}

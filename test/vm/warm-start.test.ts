@@ -1,0 +1,126 @@
+/**
+ * Warm start in real QEMU guests (src/vm/warm/): `ktstr exec` restores a snapshot of a booted guest
+ * of its shape. Each test has its own snapshot folder (KTSTR_SNAPSHOT_DIR), so it sees the
+ * snapshots made or kept for it alone; KTSTR_LOG=debug says what the warm start did.
+ */
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { manifestPath, partPath, sampleHash } from '../../src/image/cache-entry.js'
+import { guestSkipReason, runCli } from '../helpers/guest.js'
+
+const BOOT = 240_000
+const dirs: string[] = []
+afterAll(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true })
+})
+
+function snapshotDir(): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-snapshots-'))
+  dirs.push(d)
+  return d
+}
+
+const exec = (dir: string, args: string[], cmd: string[]) =>
+  runCli(['exec', '--timing', '--timeout', '120', ...args, '--', ...cmd], { env: { KTSTR_SNAPSHOT_DIR: dir, KTSTR_LOG: 'debug' }, timeoutMs: BOOT })
+
+const snapshots = (dir: string) => fs.readdirSync(dir).filter((n) => /^snapshot-[0-9a-f]+\.qemu$/.test(n))
+const restored = (stderr: string) => /^ {2}restore +\d+\.\d+ s$/m.test(stderr)
+const made = (stderr: string) => /warm start: snapshot \S+ made in \d+ ms/.test(stderr)
+/** What a failed run said, for the assertion message. */
+const why = (r: { stderr: string }) =>
+  r.stderr
+    .split('\n')
+    .filter((l) => !l.startsWith('[ktstr] console'))
+    .slice(-25)
+    .join('\n')
+
+// Lists a marker an earlier run may have left, leaves its own, and prints the guest's wall clock.
+const MARK = ['sh', '-c', 'ls /tmp/ktstr-marker* 2>/dev/null; echo $$ > /tmp/ktstr-marker-$$; date +%s']
+
+describe.skipIf(guestSkipReason)('warm start (QEMU)', () => {
+  it('restores a pristine guest of the same shape, with the host clock; another shape gets its own snapshot; --cold boots', { timeout: 4 * BOOT }, async () => {
+    const dir = snapshotDir()
+    const first = await exec(dir, [], MARK)
+    expect(first.code, why(first)).toBe(0)
+    expect(made(first.stderr)).toBe(true)
+    expect(restored(first.stderr)).toBe(true)
+
+    const second = await exec(dir, [], MARK)
+    expect(second.code, why(second)).toBe(0)
+    expect(made(second.stderr)).toBe(false)
+    expect(restored(second.stderr)).toBe(true)
+    // Only the clock line: no marker of the first run (nor of the template) in /tmp.
+    const lines = second.stdout.trim().split('\n')
+    expect(lines).toHaveLength(1)
+    // The template's clock was minutes old by now; the restored guest has the host's.
+    expect(Math.abs(Number(lines[0]) - Date.now() / 1000)).toBeLessThan(10)
+    expect(snapshots(dir)).toHaveLength(1)
+
+    const bigger = await exec(dir, ['--memory', '768'], ['true'])
+    expect(bigger.code, why(bigger)).toBe(0)
+    expect(made(bigger.stderr)).toBe(true)
+    expect(snapshots(dir)).toHaveLength(2)
+
+    const cold = await exec(dir, ['--cold'], ['true'])
+    expect(cold.code, why(cold)).toBe(0)
+    expect(cold.stderr).toContain('warm start off: asked for a cold boot (--cold, warm=false)')
+    expect(cold.stderr).toMatch(/^ {2}vmm start +\d+\.\d+ s$/m)
+    expect(restored(cold.stderr)).toBe(false)
+  })
+
+  it('attaches a scheduler in a restored guest: the run archive brings the binary and its libraries', { timeout: BOOT }, async () => {
+    const dir = snapshotDir()
+    const r = await exec(dir, ['--scheduler', 'scx_simple'], ['cat', '/sys/kernel/sched_ext/root/ops'])
+    expect(r.code, why(r)).toBe(0)
+    expect(restored(r.stderr)).toBe(true)
+    expect(r.stdout).toBe('simple\n')
+  })
+
+  it('a snapshot cut short is made again; one QEMU refuses is dropped and the run boots cold', { timeout: 4 * BOOT }, async () => {
+    const dir = snapshotDir()
+    const first = await exec(dir, [], ['true'])
+    expect(first.code, why(first)).toBe(0)
+    const file = path.join(dir, snapshots(dir)[0]!)
+
+    // Its RAM part cut short: found before QEMU starts, made again, and the run restores it.
+    fs.truncateSync(partPath(file, 'ram0'), 4096)
+    const cut = await exec(dir, [], ['echo', 'ok'])
+    expect(cut.code, why(cut)).toBe(0)
+    expect(cut.stdout).toBe('ok\n')
+    expect(cut.stderr).toMatch(/snapshot \S+ has \S+\.part-ram0 of 4096 bytes, not \d+; making it again/)
+    expect(made(cut.stderr)).toBe(true)
+    expect(restored(cut.stderr)).toBe(true)
+
+    // The state stream replaced by garbage its manifest vouches for: QEMU refuses it; the run goes on cold.
+    const garbage = Buffer.alloc(fs.statSync(file).size, 0x5a)
+    fs.writeFileSync(file, garbage)
+    const m = JSON.parse(fs.readFileSync(manifestPath(file), 'utf8'))
+    fs.writeFileSync(manifestPath(file), JSON.stringify({ ...m, sample: sampleHash(file, garbage.length) }))
+    const refused = await exec(dir, [], ['echo', 'still ok'])
+    expect(refused.code, why(refused)).toBe(0)
+    expect(refused.stdout).toBe('still ok\n')
+    expect(refused.stderr).toMatch(/warm start: QEMU could not restore the snapshot: .+; dropping \S+ and booting cold/)
+    expect(restored(refused.stderr)).toBe(false)
+    expect(fs.existsSync(file)).toBe(false)
+    expect(fs.existsSync(partPath(file, 'ram0'))).toBe(false)
+  })
+
+  const notRoot = process.getuid?.() !== 0
+  it.skipIf(notRoot)('a disk too full for the snapshot: the run boots cold, and nothing is left half written', { timeout: BOOT }, async () => {
+    const dir = snapshotDir()
+    const { execFileSync } = await import('node:child_process')
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'ktstr-full', dir])
+    try {
+      const r = await exec(dir, [], ['echo', 'cold'])
+      expect(r.code, why(r)).toBe(0)
+      expect(r.stdout).toBe('cold\n')
+      expect(r.stderr).toMatch(/warm start: no snapshot \(.*(No space left on device|ENOSPC|migration failed).*\); booting cold/)
+      expect(restored(r.stderr)).toBe(false)
+      expect(fs.readdirSync(dir).filter((n) => !n.endsWith('.lock'))).toEqual([])
+    } finally {
+      execFileSync('umount', [dir])
+    }
+  })
+})
