@@ -5,6 +5,7 @@ import { describeError, isKtstrError } from '../util/errors.js'
 import { log } from '../util/log.js'
 import { BootFailure } from '../vm/boot-failure.js'
 import { benchGateCommand } from './bench-gate-command.js'
+import { cacheCommand } from './cache-command.js'
 import { doctorCommand } from './doctor-command.js'
 import { EXEC_USAGE, execCommand } from './exec-command.js'
 import { EXIT_KTSTR_FAILED, EXIT_USAGE } from './exit-codes.js'
@@ -17,6 +18,7 @@ commands:
   exec     boot a guest and run one command in it        (ktstr exec --help)
   shell    boot a guest with an interactive busybox shell (ktstr shell --help)
   kernel   build, list or locate guest kernels            (ktstr kernel build|list|path)
+  cache    list or clean warm-start snapshots and base images (ktstr cache list|clean)
   doctor   check this machine and say what to install
   bench-gate BASE.json NEW.json [--max-drop PCT]
            exit 1 when a vitest bench --outputJson benchmark fell PCT % (10) below the baseline
@@ -36,6 +38,8 @@ async function main(argv: string[]): Promise<number> {
       return shellCommand(rest)
     case 'kernel':
       return kernelCommand(rest)
+    case 'cache':
+      return cacheCommand(rest)
     case 'doctor':
       return doctorCommand()
     case 'bench-gate':

@@ -17,6 +17,13 @@ import { GuestTree, type PathFilter } from './tree.js'
 /** Bump when the image layout changes, so cached archives from older code are not reused. */
 const RECIPE = 'ktstr-base-v1'
 const KEEP_BASES = 3
+/** Cache entries in `imageDir()`: base images, and the stripped node they hold. */
+export const BASE_IMAGE_NAME = /^base-[0-9a-f]+\.(cpio|ext4)$/
+export const STRIPPED_NODE_NAME = /^node-[0-9a-f]+-stripped$/
+
+export function imageDir(): string {
+  return path.join(cacheRoot(), 'images')
+}
 const KEEP_STRIPPED = 2
 /** Debian's busybox-static; inside a ktstr guest (nested runs) the image's own copy. */
 const BUSYBOX_CANDIDATES = ['/bin/busybox', '/usr/bin/busybox', '/ktstr/bin/busybox']
@@ -71,7 +78,7 @@ export async function baseImage(opts: BaseImageOptions = {}): Promise<BaseImage>
   const h = createHash('sha256').update(`${RECIPE}\0strip=${strip ? 1 : 0}\n`)
   tree.fingerprint(h)
   const key = h.digest('hex').slice(0, 16)
-  const dir = path.join(cacheRoot(), 'images')
+  const dir = imageDir()
   fs.mkdirSync(dir, { recursive: true })
   const mke2fs = opts.disk ? findMke2fs() : undefined
   if (opts.disk && !mke2fs) log.debug('mke2fs not found (apt-get install e2fsprogs): the guest unpacks the base image into its RAM instead')
@@ -84,7 +91,7 @@ export async function baseImage(opts: BaseImageOptions = {}): Promise<BaseImage>
   const ms = performance.now() - t0
   if (entry.built) {
     log.debug(`base image ${out} built: ${entry.manifest.bytes} bytes, ${tree.size} entries, ${ms.toFixed(0)} ms`)
-    pruneCached(dir, /^base-[0-9a-f]+\.(cpio|ext4)$/, KEEP_BASES, out)
+    pruneCached(dir, BASE_IMAGE_NAME, KEEP_BASES, out)
   } else {
     log.debug(`base image ${out} reused (${ms.toFixed(0)} ms)`)
   }
@@ -272,7 +279,7 @@ async function strippedNode(strip: string, dir: string): Promise<string | undefi
       await promisify(execFile)(strip, ['-o', tmp, process.execPath])
       return {}
     })
-    if (entry.built) pruneCached(dir, /^node-[0-9a-f]+-stripped$/, KEEP_STRIPPED, out)
+    if (entry.built) pruneCached(dir, STRIPPED_NODE_NAME, KEEP_STRIPPED, out)
   } catch (e) {
     log.warn(`strip ${process.execPath} failed, using it unstripped: ${(e as Error).message.split('\n')[0]}`)
     return undefined

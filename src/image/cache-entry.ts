@@ -112,28 +112,14 @@ export async function withCached<T>(file: string, use: (manifest: Manifest) => P
  * newest that fit in `maxBytes` together — (never `current`), and temporary files of builds that
  * died. An entry in use (its lock held: a build or a copy) is kept.
  */
-export function pruneCached(dir: string, re: RegExp, keep: number | { maxBytes: number }, current: string): void {
-  const found: { p: string; used: number; bytes: number }[] = []
-  const names = fs.readdirSync(dir)
-  for (const name of names) {
-    const p = path.join(dir, name)
-    const st = fs.statSync(p, { throwIfNoEntry: false })
-    if (!st) continue
-    if (name.includes('.tmp-')) {
-      removeStaleTemp(p)
-    } else if (/\.(ok|lock)$/.test(name) || PART.test(name)) {
-      removeOrphan(p)
-    } else if (re.test(name)) {
-      // Disk use, parts included (a sparse part counts what it holds).
-      const parts = names.filter((n) => n.startsWith(`${name}.part-`)).map((n) => fs.statSync(path.join(dir, n), { throwIfNoEntry: false })?.blocks ?? 0)
-      const bytes = (st.blocks + parts.reduce((a, b) => a + b, 0)) * 512
-      found.push({ p, used: fs.statSync(manifestPath(p), { throwIfNoEntry: false })?.mtimeMs ?? st.mtimeMs, bytes })
-    }
-  }
-  found.sort((a, b) => b.used - a.used)
+export function pruneCached(dir: string, re: RegExp, keep: number | { maxBytes: number }, current: string): { removed: ListedEntry[]; inUse: ListedEntry[] } {
+  const found = listCached(dir, re, { sweep: true })
+  const removed: ListedEntry[] = []
+  const inUse: ListedEntry[] = []
   let kept = 0
   let bytes = 0
-  for (const { p, bytes: size } of found) {
+  for (const e of found) {
+    const { path: p, bytes: size } = e
     kept++
     bytes += size
     if (typeof keep === 'number' ? kept <= keep : bytes <= keep.maxBytes) continue
@@ -141,13 +127,48 @@ export function pruneCached(dir: string, re: RegExp, keep: number | { maxBytes: 
     const lock = FileLock.tryAcquire(lockPath(p), 'exclusive')
     if (!lock) {
       log.debug(`keeping old cached file ${p}: in use`)
+      inUse.push(e)
       continue
     }
     log.debug(`removing old cached file ${p}`)
     removeEntry(p, lock)
+    removed.push(e)
     kept--
     bytes -= size
   }
+  return { removed, inUse }
+}
+
+export interface ListedEntry {
+  path: string
+  /** Disk use, parts included (a sparse part counts what it holds). */
+  bytes: number
+  /** Last use (the manifest's mtime), ms since the epoch. */
+  used: number
+}
+
+/**
+ * The entries matching `re` in `dir`, most recently used first. `sweep` also removes temporary
+ * files of builds that died and manifests, locks and parts whose entry is gone.
+ */
+export function listCached(dir: string, re: RegExp, opts: { sweep?: boolean } = {}): ListedEntry[] {
+  const found: ListedEntry[] = []
+  const names = fs.existsSync(dir) ? fs.readdirSync(dir) : []
+  for (const name of names) {
+    const p = path.join(dir, name)
+    const st = fs.statSync(p, { throwIfNoEntry: false })
+    if (!st) continue
+    if (name.includes('.tmp-')) {
+      if (opts.sweep) removeStaleTemp(p)
+    } else if (/\.(ok|lock)$/.test(name) || PART.test(name)) {
+      if (opts.sweep) removeOrphan(p)
+    } else if (re.test(name)) {
+      const parts = names.filter((n) => n.startsWith(`${name}.part-`)).map((n) => fs.statSync(path.join(dir, n), { throwIfNoEntry: false })?.blocks ?? 0)
+      const bytes = (st.blocks + parts.reduce((a, b) => a + b, 0)) * 512
+      found.push({ path: p, used: fs.statSync(manifestPath(p), { throwIfNoEntry: false })?.mtimeMs ?? st.mtimeMs, bytes })
+    }
+  }
+  return found.sort((a, b) => b.used - a.used)
 }
 
 /** Removes an entry that failed in use (e.g. a snapshot QEMU refused), so the next use makes it anew. */

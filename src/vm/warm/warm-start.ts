@@ -15,6 +15,7 @@ import { decodeGuestMessage } from '../../../runtime/protocol/guest-schema.js'
 import { Endpoint } from '../../../runtime/protocol/index.js'
 import type { BaseImage } from '../../image/base.js'
 import { ensureCached, partPath, pruneCached, removeCached, withCached } from '../../image/cache-entry.js'
+import { KtstrError } from '../../util/errors.js'
 import { log } from '../../util/log.js'
 import { cacheRoot } from '../../util/paths.js'
 import type { Backend, LaunchPlan } from '../backend.js'
@@ -27,16 +28,19 @@ const DEFAULT_CACHE_MIB = 2048
 /** How long a template guest gets to boot to its init. */
 const TEMPLATE_BOOT_MS = 180_000
 
-const SNAPSHOT_NAME = /^snapshot-[0-9a-f]+\.qemu$/
+export const SNAPSHOT_NAME = /^snapshot-[0-9a-f]+\.qemu$/
 
 /** `<cache>/snapshots`, or KTSTR_SNAPSHOT_DIR. */
 export function snapshotDir(): string {
   return process.env.KTSTR_SNAPSHOT_DIR || path.join(cacheRoot(), 'snapshots')
 }
 
+/** The snapshots' size cap in bytes: KTSTR_SNAPSHOT_CACHE_MIB, else 2 GiB. */
 export function snapshotCacheBytes(): number {
-  const mib = Number(process.env.KTSTR_SNAPSHOT_CACHE_MIB)
-  return (Number.isFinite(mib) && mib >= 0 ? mib : DEFAULT_CACHE_MIB) * 2 ** 20
+  const v = process.env.KTSTR_SNAPSHOT_CACHE_MIB
+  if (!v) return DEFAULT_CACHE_MIB * 2 ** 20
+  if (!/^\d+$/.test(v)) throw new KtstrError(`bad KTSTR_SNAPSHOT_CACHE_MIB=${JSON.stringify(v)}: expected a whole number of MiB (0 keeps none but the last)`)
+  return Number(v) * 2 ** 20
 }
 
 export interface WarmInput {
@@ -51,6 +55,7 @@ export interface WarmInput {
 export async function warmLaunch(input: WarmInput, console: ConsoleLog): Promise<VmProcess | undefined> {
   const dir = snapshotDir()
   const file = path.join(dir, `snapshot-${input.key}.qemu`)
+  const capBytes = snapshotCacheBytes() // a bad value is the user's to fix, not a reason to boot cold
   // Twice at most: a snapshot found bad (a part missing or cut short) is made again once.
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
@@ -59,7 +64,7 @@ export async function warmLaunch(input: WarmInput, console: ConsoleLog): Promise
       const made = await ensureCached(file, (tmp) => makeSnapshot(input, tmp, file))
       if (made.built) {
         log.debug(`warm start: snapshot ${file} made in ${(performance.now() - t0).toFixed(0)} ms`)
-        pruneCached(dir, SNAPSHOT_NAME, { maxBytes: snapshotCacheBytes() }, file)
+        pruneCached(dir, SNAPSHOT_NAME, { maxBytes: capBytes }, file)
       }
     } catch (e) {
       log.debug(`warm start: no snapshot (${(e as Error).message}); booting cold`)
