@@ -34,6 +34,9 @@ import type { VmProcess } from './vm-process.js'
 import { snapshotKey } from './warm/key.js'
 import { warmLaunch } from './warm/warm-start.js'
 
+/** Above this, a run's own files go in the initramfs of a cold boot rather than over the channel. */
+const WARM_ARCHIVE_MAX = 32 << 20
+
 export interface BootOptions {
   /** Called with each kernel console line as it arrives (e.g. KTSTR_LOG=debug echo). */
   onConsoleLine?: (line: string) => void
@@ -90,7 +93,7 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
       nestedKvm: req.nestedKvm === true,
       shareRam: req.monitorHz !== 'off',
     }
-    const cold = coldReason(req, backendName, onDisk)
+    const cold = coldReason(req, backendName, onDisk, run.cost().archive)
     if (cold) log.debug(`warm start off: ${cold}`)
     let vm: VmProcess | undefined
     let runArchiveBytes: Buffer | undefined
@@ -156,12 +159,14 @@ function chooseBackend(name: BackendName): { backend: Backend; name: string } {
 }
 
 /** Why this run boots cold rather than from a snapshot; undefined when it can start warm. */
-function coldReason(req: VmRequest, backend: string, onDisk: boolean): string | undefined {
+function coldReason(req: VmRequest, backend: string, onDisk: boolean, runBytes: number): string | undefined {
   if (req.warm === false) return 'asked for a cold boot (--cold, warm=false)'
   if (process.env.KTSTR_WARM === '0') return 'KTSTR_WARM=0'
   if (!backend.startsWith('qemu')) return 'our VMM (the kvm backend) has no snapshots yet'
   if (req.disks?.length) return 'the run has disks, which a snapshot cannot attach yet'
   if (onDisk) return 'the base image is on a disk (KTSTR_BASE_DISK=1)'
+  // The kernel unpacks a big initramfs faster than the channel carries it, and without a copy in guest RAM.
+  if (runBytes > WARM_ARCHIVE_MAX) return `the run's own files take ${(runBytes / 2 ** 20).toFixed(0)} MiB, more than the ${WARM_ARCHIVE_MAX >> 20} MiB sent to a restored guest`
   return undefined
 }
 

@@ -11,6 +11,8 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const { probeKvm } = await import(path.join(repo, 'dist/src/vm/accel.js'))
 const vitest = [path.join(repo, 'node_modules/vitest/vitest.mjs'), 'run', '--config', 'vitest.kvm.config.ts', '--root', repo]
 const extra = process.argv.slice(2)
+/** The outer guest's exit code when its inner guests' timers do not fire (see the probe below). */
+const BAD_TIMERS = 75
 
 const kvm = probeKvm()
 if (kvm.usable) {
@@ -56,6 +58,8 @@ const args = [
   // guest) and killed the whole suite.
   '--monitor-hz',
   'off',
+  // One guest of its shape per suite run, with hundreds of MiB of its own files: a snapshot would not pay.
+  '--cold',
   '--topology',
   '1n1l1c1t',
   '--memory',
@@ -72,9 +76,21 @@ const args = [
   // Passed on to the inner ktstr: its log level, and KTSTR_BASE_DISK=1 (boot from the base image on a disk).
   ...['KTSTR_LOG', 'KTSTR_BASE_DISK'].filter((k) => process.env[k]).flatMap((k) => ['--env', `${k}=${process.env[k]}`]),
   '--',
+  // First a probe: an inner guest that sleeps a second. Some boots of the outer guest leave its
+  // inner guests without timer interrupts (QEMU 7.2's TCG emulation of SVM: their RCU reports
+  // "timer wakeup didn't happen", every sleep and every scheduler attach hangs; seen in 1 of 4
+  // runs, for the whole run). Such an outer guest exits 75 and is booted again, at most twice.
+  'sh',
+  '-c',
+  `"$0" ${JSON.stringify(path.join(repo, 'dist/src/cli/main.js'))} exec --backend kvm --timeout 120 -- sleep 1 >/dev/null || exit ${BAD_TIMERS}; exec "$0" "$@"`,
   process.execPath,
   ...vitest,
   ...extra,
 ]
-const r = spawnSync(process.execPath, args, { cwd: repo, stdio: 'inherit', env: { ...process.env, KTSTR_KERNEL: kernel } })
+let r
+for (let boot = 1; boot <= 3; boot++) {
+  r = spawnSync(process.execPath, args, { cwd: repo, stdio: 'inherit', env: { ...process.env, KTSTR_KERNEL: kernel } })
+  if (r.status !== BAD_TIMERS) break
+  console.log(`test:kvm: the inner guest's sleep did not return in outer guest boot ${boot} (the probe failed: see its lines above; a lost timer is the known cause)${boot < 3 ? '; booting the outer guest again' : ''}`)
+}
 process.exit(r.status ?? 1)

@@ -107,6 +107,17 @@ describe.skipIf(guestSkipReason)('warm start (QEMU)', () => {
     expect(fs.existsSync(partPath(file, 'ram0'))).toBe(false)
   })
 
+  it('a run with more than 32 MiB of its own files boots cold: the initramfs carries them faster', { timeout: BOOT }, async () => {
+    const dir = snapshotDir()
+    const big = path.join(dir, 'payload.bin')
+    fs.writeFileSync(big, Buffer.alloc(40 << 20, 7))
+    const r = await exec(dir, ['--memory', '768', '--include', big], ['sh', '-c', `wc -c < ${big}`])
+    expect(r.code, why(r)).toBe(0)
+    expect(r.stdout.trim()).toBe(String(40 << 20))
+    expect(r.stderr).toMatch(/warm start off: the run's own files take 40 MiB, more than the 32 MiB sent to a restored guest/)
+    expect(restored(r.stderr)).toBe(false)
+  })
+
   const notRoot = process.getuid?.() !== 0
   it.skipIf(notRoot)('a disk too full for the snapshot: the run boots cold, and nothing is left half written', { timeout: BOOT }, async () => {
     const dir = snapshotDir()
