@@ -167,15 +167,17 @@ async function benchBoot() {
   const cli = dist('src/cli/main.js')
   const env = { KTSTR_KERNEL: kernelDir }
   const exec =
-    (backend, extra = {}) =>
+    (backend, extra = {}, flags = ['--cold']) =>
     () =>
-      timeIt(process.execPath, [cli, 'exec', '--backend', backend, '--', 'true'], { ...env, ...extra })
+      timeIt(process.execPath, [cli, 'exec', '--backend', backend, ...flags, '--', 'true'], { ...env, ...extra })
   const variants = [
     ['cold boot, qemu', exec('qemu')],
+    // From the snapshot of its shape (made by the warm-up run below).
+    ['warm start, qemu', exec('qemu', {}, [])],
     ['cold boot, qemu, base disk', exec('qemu', { KTSTR_BASE_DISK: '1' })],
   ]
   if (kvm) variants.push(['cold boot, kvm', exec('kvm')], ['cold boot, kvm, base disk', exec('kvm', { KTSTR_BASE_DISK: '1' })])
-  for (const [, run] of variants) run() // build the cached images first
+  for (const [, run] of variants) run() // build the cached images and the snapshot first
   const baseline = []
   const times = variants.map(() => [])
   for (let i = 0; i < reps(5); i++) {
