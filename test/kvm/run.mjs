@@ -91,6 +91,8 @@ let r
 for (let boot = 1; boot <= 3; boot++) {
   r = spawnSync(process.execPath, args, { cwd: repo, stdio: 'inherit', env: { ...process.env, KTSTR_KERNEL: kernel } })
   if (r.status !== BAD_TIMERS) break
-  console.log(`test:kvm: the inner guest's sleep did not return in outer guest boot ${boot} (the probe failed: see its lines above; a lost timer is the known cause)${boot < 3 ? '; booting the outer guest again' : ''}`)
+  console.log(
+    `test:kvm: the inner guest's sleep did not return in outer guest boot ${boot} (the probe failed: see its lines above; a lost timer is the known cause)${boot < 3 ? '; booting the outer guest again' : ''}`,
+  )
 }
 process.exit(r.status ?? 1)
