@@ -27,7 +27,8 @@ export class Qmp {
       this.closed ??= new QmpError(why)
       for (const p of this.pending.splice(0)) p.reject(this.closed)
     }
-    sock.on('error', (e) => gone(`QMP socket: ${e.message}`))
+    // A QEMU that quits may reset the connection rather than close it: the same for the caller.
+    sock.on('error', (e: NodeJS.ErrnoException) => gone(e.code === 'ECONNRESET' || e.code === 'EPIPE' ? `QEMU closed its QMP socket (${e.code})` : `QMP socket: ${e.message}`))
     sock.on('close', () => gone('QEMU closed its QMP socket'))
   }
 
