@@ -230,8 +230,8 @@ export class VirtioConsole implements VirtioDevice {
         }
         // The host end is connected before the port has a name: the guest finds the port by its
         // name in sysfs, and Linux answers a read on a port whose host end is not (yet) connected
-        // with end-of-file (virtio_console.c port_fops_read), which the init took for the host
-        // having gone and powered off (seen with 8 vCPUs nested).
+        // with end-of-file (virtio_console.c port_fops_read), which the init would take for the
+        // host having gone. (QEMU sends the two the other way round; the window is small there.)
         this.sendControl(0, CONSOLE_EVENT.PORT_OPEN, 1)
         this.sendControl(0, CONSOLE_EVENT.PORT_NAME, 1, new TextEncoder().encode(this.portName))
         break
