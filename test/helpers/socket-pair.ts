@@ -12,5 +12,8 @@ export async function socketPair(): Promise<[net.Socket, net.Socket, () => void]
   const accepted = new Promise<net.Socket>((r) => server.once('connection', r))
   const client = net.connect(sock)
   const serverSide = await accepted
-  return [serverSide, client, () => (client.destroy(), serverSide.destroy(), server.close(), fs.rmSync(dir, { recursive: true, force: true }))]
+  // Connected sockets outlive their path: the folder goes now, whether or not a caller cleans up.
+  server.close()
+  fs.rmSync(dir, { recursive: true, force: true })
+  return [serverSide, client, () => (client.destroy(), serverSide.destroy())]
 }
