@@ -7,13 +7,14 @@ import path from 'node:path'
 import { checkCpuset, type Report, registerMatchers, reportFromJSON, type WorkerTelemetry } from 'ktstr'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { buildWorkload } from '../../runtime/workloads/build-workload.js'
+import { resolveKernel } from '../../src/kernel/resolve.js'
+import { resolveScheduler } from '../../src/kernel/schedulers.js'
 import { failure } from '../helpers/failure.js'
 import { guestSkipReason, repoRoot, runCli } from '../helpers/guest.js'
 
 registerMatchers(expect)
 
 const SUITES = path.join(import.meta.dirname, 'guest', 'suites.mjs')
-const SCX_SIMPLE = path.resolve(repoRoot, '..', 'shared', 'guest', 'scx', 'scx_simple')
 
 type Results = Map<string, unknown>
 
@@ -246,7 +247,9 @@ describe.skipIf(!!guestSkipReason)('test API in a guest', () => {
   }, 300_000)
 
   it('without a host scheduler: EEVDF, an A/B against it, and a scheduler killed mid-run is reported with its exit reason', async () => {
-    const res = await suite('lifecycle', ['--include', SCX_SIMPLE], [SCX_SIMPLE])
+    // The kernel's own scx_simple, by host path: the suite passes it to ab() and run() as a binary.
+    const scxSimple = resolveScheduler(await resolveKernel(), 'scx_simple').path
+    const res = await suite('lifecycle', ['--include', scxSimple], [scxSimple])
     expect(res.get('eevdf-now')).toEqual({ name: 'eevdf', kind: 'eevdf', attached: false, attachedAtStart: false })
     const eevdf = report(res, 'eevdf-run')
     expect(eevdf.scheduler.kind).toBe('eevdf')
