@@ -10,6 +10,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     fileParallelism: false,
+    globalSetup: ['test/helpers/suite-tmpdir.ts'],
     reporters: ['default', './test/helpers/summary-reporter.ts'],
   },
 })
