@@ -147,11 +147,15 @@ function parse(r: Reader): ElfInfo {
   const strOff = vaddrToOffset(f, segs, strtab)
   // DT_STRSZ is optional in theory; fall back to the rest of the mapping segment.
   const strLen = strsz ?? Math.min(r.size - strOff, 1 << 20)
-  const strs = r.read(strOff, strLen, 'DT_STRTAB')
+  // Only the strings asked for are read: node's table is megabytes, and this runs on every boot.
   const str = (v: bigint): string => {
     const i = Number(v)
-    if (i >= strs.length) throw new KtstrError(`${f}: ELF string offset ${i} is outside DT_STRTAB (${strs.length} bytes)`)
-    return cString(strs, i)
+    if (i >= strLen) throw new KtstrError(`${f}: ELF string offset ${i} is outside DT_STRTAB (${strLen} bytes)`)
+    for (let window = 256; ; window *= 4) {
+      const len = Math.min(window, strLen - i)
+      const b = r.read(strOff + i, len, 'DT_STRTAB')
+      if (b.indexOf(0) >= 0 || len === strLen - i) return cString(b, 0)
+    }
   }
   for (const [tag, val] of wanted) {
     if (tag === DT_NEEDED) info.needed.push(str(val))
