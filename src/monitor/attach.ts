@@ -11,7 +11,8 @@ import { loadKernelBtf } from './btf/kernel.js'
 import { type Layout, resolveLayout } from './layout.js'
 import { Monitor, type MonitorOptions } from './monitor.js'
 import { GuestKernelView } from './open-view.js'
-import { type PercpuAreas, type PercpuOffsets, percpuScanOffsets, scanPercpuAreas } from './percpu-scan.js'
+import { readPercpuHint, writePercpuHint } from './percpu-hint.js'
+import { checkPercpuAreas, type PercpuAreas, type PercpuOffsets, percpuScanOffsets, scanPercpuAreas } from './percpu-scan.js'
 
 export type MonitorStatus =
   | { readonly on: true; readonly monitor: Monitor /** ms the per-CPU scan of guest RAM took. */; readonly scanMs: number }
@@ -38,6 +39,8 @@ export interface OpenOptions extends MonitorOptions {
   cpus: number
   /** How long to keep looking for the per-CPU areas (default 3000 ms). */
   retryMs?: number
+  /** The kernel, to keep where its per-CPU areas were (percpu-hint.ts); without it every start scans. */
+  kernel?: KernelBtfSource
 }
 
 const RETRY_EVERY_MS = 200
@@ -47,13 +50,22 @@ export async function openMonitor(mem: GuestMemory | undefined, model: KernelMod
   if (!mem) return { on: false, reason: 'this backend does not share guest RAM with the host' }
   if (!model.ok) return { on: false, reason: model.reason }
   const deadline = performance.now() + (opts.retryMs ?? 3000)
+  const hint = opts.kernel && readPercpuHint(opts.kernel, mem.size, opts.cpus)
   for (;;) {
     if (mem.isReleased) return { on: false, reason: 'the guest exited before its per-CPU areas were found' }
     const t0 = performance.now()
+    if (hint && checkPercpuAreas(mem, model.scan, hint, opts.cpus)) {
+      const scanMs = performance.now() - t0
+      log.debug(`monitor: per-CPU areas where the last boot of this kernel and shape had them (checked in ${scanMs.toFixed(1)} ms)`)
+      return { on: true, monitor: start(mem, model, hint, opts), scanMs }
+    }
     const areas = scanPercpuAreas(mem, model.scan, opts.cpus)
     const scanMs = performance.now() - t0
     log.debug(`monitor: per-CPU scan of ${(mem.size / 2 ** 20).toFixed(0)} MiB took ${scanMs.toFixed(1)} ms: ${areas ? `${areas.pas.length} CPUs` : 'none yet'}`)
-    if (areas && areas.pas.length >= opts.cpus) return { on: true, monitor: start(mem, model, areas, opts), scanMs }
+    if (areas && areas.pas.length >= opts.cpus) {
+      if (opts.kernel) writePercpuHint(opts.kernel, mem.size, opts.cpus, areas)
+      return { on: true, monitor: start(mem, model, areas, opts), scanMs }
+    }
     if (performance.now() >= deadline) {
       const got = areas ? `only ${areas.pas.length} of the guest's ${opts.cpus} CPUs` : `none of the guest's ${opts.cpus} CPUs`
       return { on: false, reason: `the per-CPU areas of ${got} were found in guest RAM (is this an x86-64 kernel without KASLR?)` }

@@ -75,3 +75,19 @@ export function scanPercpuAreas(mem: GuestMemory, offs: PercpuOffsets, expectCpu
   const la57 = hiBase === HI_5LEVEL
   return { pas: found.slice(0, n), pageOffset: la57 ? PAGE_OFFSET_5LEVEL : PAGE_OFFSET_4LEVEL, la57 }
 }
+
+/**
+ * Whether `areas` are this guest's per-CPU areas for `cpus` CPUs: the scan's own test, made at the
+ * known pages only (a hint from an earlier boot of the same kernel and shape, where the areas land
+ * at the same addresses: no KASLR). False as soon as one page does not pass.
+ */
+export function checkPercpuAreas(mem: GuestMemory, offs: PercpuOffsets, areas: PercpuAreas, cpus: number): boolean {
+  if (areas.pas.length < cpus) return false
+  for (let cpu = 0; cpu < cpus; cpu++) {
+    const pa = areas.pas[cpu]!
+    if (!mem.contains(pa + offs.thisCpuOff, 8) || !mem.contains(pa + offs.cpuNumber, 4)) return false
+    if (mem.readU64(pa + offs.thisCpuOff) !== areas.pageOffset + BigInt(pa)) return false
+    if (mem.readU32(pa + offs.cpuNumber) !== cpu) return false
+  }
+  return true
+}

@@ -68,6 +68,7 @@ export function sessionMonitor(vm: VmProcess, plan: MonitorPlan | undefined, onS
       const hz = plan.hz
       void openMonitor(vm.memory, model, {
         cpus: plan.cpus,
+        kernel: plan.kernel,
         hz,
         ...(plan.stallMs !== 'off' && { stallMs: plan.stallMs }),
         onStall,
