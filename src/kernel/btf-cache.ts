@@ -2,9 +2,9 @@
  * The guest kernel's BTF blob, cached beside the kernel and keyed by the bzImage's sha256, so each
  * kernel is decompressed once (or at install, see precacheKernelBtf).
  */
-import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
+import { fileSha256 } from '../util/file-hash.js'
 import { log } from '../util/log.js'
 import { cacheRoot } from '../util/paths.js'
 import { btfFileName, extractBtf, writeAtomically } from './btf-extract.js'
@@ -49,17 +49,23 @@ export function kernelBtf(kernel: KernelBtfSource, opts: { refresh?: boolean } =
   const btfOpt = kernel.config?.get('CONFIG_DEBUG_INFO_BTF')
   if (kernel.config && btfOpt !== 'y')
     return { ok: false, reason: `kernel ${kernel.bzImage} was built without CONFIG_DEBUG_INFO_BTF=y, so it has no BTF; build one with \`ktstr kernel build\`` }
-  let image: Buffer
+  const unreadable = (e: unknown): KernelBtf => ({ ok: false, reason: `cannot read kernel ${kernel.bzImage}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` })
+  let sha256: string
   try {
-    image = fs.readFileSync(kernel.bzImage)
+    sha256 = fileSha256(kernel.bzImage) // hashed once per process: the snapshot key hashes it too
   } catch (e) {
-    return { ok: false, reason: `cannot read kernel ${kernel.bzImage}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` }
+    return unreadable(e)
   }
-  const sha256 = createHash('sha256').update(image).digest('hex')
   const file = btfCacheFile(kernel, sha256)
   if (!opts.refresh) {
     const cached = readCachedBtf(file)
     if (cached) return { ok: true, blob: cached, file, fromCache: true, sha256 }
+  }
+  let image: Buffer
+  try {
+    image = fs.readFileSync(kernel.bzImage)
+  } catch (e) {
+    return unreadable(e)
   }
   const r = extractBtf(image, kernel.bzImage)
   if (!r.ok) return r

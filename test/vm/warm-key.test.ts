@@ -5,7 +5,8 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { fileSha256, type SnapshotShape, snapshotKey } from '../../src/vm/warm/key.js'
+import { fileSha256 } from '../../src/util/file-hash.js'
+import { type SnapshotShape, snapshotKey } from '../../src/vm/warm/key.js'
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-warm-key-'))
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))

@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import type { TopologySpec } from '../../../runtime/protocol/topology.js'
+import { fileSha256 } from '../../util/file-hash.js'
 
 /** Bumped when what a snapshot holds changes meaning (the guest's template protocol). */
 export const SNAPSHOT_FORMAT = 1
@@ -38,18 +39,4 @@ export function snapshotKey(shape: SnapshotShape): string {
     nestedKvm: shape.nestedKvm,
   }
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 32)
-}
-
-const hashes = new Map<string, string>()
-
-/** sha256 of a file, remembered in this process while its size and mtime stay the same. */
-export function fileSha256(file: string): string {
-  const st = fs.statSync(file)
-  const id = `${file}:${st.size}:${st.mtimeMs}`
-  let h = hashes.get(id)
-  if (!h) {
-    h = createHash('sha256').update(fs.readFileSync(file)).digest('hex')
-    hashes.set(id, h)
-  }
-  return h
 }
