@@ -1,0 +1,63 @@
+// Rows of our VMM (the kvm backend) where this host has no /dev/kvm: the bench runs its `kvm-inner`
+// group inside an outer QEMU-TCG guest with nested SVM, as `npm run test:kvm` runs its suite, and
+// reports those rows marked "nested". Where /dev/kvm is usable the boot and disk groups have the
+// kvm rows themselves and this group adds none.
+import { spawnSync } from 'node:child_process'
+import path from 'node:path'
+import { referenceQemu } from './boot.mjs'
+import { benchDisk } from './disk.mjs'
+import { cli, dist, guestKernel, median, quick, repo, reps, timeIt } from './options.mjs'
+import { addRow, notRun, rows } from './table.mjs'
+
+const { probeKvm } = await import(dist('src/vm/accel.js'))
+const NESTED = '(nested in a TCG guest)'
+
+/** In the outer guest: our VMM's cold boot and its virtio-blk rows (the disk group, kvm only). */
+export async function benchKvmInner() {
+  const kernel = guestKernel()
+  const boot = () => timeIt(process.execPath, [cli, 'exec', '--backend', 'kvm', '--', 'true'], { KTSTR_KERNEL: kernel })
+  boot() // builds this guest's image cache
+  const times = []
+  // A nested boot takes ~40 s under TCG: one in --quick mode.
+  for (let i = 0; i < (quick ? 1 : 3); i++) times.push(boot())
+  addRow('cold boot, kvm (ktstr exec -- true)', median(times) / 1000, null, 's')
+  await benchDisk({ backends: ['kvm'] })
+}
+
+export async function benchKvmNested() {
+  if (probeKvm().usable) return
+  const kernel = guestKernel()
+  const ref = kernel ? await referenceQemu(kernel) : undefined
+  if (!ref) return notRun(`cold boot, kvm ${NESTED}`, 's', 'needs qemu-system-x86_64 and a guest kernel')
+  const refTimes = []
+  for (let i = 0; i < reps(3); i++) refTimes.push(timeIt(ref.qemu, ref.argv))
+  ref.cleanup()
+  const include = ['package.json', 'dist', 'node_modules', 'test/bench', 'test/load'].map((p) => path.join(repo, p))
+  const inner = '/tmp/kvm-inner.json'
+  const r = spawnSync(
+    process.execPath,
+    [
+      ...[cli, 'exec', '--kernel', kernel, '--nested-kvm', '--monitor-hz', 'off', '--cold', '--topology', '1n1l1c1t', '--memory', '4096', '--timeout', '1800'],
+      ...[...include, path.resolve(kernel)].flatMap((p) => ['--include', p]),
+      ...['--env', `KTSTR_KERNEL=${path.resolve(kernel)}`, '--env', 'KTSTR_NESTED=1'],
+      ...['--', 'sh', '-c', `"$0" "$1" --quick --json ${inner} kvm-inner >&2 && cat ${inner}`, process.execPath, path.join(repo, 'test/bench/main.mjs')],
+    ],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 1_800_000, maxBuffer: 16 * 2 ** 20 },
+  )
+  let innerRows
+  try {
+    innerRows = JSON.parse(r.stdout).rows
+  } catch {
+    // Its error's line, else its last line.
+    const lines = r.stderr.trim().split('\n')
+    const why = lines.find((l) => /^(\w*Error\b|ktstr)/.test(l)) ?? lines.at(-1) ?? `exit ${r.status ?? r.signal}`
+    process.stderr.write(`bench kvm-nested: the outer guest's run ended ${r.status ?? r.signal}; its last lines:\n${r.stderr.split('\n').slice(-30).join('\n')}\n`)
+    return notRun(`cold boot, kvm ${NESTED}`, 's', `the outer guest failed: ${why.trim().slice(0, 200)}`)
+  }
+  for (const row of innerRows) {
+    if (row.row.startsWith('cold boot, kvm')) {
+      // No QEMU in the outer guest: the baseline is the busybox reference on this host, TCG.
+      addRow(`${row.row} ${NESTED}`, row.value, median(refTimes) / 1000, row.unit, 'QEMU on this host, same kernel, busybox-only initramfs (TCG)')
+    } else rows.push({ ...row, row: `${row.row} ${NESTED}`, note: `${row.note}, in the outer guest` })
+  }
+}
