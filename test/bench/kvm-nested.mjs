@@ -11,12 +11,26 @@ import { addRow, notRun, rows } from './table.mjs'
 
 const { probeKvm } = await import(dist('src/vm/accel.js'))
 const NESTED = '(nested in a TCG guest)'
+/**
+ * The outer guest's exit code when its inner guests get no timer interrupts: a fault of some boots
+ * of QEMU 7.2's TCG emulation of SVM (test/kvm/run.mjs meets it too), where every inner sleep hangs.
+ * The outer guest is then booted again, at most twice.
+ */
+const BAD_TIMERS = 75
 
 /** In the outer guest: our VMM's cold boot and its virtio-blk rows (the disk group, kvm only). */
 export async function benchKvmInner() {
   const kernel = guestKernel()
   const boot = () => timeIt(process.execPath, [cli, 'exec', '--backend', 'kvm', '--', 'true'], { KTSTR_KERNEL: kernel })
-  boot() // builds this guest's image cache
+  // The probe: an inner guest that sleeps a second (it also builds this guest's image cache).
+  const probe = spawnSync(process.execPath, [cli, 'exec', '--backend', 'kvm', '--timeout', '120', '--', 'sleep', '1'], {
+    env: { ...process.env, KTSTR_KERNEL: kernel },
+    encoding: 'utf8',
+  })
+  if (probe.status !== 0) {
+    process.stderr.write(`bench kvm-inner: the probe's inner guest failed (${probe.status ?? probe.signal}):\n${probe.stderr.slice(-1500)}\n`)
+    process.exit(BAD_TIMERS)
+  }
   const times = []
   // A nested boot takes ~40 s under TCG: one in --quick mode.
   for (let i = 0; i < (quick ? 1 : 3); i++) times.push(boot())
@@ -34,16 +48,22 @@ export async function benchKvmNested() {
   ref.cleanup()
   const include = ['package.json', 'dist', 'node_modules', 'test/bench', 'test/load'].map((p) => path.join(repo, p))
   const inner = '/tmp/kvm-inner.json'
-  const r = spawnSync(
-    process.execPath,
-    [
-      ...[cli, 'exec', '--kernel', kernel, '--nested-kvm', '--monitor-hz', 'off', '--cold', '--topology', '1n1l1c1t', '--memory', '4096', '--timeout', '1800'],
-      ...[...include, path.resolve(kernel)].flatMap((p) => ['--include', p]),
-      ...['--env', `KTSTR_KERNEL=${path.resolve(kernel)}`, '--env', 'KTSTR_NESTED=1'],
-      ...['--', 'sh', '-c', `"$0" "$1" --quick --json ${inner} kvm-inner >&2 && cat ${inner}`, process.execPath, path.join(repo, 'test/bench/main.mjs')],
-    ],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 1_800_000, maxBuffer: 16 * 2 ** 20 },
-  )
+  const outer = () =>
+    spawnSync(
+      process.execPath,
+      [
+        ...[cli, 'exec', '--kernel', kernel, '--nested-kvm', '--monitor-hz', 'off', '--cold', '--topology', '1n1l1c1t', '--memory', '4096', '--timeout', '1800'],
+        ...[...include, path.resolve(kernel)].flatMap((p) => ['--include', p]),
+        ...['--env', `KTSTR_KERNEL=${path.resolve(kernel)}`, '--env', 'KTSTR_NESTED=1'],
+        ...['--', 'sh', '-c', `"$0" "$1" --quick --json ${inner} kvm-inner >&2 && cat ${inner}`, process.execPath, path.join(repo, 'test/bench/main.mjs')],
+      ],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 1_800_000, maxBuffer: 16 * 2 ** 20 },
+    )
+  let r = outer()
+  for (let boot = 2; boot <= 3 && r.status === BAD_TIMERS; boot++) {
+    process.stderr.write(`bench kvm-nested: the inner guest's sleep did not return in outer guest boot ${boot - 1}; booting the outer guest again\n`)
+    r = outer()
+  }
   let innerRows
   try {
     innerRows = JSON.parse(r.stdout).rows

@@ -36,8 +36,13 @@ if (only && !run) {
   process.exit(2)
 }
 const started = new Date()
-for (const g of run ? [run] : Object.values(groups)) await g()
-console.log(table())
 const host = { cpus: os.availableParallelism(), kvm: probeKvm().usable }
-fs.writeFileSync(jsonFile, `${JSON.stringify({ started: started.toISOString(), minutes: (Date.now() - started.getTime()) / 60_000, quick, host, rows }, null, 2)}\n`)
+// Written after every group, so a run cut short keeps the rows it measured.
+const save = () =>
+  fs.writeFileSync(jsonFile, `${JSON.stringify({ started: started.toISOString(), minutes: (Date.now() - started.getTime()) / 60_000, quick, host, rows }, null, 2)}\n`)
+for (const g of run ? [run] : Object.values(groups)) {
+  await g()
+  save()
+}
+console.log(table())
 console.log(`written: ${jsonFile}`)
