@@ -72,7 +72,9 @@ describe.skipIf(skipReason)('ktstr exec --backend kvm (our VMM)', () => {
   })
 
   it('reports a guest that resets itself', { timeout: BOOT }, async () => {
-    const r = await exec([], ['sh', '-c', 'echo before; sleep 1; reboot -f'])
+    // A reset does not flush: the 3 s give the init time to relay "before" to the host first (nested
+    // under TCG, 1 s once was not enough and the host got no output).
+    const r = await exec([], ['sh', '-c', 'echo before; sleep 3; reboot -f'])
     expect(r.stdout).toBe('before\n')
     expect(r.stderr).toMatch(/^ktstr: .*restarted the machine/m)
     expect(r.code).toBe(125)
