@@ -6,21 +6,18 @@
  * them where its template had. A hint is only a guess: checkPercpuAreas() tests it, a bad or
  * missing one costs the scan, and a file that cannot be read or written is no error.
  */
-import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import type { KernelBtfSource } from '../kernel/btf-cache.js'
+import { writeAtomically } from '../kernel/btf-extract.js'
+import { fileSha256 } from '../util/file-hash.js'
 import { cacheRoot } from '../util/paths.js'
 import type { PercpuAreas } from './percpu-scan.js'
 
 function hintFile(kernel: KernelBtfSource, ramBytes: number, cpus: number): string | undefined {
   try {
-    const st = fs.statSync(kernel.bzImage)
-    const id = createHash('sha256')
-      .update(`${path.resolve(kernel.bzImage)}\0${st.size}\0${st.mtimeMs}\0${ramBytes}\0${cpus}`)
-      .digest('hex')
-      .slice(0, 16)
-    return path.join(cacheRoot(), 'percpu', `${id}.json`)
+    // The kernel by content, as the BTF cache keys it (hashed once per process).
+    return path.join(cacheRoot(), 'percpu', `${fileSha256(kernel.bzImage).slice(0, 16)}-${ramBytes}-${cpus}.json`)
   } catch {
     return undefined
   }
@@ -42,10 +39,8 @@ export function writePercpuHint(kernel: KernelBtfSource, ramBytes: number, cpus:
   const file = hintFile(kernel, ramBytes, cpus)
   if (!file) return
   try {
-    fs.mkdirSync(path.dirname(file), { recursive: true })
-    const tmp = `${file}.${process.pid}.tmp`
-    fs.writeFileSync(tmp, `${JSON.stringify({ pas: areas.pas, pageOffset: String(areas.pageOffset), la57: areas.la57 })}\n`)
-    fs.renameSync(tmp, file) // whole or not at all, as concurrent runs may write it too
+    // Whole or not at all: concurrent runs may write it too.
+    writeAtomically(file, Buffer.from(`${JSON.stringify({ pas: areas.pas, pageOffset: String(areas.pageOffset), la57: areas.la57 })}\n`))
   } catch {
     // A read-only or full cache: the next run scans again.
   }
