@@ -41,6 +41,11 @@ export function kernelBtf() {
     ['BPF_STRUCT_OPS_STATE_TOBEFREE', 2],
     ['BPF_STRUCT_OPS_STATE_READY', 3],
   ])
+  en('scx_ent_flags', [
+    ['SCX_TASK_QUEUED', 1],
+    ['SCX_TASK_STATE_SHIFT', 8],
+    ['SCX_TASK_STATE_MASK', 768],
+  ])
   const listHead = S('list_head', 16, [
     ['next', ptr, 0],
     ['prev', ptr, 8],
@@ -57,6 +62,7 @@ export function kernelBtf() {
     ['comm', arr(char, 16), 64],
     ['files', ptr, 80],
     ['signal', ptr, 88],
+    ['scx', S('sched_ext_entity', 8, [['flags', u32, 4]]), 96],
   ])
   S('signal_struct', 64, [['thread_head', listHead, 8]])
   S('files_struct', 64, [['fdt', ptr, 8]])

@@ -57,6 +57,9 @@ export class Scene {
   readonly prog = progBtf()
   readonly progBtfAddr: bigint
 
+  /** Tasks given a signal_struct by threads(). */
+  private readonly leaders = new Set<bigint>()
+
   constructor() {
     this.init = this.task(0, 'swapper/0', 0n)
     this.k.put(this.k.percpuAddress('runqueues', 0), 'rq', 'idle', this.init)
@@ -76,8 +79,9 @@ export class Scene {
     return t
   }
 
-  /** Links init_task and `procs` on the tasks list (circular, through `tasks`). */
+  /** Links init_task and `procs` on the tasks list (circular, through `tasks`); a proc given no threads() gets its own one-thread signal_struct, as every kernel task has. */
   linkTasks(procs: bigint[]): void {
+    for (const p of [this.init, ...procs]) if (!this.leaders.has(p)) this.threads(p, [p])
     this.tasks.splice(0, this.tasks.length, this.init, ...procs)
     const node = (t: bigint) => t + this.k.off('task_struct', 'tasks')
     this.tasks.forEach((t, i) => this.k.put(node(t), 'list_head', 'next', node(this.tasks[(i + 1) % this.tasks.length]!)))
@@ -85,6 +89,7 @@ export class Scene {
 
   /** A signal_struct whose thread list holds `threads` (through `thread_node`). */
   threads(leader: bigint, threads: bigint[]): void {
+    this.leaders.add(leader)
     const sig = this.k.alloc(64)
     this.k.put(leader, 'task_struct', 'signal', sig)
     const head = sig + this.k.off('signal_struct', 'thread_head')

@@ -1,6 +1,6 @@
 /** The BPF map readers on a fake guest kernel (hand-built BTF, memory in a Buffer): listing, decoding every map kind, globals, writes and bad input. */
 import { describe, expect, it } from 'vitest'
-import { attachedScheduler, findMap, formatMap, listMaps, readGlobals, readMap, setGlobal, walkTasks, writeArrayElem } from '../../src/monitor/bpf/index.js'
+import { attachedScheduler, findBpfObjects, findMap, formatMap, listMaps, readGlobals, readMap, setGlobal, walkTasks, writeArrayElem } from '../../src/monitor/bpf/index.js'
 import { readSchedulerState } from '../../src/monitor/dump-read.js'
 import { readScxState } from '../../src/monitor/scx-state.js'
 import { Scene } from './bpf-fake-scene.js'
@@ -139,6 +139,16 @@ describe('BPF maps read from guest memory', () => {
   it("gives the monitor the attached ops' name, and a dump the maps and globals within its time budget", () => {
     expect(readScxState(qmapScene().k)).toEqual({ state: 'attached', ops: 'qmap' })
     expect(readScxState(qmapScene({ linked: false }).k)).toEqual({ state: 'none' })
+    // The link not installed yet (its loader blocked inside the attach), but the tasks are in sched_ext.
+    const { k: unlinked, sched, other, s } = qmapScene({ linked: false })
+    unlinked.put(sched, 'task_struct', 'scx.flags', (3 << 8) | 1, 4) // SCX_TASK_ENABLED, queued
+    expect(readScxState(unlinked)).toEqual({ state: 'attached', ops: 'qmap' })
+    unlinked.put(sched, 'task_struct', 'scx.flags', 1, 4) // SCX_TASK_NONE: queued on another class
+    expect(readScxState(unlinked)).toEqual({ state: 'none' })
+    unlinked.put(sched, 'task_struct', 'scx.flags', 2 << 8, 4) // SCX_TASK_READY
+    expect(readScxState(unlinked)).toEqual({ state: 'attached', ops: 'qmap' })
+    unlinked.put(other, 'task_struct', 'files', s.fdTable([s.file('bpf-map', s.structOps('simple_ops', 31, 'simple', 3))]))
+    expect(() => readScxState(unlinked)).toThrow('sched_ext has a scheduler in, and 2 sched_ext struct_ops maps are loaded: which one is not known')
     const { k } = qmapScene()
     const snap = readSchedulerState(k)
     if (!Array.isArray(snap.maps)) throw new Error(snap.maps.notRead)
@@ -167,15 +177,27 @@ describe('BPF maps read from guest memory', () => {
     }
   })
 
-  it('ends a torn or looping task list with what was read', () => {
+  it('ends a torn or looping task list with what was read, and says it was cut short', () => {
     const { k, s, sched } = qmapScene()
+    const ended = { complete: false }
+    expect([...walkTasks(k, { threads: true, ended })].map((t) => t.pid)).toEqual([0, 2, 100, 101, 120])
+    expect(ended.complete).toBe(true)
+    expect(findBpfObjects(k).complete).toBe(true)
     k.put(sched + k.off('task_struct', 'tasks'), 'list_head', 'next', 0xffff_8880_7000_0000n) // unmapped
-    expect([...walkTasks(k)].map((t) => t.pid)).toEqual([0, 2, 100])
+    expect([...walkTasks(k, { ended })].map((t) => t.pid)).toEqual([0, 2, 100])
+    expect(ended.complete).toBe(false)
     k.put(sched + k.off('task_struct', 'tasks'), 'list_head', 'next', sched + k.off('task_struct', 'tasks')) // points at itself
-    expect([...walkTasks(k)].map((t) => t.pid)).toEqual([0, 2, 100])
+    expect([...walkTasks(k, { ended })].map((t) => t.pid)).toEqual([0, 2, 100])
+    expect(ended.complete).toBe(false)
     expect(listMaps(k).length).toBe(9)
+    expect(findBpfObjects(k).complete).toBe(false)
+    // Torn before the scheduler's process: its link is not seen, and that is not "none attached".
+    const kthreadd = [...walkTasks(k)].find((t) => t.pid === 2)!.addr
+    k.put(kthreadd + k.off('task_struct', 'tasks'), 'list_head', 'next', 0xffff_8880_7000_0000n)
+    expect(() => readScxState(k)).toThrow('the guest changed its task list under every walk; no struct_ops link seen')
     k.put(s.init + 0n, 'task_struct', 'tasks.next', 0n)
-    expect([...walkTasks(k)].map((t) => t.pid)).toEqual([0])
+    expect([...walkTasks(k, { ended })].map((t) => t.pid)).toEqual([0])
+    expect(ended.complete).toBe(false)
   })
 })
 

@@ -2,8 +2,9 @@
 // 2nd user-task enqueue undispatched: the host's watchdog ends the run with its one stall line
 // before scx_qmap's own 5 s watchdog ejects the scheduler. scx_simple under 8 spinners on 2 CPUs
 // for 10 s: no stall; then spinners pinned to CPU 1 show in CPU 1's nr_running only. Both name the
-// attached ops from its struct_ops map; the stall's dump (`ktstr exec --dump`'s) holds scx_qmap's
-// maps and globals, read before the VM was killed.
+// attached ops from its struct_ops map (or, while the loader's link is not yet in its fd table,
+// from the tasks' sched_ext state); the stall's dump (`ktstr exec --dump`'s) holds scx_qmap's maps
+// and globals, read before the VM was killed. EEVDF: the samples name no scheduler.
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -11,6 +12,7 @@ import { describe, expect, it } from 'vitest'
 import { StreamId } from '../../runtime/protocol/index.js'
 import type { MonitorStatus } from '../../src/monitor/attach.js'
 import { dumpOnFailure } from '../../src/monitor/dump-session.js'
+import { tasksInSchedExt } from '../../src/monitor/scx-state.js'
 import { bootGuest } from '../../src/vm/boot.js'
 import type { GuestSession } from '../../src/vm/session.js'
 import { guestSkipReason } from '../helpers/guest.js'
@@ -86,6 +88,10 @@ describe.skipIf(guestSkipReason)('the host monitor on a real guest', () => {
     const session = await bootGuest({ backend: 'qemu', topology: '1n1l2c1t', scheduler: 'scx_simple', mode: { kind: 'exec', argv: ['sh', '-c', script], tty: false } })
     const lines = stdoutLines(session)
     const monitor = on(await session.monitor)
+    // What names the scheduler while its loader's link is not in its fd table yet: the tasks' sched_ext state.
+    while (!lines.has('pinned') && !monitor.view.mem.isReleased) await new Promise((r) => setTimeout(r, 50))
+    expect(monitor.view.mem.isReleased).toBe(false)
+    expect(tasksInSchedExt(monitor.view)).toBe(true)
     const outcome = await session.done
     expect(outcome).toEqual({ kind: 'exited', code: 0, signal: null })
     expect(monitor.stall).toBeUndefined()
@@ -102,5 +108,16 @@ describe.skipIf(guestSkipReason)('the host monitor on a real guest', () => {
     expect(pinned.filter((s) => s.cpus[1]!.curr?.comm === 'sh').length).toBeGreaterThanOrEqual(pinned.length * 0.9)
     // Read from scx_simple's struct_ops map (at attach, then about once a second).
     expect(new Set(pinned.map((s) => JSON.stringify(s.scx)))).toEqual(new Set([JSON.stringify({ state: 'attached', ops: 'simple' })]))
+  })
+
+  it('EEVDF (no scheduler): every task outside sched_ext, and the samples say none is attached', { timeout: 240_000 }, async () => {
+    const session = await bootGuest({ backend: 'qemu', topology: '1n1l2c1t', mode: { kind: 'exec', argv: ['sleep', '2'], tty: false } })
+    const monitor = on(await session.monitor)
+    expect(monitor.view.mem.isReleased).toBe(false)
+    expect(tasksInSchedExt(monitor.view)).toBe(false)
+    const outcome = await session.done
+    expect(outcome).toEqual({ kind: 'exited', code: 0, signal: null })
+    expect(monitor.samplesBetween().length).toBeGreaterThan(10)
+    expect(new Set(monitor.samplesBetween().map((s) => JSON.stringify(s.scx)))).toEqual(new Set([JSON.stringify({ state: 'none' })]))
   })
 })

@@ -49,7 +49,12 @@ export interface BpfLinkRef {
 export interface BpfObjects {
   maps: BpfMapInfo[]
   links: BpfLinkRef[]
+  /** Every process was seen: the task lists did not change under the walk (see walkTasks). */
+  complete: boolean
 }
+
+/** Walks of the task list tried before findBpfObjects settles for a torn one. */
+const WALKS = 3
 
 /** `BPF_MAP_TYPE_PERCPU_ARRAY` → `percpu_array`, through the kernel's enum bpf_map_type. */
 export function mapTypeName(view: KernelView, typeId: number): string {
@@ -90,12 +95,23 @@ export function readMapInfo(view: KernelView, addr: bigint, owner: MapOwner): Bp
   return info
 }
 
-/** Every BPF map and link held by a guest process's fd. */
+/**
+ * Every BPF map and link held by a guest process's fd. A walk the guest tore (a task exiting or
+ * forking under it) may miss a process, so it is tried again, up to WALKS times; what the last one
+ * found is returned with `complete: false`.
+ */
 export function findBpfObjects(view: KernelView): BpfObjects {
+  let objs = walkBpfObjects(view)
+  for (let i = 1; i < WALKS && !objs.complete; i++) objs = walkBpfObjects(view)
+  return objs
+}
+
+function walkBpfObjects(view: KernelView): BpfObjects {
   const maps = new Map<bigint, BpfMapInfo>()
   const links = new Map<bigint, BpfLinkRef>()
   const tables = new Set<bigint>()
-  for (const task of walkTasks(view, { threads: true })) {
+  const ended = { complete: false }
+  for (const task of walkTasks(view, { threads: true, ended })) {
     if (!isKernelPtr(task.files) || tables.has(task.files)) continue
     tables.add(task.files)
     for (const { fd, file } of openFiles(view, task.files)) {
@@ -111,7 +127,7 @@ export function findBpfObjects(view: KernelView): BpfObjects {
       }
     }
   }
-  return { maps: [...maps.values()].sort((a, b) => a.id - b.id), links: [...links.values()] }
+  return { maps: [...maps.values()].sort((a, b) => a.id - b.id), links: [...links.values()], complete: ended.complete }
 }
 
 /** The guest's BPF maps, by id. */

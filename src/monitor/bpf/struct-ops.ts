@@ -32,8 +32,7 @@ function enumLabel(view: KernelView, enumName: string, value: number, prefix: st
 /** Maps held by struct_ops links. */
 function linkedMaps(view: KernelView, objs: BpfObjects): Set<bigint> {
   const out = new Set<bigint>()
-  const e = view.btf.byName('bpf_link_type', 'ENUM')[0] as BtfEnum | undefined
-  const structOps = e?.values.find((v) => v.name === 'BPF_LINK_TYPE_STRUCT_OPS')?.value
+  const structOps = view.btf.enumValue('bpf_link_type', 'BPF_LINK_TYPE_STRUCT_OPS')
   for (const l of objs.links) {
     if (f32(view, l.addr, 'bpf_link', 'type') !== structOps) continue
     const map = f64(view, l.addr, 'bpf_struct_ops_link', 'map')

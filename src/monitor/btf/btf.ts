@@ -1,7 +1,7 @@
 /** A parsed BTF blob and the lookups the monitor needs: types by name, sizes, member offsets, per-CPU variables. */
 import { BtfError } from './errors.js'
 import { type BaseBtf, type BtfHeader, BtfTable } from './parse.js'
-import type { BtfComposite, BtfKind, BtfMember, BtfType } from './types.js'
+import type { BtfComposite, BtfEnum, BtfKind, BtfMember, BtfType } from './types.js'
 
 /** Longest typedef/modifier/array chain followed before calling it a cycle (libbpf stops at 32). */
 export const MAX_CHAIN = 64
@@ -112,6 +112,15 @@ export class Btf implements BaseBtf {
     const t = this.byName(name, kind)[0]
     if (!t) throw new BtfError(`the kernel's BTF has no ${kind.toLowerCase()} named '${name}'`)
     return t
+  }
+
+  /** The value of `valueName` in `enum enumName` (32-bit enums), undefined when either is absent. */
+  enumValue(enumName: string, valueName: string): number | undefined {
+    for (const t of this.byName(enumName, 'ENUM')) {
+      const v = (t as BtfEnum).values.find((e) => e.name === valueName)
+      if (v) return v.value
+    }
+    return undefined
   }
 
   /** `struct name` as a composite type. */
