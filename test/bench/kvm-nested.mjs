@@ -2,8 +2,8 @@
 // group inside an outer QEMU-TCG guest with nested SVM, as `npm run test:kvm` runs its suite, and
 // reports those rows marked "nested". Where /dev/kvm is usable the boot and disk groups have the
 // kvm rows themselves and this group adds none.
-import { spawnSync } from 'node:child_process'
 import path from 'node:path'
+import { BAD_TIMERS, OUTER_BOOTS, outerGuestArgv, runOuterGuest } from '../kvm/outer-guest.mjs'
 import { referenceQemu } from './boot.mjs'
 import { benchDisk } from './disk.mjs'
 import { cli, dist, guestKernel, median, quick, repo, reps, timeIt } from './options.mjs'
@@ -12,25 +12,13 @@ import { addRow, notRun, rows } from './table.mjs'
 const { probeKvm } = await import(dist('src/vm/accel.js'))
 const NESTED = '(nested in a TCG guest)'
 /**
- * The outer guest's exit code when its inner guests get no timer interrupts: a fault of some boots
- * of QEMU 7.2's TCG emulation of SVM (test/kvm/run.mjs meets it too), where every inner sleep hangs.
- * The outer guest is then booted again, at most twice.
+ * In the outer guest: our VMM's cold boot and its virtio-blk rows (the disk group, kvm only). The
+ * outer guest's probe (test/kvm/outer-guest.mjs) ran an inner guest first, which also built this
+ * guest's image cache.
  */
-const BAD_TIMERS = 75
-
-/** In the outer guest: our VMM's cold boot and its virtio-blk rows (the disk group, kvm only). */
 export async function benchKvmInner() {
   const kernel = guestKernel()
   const boot = () => timeIt(process.execPath, [cli, 'exec', '--backend', 'kvm', '--', 'true'], { KTSTR_KERNEL: kernel })
-  // The probe: an inner guest that sleeps a second (it also builds this guest's image cache).
-  const probe = spawnSync(process.execPath, [cli, 'exec', '--backend', 'kvm', '--timeout', '120', '--', 'sleep', '1'], {
-    env: { ...process.env, KTSTR_KERNEL: kernel },
-    encoding: 'utf8',
-  })
-  if (probe.status !== 0) {
-    process.stderr.write(`bench kvm-inner: the probe's inner guest failed (${probe.status ?? probe.signal}):\n${probe.stderr.slice(-1500)}\n`)
-    process.exit(BAD_TIMERS)
-  }
   const times = []
   // A nested boot takes ~40 s under TCG: one in --quick mode.
   for (let i = 0; i < (quick ? 1 : 3); i++) times.push(boot())
@@ -48,21 +36,18 @@ export async function benchKvmNested() {
   ref.cleanup()
   const include = ['package.json', 'dist', 'node_modules', 'test/bench', 'test/load'].map((p) => path.join(repo, p))
   const inner = '/tmp/kvm-inner.json'
-  const outer = () =>
-    spawnSync(
-      process.execPath,
-      [
-        ...[cli, 'exec', '--kernel', kernel, '--nested-kvm', '--monitor-hz', 'off', '--cold', '--topology', '1n1l1c1t', '--memory', '4096', '--timeout', '1800'],
-        ...[...include, path.resolve(kernel)].flatMap((p) => ['--include', p]),
-        ...['--env', `KTSTR_KERNEL=${path.resolve(kernel)}`, '--env', 'KTSTR_NESTED=1'],
-        ...['--', 'sh', '-c', `"$0" "$1" --quick --json ${inner} kvm-inner >&2 && cat ${inner}`, process.execPath, path.join(repo, 'test/bench/main.mjs')],
-      ],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 1_800_000, maxBuffer: 16 * 2 ** 20 },
-    )
-  let r = outer()
-  for (let boot = 2; boot <= 3 && r.status === BAD_TIMERS; boot++) {
-    process.stderr.write(`bench kvm-nested: the inner guest's sleep did not return in outer guest boot ${boot - 1}; booting the outer guest again\n`)
-    r = outer()
+  const argv = outerGuestArgv({
+    repo,
+    kernel,
+    include,
+    timeoutS: 1800,
+    script: `"$0" "$1" --quick --json ${inner} kvm-inner >&2 && cat ${inner}`,
+    args: [path.join(repo, 'test/bench/main.mjs')],
+  })
+  let r = await runOuterGuest(argv, { quietStdout: true })
+  for (let boot = 2; boot <= OUTER_BOOTS && r.status === BAD_TIMERS; boot++) {
+    process.stderr.write(`bench kvm-nested: the probe's inner guest did not return in outer guest boot ${boot - 1}; booting the outer guest again\n`)
+    r = await runOuterGuest(argv, { quietStdout: true })
   }
   let innerRows
   try {
@@ -71,7 +56,7 @@ export async function benchKvmNested() {
     // Its error's line, else its last line.
     const lines = r.stderr.trim().split('\n')
     const why = lines.find((l) => /^(\w*Error\b|ktstr)/.test(l)) ?? lines.at(-1) ?? `exit ${r.status ?? r.signal}`
-    process.stderr.write(`bench kvm-nested: the outer guest's run ended ${r.status ?? r.signal}; its last lines:\n${r.stderr.split('\n').slice(-30).join('\n')}\n`)
+    process.stderr.write(`bench kvm-nested: the outer guest's run ended ${r.status ?? r.signal}\n`)
     return notRun(`cold boot, kvm ${NESTED}`, 's', `the outer guest failed: ${why.trim().slice(0, 200)}`)
   }
   for (const row of innerRows) {

@@ -1,0 +1,79 @@
+// The outer guest: where this host has no usable /dev/kvm, `npm run test:kvm` (test/kvm/run.mjs) and
+// the bench's kvm rows (test/bench/kvm-nested.mjs) run our VMM inside a QEMU-TCG guest given nested
+// SVM (`ktstr exec --nested-kvm`). One set of outer-guest arguments, one probe, one way to run it.
+import { spawn } from 'node:child_process'
+import path from 'node:path'
+
+/**
+ * The outer guest's exit code when its probe failed. Some boots of QEMU 7.2's TCG emulation of SVM
+ * leave the inner guests without timer interrupts (their RCU reports "timer wakeup didn't happen";
+ * every sleep and scheduler attach hangs), so each outer boot first runs an inner `sleep 1`.
+ */
+export const BAD_TIMERS = 75
+/** Outer boots tried at most, by a caller that boots again when one fails. */
+export const OUTER_BOOTS = 3
+
+/**
+ * `node <argv>` boots the outer guest with `include` (host paths, seen at the same paths inside) and
+ * the kernel folder, runs the probe, then `script` under `sh -c` with "$0" the guest's node and "$@"
+ * `args`. The guest's kernel is also the inner guests' (KTSTR_KERNEL); it needs KVM and KVM_AMD.
+ */
+export function outerGuestArgv({ repo, kernel, include, memoryMib, timeoutS, env = {}, script, args = [] }) {
+  const cli = path.join(repo, 'dist/src/cli/main.js')
+  const probe = `"$0" ${JSON.stringify(cli)} exec --backend kvm --timeout 120 -- sleep 1 >/dev/null || exit ${BAD_TIMERS}`
+  return [
+    cli,
+    'exec',
+    '--kernel',
+    kernel,
+    '--nested-kvm',
+    // The outer guest only carries the inner ones: no host monitor on it. Its stall watchdog misfired
+    // there ("CPU 0's rq clock stood still 2.0 s with 3 runnable tasks" while its one TCG vCPU ran an
+    // inner guest) and killed the whole run.
+    '--monitor-hz',
+    'off',
+    // One guest of its shape per run, with hundreds of MiB of its own files: a snapshot would not pay.
+    '--cold',
+    // One vCPU: with several, QEMU's TCG round-robin between them breaks the inner guests' interrupt
+    // masking (interrupts land while IF=0 and the inner kernels deadlock), and single-threaded TCG
+    // gains nothing from a second one.
+    '--topology',
+    '1n1l1c1t',
+    // 4 GiB unless told: with 10 GiB, QEMU 7.2's TCG lost the inner guests' timer interrupts in 3 of
+    // 3 runs; with 4 GiB the same tests passed.
+    '--memory',
+    String(memoryMib ?? 4096),
+    '--timeout',
+    String(timeoutS),
+    ...[...include, path.resolve(kernel)].flatMap((p) => ['--include', p]),
+    ...Object.entries({ KTSTR_KERNEL: path.resolve(kernel), KTSTR_NESTED: '1', ...env }).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
+    '--',
+    'sh',
+    '-c',
+    `${probe}; ${script}`,
+    process.execPath,
+    ...args,
+  ]
+}
+
+/**
+ * Runs `node <argv>` (an outer guest): its stderr, and its stdout unless `quietStdout`, pass through to
+ * this process's as they come. Resolves with the exit status and all it printed on each stream.
+ */
+export function runOuterGuest(argv, { env = process.env, quietStdout = false, cwd } = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, argv, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    const tee = (stream, to, pass) => {
+      const kept = []
+      stream.on('data', (chunk) => {
+        kept.push(chunk)
+        if (pass) to.write(chunk)
+      })
+      return kept
+    }
+    const out = tee(child.stdout, process.stdout, !quietStdout)
+    const err = tee(child.stderr, process.stderr, true)
+    const text = (chunks) => Buffer.concat(chunks).toString('utf8')
+    child.on('close', (status, signal) => resolve({ status, signal, stdout: text(out), stderr: text(err) }))
+  })
+}
