@@ -5,9 +5,9 @@ import { spawn } from 'node:child_process'
 import path from 'node:path'
 
 /**
- * The outer guest's exit code when its probe failed. Some boots of QEMU 7.2's TCG emulation of SVM
- * leave the inner guests without timer interrupts (their RCU reports "timer wakeup didn't happen";
- * every sleep and scheduler attach hangs), so each outer boot first runs an inner `sleep 1`.
+ * The outer guest's exit code when its probe failed. Inner guests without timer interrupts were
+ * the nested setup's worst fault (every sleep and scheduler attach hangs; the TSC-rate cause is
+ * mended in src/vm/qemu/args.ts, docs/tcg.md); each outer boot still first runs an inner `sleep 1`.
  */
 export const BAD_TIMERS = 75
 /** Outer boots tried at most, by a caller that boots again when one fails. */

@@ -56,10 +56,10 @@ const outerArgv = (files) =>
 /** The files Vitest reported failed (`FAIL  test/kvm/x.test.ts > …`, NO_COLOR). */
 const failedFiles = (out) => [...new Set([...out.matchAll(/^ *FAIL +(\S+?\.test\.ts)\b/gm)].map((m) => m[1]))]
 
-// A file that failed is run again in a fresh outer boot, at most twice: the nested TCG guest's lost
-// timer interrupts can also set in after the probe passed (5 timer-bound tests hung at once in one
-// run, the rest passed). A file failing for a real cause fails every time; each retry is printed.
-// Only for the whole suite: a run given its own filters reports as it is.
+// A file that failed is run again in a fresh outer boot, at most twice: TCG's emulation of SVM has
+// faults of its own (docs/tcg.md), and a fault of an outer boot can set in after its probe passed.
+// A file failing for a real cause fails every time; each retry is printed. Only for the whole
+// suite: a run given its own filters reports as it is.
 let files = []
 let r
 for (let boot = 1; boot <= OUTER_BOOTS; boot++) {

@@ -20,7 +20,12 @@ export function qemuArgs(p: LaunchPlan, accel: Accel, ramFiles?: readonly string
   // Under QEMU's TCG (7.2) emulation of SVM nested paging, guests of the inner KVM hang at random
   // points (a vCPU whose LAPIC timer never fires, a spinlock whose release is never seen); with
   // shadow paging (npt=0) they boot, so the guest's KVM gets that.
-  const cmdline = kernelCmdline({ extra: p.nestedKvm && accel === 'tcg' ? ['kvm_amd.npt=0'] : [] })
+  // kvm.tsc_tolerance_ppm: KVM takes the TSC rate at its init, and a second later the kernel refines
+  // its calibration by up to 1% (arch/x86/kernel/tsc.c). Under TCG that moved it by more than KVM's
+  // default 250 ppm in some boots: every inner vCPU made after it got "kvm: user requested TSC rate
+  // below hardware speed" (no TSC scaling under TCG) and no timer interrupts; each inner sleep and
+  // scheduler attach hung. Within the tolerance KVM keeps the TSC unscaled.
+  const cmdline = kernelCmdline({ extra: p.nestedKvm && accel === 'tcg' ? ['kvm_amd.npt=0', 'kvm.tsc_tolerance_ppm=20000'] : [] })
   return [
     '-nodefaults',
     '-no-user-config',
