@@ -39,8 +39,8 @@ export function outerGuestArgv({ repo, kernel, include, memoryMib, timeoutS, env
     // gains nothing from a second one.
     '--topology',
     '1n1l1c1t',
-    // 4 GiB unless told: with 10 GiB, QEMU 7.2's TCG lost the inner guests' timer interrupts in 3 of
-    // 3 runs; with 4 GiB the same tests passed.
+    // 4 GiB unless told: with 10 GiB the inner guests lost their timer interrupts in 3 of 3 runs,
+    // with 4 GiB the same tests passed (before the TSC-rate cause in docs/tcg.md was found).
     '--memory',
     String(memoryMib ?? 4096),
     '--timeout',
