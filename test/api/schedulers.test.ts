@@ -1,12 +1,15 @@
 /**
- * The example schedulers under the test API, through the real pool: scx_qmap and scx_central each
+ * The example schedulers under the test API, through the real pool: scx_qmap and scx_simple each
  * run the steady scenario; a scheduler killed mid-file fails it as "scheduler exited".
  *
- * scx_flatcg is not among them: under this scenario in a TCG guest it leaves a task queued in a
- * cgroup's queue while every CPU idles (its cgroup pick can race: its PNC_RACE/PNC_FAIL counters).
- * Two CI runs met it, the host's watchdog reporting a node thread runnable 2.0 s, then 10.0 s, with
- * curr swapper on all 4 CPUs. That is the example scheduler's own race, caught as it should be,
- * not a property this test can assert.
+ * Two of the kernel tree's examples are left out, for races of their own that the host caught as it
+ * should (not properties this test can assert):
+ * - scx_flatcg leaves a task queued in a cgroup's queue while every CPU idles (its cgroup pick can
+ *   race: its PNC_RACE/PNC_FAIL counters). Two CI runs met it, the host's watchdog reporting a node
+ *   thread runnable 2.0 s, then 10.0 s, with curr swapper on all 4 CPUs.
+ * - scx_central dispatches from its central CPU to other CPUs' local DSQs without checking that the
+ *   task may migrate; sched_ext 6.12 ejects it for that ("SCX_DSQ_LOCAL[_ON] cannot move migration
+ *   disabled ktstr-workload[77] from CPU 3 to 0" in one CI run).
  */
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -21,7 +24,7 @@ describe.skipIf(guestSkipReason)('example schedulers in guests', () => {
   })
   afterAll(() => project.remove())
 
-  it('scx_qmap and scx_central each run the steady scenario without starvation', { timeout: 600_000 }, async () => {
+  it('scx_qmap and scx_simple each run the steady scenario without starvation', { timeout: 600_000 }, async () => {
     const r = await project.vitest(['run'], ['steady-'])
     const results = r.json.testResults.map((t) => [
       path.basename(t.name),
@@ -33,8 +36,8 @@ describe.skipIf(guestSkipReason)('example schedulers in guests', () => {
           .slice(0, 500),
     ])
     expect(results.sort()).toEqual([
-      ['steady-central.sched.test.ts', 'passed', ''],
       ['steady-qmap.sched.test.ts', 'passed', ''],
+      ['steady-simple.sched.test.ts', 'passed', ''],
     ])
   })
 
