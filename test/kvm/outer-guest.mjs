@@ -59,14 +59,32 @@ export function outerGuestArgv({ repo, kernel, include, memoryMib, timeoutS, env
 /**
  * Runs `node <argv>` (an outer guest): its stderr, and its stdout unless `quietStdout`, pass through to
  * this process's as they come. Resolves with the exit status and all it printed on each stream.
+ * With `silenceMs`, an outer guest that prints nothing for that long is taken as hung (its kernel
+ * stuck under TCG's emulation of SVM: once, nothing for 24 min, past the suite's own test timeout):
+ * it is stopped (SIGTERM, which ends ktstr's QEMU; SIGKILL 15 s later) and `silent` is set.
  */
-export function runOuterGuest(argv, { env = process.env, quietStdout = false, cwd } = {}) {
+export function runOuterGuest(argv, { env = process.env, quietStdout = false, cwd, silenceMs } = {}) {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, argv, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let silent = false
+    let watchdog
+    const quiet = () => {
+      silent = true
+      process.stderr.write(`test:kvm: the outer guest printed nothing for ${Math.round(silenceMs / 60_000)} min; stopping it\n`)
+      child.kill('SIGTERM')
+      setTimeout(() => child.kill('SIGKILL'), 15_000).unref()
+    }
+    const heard = () => {
+      if (!silenceMs || silent) return
+      clearTimeout(watchdog)
+      watchdog = setTimeout(quiet, silenceMs)
+    }
+    heard()
     const tee = (stream, to, pass) => {
       const kept = []
       stream.on('data', (chunk) => {
         kept.push(chunk)
+        heard()
         if (pass) to.write(chunk)
       })
       return kept
@@ -74,6 +92,12 @@ export function runOuterGuest(argv, { env = process.env, quietStdout = false, cw
     const out = tee(child.stdout, process.stdout, !quietStdout)
     const err = tee(child.stderr, process.stderr, true)
     const text = (chunks) => Buffer.concat(chunks).toString('utf8')
-    child.on('close', (status, signal) => resolve({ status, signal, stdout: text(out), stderr: text(err) }))
+    child.on('close', (status, signal) => {
+      clearTimeout(watchdog)
+      resolve({ status, signal, silent, stdout: text(out), stderr: text(err) })
+    })
   })
 }
+
+/** The files test/kvm/progress-reporter.ts reported passed or skipped in `out`: not to run again. */
+export const doneFiles = (out) => new Set([...out.matchAll(/^test:kvm: file (?:passed|skipped) (\S+)/gm)].map((m) => m[1]))
