@@ -22,10 +22,42 @@ export async function findPort(name = CHANNEL_PORT_NAME, waitMs = 3000): Promise
 export function openEndpoint(device: string): GuestEndpoint {
   // A virtio port allows one opener, so read and write share one O_RDWR fd.
   const fd = fs.openSync(device, 'r+')
-  const readable = fs.createReadStream('', { fd, autoClose: false, highWaterMark: 256 * 1024 })
-  const writable = fs.createWriteStream('', { fd, autoClose: false })
-  const stream = Duplex.from({ readable, writable })
-  return new Endpoint<HostMessage, GuestMessage>(stream, decodeHostMessage)
+  return new Endpoint<HostMessage, GuestMessage>(portStream(fd, fd), decodeHostMessage)
+}
+
+/**
+ * The port as a Duplex whose writes complete when write(2) has returned, so Endpoint.flush() means
+ * the host has the bytes (a blocking write to a virtio port returns once the host has taken the
+ * buffer). Not `Duplex.from({ readable, writable })`: its writes complete as soon as the inner
+ * stream has queued them, so the init's last frames could still wait for write(2) when its flush
+ * resolved, and a host slow to take them (our VMM nested under TCG) lost them to the power-off.
+ * `readFd` and `writeFd` are one fd in the guest; two pipes in tests.
+ */
+export function portStream(readFd: number, writeFd: number): Duplex {
+  const readable = fs.createReadStream('', { fd: readFd, autoClose: false, highWaterMark: 256 * 1024 })
+  const writable = fs.createWriteStream('', { fd: writeFd, autoClose: false })
+  const port: Duplex = new Duplex({
+    read: () => void readable.resume(),
+    write: (chunk: Buffer, _enc, done) => void writable.write(chunk, (err) => done(err ?? null)),
+    // Several queued writes go down as one (WriteStream batches them into writev(2)).
+    writev: (chunks, done) => {
+      for (const c of chunks.slice(0, -1)) writable.write(c.chunk)
+      writable.write(chunks.at(-1)!.chunk, (err) => done(err ?? null))
+    },
+    final: (done) => void writable.end(() => done()),
+    destroy: (err, done) => {
+      readable.destroy()
+      writable.destroy()
+      done(err)
+    },
+  })
+  readable.on('data', (chunk) => {
+    if (!port.push(chunk)) readable.pause()
+  })
+  readable.on('end', () => port.push(null))
+  readable.on('error', (err) => port.destroy(err))
+  writable.on('error', (err) => port.destroy(err))
+  return port
 }
 
 function safeReaddir(dir: string): string[] {
