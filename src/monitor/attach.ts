@@ -12,7 +12,7 @@ import { type Layout, resolveLayout } from './layout.js'
 import { Monitor, type MonitorOptions } from './monitor.js'
 import { GuestKernelView } from './open-view.js'
 import { readPercpuHint, writePercpuHint } from './percpu-hint.js'
-import { checkPercpuAreas, type PercpuAreas, type PercpuOffsets, percpuScanOffsets, scanPercpuAreas } from './percpu-scan.js'
+import { checkPercpuAreas, type PercpuAreas, type PercpuOffsets, percpuScanOffsets, scanPercpuAreasYielding } from './percpu-scan.js'
 
 export type MonitorStatus =
   | { readonly on: true; readonly monitor: Monitor /** ms the per-CPU scan of guest RAM took. */; readonly scanMs: number }
@@ -50,6 +50,9 @@ export async function openMonitor(mem: GuestMemory | undefined, model: KernelMod
   if (!mem) return { on: false, reason: 'this backend does not share guest RAM with the host' }
   if (!model.ok) return { on: false, reason: model.reason }
   const deadline = performance.now() + (opts.retryMs ?? 3000)
+  // Never in the caller's turn: the kvm backend's caller is the console's queue handler (the guest's
+  // hello), and a vCPU waits for that handler to return.
+  await new Promise((r) => setImmediate(r))
   const hint = opts.kernel && readPercpuHint(opts.kernel, mem.size, opts.cpus)
   for (;;) {
     if (mem.isReleased) return { on: false, reason: 'the guest exited before its per-CPU areas were found' }
@@ -59,7 +62,8 @@ export async function openMonitor(mem: GuestMemory | undefined, model: KernelMod
       log.debug(`monitor: per-CPU areas where the last boot of this kernel and shape had them (checked in ${scanMs.toFixed(1)} ms)`)
       return { on: true, monitor: start(mem, model, hint, opts), scanMs }
     }
-    const areas = scanPercpuAreas(mem, model.scan, opts.cpus)
+    const areas = await scanPercpuAreasYielding(mem, model.scan, opts.cpus)
+    if (mem.isReleased) continue
     const scanMs = performance.now() - t0
     log.debug(`monitor: per-CPU scan of ${(mem.size / 2 ** 20).toFixed(0)} MiB took ${scanMs.toFixed(1)} ms: ${areas ? `${areas.pas.length} CPUs` : 'none yet'}`)
     if (areas && areas.pas.length >= opts.cpus) {

@@ -44,9 +44,36 @@ const HI_5LEVEL = Number(PAGE_OFFSET_5LEVEL >> 32n)
  * 0 is found (the kernel is not up yet, or this is not an x86-64 Linux).
  */
 export function scanPercpuAreas(mem: GuestMemory, offs: PercpuOffsets, expectCpus = Number.POSITIVE_INFINITY): PercpuAreas | undefined {
+  const steps = scanSteps(mem, offs, expectCpus)
+  for (;;) {
+    const s = steps.next()
+    if (s.done) return s.value
+  }
+}
+
+/**
+ * The same scan, giving the event loop a turn after every `SCAN_STEP_BYTES`: in the kvm backend the
+ * thread that scans also serves the guest's device accesses, and seconds without them stall every
+ * vCPU that touches a device. Undefined as well when guest RAM is released meanwhile.
+ */
+export async function scanPercpuAreasYielding(mem: GuestMemory, offs: PercpuOffsets, expectCpus = Number.POSITIVE_INFINITY): Promise<PercpuAreas | undefined> {
+  const steps = scanSteps(mem, offs, expectCpus)
+  for (;;) {
+    const s = steps.next()
+    if (s.done) return s.value
+    await new Promise((r) => setImmediate(r))
+    if (mem.isReleased) return undefined
+  }
+}
+
+/** Bytes scanned between two turns of the event loop. */
+const SCAN_STEP_BYTES = 16 * 2 ** 20
+
+function* scanSteps(mem: GuestMemory, offs: PercpuOffsets, expectCpus: number): Generator<void, PercpuAreas | undefined> {
   const found: number[] = []
   let hiBase = 0
   let count = 0
+  let sinceStep = 0
   const reach = Math.max(offs.thisCpuOff + 8, offs.cpuNumber + 4)
   for (const r of [...mem.regions].reverse()) {
     const b = r.bytes
@@ -55,6 +82,11 @@ export function scanPercpuAreas(mem: GuestMemory, offs: PercpuOffsets, expectCpu
     const first = (PAGE_SIZE - (r.base % PAGE_SIZE)) % PAGE_SIZE
     const last = first + Math.floor((b.byteLength - reach - first) / PAGE_SIZE) * PAGE_SIZE
     for (let off = last; off >= first; off -= PAGE_SIZE) {
+      if ((sinceStep += PAGE_SIZE) >= SCAN_STEP_BYTES) {
+        sinceStep = 0
+        yield
+        if (mem.isReleased) return undefined
+      }
       const pa = r.base + off
       const lo = pa % TWO32
       if (dv.getUint32(off + offs.thisCpuOff, true) !== lo) continue

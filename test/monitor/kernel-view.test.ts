@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { resolveLayout } from '../../src/monitor/layout.js'
 import { GuestKernelView } from '../../src/monitor/open-view.js'
 import { PAGE_OFFSET_4LEVEL, PAGE_OFFSET_5LEVEL, START_KERNEL_MAP } from '../../src/monitor/paging.js'
-import { percpuScanOffsets, scanPercpuAreas } from '../../src/monitor/percpu-scan.js'
+import { percpuScanOffsets, scanPercpuAreas, scanPercpuAreasYielding } from '../../src/monitor/percpu-scan.js'
 import { fakeGuest, kernelBtf, MiB, OFF, TASK } from './fake-kernel.js'
 
 const btf = kernelBtf()
@@ -57,6 +57,29 @@ describe('per-CPU areas found in guest RAM', () => {
 
   it('finds nothing in RAM of a kernel that is not up yet', () => {
     expect(scanPercpuAreas(fakeGuest({ cpus: 0 }).mem, offs)).toBeUndefined()
+  })
+
+  it('the yielding scan finds the same areas while the event loop keeps its turns (the kvm backend serves devices there)', async () => {
+    const g = fakeGuest({ cpus: 2 })
+    let turns = 0
+    let go = true
+    const tick = () => {
+      turns++
+      if (go) setImmediate(tick)
+    }
+    setImmediate(tick)
+    // Top down from 64 MiB to CPU 1's area at 9 MiB: 55 MiB, 3 steps of 16 MiB.
+    const areas = await scanPercpuAreasYielding(g.mem, offs, 2)
+    go = false
+    expect(areas).toEqual(scanPercpuAreas(g.mem, offs, 2))
+    expect(areas?.pas).toEqual([8 * MiB, 9 * MiB])
+    expect(turns).toBeGreaterThanOrEqual(3)
+  })
+
+  it('the yielding scan ends with nothing when guest RAM is released between its steps', async () => {
+    const g = fakeGuest({ cpus: 2 })
+    setImmediate(() => g.mem.release())
+    expect(await scanPercpuAreasYielding(g.mem, offs, 2)).toBeUndefined()
   })
 })
 
