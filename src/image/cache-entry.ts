@@ -12,10 +12,10 @@
  * that lost unsynced data; the size and the samples catch those.
  */
 
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
-import { fsyncPath, renameDurably } from '../util/durable.js'
+import { makeFileAtomically } from '../util/durable.js'
 import { KtstrError } from '../util/errors.js'
 import { FileLock } from '../util/file-lock.js'
 import { log } from '../util/log.js'
@@ -71,10 +71,10 @@ async function ensure(file: string, make: (tmp: string) => Promise<Record<string
     const meanwhile = useIfValid(file) // another process may have built it while we waited
     if (meanwhile) return meanwhile
     fs.rmSync(manifestPath(file), { force: true })
-    const extra = await writeAtomically(file, make)
+    const extra = await makeFileAtomically(file, make)
     const st = fs.statSync(file)
     const manifest: Manifest = { version: MANIFEST_VERSION, bytes: st.size, sample: sampleHash(file, st.size), extra }
-    await writeAtomically(manifestPath(file), async (tmp) => (fs.writeFileSync(tmp, `${JSON.stringify(manifest)}\n`), {}))
+    await makeFileAtomically(manifestPath(file), async (tmp) => (fs.writeFileSync(tmp, `${JSON.stringify(manifest)}\n`), {}))
     return { path: file, built: true, manifest }
   })
 }
@@ -242,20 +242,6 @@ async function underLock<T>(file: string, mode: 'shared' | 'exclusive', fn: () =
     return await fn()
   } finally {
     lock.release()
-  }
-}
-
-/** `make` writes a temporary file in `file`'s folder, which is synced and renamed into place. */
-async function writeAtomically<T>(file: string, make: (tmp: string) => Promise<T>): Promise<T> {
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
-  try {
-    const r = await make(tmp)
-    fsyncPath(tmp)
-    renameDurably(tmp, file)
-    return r
-  } catch (e) {
-    fs.rmSync(tmp, { force: true })
-    throw e
   }
 }
 

@@ -4,10 +4,11 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
+import { writeFileAtomically } from '../util/durable.js'
 import { fileSha256 } from '../util/file-hash.js'
 import { log } from '../util/log.js'
 import { cacheRoot } from '../util/paths.js'
-import { btfFileName, extractBtf, writeAtomically } from './btf-extract.js'
+import { btfFileName, extractBtf } from './btf-extract.js'
 import { kernelsDir } from './cache.js'
 import type { KernelConfig } from './config.js'
 
@@ -70,7 +71,7 @@ export function kernelBtf(kernel: KernelBtfSource, opts: { refresh?: boolean } =
   const r = extractBtf(image, kernel.bzImage)
   if (!r.ok) return r
   try {
-    writeAtomically(file, r.blob)
+    writeFileAtomically(file, r.blob)
     log.debug(`kernel BTF: ${r.blob.length} bytes extracted from ${kernel.bzImage} into ${file}`)
     return { ok: true, blob: r.blob, file, fromCache: false, sha256 }
   } catch (e) {

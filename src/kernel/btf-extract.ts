@@ -3,10 +3,10 @@
  * (located through the x86 setup header) is the stripped vmlinux ELF, whose `.BTF` section is the
  * blob `/sys/kernel/btf/vmlinux` serves in the guest. btf-cache.ts keeps it beside the kernel.
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
-import { fsyncPath, renameDurably } from '../util/durable.js'
+import { writeFileAtomically } from '../util/durable.js'
 import { log } from '../util/log.js'
 import { bzImagePayload, decompressPayload, IkconfigError } from './ikconfig.js'
 
@@ -72,21 +72,8 @@ export function precacheKernelBtf(dir: string): void {
     const image = fs.readFileSync(path.join(dir, 'bzImage'))
     const r = extractBtf(image, path.join(dir, 'bzImage'))
     if (!r.ok) return log.debug(`kernel BTF: ${r.reason}`)
-    writeAtomically(path.join(dir, btfFileName(createHash('sha256').update(image).digest('hex'))), r.blob)
+    writeFileAtomically(path.join(dir, btfFileName(createHash('sha256').update(image).digest('hex'))), r.blob)
   } catch (e) {
     log.debug(`kernel BTF: not cached at install: ${(e as Error).message}`)
-  }
-}
-
-export function writeAtomically(file: string, data: Uint8Array): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true })
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
-  try {
-    fs.writeFileSync(tmp, data)
-    fsyncPath(tmp)
-    renameDurably(tmp, file)
-  } catch (e) {
-    fs.rmSync(tmp, { force: true })
-    throw e
   }
 }

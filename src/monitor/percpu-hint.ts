@@ -9,7 +9,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import type { KernelBtfSource } from '../kernel/btf-cache.js'
-import { writeAtomically } from '../kernel/btf-extract.js'
+import { writeFileAtomically } from '../util/durable.js'
 import { fileSha256 } from '../util/file-hash.js'
 import { cacheRoot } from '../util/paths.js'
 import type { PercpuAreas } from './percpu-scan.js'
@@ -40,7 +40,7 @@ export function writePercpuHint(kernel: KernelBtfSource, ramBytes: number, cpus:
   if (!file) return
   try {
     // Whole or not at all: concurrent runs may write it too.
-    writeAtomically(file, Buffer.from(`${JSON.stringify({ pas: areas.pas, pageOffset: String(areas.pageOffset), la57: areas.la57 })}\n`))
+    writeFileAtomically(file, Buffer.from(`${JSON.stringify({ pas: areas.pas, pageOffset: String(areas.pageOffset), la57: areas.la57 })}\n`))
   } catch {
     // A read-only or full cache: the next run scans again.
   }

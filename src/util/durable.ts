@@ -1,4 +1,5 @@
 /** Making writes survive a crash: data reaches the disk before a rename publishes it. */
+import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 
@@ -27,3 +28,36 @@ export function renameDurably(from: string, to: string): void {
   fs.renameSync(from, to)
   fsyncPath(path.dirname(to))
 }
+
+/**
+ * Writes `data` to `file` so that a reader, even after a crash, sees the old file or the whole new
+ * one, never a part: written to a temporary name beside it, synced, renamed into place.
+ */
+export function writeFileAtomically(file: string, data: Uint8Array): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true })
+  const tmp = tempBeside(file)
+  try {
+    fs.writeFileSync(tmp, data)
+    fsyncPath(tmp)
+    renameDurably(tmp, file)
+  } catch (e) {
+    fs.rmSync(tmp, { force: true })
+    throw e
+  }
+}
+
+/** The same for a file that `make` writes at the temporary name it is given (removed if it throws). */
+export async function makeFileAtomically<T>(file: string, make: (tmp: string) => Promise<T>): Promise<T> {
+  const tmp = tempBeside(file)
+  try {
+    const r = await make(tmp)
+    fsyncPath(tmp)
+    renameDurably(tmp, file)
+    return r
+  } catch (e) {
+    fs.rmSync(tmp, { force: true })
+    throw e
+  }
+}
+
+const tempBeside = (file: string) => `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
