@@ -70,7 +70,7 @@ export function runOuterGuest(argv, { env = process.env, quietStdout = false, cw
     let watchdog
     const quiet = () => {
       silent = true
-      process.stderr.write(`test:kvm: the outer guest printed nothing for ${Math.round(silenceMs / 60_000)} min; stopping it\n`)
+      process.stderr.write(`test:kvm: the outer guest printed nothing for ${(silenceMs / 1000).toFixed(silenceMs < 10_000 ? 1 : 0)} s; stopping it\n`)
       child.kill('SIGTERM')
       setTimeout(() => child.kill('SIGKILL'), 15_000).unref()
     }
