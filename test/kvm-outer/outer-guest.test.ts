@@ -5,16 +5,26 @@
  */
 import { spawnSync } from 'node:child_process'
 import path from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { repoRoot } from '../helpers/guest.js'
 import { doneFiles, runOuterGuest } from '../kvm/outer-guest.mjs'
 
 const node = (script: string) => ['-e', script]
 
 describe('runOuterGuest', () => {
-  it('stops a child that prints nothing for silenceMs (SIGTERM), keeping what it printed', async () => {
-    const r = await runOuterGuest(node('console.log("booted"); setInterval(() => {}, 1000)'), { quietStdout: true, silenceMs: 600 })
-    expect(r).toMatchObject({ silent: true, signal: 'SIGTERM', stdout: 'booted\n' })
+  it('stops a child that prints nothing for silenceMs (SIGTERM), keeping what it printed, and shows its console tail', async () => {
+    // The child stands for ktstr: it writes the guest's console to KTSTR_CONSOLE_LOG.
+    const script =
+      'require("fs").writeFileSync(process.env.KTSTR_CONSOLE_LOG, "rcu: INFO: rcu_sched self-detected stall on CPU\\n"); console.log("booted"); setInterval(() => {}, 1000)'
+    const said: string[] = []
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => (said.push(String(chunk)), true))
+    try {
+      const r = await runOuterGuest(node(script), { quietStdout: true, silenceMs: 600 })
+      expect(r).toMatchObject({ silent: true, signal: 'SIGTERM', stdout: 'booted\n' })
+    } finally {
+      spy.mockRestore()
+    }
+    expect(said.join('')).toMatch(/printed nothing for 0\.6 s; stopping it\n.*console:\nrcu: INFO: rcu_sched self-detected stall on CPU\n/s)
   })
 
   it('leaves a child that keeps printing (gaps shorter than silenceMs) to finish', async () => {

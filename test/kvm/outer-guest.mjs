@@ -2,6 +2,8 @@
 // the bench's kvm rows (test/bench/kvm-nested.mjs) run our VMM inside a QEMU-TCG guest given nested
 // SVM (`ktstr exec --nested-kvm`). One set of outer-guest arguments, one probe, one way to run it.
 import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 
 /**
@@ -61,16 +63,22 @@ export function outerGuestArgv({ repo, kernel, include, memoryMib, timeoutS, env
  * this process's as they come. Resolves with the exit status and all it printed on each stream.
  * With `silenceMs`, an outer guest that prints nothing for that long is taken as hung (its kernel
  * stuck under TCG's emulation of SVM: once, nothing for 24 min, past the suite's own test timeout):
- * it is stopped (SIGTERM, which ends ktstr's QEMU; SIGKILL 15 s later) and `silent` is set.
+ * it is stopped (SIGTERM, which ends ktstr's QEMU; SIGKILL 15 s later) and `silent` is set; the
+ * last lines of its kernel's console (KTSTR_CONSOLE_LOG: an RCU stall report, if the kernel made
+ * one) are printed first.
  */
 export function runOuterGuest(argv, { env = process.env, quietStdout = false, cwd, silenceMs } = {}) {
+  const consoleDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-outer-console-'))
+  const consoleLog = path.join(consoleDir, 'console.log')
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, argv, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, argv, { cwd, env: { ...env, KTSTR_CONSOLE_LOG: consoleLog }, stdio: ['ignore', 'pipe', 'pipe'] })
     let silent = false
     let watchdog
     const quiet = () => {
       silent = true
       process.stderr.write(`test:kvm: the outer guest printed nothing for ${(silenceMs / 1000).toFixed(silenceMs < 10_000 ? 1 : 0)} s; stopping it\n`)
+      const tail = (fs.existsSync(consoleLog) ? fs.readFileSync(consoleLog, 'utf8') : '').trimEnd().split('\n').slice(-30).join('\n')
+      process.stderr.write(`test:kvm: the last lines of the outer guest's console:\n${tail || '(none)'}\n`)
       child.kill('SIGTERM')
       setTimeout(() => child.kill('SIGKILL'), 15_000).unref()
     }
@@ -94,6 +102,7 @@ export function runOuterGuest(argv, { env = process.env, quietStdout = false, cw
     const text = (chunks) => Buffer.concat(chunks).toString('utf8')
     child.on('close', (status, signal) => {
       clearTimeout(watchdog)
+      fs.rmSync(consoleDir, { recursive: true, force: true })
       resolve({ status, signal, silent, stdout: text(out), stderr: text(err) })
     })
   })
