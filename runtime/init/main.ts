@@ -11,7 +11,7 @@ import { loopbackUp, mountAll } from './mounts.js'
 import { powerOff } from './power.js'
 import { type RunningScheduler, startScheduler, watchScheduler } from './scheduler.js'
 import { StdinBuffer } from './stdin-buffer.js'
-import { awaitRunArchive } from './template.js'
+import { awaitRunArchive, warmUp } from './template.js'
 import { type ChildExit, runWorkerInChild } from './worker-child.js'
 
 const BASE_PATH = '/ktstr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
@@ -81,6 +81,7 @@ async function main(): Promise<void> {
   })
   if (started) {
     loopbackUp()
+    await warmUp()
     send({ kind: 'template-ready', uptimeMs: uptimeMs() })
     await started
   }

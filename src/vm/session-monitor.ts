@@ -25,7 +25,12 @@ export interface MonitorPlan {
 export interface SessionMonitor {
   /** The monitor once it runs, or why it does not; settles after the guest's hello (or its end). */
   readonly status: Promise<MonitorStatus>
-  /** The guest's init is up: find its per-CPU areas and start sampling. */
+  /**
+   * Read the kernel's BTF now (parsing it takes a tenth of a second of this thread, extracting it
+   * seconds): called while the guest boots or unpacks its run, so start() finds it read.
+   */
+  prepare(): void
+  /** The guest's init is up: find its per-CPU areas and start sampling (reading the BTF if prepare() did not). */
   start(): void
   /**
    * Read which scheduler is attached now (the guest attached one, or is about to end); with
@@ -49,21 +54,19 @@ export function sessionMonitor(vm: VmProcess, plan: MonitorPlan | undefined, onS
     else log.debug(`monitor off: ${reason}`)
     settle({ on: false, reason })
   }
-  // Read the BTF while the guest boots (parsing it takes a tenth of a second, extracting it seconds).
   let model: KernelModel | undefined = plan?.model
-  const prepare = setImmediate(() => {
-    if (plan && plan.hz !== 'off' && vm.memory) model ??= kernelModel(plan.kernel)
-  })
 
   return {
     status,
+    prepare() {
+      if (!started && !stopped && plan && plan.hz !== 'off' && vm.memory) model ??= kernelModel(plan.kernel)
+    },
     start() {
       if (started) return
       started = true
       if (!plan) return off('no monitor was asked for this VM', false)
       if (plan.hz === 'off') return off('monitor-hz=off', false)
       if (!vm.memory) return off('this VM does not share its RAM with the host', false)
-      clearImmediate(prepare)
       model ??= kernelModel(plan.kernel)
       const hz = plan.hz
       void openMonitor(vm.memory, model, {
@@ -97,7 +100,6 @@ export function sessionMonitor(vm: VmProcess, plan: MonitorPlan | undefined, onS
     stop() {
       if (stopped) return
       stopped = true
-      clearImmediate(prepare)
       if (!started) {
         started = true
         off('the guest ended before its init was up', false)

@@ -178,6 +178,8 @@ export async function startSession(vm: VmProcess, opts: SessionOptions): Promise
     for (let off = 0; off < opts.runArchive.length; off += ARCHIVE_CHUNK) channel.sendData(StreamId.RunArchive, opts.runArchive.subarray(off, off + ARCHIVE_CHUNK))
     channel.sendControl({ kind: 'start', epochMs: Date.now(), seed: randomBytes(32).toString('hex') })
   }
+  // After the run's archive is on its way: the guest unpacks it meanwhile.
+  setImmediate(() => monitor.prepare())
   if (!(await hello)) throw failure(vm, await done)
   setImmediate(() => channel.resume())
 
