@@ -78,7 +78,8 @@ export function sessionMonitor(vm: VmProcess, plan: MonitorPlan | undefined, onS
         ...(vm.vcpuRegisters && { registers: () => vm.vcpuRegisters!() }),
       }).then(
         (s) => {
-          if (!s.on) return off(s.reason, true)
+          // Not worth a warning when the guest was done first (a short command ends before a scan).
+          if (!s.on) return off(s.reason, !stopped && !vm.memory?.isReleased)
           log.debug(`monitor: ${s.monitor.cpus} CPUs at ${hz} Hz (per-CPU scan ${s.scanMs.toFixed(1)} ms)`)
           if (stopped) s.monitor.stop()
           settle(s)
