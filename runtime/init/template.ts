@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import { CLOCK_REALTIME } from '../../native-shims/constants.js'
 import { clockSettime } from '../../native-shims/libc.js'
-import { decodeHostMessage, type GuestEndpoint, StreamId } from '../protocol/index.js'
+import { decodeHostMessage, type GuestEndpoint, type HostMessage, StreamId } from '../protocol/index.js'
 import { unpackCpio } from './unpack.js'
 
 export function awaitRunArchive(endpoint: GuestEndpoint): Promise<void> {
@@ -22,9 +22,7 @@ export function awaitRunArchive(endpoint: GuestEndpoint): Promise<void> {
     endpoint.on('control', (msg) => {
       if (msg.kind !== 'start') return
       try {
-        clockSettime(CLOCK_REALTIME, msg.epochMs)
-        fs.writeFileSync('/dev/urandom', Buffer.from(msg.seed, 'hex'))
-        unpackCpio(Buffer.concat(chunks))
+        applyStart(msg, Buffer.concat(chunks))
         chunks.length = 0
         resolve()
       } catch (e) {
@@ -32,6 +30,13 @@ export function awaitRunArchive(endpoint: GuestEndpoint): Promise<void> {
       }
     })
   })
+}
+
+/** What `start` does in a restored guest: the host's wall clock, its seed, the run's files. */
+function applyStart(start: Extract<HostMessage, { kind: 'start' }>, archive: Buffer): void {
+  clockSettime(CLOCK_REALTIME, start.epochMs)
+  fs.writeFileSync('/dev/urandom', Buffer.from(start.seed, 'hex'))
+  unpackCpio(archive)
 }
 
 /**
@@ -43,11 +48,7 @@ export function awaitRunArchive(endpoint: GuestEndpoint): Promise<void> {
  */
 export async function warmUp(): Promise<void> {
   const start = decodeHostMessage(Buffer.from(JSON.stringify({ kind: 'start', epochMs: Date.now(), seed: '00'.repeat(32) })))
-  if (start.kind === 'start') {
-    clockSettime(CLOCK_REALTIME, Date.now())
-    fs.writeFileSync('/dev/urandom', Buffer.from(start.seed, 'hex'))
-  }
-  unpackCpio(EMPTY_CPIO)
+  if (start.kind === 'start') applyStart(start, EMPTY_CPIO)
   await new Promise<void>((resolve) => {
     const child = spawn('/ktstr/bin/true', [], { stdio: ['pipe', 'pipe', 'pipe'], detached: true })
     child.stdout.resume()

@@ -54,7 +54,8 @@ export function scanPercpuAreas(mem: GuestMemory, offs: PercpuOffsets, expectCpu
 /**
  * The same scan, giving the event loop a turn after every `SCAN_STEP_BYTES`: in the kvm backend the
  * thread that scans also serves the guest's device accesses, and seconds without them stall every
- * vCPU that touches a device. Undefined as well when guest RAM is released meanwhile.
+ * vCPU that touches a device. Undefined as well when guest RAM is released meanwhile (the steps
+ * check it each time they resume).
  */
 export async function scanPercpuAreasYielding(mem: GuestMemory, offs: PercpuOffsets, expectCpus = Number.POSITIVE_INFINITY): Promise<PercpuAreas | undefined> {
   const steps = scanSteps(mem, offs, expectCpus)
@@ -62,7 +63,6 @@ export async function scanPercpuAreasYielding(mem: GuestMemory, offs: PercpuOffs
     const s = steps.next()
     if (s.done) return s.value
     await new Promise((r) => setImmediate(r))
-    if (mem.isReleased) return undefined
   }
 }
 
