@@ -2,7 +2,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { Duplex } from 'node:stream'
-import { CHANNEL_PORT_NAME, decodeHostMessage, Endpoint, type GuestEndpoint, type GuestMessage, type HostMessage } from '../protocol/index.js'
+import { CHANNEL_PORT_NAME, decodeHostMessage, Endpoint, FrameTracker, type GuestEndpoint, type GuestMessage, type HostMessage } from '../protocol/index.js'
 
 const PORTS = '/sys/class/virtio-ports'
 
@@ -25,19 +25,57 @@ export function openEndpoint(device: string): GuestEndpoint {
   return new Endpoint<HostMessage, GuestMessage>(portStream(fd, fd), decodeHostMessage)
 }
 
+/** Bytes per read of the port; a read returns at most one virtio buffer (a page) anyway. */
+const READ_BYTES = 64 * 1024
+
 /**
  * The port as a Duplex whose writes complete when write(2) has returned, so Endpoint.flush() means
  * the host has the bytes (a blocking write to a virtio port returns once the host has taken the
  * buffer). Not `Duplex.from({ readable, writable })`: its writes complete as soon as the inner
  * stream has queued them, so the init's last frames could still wait for write(2) when its flush
  * resolved, and a host slow to take them (our VMM nested under TCG) lost them to the power-off.
+ *
+ * Reads: a read of a virtio port returns one buffer of at most a page (virtio_console's
+ * fill_readbuf), and an async read costs a trip through libuv's thread pool and back, which under
+ * TCG made the host → guest direction crawl at ~1 MB/s. So a read waits asynchronously for the
+ * start of a frame only; the rest of that frame, which the host wrote whole and is on its way, is
+ * read synchronously here (FrameTracker says how much).
  * `readFd` and `writeFd` are one fd in the guest; two pipes in tests.
  */
 export function portStream(readFd: number, writeFd: number): Duplex {
-  const readable = fs.createReadStream('', { fd: readFd, autoClose: false, highWaterMark: 256 * 1024 })
   const writable = fs.createWriteStream('', { fd: writeFd, autoClose: false })
+  const frames = new FrameTracker()
+  const buf = Buffer.allocUnsafe(READ_BYTES)
+  let reading = false
+  /** Hands `n` bytes of `buf` on; false when the reader wants no more for now. */
+  const deliver = (n: number): boolean => {
+    const chunk = Buffer.from(buf.subarray(0, n))
+    frames.feed(chunk)
+    return port.push(chunk)
+  }
+  const readMore = () => {
+    if (reading || port.destroyed) return
+    reading = true
+    fs.read(readFd, buf, 0, buf.length, null, (err, n) => {
+      reading = false
+      if (port.destroyed) return
+      if (err) return void port.destroy(err)
+      if (n === 0) return void port.push(null)
+      let wanted = deliver(n)
+      try {
+        for (let left = frames.remaining; left > 0; left = frames.remaining) {
+          const m = fs.readSync(readFd, buf, 0, Math.min(left, buf.length), null)
+          if (m === 0) return void port.push(null)
+          wanted = deliver(m)
+        }
+      } catch (e) {
+        return void port.destroy(e as Error)
+      }
+      if (wanted) readMore()
+    })
+  }
   const port: Duplex = new Duplex({
-    read: () => void readable.resume(),
+    read: readMore,
     write: (chunk: Buffer, _enc, done) => void writable.write(chunk, (err) => done(err ?? null)),
     // Several queued writes go down as one (WriteStream batches them into writev(2)).
     writev: (chunks, done) => {
@@ -46,16 +84,10 @@ export function portStream(readFd: number, writeFd: number): Duplex {
     },
     final: (done) => void writable.end(() => done()),
     destroy: (err, done) => {
-      readable.destroy()
       writable.destroy()
       done(err)
     },
   })
-  readable.on('data', (chunk) => {
-    if (!port.push(chunk)) readable.pause()
-  })
-  readable.on('end', () => port.push(null))
-  readable.on('error', (err) => port.destroy(err))
   writable.on('error', (err) => port.destroy(err))
   return port
 }

@@ -68,6 +68,44 @@ function frameCrc(header: Uint8Array, payload: Uint8Array): number {
   return crc32(payload, crc32(header)) >>> 0
 }
 
+/**
+ * Follows frame boundaries on a byte stream without decoding it: once a frame's header is in, how
+ * many bytes of it are still to come. The sender writes whole frames, so a reader may wait for
+ * those without anything else to do first (runtime/init/channel.ts). Corruption is the
+ * decoder's to report: from a bad header on, the tracker expects nothing.
+ */
+export class FrameTracker {
+  private readonly head = Buffer.alloc(FRAME_HEADER_BYTES)
+  private headBytes = 0
+  private bodyLeft = 0
+  private lost = false
+
+  feed(chunk: Uint8Array): void {
+    for (let i = 0; i < chunk.length && !this.lost; ) {
+      if (this.bodyLeft > 0) {
+        const n = Math.min(this.bodyLeft, chunk.length - i)
+        this.bodyLeft -= n
+        i += n
+        continue
+      }
+      const n = Math.min(FRAME_HEADER_BYTES - this.headBytes, chunk.length - i)
+      this.head.set(chunk.subarray(i, i + n), this.headBytes)
+      this.headBytes += n
+      i += n
+      if (this.headBytes < FRAME_HEADER_BYTES) continue
+      this.headBytes = 0
+      const length = this.head.readUInt32BE(4)
+      if (this.head.readUInt16BE(0) !== FRAME_MAGIC || length > MAX_FRAME_PAYLOAD) this.lost = true
+      else this.bodyLeft = length
+    }
+  }
+
+  /** Bytes of the frame in progress still to come: 0 between frames, within a header, or after corruption. */
+  get remaining(): number {
+    return this.lost ? 0 : this.bodyLeft
+  }
+}
+
 /** What one chunk of input yielded: its whole frames, in order, and the corruption that ended the stream. */
 export interface FrameBatch {
   frames: Frame[]

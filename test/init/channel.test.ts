@@ -1,15 +1,17 @@
 /**
  * The guest's end of the channel (runtime/init/channel.ts) over real pipes: Endpoint.flush() must
  * mean every byte sent before it has been written (write(2) returned), since the init powers the
- * guest off after it. A host slow to take the bytes is a reader that drains the pipe slowly.
+ * guest off after it. A host slow to take the bytes is a reader that drains the pipe slowly. Host
+ * frames must come out whole and in order however their bytes arrive.
  */
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { Worker } from 'node:worker_threads'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { portStream } from '../../runtime/init/channel.js'
-import { encodeFrame, FrameType } from '../../runtime/protocol/frame.js'
+import { encodeFrame, FrameType, StreamId } from '../../runtime/protocol/frame.js'
 import { decodeHostMessage, Endpoint, type GuestMessage, type HostMessage } from '../../runtime/protocol/index.js'
 
 const cleanups: (() => void)[] = []
@@ -26,6 +28,7 @@ function pipes() {
   const writeFd = fs.openSync(toHost, fs.constants.O_RDWR)
   const readFd = fs.openSync(toGuest, fs.constants.O_RDWR)
   const hostReadFd = fs.openSync(toHost, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
+  const hostWriteFd = fs.openSync(toGuest, fs.constants.O_WRONLY)
   const port = portStream(readFd, writeFd)
   cleanups.push(() => {
     port.destroy()
@@ -35,10 +38,11 @@ function pipes() {
     const close = (fd: number) => fs.close(fd, () => {})
     close(writeFd)
     close(hostReadFd)
+    close(hostWriteFd)
     setTimeout(() => close(readFd), 100)
     fs.rmSync(dir, { recursive: true })
   })
-  return { port, hostReadFd }
+  return { port, hostReadFd, hostWriteFd }
 }
 
 /** Reads what the pipe holds now, without waiting. */
@@ -57,6 +61,34 @@ function drainNow(fd: number, buf: Buffer): number {
 }
 
 describe('the guest end of the channel', () => {
+  it("takes host frames whole and in order while their bytes come in pieces, a frame's rest late", async () => {
+    const { port, hostWriteFd } = pipes()
+    const ep = new Endpoint<HostMessage, GuestMessage>(port, decodeHostMessage)
+    const got: string[] = []
+    ep.on('data', (stream, chunk) => got.push(`${stream}:${chunk.length}:${chunk[0]}`))
+    ep.on('control', (msg) => got.push(msg.kind))
+    const big = encodeFrame(FrameType.Data, Buffer.alloc(1 << 20, 9), StreamId.RunArchive)
+    const small = encodeFrame(FrameType.Data, Buffer.alloc(10, 3), StreamId.Stdin)
+    const start = encodeFrame(FrameType.Control, Buffer.from(JSON.stringify({ kind: 'start', epochMs: 1, seed: '00'.repeat(32) })))
+    const wire = Buffer.concat([small, big, start])
+    // A header split from its frame, then the 1 MiB frame's rest in pieces a while apart: the port
+    // waits for the frame's rest, and hands on nothing broken or out of order. The host writes from
+    // a thread of its own, as the real host is another process: the port waits on this thread.
+    const cuts = [5, small.length + 3, small.length + 5000, small.length + 300_000, wire.length - 20, wire.length]
+    const host = new Worker(
+      `const fs = require('node:fs'); const { workerData: { fd, wire, cuts } } = require('node:worker_threads')
+       let at = 0
+       for (const cut of cuts) {
+         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20)
+         for (; at < cut; ) at += fs.writeSync(fd, wire, at, cut - at)
+       }`,
+      { eval: true, workerData: { fd: hostWriteFd, wire, cuts } },
+    )
+    cleanups.push(() => void host.terminate())
+    await vi.waitFor(() => expect(got).toContain('start'), { timeout: 5000 })
+    expect(got).toEqual([`${StreamId.Stdin}:10:3`, `${StreamId.RunArchive}:${1 << 20}:9`, 'start'])
+  })
+
   it('flush() resolves only once every frame sent before it is in the pipe, with the host reading slowly', async () => {
     const { port, hostReadFd } = pipes()
     const ep = new Endpoint<HostMessage, GuestMessage>(port, decodeHostMessage)

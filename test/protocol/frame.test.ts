@@ -7,6 +7,7 @@ import {
   FRAME_HEADER_BYTES,
   FrameDecoder,
   FrameError,
+  FrameTracker,
   FrameType,
   MAX_FRAME_PAYLOAD,
   StreamId,
@@ -96,5 +97,44 @@ describe('control messages', () => {
     expect(() => decodeHostMessage(encodeMessage({ kind: 'exit', code: 0, signal: null, uptimeMs: 0 }))).toThrow(/from the host: unknown kind "exit"/)
     expect(() => decodeGuestMessage(Buffer.from('{not json'))).toThrow(/not JSON/)
     expect(() => decodeGuestMessage(Buffer.from('null'))).toThrow(/malformed control message: expected an object, got null/)
+  })
+})
+
+describe('frame tracker', () => {
+  it('knows, chunk by chunk, how much of the frame whose header is in is still to come', () => {
+    const frames = [...sample(), encodeFrame(FrameType.Data, Buffer.alloc(5000, 1), StreamId.RunArchive)]
+    const wire = Buffer.concat(frames)
+    // Where each frame's payload starts and ends on the wire.
+    const bodies: [number, number][] = []
+    for (let at = 0, i = 0; i < frames.length; at += frames[i]!.length, i++) bodies.push([at + FRAME_HEADER_BYTES, at + frames[i]!.length])
+    const expected = (pos: number) => {
+      const b = bodies.find(([start, end]) => pos >= start && pos < end)
+      return b ? b[1] - pos : 0
+    }
+    for (const chunk of [1, 7, 13, 4096]) {
+      const t = new FrameTracker()
+      for (let pos = 0; pos < wire.length; ) {
+        const n = Math.min(chunk, wire.length - pos)
+        t.feed(wire.subarray(pos, pos + n))
+        pos += n
+        expect(t.remaining, `after ${pos} bytes in chunks of ${chunk}`).toBe(expected(pos))
+      }
+      expect(t.remaining).toBe(0)
+    }
+  })
+
+  it('expects nothing more once a header is corrupt (the decoder reports it)', () => {
+    const good = encodeFrame(FrameType.Data, Buffer.alloc(100), StreamId.Stdin)
+    const badMagic = Buffer.from(good)
+    badMagic.writeUInt16BE(0x1234, 0)
+    const tooLong = Buffer.from(good)
+    tooLong.writeUInt32BE(MAX_FRAME_PAYLOAD + 1, 4)
+    for (const bad of [badMagic, tooLong]) {
+      const t = new FrameTracker()
+      t.feed(bad.subarray(0, FRAME_HEADER_BYTES))
+      expect(t.remaining).toBe(0)
+      t.feed(good)
+      expect(t.remaining).toBe(0)
+    }
   })
 })
