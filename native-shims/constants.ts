@@ -26,6 +26,9 @@ export const F_RDLCK = 0
 export const F_WRLCK = 1
 export const F_UNLCK = 2
 export const SEEK_SET = 0
+// lseek(2) whence values that find a sparse file's data and holes (Linux 3.1)
+export const SEEK_DATA = 3
+export const SEEK_HOLE = 4
 
 // mmap(2)
 export const PROT_NONE = 0

@@ -25,6 +25,7 @@ interface Libc {
   close: CFn
   read: CFn
   write: CFn
+  lseek: CFn
   ioctlPtr: CFn
   ioctlVal: CFn
   fcntlPtr: CFn
@@ -64,6 +65,7 @@ function L(): Libc {
     close: lib.func('int close(int fd)'),
     read: lib.func('intptr_t read(int fd, void *buf, size_t count)'),
     write: lib.func('intptr_t write(int fd, const void *buf, size_t count)'),
+    lseek: lib.func('int64_t lseek(int fd, int64_t offset, int whence)'),
     // ioctl is variadic in C; fixed third-argument shapes are ABI-safe on x86-64 and arm64 and
     // twice as fast through koffi. Value slots are `unsigned long`: koffi sign-extends `int`.
     ioctlPtr: lib.func('ioctl', 'int', ['int', 'unsigned long', 'void *']),
@@ -277,6 +279,14 @@ export function preadv(fd: number, iov: Buffer, iovcnt: number | undefined, offs
 /** Vectored write at `offset` from the iovecs (packIovecs). Returns bytes written; may be short. */
 export function pwritev(fd: number, iov: Buffer, iovcnt: number | undefined, offset: number | bigint): number {
   return check(L().pwritev(fd, iov, iovCount(iov, iovcnt, 'pwritev'), offset), 'pwritev')
+}
+
+/**
+ * lseek(2): the new offset. With SEEK_DATA/SEEK_HOLE it finds a sparse file's data and holes; no
+ * data at or after `offset` is the error ENXIO.
+ */
+export function lseek(fd: number, offset: number, whence: number): number {
+  return check(Number(L().lseek(fd, offset, whence)), 'lseek')
 }
 
 export function fdatasync(fd: number): void {

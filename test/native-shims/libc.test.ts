@@ -133,6 +133,23 @@ describe('libc shims', () => {
     expect(() => libc.view(addr, 2 ** 32 + 1)).toThrow(RangeError)
   })
 
+  it("lseek finds a sparse file's data and holes; ENXIO past the last data", () => {
+    const file = path.join(dir, 'sparse')
+    const MiB = 1 << 20
+    const fd = fs.openSync(file, 'w+')
+    try {
+      fs.ftruncateSync(fd, 8 * MiB)
+      fs.writeSync(fd, Buffer.alloc(4096, 1), 0, 4096, 3 * MiB)
+      expect(libc.lseek(fd, 0, C.SEEK_DATA)).toBe(3 * MiB)
+      expect(libc.lseek(fd, 3 * MiB, C.SEEK_HOLE)).toBe(3 * MiB + 4096)
+      expect(libc.lseek(fd, 100, C.SEEK_SET)).toBe(100)
+      expect(thrown(() => libc.lseek(fd, 4 * MiB, C.SEEK_DATA))).toMatchObject({ code: 'ENXIO', syscall: 'lseek' })
+      expect(thrown(() => libc.lseek(-1, 0, C.SEEK_SET)).code).toBe('EBADF')
+    } finally {
+      fs.closeSync(fd)
+    }
+  })
+
   it('mmap failure throws with errno', () => {
     expect(thrown(() => libc.mmap(4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 1))).toMatchObject({
       code: 'EINVAL',

@@ -21,15 +21,3 @@ export function createSharedFile(file: string, size: number): bigint {
     fs.closeSync(fd)
   }
 }
-
-/** Maps all of an existing `file` (a RAM copy made for a restore), which must be `size` bytes long. */
-export function mapSharedFile(file: string, size: number): bigint {
-  const fd = fs.openSync(file, fs.constants.O_RDWR)
-  try {
-    const actual = fs.fstatSync(fd).size
-    if (actual !== size) throw new Error(`${file} is ${actual} bytes, not ${size}`)
-    return mmap(size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
-  } finally {
-    fs.closeSync(fd)
-  }
-}

@@ -46,12 +46,9 @@ async function launchQemu(plan: LaunchPlan, accel: Accel, console: ConsoleLog): 
   const bin = findQemu()
   // Guest RAM in files when the host reads it, and always with a snapshot (its RAM is the files):
   // anonymous RAM is cheaper for a big guest.
-  const ram =
-    plan.snapshot?.kind === 'restore'
-      ? await restoreQemuRam(plan.topology, plan.memoryMib, snapshotRamFiles(plan.snapshot.file, plan.topology.numaNodes))
-      : plan.shareRam || plan.snapshot
-        ? createQemuRam(plan.topology, plan.memoryMib)
-        : undefined
+  // A restore's RAM fills while QEMU starts (it maps the files, and touches them only once the guest runs).
+  const restoring = plan.snapshot?.kind === 'restore' ? restoreQemuRam(plan.topology, plan.memoryMib, snapshotRamFiles(plan.snapshot.file, plan.topology.numaNodes)) : undefined
+  const ram = restoring ? restoring.ram : plan.shareRam || plan.snapshot ? createQemuRam(plan.topology, plan.memoryMib) : undefined
   const server = net.createServer()
   try {
     await new Promise<void>((resolve, reject) => {
@@ -59,6 +56,7 @@ async function launchQemu(plan: LaunchPlan, accel: Accel, console: ConsoleLog): 
       server.listen(plan.channelSocket, () => resolve())
     })
   } catch (e) {
+    await restoring?.filled.catch(() => {})
     ram?.release()
     throw e
   }
@@ -113,13 +111,17 @@ async function launchQemu(plan: LaunchPlan, accel: Accel, console: ConsoleLog): 
       qmp = await connectQmp(qmpSocket, exited)
       void exited.then(() => qmp?.close())
       if (plan.snapshot?.kind === 'restore') {
-        const t = performance.now()
+        const up = performance.now()
+        await restoring?.filled
+        const filled = performance.now()
         restored = restoreQemuSnapshot(qmp, plan.snapshot.file)
         await restored
-        log.debug(`qemu: QMP up ${(t - startedAt).toFixed(0)} ms after start, snapshot restored in ${(performance.now() - t).toFixed(0)} ms`)
+        const ms = (a: number, b: number) => (b - a).toFixed(0)
+        log.debug(`qemu: QMP up ${ms(startedAt, up)} ms after start, RAM filled ${ms(up, filled)} ms later, snapshot restored in ${ms(filled, performance.now())} ms`)
       }
     } catch (e) {
       kill()
+      await restoring?.filled.catch(() => {})
       const exit = await exited
       throw new KtstrError(`QEMU could not ${plan.snapshot?.kind === 'restore' ? 'restore the snapshot' : 'start'}: ${exit.stderr.split('\n').at(-1) || (e as Error).message}`)
     }

@@ -13,9 +13,9 @@ import { munmap } from '../../../native-shims/libc.js'
 import type { TopologySpec } from '../../../runtime/protocol/topology.js'
 import { KtstrError } from '../../util/errors.js'
 import { log } from '../../util/log.js'
-import { copySparse } from '../../util/sparse-copy.js'
+import { copyDataInto } from '../../util/sparse-copy.js'
 import { GuestMemory, type GuestRegion } from '../memory/guest-memory.js'
-import { createSharedFile, mapSharedFile } from '../memory/shared-file.js'
+import { createSharedFile } from '../memory/shared-file.js'
 import { nativeRegions } from '../memory/views.js'
 import { createRunDir, removeRunDir, SHM_DIR } from '../run-dir.js'
 import { pcRamPieces } from './ram-layout.js'
@@ -47,7 +47,7 @@ export function ramFolderParent(ramBytes: number, shm = SHM_DIR): string {
 }
 
 export function createQemuRam(topology: TopologySpec, memoryMib: number, parent = ramFolderParent(memoryMib * MiB)): QemuRam {
-  return mapRamFiles(topology, memoryMib, ramFolder(parent), createSharedFile)
+  return mapRamFiles(topology, memoryMib, ramFolder(parent))
 }
 
 function ramFolder(parent: string): string {
@@ -59,24 +59,26 @@ function ramFolder(parent: string): string {
 }
 
 /**
- * Guest RAM for a guest restored from a snapshot: each node's file a sparse copy of the snapshot's
- * (`sources`, in node order), so the guest starts with the saved RAM and writes to its own copy.
+ * Guest RAM for a guest restored from a snapshot: each node's file starts empty (sparse) and is
+ * filled with the snapshot's data (`sources`, in node order) while the VMM starts; the guest then
+ * writes to its own copy. `filled` settles once all the data is in: the guest must not run before.
  */
-export async function restoreQemuRam(topology: TopologySpec, memoryMib: number, sources: readonly string[], parent = ramFolderParent(memoryMib * MiB)): Promise<QemuRam> {
-  const folder = ramFolder(parent)
-  try {
-    await Promise.all(sources.map((src, n) => copySparse(src, ramFile(folder, n))))
-  } catch (e) {
-    removeRunDir(folder)
-    throw e
-  }
-  return mapRamFiles(topology, memoryMib, folder, mapSharedFile)
+export function restoreQemuRam(
+  topology: TopologySpec,
+  memoryMib: number,
+  sources: readonly string[],
+  parent = ramFolderParent(memoryMib * MiB),
+): { ram: QemuRam; filled: Promise<void> } {
+  const ram = createQemuRam(topology, memoryMib, parent)
+  const filled = Promise.all(sources.map((src, n) => copyDataInto(src, ram.files[n]!))).then(() => {})
+  filled.catch(() => {}) // awaited by the caller; not unhandled while it has not got there yet
+  return { ram, filled }
 }
 
 const ramFile = (folder: string, node: number) => path.join(folder, `ram-node${node}`)
 
-/** Maps each node's file in `folder` (made by `map`); on failure the folder is removed. */
-function mapRamFiles(topology: TopologySpec, memoryMib: number, folder: string, map: (file: string, size: number) => bigint): QemuRam {
+/** Creates and maps each node's file in `folder`; on failure the folder is removed. */
+function mapRamFiles(topology: TopologySpec, memoryMib: number, folder: string): QemuRam {
   const sizes = Array.from({ length: topology.numaNodes }, (_, n) => nodeMemoryMib(memoryMib, topology.numaNodes, n) * MiB)
   const maps: { addr: bigint; size: number }[] = []
   let memory: GuestMemory | undefined
@@ -89,7 +91,7 @@ function mapRamFiles(topology: TopologySpec, memoryMib: number, folder: string, 
   try {
     const files = sizes.map((size, n) => {
       const file = ramFile(folder, n)
-      maps.push({ addr: map(file, size), size })
+      maps.push({ addr: createSharedFile(file, size), size })
       return file
     })
     const regions: GuestRegion[] = pcRamPieces(sizes).flatMap((p) => nativeRegions(maps[p.backend]!.addr + BigInt(p.fileOffset), p.gpa, p.size))
