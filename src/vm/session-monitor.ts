@@ -5,7 +5,7 @@
  * ends the run. When the monitor cannot run, it is off with one line saying why; the run goes on.
  */
 import type { KernelBtfSource } from '../kernel/btf-cache.js'
-import { type KernelModel, kernelModel, type MonitorStatus, openMonitor } from '../monitor/attach.js'
+import type { KernelModel, MonitorStatus } from '../monitor/attach.js'
 import type { Stall } from '../monitor/stall.js'
 import { log } from '../util/log.js'
 import type { VmProcess } from './vm-process.js'
@@ -42,6 +42,13 @@ export interface SessionMonitor {
   stop(): void
 }
 
+/**
+ * The monitor's code (BTF, layouts, maps: a twentieth of a second of module loading), imported on
+ * first use: a warm start's VMM is then already running while it loads, instead of waiting for it.
+ */
+let monitorCode: Promise<typeof import('../monitor/attach.js')> | undefined
+const loadMonitorCode = () => (monitorCode ??= import('../monitor/attach.js'))
+
 export function sessionMonitor(vm: VmProcess, plan: MonitorPlan | undefined, onStall: (stall: Stall) => void): SessionMonitor {
   let settle!: (s: MonitorStatus) => void
   const status = new Promise<MonitorStatus>((r) => (settle = r))
@@ -59,7 +66,10 @@ export function sessionMonitor(vm: VmProcess, plan: MonitorPlan | undefined, onS
   return {
     status,
     prepare() {
-      if (!started && !stopped && plan && plan.hz !== 'off' && vm.memory) model ??= kernelModel(plan.kernel)
+      if (started || stopped || !plan || plan.hz === 'off' || !vm.memory) return
+      void loadMonitorCode().then((code) => {
+        if (!started && !stopped) model ??= code.kernelModel(plan.kernel)
+      })
     },
     start() {
       if (started) return
@@ -67,25 +77,29 @@ export function sessionMonitor(vm: VmProcess, plan: MonitorPlan | undefined, onS
       if (!plan) return off('no monitor was asked for this VM', false)
       if (plan.hz === 'off') return off('monitor-hz=off', false)
       if (!vm.memory) return off('this VM does not share its RAM with the host', false)
-      model ??= kernelModel(plan.kernel)
       const hz = plan.hz
-      void openMonitor(vm.memory, model, {
-        cpus: plan.cpus,
-        kernel: plan.kernel,
-        hz,
-        ...(plan.stallMs !== 'off' && { stallMs: plan.stallMs }),
-        onStall,
-        ...(vm.vcpuRegisters && { registers: () => vm.vcpuRegisters!() }),
-      }).then(
-        (s) => {
-          // Not worth a warning when the guest was done first (a short command ends before a scan).
-          if (!s.on) return off(s.reason, !stopped && !vm.memory?.isReleased)
-          log.debug(`monitor: ${s.monitor.cpus} CPUs at ${hz} Hz (per-CPU scan ${s.scanMs.toFixed(1)} ms)`)
-          if (stopped) s.monitor.stop()
-          settle(s)
-        },
-        (e: unknown) => off(`internal error: ${(e as Error).message}`, true),
-      )
+      const memory = vm.memory
+      void loadMonitorCode()
+        .then((code) =>
+          code.openMonitor(memory, (model ??= code.kernelModel(plan.kernel)), {
+            cpus: plan.cpus,
+            kernel: plan.kernel,
+            hz,
+            ...(plan.stallMs !== 'off' && { stallMs: plan.stallMs }),
+            onStall,
+            ...(vm.vcpuRegisters && { registers: () => vm.vcpuRegisters!() }),
+          }),
+        )
+        .then(
+          (s) => {
+            // Not worth a warning when the guest was done first (a short command ends before a scan).
+            if (!s.on) return off(s.reason, !stopped && !vm.memory?.isReleased)
+            log.debug(`monitor: ${s.monitor.cpus} CPUs at ${hz} Hz (per-CPU scan ${s.scanMs.toFixed(1)} ms)`)
+            if (stopped) s.monitor.stop()
+            settle(s)
+          },
+          (e: unknown) => off(`internal error: ${(e as Error).message}`, true),
+        )
     },
     readScheduler(opts = {}) {
       if (stopped) return
