@@ -128,6 +128,7 @@ export async function startSession(vm: VmProcess, opts: SessionOptions): Promise
   function onGuestMessage(msg: GuestMessage): void {
     switch (msg.kind) {
       case 'phase':
+        log.debug(`guest: ${msg.phase} (${since(performance.now())} ms into the run)`)
         if (msg.phase === 'command-started') timing.commandMs = since(performance.now())
         if (msg.phase === 'scheduler-attached') monitor.readScheduler()
         break
