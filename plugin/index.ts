@@ -6,7 +6,7 @@
  */
 import type { Plugin } from 'vitest/config'
 import { routeSchedBenches } from './bench.js'
-import { applyDefaultParallelism, type KtstrPoolOptions, ktstrPool, POOL_NAME, snapshotEnvironmentPath } from './pool.js'
+import { applyDefaultParallelism, type KtstrPoolOptions, ktstrPool, POOL_NAME, runtimeModules, snapshotEnvironmentPath } from './pool.js'
 import { specFromOptions } from './spec.js'
 
 export { type GauntletOptions, type GauntletProject, ktstrGauntlet } from './gauntlet.js'
@@ -21,6 +21,8 @@ export function ktstr(options: KtstrPoolOptions = {}): Plugin {
   const defaults = specFromOptions(vmOptions)
   return {
     name: 'vitest:ktstr',
+    // Before Vitest resolves the config: its module resolver keeps the list it found then.
+    config: () => ({ test: { server: { deps: { external: [runtimeModules()] } } } }),
     configureVitest({ project }) {
       routeSchedBenches(project, project.config.pool === POOL_NAME)
       if (project.config.pool !== POOL_NAME) return

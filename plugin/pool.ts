@@ -47,6 +47,18 @@ export function snapshotEnvironmentPath(): string {
   return path.join(packageRoot(), 'dist', 'plugin', 'snapshot-environment.js')
 }
 
+/**
+ * The test API (`import 'ktstr'`) is imported natively in the guest, from the guest image, never
+ * through Vite's module runner: one module instance with what the guest's init runs, loaded (and
+ * in a warm start already compiled) from the guest's own disk, not fetched module by module over
+ * the channel. Vite externalizes it by itself when ktstr is installed under node_modules; this
+ * covers a linked or workspace copy (and this repository's own examples).
+ */
+export function runtimeModules(): RegExp {
+  const runtime = path.join(packageRoot(), 'dist', 'runtime') + path.sep
+  return new RegExp(`^${runtime.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`)
+}
+
 /** Projects whose maxWorkers ktstr chose (so the resource gate stays in charge). */
 const chosenByKtstr = new WeakSet<TestProject>()
 
