@@ -45,8 +45,11 @@ function applyStart(start: Extract<HostMessage, { kind: 'start' }>, archive: Buf
  * command gets) is then already compiled by V8 and its pages faulted in, in the snapshot, instead
  * of under each run's clock (TCG interprets every first time). Nothing it does outlives it: the
  * clock is set to what it reads, zeros mixed into the random pool add nothing, the archive is empty.
+ * The test API a Vitest run's files import (natively, from this image: plugin/pool.ts
+ * runtimeModules) is loaded too; importing it only defines things, so it stays as fresh.
  */
 export async function warmUp(): Promise<void> {
+  await import('../index.js')
   const start = decodeHostMessage(Buffer.from(JSON.stringify({ kind: 'start', epochMs: Date.now(), seed: '00'.repeat(32) })))
   if (start.kind === 'start') applyStart(start, EMPTY_CPIO)
   await new Promise<void>((resolve) => {
