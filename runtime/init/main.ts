@@ -9,12 +9,12 @@ import { findPort, openEndpoint } from './channel.js'
 import { type RunningCommand, runCommand } from './command.js'
 import { loopbackUp, mountAll } from './mounts.js'
 import { powerOff } from './power.js'
+import { runEnv } from './run-env.js'
 import { type RunningScheduler, startScheduler, watchScheduler } from './scheduler.js'
 import { StdinBuffer } from './stdin-buffer.js'
-import { awaitRunArchive, warmUp } from './template.js'
+import { awaitRunArchive, preloadTemplate, warmUp } from './template.js'
 import { type ChildExit, runWorkerInChild } from './worker-child.js'
 
-const BASE_PATH = '/ktstr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 /** How long to wait for the host to acknowledge the final report before powering off anyway. */
 const FAREWELL_MS = 3000
 
@@ -82,6 +82,7 @@ async function main(): Promise<void> {
   if (started) {
     loopbackUp()
     await warmUp()
+    await preloadTemplate()
     send({ kind: 'template-ready', uptimeMs: uptimeMs() })
     await started
   }
@@ -115,7 +116,7 @@ async function main(): Promise<void> {
       })
     : () => {}
 
-  const env = { PATH: BASE_PATH, HOME: '/root', TERM: 'dumb', ...spec.env }
+  const env = runEnv(spec.env)
   const cwd = fs.existsSync(spec.cwd) ? spec.cwd : '/'
   const mode = spec.mode
   if (mode.kind === 'vitest') {

@@ -10,7 +10,8 @@ import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import { CLOCK_REALTIME } from '../../native-shims/constants.js'
 import { clockSettime } from '../../native-shims/libc.js'
-import { decodeHostMessage, type GuestEndpoint, type HostMessage, StreamId } from '../protocol/index.js'
+import { decodeHostMessage, type GuestEndpoint, type HostMessage, StreamId, TEMPLATE_SPEC_PATH, type TemplateSpec } from '../protocol/index.js'
+import { runEnv } from './run-env.js'
 import { unpackCpio } from './unpack.js'
 
 export function awaitRunArchive(endpoint: GuestEndpoint): Promise<void> {
@@ -59,6 +60,21 @@ export async function warmUp(): Promise<void> {
     child.on('error', () => resolve())
     child.on('close', () => resolve())
   })
+}
+
+/**
+ * What the host asked this template to load (TEMPLATE_SPEC_PATH; nothing when absent): Vitest's
+ * worker modules, imported exactly as a run with that environment and folder imports them. The
+ * environment stays set: every run restored from this snapshot sets the same (it is in the key).
+ */
+export async function preloadTemplate(): Promise<void> {
+  if (!fs.existsSync(TEMPLATE_SPEC_PATH)) return
+  const spec = JSON.parse(fs.readFileSync(TEMPLATE_SPEC_PATH, 'utf8')) as TemplateSpec
+  if (!spec.vitest) return
+  const { workerEntry, env, cwd } = spec.vitest
+  type VitestWorker = { importVitest(o: { env: Record<string, string>; cwd: string }): Promise<unknown> }
+  const worker = (await import(workerEntry)) as VitestWorker
+  await worker.importVitest({ env: runEnv(env), cwd: fs.existsSync(cwd) ? cwd : '/' })
 }
 
 /** A newc archive of its trailer alone: 13 header fields, namesize 11 ("TRAILER!!!" and its NUL). */

@@ -26,3 +26,18 @@ export interface RunSpec {
   /** Bound on the scheduler reaching `enabled` with its ops name. */
   attachTimeoutMs: number
 }
+
+/**
+ * What a warm-start template guest loads before its snapshot, written by the host into the
+ * template's initramfs at TEMPLATE_SPEC_PATH (absent: load nothing more). Part of the snapshot's
+ * key: a run restored from it has exactly this.
+ */
+export const TEMPLATE_SPEC_PATH = '/ktstr/template.json'
+
+export interface TemplateSpec {
+  /**
+   * Vitest's worker modules, imported as a run of this `workerEntry` would import them: with this
+   * environment set and in this folder, since modules may read either when imported (colours).
+   */
+  vitest?: { workerEntry: string; env: Record<string, string>; cwd: string }
+}

@@ -29,14 +29,25 @@ export interface RunVitestWorkerOptions {
   cwd?: string
 }
 
-export async function runVitestWorker(endpoint: GuestEndpoint, options: RunVitestWorkerOptions = {}): Promise<void> {
+/**
+ * Vitest's worker modules, imported with the run's environment and folder in place (its env must
+ * be set first: VITEST, NODE_ENV, colours). A warm-start template calls this with the environment
+ * its runs will have (runtime/init/template.ts): a restored run then finds the modules loaded.
+ */
+export async function importVitest(options: RunVitestWorkerOptions = {}): Promise<{ vitest: VitestWorkerModule; expect: Extendable }> {
   applyEnvironment(options)
   const dist = takeEnv(ENV_VITEST_DIST)
   loadRequires(takeEnv(ENV_EXEC_ARGV))
   // The host's Vitest, at the same path in the guest image: one module instance for runtime and tests.
   const vitest = (await import(dist ? pathToFileURL(path.join(dist, 'worker.js')).href : 'vitest/worker')) as VitestWorkerModule
+  const index = (await import(dist ? pathToFileURL(path.join(dist, 'index.js')).href : 'vitest')) as { expect: Extendable }
+  return { vitest, expect: index.expect }
+}
+
+export async function runVitestWorker(endpoint: GuestEndpoint, options: RunVitestWorkerOptions = {}): Promise<void> {
+  const { vitest, expect } = await importVitest(options)
   // ktstr's matchers on the `expect` every test file imports (Vitest's index, the same module instance).
-  registerMatchers(((await import(dist ? pathToFileURL(path.join(dist, 'index.js')).href : 'vitest')) as { expect: Extendable }).expect)
+  registerMatchers(expect)
 
   const listeners = new Set<Listener>()
   const fsCalls = new Map<number, (reply: HostFsReply) => void>()

@@ -4,8 +4,7 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import type { RunSpec } from '../../runtime/protocol/index.js'
-import { RUN_SPEC_PATH } from '../../runtime/protocol/index.js'
+import { ENV_INSPECTOR, RUN_SPEC_PATH, type RunSpec, type TemplateSpec } from '../../runtime/protocol/index.js'
 import { resolveTopology } from '../../runtime/protocol/presets.js'
 import { cpuCount } from '../../runtime/protocol/topology.js'
 import { baseImage, findBusybox } from '../image/base.js'
@@ -104,8 +103,12 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
       await run.writeCpio(archive)
       runArchiveBytes = fs.readFileSync(archive)
       imageMs = performance.now() - t0
+      // A Vitest run's worker modules are loaded by the template, with this run's environment.
+      const template: TemplateSpec | undefined =
+        runSpec.mode.kind === 'vitest' && !runSpec.env[ENV_INSPECTOR] ? { vitest: { workerEntry: runSpec.mode.workerEntry, env: runSpec.env, cwd: runSpec.cwd } } : undefined
       const key = snapshotKey({
         ...plan,
+        ...(template ? { template } : {}),
         kernel: kernel.bzImage,
         baseImageKey: base.key,
         backend: backendName,
@@ -113,7 +116,7 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
         cmdline: kernelCmdline(),
         nestedKvm: plan.nestedKvm,
       })
-      vm = await warmLaunch({ backend, key, plan, base }, console)
+      vm = await warmLaunch({ backend, key, plan, base, ...(template ? { template } : {}) }, console)
       if (!vm) runArchiveBytes = undefined
     }
     if (!vm) {

@@ -1,6 +1,7 @@
 // The warm-start snapshot key (src/vm/warm/key.ts): the same guest shape gives the same key, and
 // a change in anything that shapes the guest — the kernel's content, the base image, the topology,
-// memory, the VMM, the command line — gives another, so an old snapshot is never served.
+// memory, the VMM, the command line, what the template preloads (Vitest's worker with its
+// environment) — gives another, so an old snapshot is never served.
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -37,6 +38,9 @@ describe('snapshotKey', () => {
       { backend: 'qemu-kvm' },
       { cmdline: 'console=ttyS0 loglevel=7' },
       { nestedKvm: true },
+      // A Vitest run's template, and one whose worker gets another environment (colours differ).
+      { template: { vitest: { workerEntry: '/w.js', env: { VITEST: 'true' }, cwd: '/p' } } },
+      { template: { vitest: { workerEntry: '/w.js', env: { VITEST: 'true', NO_COLOR: '1' }, cwd: '/p' } } },
     ]
     const keys = changed.map((c) => snapshotKey({ ...shape, ...c }))
     expect(new Set([k, ...keys]).size).toBe(changed.length + 1)

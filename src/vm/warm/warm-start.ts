@@ -12,9 +12,11 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { decodeGuestMessage } from '../../../runtime/protocol/guest-schema.js'
-import { Endpoint } from '../../../runtime/protocol/index.js'
+import { Endpoint, TEMPLATE_SPEC_PATH, type TemplateSpec } from '../../../runtime/protocol/index.js'
 import type { BaseImage } from '../../image/base.js'
 import { ensureCached, partPath, pruneCached, removeCached, withCached } from '../../image/cache-entry.js'
+import { composeInitrd } from '../../image/initrd.js'
+import { runArchive } from '../../image/run-archive.js'
 import { KtstrError } from '../../util/errors.js'
 import { log } from '../../util/log.js'
 import { cacheRoot } from '../../util/paths.js'
@@ -49,6 +51,8 @@ export interface WarmInput {
   /** The run's plan as a cold boot would launch it (its initrd is not used). */
   plan: LaunchPlan
   base: BaseImage
+  /** What the template loads before its snapshot (TEMPLATE_SPEC_PATH in its initramfs); in the key too. */
+  template?: TemplateSpec
 }
 
 /** The run's guest restored from its shape's snapshot (made first if missing); undefined: boot cold. */
@@ -112,7 +116,8 @@ async function makeSnapshot(input: WarmInput, tmp: string, file: string): Promis
   let vm: VmProcess | undefined
   try {
     const initrd = path.join(runDir, 'initrd.cpio')
-    await input.base.copyTo(initrd)
+    if (input.template) await composeInitrd(input.base, runArchive({ data: [{ guestPath: TEMPLATE_SPEC_PATH, content: JSON.stringify(input.template) }], hostPaths: [] }), initrd)
+    else await input.base.copyTo(initrd)
     vm = await input.backend.launch({ ...input.plan, initrd, channelSocket: path.join(runDir, 'channel.sock'), snapshot: { kind: 'save' } }, console)
     const stream = await vm.channel
     const channel = new Endpoint(stream, decodeGuestMessage)
