@@ -24,8 +24,8 @@ export interface FixtureProject {
   dir: string
   /** Each project's runs get their own TMPDIR, so the VMs they started can be told from others (strayQemus). */
   tmpdir: string
-  /** `signal` SIGKILLs the run (its VMs die with it: QEMU has a parent-death signal). */
-  vitest(args: string[], files: string[], opts?: { signal?: AbortSignal }): Promise<VitestRun>
+  /** `signal` SIGKILLs the run (its VMs die with it: QEMU has a parent-death signal); `env` adds to (or, undefined, removes from) its environment. */
+  vitest(args: string[], files: string[], opts?: { signal?: AbortSignal; env?: Record<string, string | undefined> }): Promise<VitestRun>
   remove(): void
 }
 
@@ -43,6 +43,7 @@ export function fixtureProject(fixture: string): FixtureProject {
       return new Promise((resolve) => {
         const env = { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', TMPDIR: tmpdir }
         delete env.CI // CI mode refuses to write new snapshots; a first run must write them
+        for (const [k, v] of Object.entries(opts.env ?? {})) v === undefined ? delete env[k] : (env[k] = v)
         const child = spawn(process.execPath, [VITEST, ...args, '--root', dir, '--reporter=default', '--reporter=json', `--outputFile.json=${jsonFile}`, ...files], {
           cwd: dir,
           env,

@@ -56,6 +56,18 @@ describe.skipIf(guestSkipReason)('vitest --pool=ktstr on real guests', () => {
     expect(second.json.numPassedTests).toBe(2)
   })
 
+  it("a run restored from its template has its own environment, not the template's", { timeout: 300_000 }, async () => {
+    // A Vitest run's template imports Vitest's worker with the run's environment, so each
+    // environment has a template of its own: the second run must not inherit the first one's mark.
+    const one = await project.vitest(['run'], ['env-mark'], { env: { KTSTR_TEST_MARK: 'one' } })
+    expect(one.code).toBe(0)
+    expect(one.out).toContain('mark=one')
+    const two = await project.vitest(['run'], ['env-mark'], { env: { KTSTR_TEST_MARK: undefined } })
+    expect(two.code).toBe(0)
+    expect(two.out).toContain('mark=unset')
+    expect(two.out).not.toContain('mark=one')
+  })
+
   it('turns a TAP payload into separate tests', { timeout: 300_000 }, async () => {
     const r = await vitest(['run'], ['tap'])
     const file = r.json.testResults.find((t) => t.name.endsWith('tap.sched.test.ts'))!
