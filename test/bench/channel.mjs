@@ -1,8 +1,9 @@
 // Channel rows.
 //  - Endpoint frames (CRC32, framing) vs raw bytes over the same unix socket pair, in process.
-//  - Through a real guest: MiB/s of a command's stdout (guest to host) and the round trip of a line
-//    the guest's `cat` echoes (host to guest to host), vs a raw unix socket pair.
-import { spawn } from 'node:child_process'
+//  - Through a real guest: MiB/s of a command's stdout (guest to host), of its stdin (host to
+//    guest), and the round trip of a line the guest's `cat` echoes (host to guest to host), vs a
+//    raw unix socket pair.
+import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
@@ -109,7 +110,30 @@ export async function benchChannel() {
     bigMs.push(big())
   }
   const guestMiBps = mib / ((median(bigMs) - median(noneMs)) / 1000)
-  addRow(`channel through a guest, ${mib} MiB guest to host`, guestMiBps, await socketMiBps(false, total, 65536), 'MiB/s', 'raw unix socket pair, 64 KiB writes')
+  const rawMiBps = await socketMiBps(false, total, 65536)
+  addRow(`channel through a guest, ${mib} MiB guest to host`, guestMiBps, rawMiBps, 'MiB/s', 'raw unix socket pair, 64 KiB writes')
+  // Host to guest: a command reading `inMib` MiB of stdin, less the same run with empty stdin.
+  const inMib = 16
+  const input = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-bench-')), 'stdin')
+  fs.writeFileSync(input, Buffer.alloc(inMib * 2 ** 20, 0x5a))
+  const reading = (file) => () => {
+    const fd = fs.openSync(file, 'r')
+    const t0 = performance.now()
+    const r = spawnSync(process.execPath, [cli, 'exec', '--', 'wc', '-c'], { env: { ...process.env, KTSTR_KERNEL: kernel }, stdio: [fd, 'pipe', 'pipe'], timeout: 300_000 })
+    fs.closeSync(fd)
+    if (r.status !== 0 || Number(String(r.stdout).trim()) !== fs.statSync(file).size)
+      throw new Error(`ktstr exec -- wc -c: ${r.status ?? r.signal} ${String(r.stdout).trim()} ${String(r.stderr).slice(-300)}`)
+    return performance.now() - t0
+  }
+  fs.writeFileSync(`${input}.empty`, '')
+  const inMs = [],
+    emptyMs = []
+  for (let i = 0; i < reps(3); i++) {
+    emptyMs.push(reading(`${input}.empty`)())
+    inMs.push(reading(input)())
+  }
+  fs.rmSync(path.dirname(input), { recursive: true, force: true })
+  addRow(`channel through a guest, ${inMib} MiB host to guest`, inMib / ((median(inMs) - median(emptyMs)) / 1000), rawMiBps, 'MiB/s', 'raw unix socket pair, 64 KiB writes')
   const n = 50
   addRow('channel through a guest, round trip', await guestRoundTripUs(kernel, n), await socketRoundTripUs(n), 'µs', `raw unix socket pair echo (median of ${n} lines)`)
 }
