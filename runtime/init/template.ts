@@ -66,6 +66,7 @@ export async function warmUp(): Promise<void> {
  * What the host asked this template to load (TEMPLATE_SPEC_PATH; nothing when absent): Vitest's
  * worker modules, imported exactly as a run with that environment and folder imports them. The
  * environment stays set: every run restored from this snapshot sets the same (it is in the key).
+ * A failed import leaves it to the runs, which meet the same error in their own report.
  */
 export async function preloadTemplate(): Promise<void> {
   if (!fs.existsSync(TEMPLATE_SPEC_PATH)) return
@@ -73,8 +74,12 @@ export async function preloadTemplate(): Promise<void> {
   if (!spec.vitest) return
   const { workerEntry, env, cwd } = spec.vitest
   type VitestWorker = { importVitest(o: { env: Record<string, string>; cwd: string }): Promise<unknown> }
-  const worker = (await import(workerEntry)) as VitestWorker
-  await worker.importVitest({ env: runEnv(env), cwd: fs.existsSync(cwd) ? cwd : '/' })
+  try {
+    const worker = (await import(workerEntry)) as VitestWorker
+    await worker.importVitest({ env: runEnv(env), cwd: fs.existsSync(cwd) ? cwd : '/' })
+  } catch (e) {
+    process.stderr.write(`ktstr init: the template could not load Vitest's worker: ${(e as Error).message}\n`)
+  }
 }
 
 /** A newc archive of its trailer alone: 13 header fields, namesize 11 ("TRAILER!!!" and its NUL). */
