@@ -7,7 +7,7 @@ export function timingPhases(t: BootTiming): [string, number | undefined][] {
   if (t.restoredMs !== undefined) {
     return [
       ['image', t.imageMs],
-      // QEMU's start and its load of the snapshot.
+      // QEMU's start (begun before the image phase ended: they overlap) and its load of the snapshot.
       ['restore', d(t.restoredMs, t.vmStartedMs)],
       // The run's archive sent, unpacked and the clock set in the guest.
       ['resume', d(t.initMs, t.restoredMs)],

@@ -10,7 +10,9 @@ import { lseek } from '../../native-shims/libc.js'
 
 const run = promisify(execFile)
 /** Bytes per read/write of copyDataInto. */
-const CHUNK = 8 << 20
+const CHUNK = 256 << 10
+/** copyDataInto gives the event loop a turn after copying this much. */
+const YIELD_BYTES = 16 << 20
 
 /** A new `dst`: GNU cp finds the data with SEEK_DATA/SEEK_HOLE and, with --sparse=always, leaves zero blocks as holes. */
 export async function copySparse(src: string, dst: string): Promise<void> {
@@ -26,32 +28,39 @@ export async function copySparse(src: string, dst: string): Promise<void> {
  * Write `src`'s data (its extents, found with SEEK_DATA/SEEK_HOLE) into the existing `dst` at the
  * same offsets, never truncating it: `dst` may already be mapped by another process (a VMM that
  * starts meanwhile), which a truncation would hand SIGBUS. Both must be the same size; `dst`'s
- * holes where `src` has holes are left alone. Reads and writes run on libuv's thread pool.
+ * holes where `src` has holes are left alone. Synchronous reads and writes through a small buffer
+ * that stays in the CPU's cache (twice as fast here as libuv's thread pool with big chunks), with
+ * a turn for the event loop every YIELD_BYTES.
  */
 export async function copyDataInto(src: string, dst: string): Promise<void> {
-  const from = await fs.promises.open(src, 'r')
+  let from: number | undefined
+  let to: number | undefined
   try {
-    const to = await fs.promises.open(dst, 'r+')
-    try {
-      const [a, b] = [(await from.stat()).size, (await to.stat()).size]
-      if (a !== b) throw new Error(`${src} is ${a} bytes, not ${b}`)
-      const buf = Buffer.allocUnsafe(CHUNK)
-      for (let pos = nextData(from.fd, 0, a); pos < a; pos = nextData(from.fd, pos, a)) {
-        const end = lseek(from.fd, pos, SEEK_HOLE)
-        for (; pos < end; ) {
-          const { bytesRead } = await from.read(buf, 0, Math.min(CHUNK, end - pos), pos)
-          if (bytesRead === 0) throw new Error(`${src} ended at ${pos} bytes while it was read`)
-          for (let done = 0; done < bytesRead; ) done += (await to.write(buf, done, bytesRead - done, pos + done)).bytesWritten
-          pos += bytesRead
+    from = fs.openSync(src, 'r')
+    to = fs.openSync(dst, 'r+')
+    const [a, b] = [fs.fstatSync(from).size, fs.fstatSync(to).size]
+    if (a !== b) throw new Error(`${src} is ${a} bytes, not ${b}`)
+    const buf = Buffer.allocUnsafe(CHUNK)
+    let sinceYield = 0
+    for (let pos = nextData(from, 0, a); pos < a; pos = nextData(from, pos, a)) {
+      const end = lseek(from, pos, SEEK_HOLE)
+      while (pos < end) {
+        const n = fs.readSync(from, buf, 0, Math.min(CHUNK, end - pos), pos)
+        if (n === 0) throw new Error(`${src} ended at ${pos} bytes while it was read`)
+        for (let done = 0; done < n; ) done += fs.writeSync(to, buf, done, n - done, pos + done)
+        pos += n
+        sinceYield += n
+        if (sinceYield >= YIELD_BYTES) {
+          sinceYield = 0
+          await new Promise((r) => setImmediate(r))
         }
       }
-    } finally {
-      await to.close()
     }
   } catch (e) {
     throw new Error(`cannot copy ${src} into ${dst}: ${(e as Error).message}`)
   } finally {
-    await from.close()
+    if (from !== undefined) fs.closeSync(from)
+    if (to !== undefined) fs.closeSync(to)
   }
 }
 

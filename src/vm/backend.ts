@@ -28,14 +28,28 @@ export interface LaunchPlan {
   shareRam: boolean
   /**
    * Warm start (../warm/): `save` boots a template guest whose VmProcess can `saveSnapshot`;
-   * `restore` starts the guest from that snapshot file instead of booting it (the kernel and
-   * initrd are then not read). Absent: a cold boot.
+   * `restore` (set by prepareRestore) starts the VMM waiting for a snapshot instead of booting (the
+   * kernel and initrd are then not read). Absent: a cold boot.
    */
-  snapshot?: { kind: 'save' } | { kind: 'restore'; file: string }
+  snapshot?: { kind: 'save' } | { kind: 'restore' }
+}
+
+/**
+ * A VMM started for a guest of a plan's shape before the caller knows which snapshot it restores:
+ * its start overlaps the caller's work on the snapshot's key.
+ */
+export interface PendingRestore {
+  /** Restore the snapshot `file` (of this shape); the guest then runs. Once only. */
+  restore(file: string): Promise<VmProcess>
+  /** Not needed after all: the VMM is stopped. No-op after restore(). */
+  abandon(): void
 }
 
 export interface Backend {
+  /** Boot a guest (a cold boot, or a template with `snapshot: save`). */
   launch(plan: LaunchPlan, console: ConsoleLog): Promise<VmProcess>
+  /** Start the VMM for a restore of `plan`'s shape (backends with snapshots). */
+  prepareRestore?(plan: LaunchPlan, console: ConsoleLog): PendingRestore
 }
 
 /**

@@ -18,7 +18,7 @@ import { KtstrError } from '../util/errors.js'
 import { log } from '../util/log.js'
 import { packageRoot } from '../util/paths.js'
 import { probeKvm } from './accel.js'
-import { type Backend, kernelCmdline, type LaunchPlan } from './backend.js'
+import { type Backend, kernelCmdline, type LaunchPlan, type PendingRestore } from './backend.js'
 import { ConsoleLog } from './console.js'
 import { DEFAULT_MEMORY_MIB, DEFAULT_MONITOR_HZ, DEFAULT_STALL_MS, DEFAULT_TIMEOUT_S, DEFAULT_TOPOLOGY, SCHEDULER_ATTACH_TIMEOUT_MS } from './defaults.js'
 import { checkDisk } from './disk.js'
@@ -67,8 +67,31 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
     attachTimeoutMs: SCHEDULER_ATTACH_TIMEOUT_MS,
   }
   const tmp = createRunDir()
+  let pending: PendingRestore | undefined
   try {
     const wantDisk = diskBoot()
+    const initrd = path.join(tmp, 'initrd.cpio')
+    const disks = req.disks ?? []
+    const newConsole = () => new ConsoleLog(400, process.env.KTSTR_CONSOLE_LOG, opts.onConsoleLine)
+    const shape: LaunchPlan = {
+      kernel: kernel.bzImage,
+      initrd,
+      topology,
+      memoryMib,
+      disks,
+      channelSocket: path.join(tmp, 'channel.sock'),
+      nestedKvm: req.nestedKvm === true,
+      shareRam: req.monitorHz !== 'off',
+    }
+    // A warm start's VMM starts now, waiting for its snapshot: its start overlaps the image and
+    // the snapshot's key, worked out below. (A base image on a disk or too big a run archive can still
+    // make the run cold.)
+    if (!coldReason(req, backendName, false, 0) && backend.prepareRestore) {
+      const noInitrd = path.join(tmp, 'no-initrd')
+      fs.writeFileSync(noInitrd, '')
+      // Its own socket: a cold boot after it (the run turned out cold) must not race its teardown.
+      pending = backend.prepareRestore({ ...shape, initrd: noInitrd, channelSocket: path.join(tmp, 'restore.sock') }, newConsole())
+    }
     const base = await baseImage({ extraPaths: req.extraImagePaths ?? [], disk: wantDisk })
     const onDisk = base.format === 'ext4'
     const run = runArchive({
@@ -78,26 +101,13 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
       // From a disk, only this run's files (and busybox) take guest RAM.
       limit: initramfsLimit(memoryMib, onDisk ? { archive: 4 << 20, unpacked: 4 << 20 } : { archive: base.bytes, unpacked: base.unpacked }),
     })
-    const initrd = path.join(tmp, 'initrd.cpio')
-    const disks = req.disks ?? []
-    const console = new ConsoleLog(400, process.env.KTSTR_CONSOLE_LOG, opts.onConsoleLine)
-    const plan: LaunchPlan = {
-      kernel: kernel.bzImage,
-      initrd,
-      topology,
-      memoryMib,
-      disks,
-      ...(onDisk ? { baseDisk: base.path } : {}),
-      channelSocket: path.join(tmp, 'channel.sock'),
-      nestedKvm: req.nestedKvm === true,
-      shareRam: req.monitorHz !== 'off',
-    }
-    const cold = coldReason(req, backendName, onDisk, run.cost().archive)
+    const plan: LaunchPlan = { ...shape, ...(onDisk ? { baseDisk: base.path } : {}) }
+    const cold = coldReason(req, backendName, onDisk, run.cost().archive) ?? (pending ? undefined : 'this backend cannot restore a snapshot')
     if (cold) log.debug(`warm start off: ${cold}`)
     let vm: VmProcess | undefined
     let runArchiveBytes: Buffer | undefined
     let imageMs = 0
-    if (!cold) {
+    if (!cold && pending) {
       // This run's own files, sent over the channel to the restored guest.
       const archive = path.join(tmp, 'run.cpio')
       await run.writeCpio(archive)
@@ -116,15 +126,16 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
         cmdline: kernelCmdline(),
         nestedKvm: plan.nestedKvm,
       })
-      vm = await warmLaunch({ backend, key, plan, base, ...(template ? { template } : {}) }, console)
+      vm = await warmLaunch({ backend, key, plan, base, pending, ...(template ? { template } : {}) })
       if (!vm) runArchiveBytes = undefined
     }
+    pending?.abandon() // unused (a cold run), or used: then a no-op
     if (!vm) {
       // The base disk comes after the user's, so theirs keep /dev/vda, /dev/vdb, …
       if (onDisk) await composeDiskInitrd(base, run, { device: virtioDiskName(disks.length), busybox: findBusybox(), node: process.execPath, writable: [runSpec.cwd] }, initrd)
       else await composeInitrd(base, run, initrd)
       imageMs = performance.now() - t0
-      vm = await backend.launch(plan, console)
+      vm = await backend.launch(plan, newConsole())
     }
     log.debug(`image ready in ${imageMs.toFixed(0)} ms (base ${base.built ? 'built' : 'cached'}: ${base.path})`)
     // The run folder is needed only until the VMM has read the initrd and connected the channel.
@@ -134,6 +145,7 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
     removeRunDir(tmp) // the guest's init said hello: its initrd was loaded long ago
     return session
   } catch (e) {
+    pending?.abandon()
     removeRunDir(tmp)
     throw e
   }

@@ -6,8 +6,9 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, vi } from 'vitest'
 import { manifestPath, partPath, sampleHash } from '../../src/image/cache-entry.js'
+import { bootGuest } from '../../src/vm/boot.js'
 import { guestSkipReason, runCli } from '../helpers/guest.js'
 
 const BOOT = 240_000
@@ -28,6 +29,21 @@ const exec = (dir: string, args: string[], cmd: string[]) =>
 const snapshots = (dir: string) => fs.readdirSync(dir).filter((n) => /^snapshot-[0-9a-f]+\.qemu$/.test(n))
 const restored = (stderr: string) => /^ {2}restore +\d+\.\d+ s$/m.test(stderr)
 const made = (stderr: string) => /warm start: snapshot \S+ made in \d+ ms/.test(stderr)
+/** QEMUs this process started (other test files' guests are not ours). */
+function childQemus(): string[] {
+  return fs
+    .readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((pid) => {
+      try {
+        const ppid = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]
+        return Number(ppid) === process.pid && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('qemu-system')
+      } catch {
+        return false // gone
+      }
+    })
+}
+
 /** What a failed run said, for the assertion message. */
 const why = (r: { stderr: string }) =>
   r.stderr
@@ -116,6 +132,27 @@ describe.skipIf(guestSkipReason)('warm start (QEMU)', () => {
     expect(r.stdout.trim()).toBe(String(40 << 20))
     expect(r.stderr).toMatch(/warm start off: the run's own files take 40 MiB, more than the 32 MiB sent to a restored guest/)
     expect(restored(r.stderr)).toBe(false)
+  })
+
+  it('a run that turns out cold stops the QEMU it had started for a restore', { timeout: BOOT }, async () => {
+    // The QEMU for a restore starts before the run's files are known; 40 MiB of them make the run
+    // cold, and that QEMU must not be left waiting for a snapshot (in this process: no CLI exit
+    // ends it here).
+    const dir = snapshotDir()
+    const big = path.join(dir, 'payload.bin')
+    fs.writeFileSync(big, Buffer.alloc(40 << 20, 7))
+    const saved = process.env.KTSTR_SNAPSHOT_DIR
+    process.env.KTSTR_SNAPSHOT_DIR = dir
+    try {
+      const session = await bootGuest({ mode: { kind: 'exec', argv: ['true'], tty: false }, memoryMib: 768, include: [big] })
+      expect(session.timing.restoredMs).toBeUndefined() // booted cold
+      expect(await session.done).toEqual({ kind: 'exited', code: 0, signal: null })
+      await vi.waitFor(() => expect(childQemus()).toEqual([]), { timeout: 5000 })
+      expect(snapshots(dir)).toEqual([])
+    } finally {
+      if (saved === undefined) delete process.env.KTSTR_SNAPSHOT_DIR
+      else process.env.KTSTR_SNAPSHOT_DIR = saved
+    }
   })
 
   const notRoot = process.getuid?.() !== 0

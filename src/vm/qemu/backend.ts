@@ -13,12 +13,12 @@ import { KtstrError } from '../../util/errors.js'
 import { log } from '../../util/log.js'
 import { copySparse } from '../../util/sparse-copy.js'
 import { which } from '../../util/which.js'
-import type { Backend, LaunchPlan } from '../backend.js'
+import type { Backend, LaunchPlan, PendingRestore } from '../backend.js'
 import type { ConsoleLog } from '../console.js'
 import type { VmExit, VmProcess } from '../vm-process.js'
 import { type Accel, qemuArgs } from './args.js'
 import type { Qmp } from './qmp.js'
-import { createQemuRam, restoreQemuRam } from './ram-backing.js'
+import { createQemuRam, fillQemuRam, type QemuRam } from './ram-backing.js'
 import { connectQmp, restoreQemuSnapshot, saveQemuSnapshot, snapshotRamFiles } from './snapshot.js'
 
 export const QEMU_BINARY = 'qemu-system-x86_64'
@@ -40,15 +40,95 @@ function withParentDeathSignal(argv: string[]): string[] {
   return argv
 }
 
-export const qemuBackend = (accel: Accel): Backend => ({ launch: (plan, console) => launchQemu(plan, accel, console) })
+export const qemuBackend = (accel: Accel): Backend => ({
+  launch: (plan, console) => launchQemu(plan, accel, console),
+  prepareRestore: (plan, console) => prepareQemuRestore(plan, accel, console),
+})
+
+/** A QEMU process just started, before anything was asked of it over QMP. */
+interface StartedQemu {
+  console: ConsoleLog
+  ram: QemuRam | undefined
+  qmpSocket: string | undefined
+  exited: Promise<VmExit>
+  channel: Promise<Duplex>
+  firstConsoleByte: Promise<void>
+  startedAt: number
+  kill(): void
+  /** Kills QEMU and says why it could not `what`: its last stderr line, else `e`. */
+  failed(what: string, e: unknown): Promise<KtstrError>
+}
 
 async function launchQemu(plan: LaunchPlan, accel: Accel, console: ConsoleLog): Promise<VmProcess> {
+  if (plan.snapshot?.kind === 'restore') throw new Error('a QEMU that restores a snapshot starts through prepareRestore')
+  const q = await startQemu(plan, accel, console)
+  let qmp: Qmp | undefined
+  if (q.qmpSocket) {
+    try {
+      qmp = await connectQmp(q.qmpSocket, q.exited)
+      void q.exited.then(() => qmp?.close())
+    } catch (e) {
+      throw await q.failed('start', e)
+    }
+  }
+  return vmProcess(plan, q, qmp, q.firstConsoleByte)
+}
+
+/**
+ * QEMU for a guest of `plan`'s shape, started with `-incoming defer` and empty RAM files before the
+ * caller knows which snapshot it restores (warm start works out the snapshot's key meanwhile).
+ * restore(file) fills the RAM files with the snapshot's data and loads its device state.
+ */
+function prepareQemuRestore(shape: LaunchPlan, accel: Accel, console: ConsoleLog): PendingRestore {
+  const plan: LaunchPlan = { ...shape, snapshot: { kind: 'restore' } }
+  const started = startQemu(plan, accel, console)
+  // QMP answers once QEMU is up: connect while the caller works out the snapshot.
+  const qmp = started.then((q) => connectQmp(q.qmpSocket!, q.exited))
+  void Promise.all([started, qmp]).then(
+    ([q, c]) => void q.exited.then(() => c.close()),
+    () => {},
+  )
+  let taken = false
+  return {
+    async restore(file) {
+      if (taken) throw new Error('a pending restore restores once')
+      taken = true
+      const q = await started
+      const t0 = performance.now()
+      const filled = fillQemuRam(q.ram!, snapshotRamFiles(file, plan.topology.numaNodes))
+      filled.catch(() => {}) // awaited below; not unhandled if QMP fails first
+      try {
+        const c = await qmp
+        const up = performance.now()
+        await filled
+        const t1 = performance.now()
+        const restored = restoreQemuSnapshot(c, file)
+        await restored
+        const ms = (a: number, b: number) => (b - a).toFixed(0)
+        log.debug(`qemu: QMP up ${ms(q.startedAt, up)} ms after start, RAM filled ${ms(t0, t1)} ms after the snapshot was known, restored in ${ms(t1, performance.now())} ms`)
+        return vmProcess(plan, q, c, restored)
+      } catch (e) {
+        q.kill()
+        await filled.catch(() => {})
+        throw await q.failed('restore the snapshot', e)
+      }
+    },
+    abandon() {
+      if (taken) return
+      taken = true
+      void started.then(
+        (q) => q.kill(),
+        () => {},
+      )
+    },
+  }
+}
+
+async function startQemu(plan: LaunchPlan, accel: Accel, console: ConsoleLog): Promise<StartedQemu> {
   const bin = findQemu()
-  // Guest RAM in files when the host reads it, and always with a snapshot (its RAM is the files):
-  // anonymous RAM is cheaper for a big guest.
-  // A restore's RAM fills while QEMU starts (it maps the files, and touches them only once the guest runs).
-  const restoring = plan.snapshot?.kind === 'restore' ? restoreQemuRam(plan.topology, plan.memoryMib, snapshotRamFiles(plan.snapshot.file, plan.topology.numaNodes)) : undefined
-  const ram = restoring ? restoring.ram : plan.shareRam || plan.snapshot ? createQemuRam(plan.topology, plan.memoryMib) : undefined
+  // Guest RAM in files when the host reads it, and always with a snapshot (its RAM is the files;
+  // a restore's start empty and are filled before the guest runs): anonymous RAM is cheaper for a big guest.
+  const ram = plan.shareRam || plan.snapshot ? createQemuRam(plan.topology, plan.memoryMib) : undefined
   const server = net.createServer()
   try {
     await new Promise<void>((resolve, reject) => {
@@ -56,7 +136,6 @@ async function launchQemu(plan: LaunchPlan, accel: Accel, console: ConsoleLog): 
       server.listen(plan.channelSocket, () => resolve())
     })
   } catch (e) {
-    await restoring?.filled.catch(() => {})
     ram?.release()
     throw e
   }
@@ -104,44 +183,32 @@ async function launchQemu(plan: LaunchPlan, accel: Accel, console: ConsoleLog): 
   const kill = () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
   }
-  let qmp: Qmp | undefined
-  let restored: Promise<void> | undefined
-  if (qmpSocket) {
-    try {
-      qmp = await connectQmp(qmpSocket, exited)
-      void exited.then(() => qmp?.close())
-      if (plan.snapshot?.kind === 'restore') {
-        const up = performance.now()
-        await restoring?.filled
-        const filled = performance.now()
-        restored = restoreQemuSnapshot(qmp, plan.snapshot.file)
-        await restored
-        const ms = (a: number, b: number) => (b - a).toFixed(0)
-        log.debug(`qemu: QMP up ${ms(startedAt, up)} ms after start, RAM filled ${ms(up, filled)} ms later, snapshot restored in ${ms(filled, performance.now())} ms`)
-      }
-    } catch (e) {
-      kill()
-      await restoring?.filled.catch(() => {})
-      const exit = await exited
-      throw new KtstrError(`QEMU could not ${plan.snapshot?.kind === 'restore' ? 'restore the snapshot' : 'start'}: ${exit.stderr.split('\n').at(-1) || (e as Error).message}`)
-    }
+  const failed = async (what: string, e: unknown) => {
+    kill()
+    const exit = await exited
+    return new KtstrError(`QEMU could not ${what}: ${exit.stderr.split('\n').at(-1) || (e as Error).message}`)
   }
+  return { console, ram, qmpSocket, exited, channel, firstConsoleByte, startedAt, kill, failed }
+}
+
+/** The running VM, once QEMU has its guest (`ready`: booting, or restored). */
+function vmProcess(plan: LaunchPlan, q: StartedQemu, qmp: Qmp | undefined, ready: Promise<void>): VmProcess {
+  const { ram, channel, exited } = q
   // QEMU reads the initrd and opens the RAM files while it builds the machine, before a guest CPU
   // runs: the guest's first console byte comes after both (and after the channel's chardev
   // connected). A restored guest may print nothing: its RAM is in once the restore completed.
   // Then the RAM files can go: QEMU and this process keep their mappings.
-  const ready = restored ?? firstConsoleByte
   const inputsLoaded = Promise.race([Promise.all([channel, ready]).then(() => {}), exited.then(() => {})])
   inputsLoaded.catch(() => {})
   // A template keeps its RAM files until they are saved with it (released on exit).
   if (plan.snapshot?.kind !== 'save') void ready.then(() => ram?.unlink())
 
   return {
-    console,
+    console: q.console,
     channel,
     exited,
     inputsLoaded,
-    startedAt,
+    startedAt: q.startedAt,
     ...(ram ? { memory: ram.memory } : {}),
     ...(qmp && ram && plan.snapshot?.kind === 'save'
       ? {
@@ -158,6 +225,6 @@ async function launchQemu(plan: LaunchPlan, accel: Accel, console: ConsoleLog): 
           },
         }
       : {}),
-    kill,
+    kill: q.kill,
   }
 }

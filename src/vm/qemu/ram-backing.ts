@@ -59,20 +59,12 @@ function ramFolder(parent: string): string {
 }
 
 /**
- * Guest RAM for a guest restored from a snapshot: each node's file starts empty (sparse) and is
- * filled with the snapshot's data (`sources`, in node order) while the VMM starts; the guest then
- * writes to its own copy. `filled` settles once all the data is in: the guest must not run before.
+ * Fills the (empty) RAM files of a guest to be restored with a snapshot's data (`sources`, its RAM
+ * files in node order), while QEMU has them mapped: QEMU touches them only once the guest runs.
  */
-export function restoreQemuRam(
-  topology: TopologySpec,
-  memoryMib: number,
-  sources: readonly string[],
-  parent = ramFolderParent(memoryMib * MiB),
-): { ram: QemuRam; filled: Promise<void> } {
-  const ram = createQemuRam(topology, memoryMib, parent)
-  const filled = Promise.all(sources.map((src, n) => copyDataInto(src, ram.files[n]!))).then(() => {})
-  filled.catch(() => {}) // awaited by the caller; not unhandled while it has not got there yet
-  return { ram, filled }
+export async function fillQemuRam(ram: QemuRam, sources: readonly string[]): Promise<void> {
+  if (sources.length !== ram.files.length) throw new Error(`the snapshot has ${sources.length} RAM files, the guest ${ram.files.length}`)
+  await Promise.all(sources.map((src, n) => copyDataInto(src, ram.files[n]!)))
 }
 
 const ramFile = (folder: string, node: number) => path.join(folder, `ram-node${node}`)

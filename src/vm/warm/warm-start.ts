@@ -20,7 +20,7 @@ import { runArchive } from '../../image/run-archive.js'
 import { KtstrError } from '../../util/errors.js'
 import { log } from '../../util/log.js'
 import { cacheRoot } from '../../util/paths.js'
-import type { Backend, LaunchPlan } from '../backend.js'
+import type { Backend, LaunchPlan, PendingRestore } from '../backend.js'
 import { ConsoleLog } from '../console.js'
 import { createRunDir, removeRunDir } from '../run-dir.js'
 import type { VmProcess } from '../vm-process.js'
@@ -48,15 +48,20 @@ export function snapshotCacheBytes(): number {
 export interface WarmInput {
   backend: Backend
   key: string
-  /** The run's plan as a cold boot would launch it (its initrd is not used). */
+  /** The run's plan as a cold boot would launch it (a template boots from it). */
   plan: LaunchPlan
   base: BaseImage
+  /** The run's VMM, already started (while the key was worked out), waiting for the snapshot. */
+  pending: PendingRestore
   /** What the template loads before its snapshot (TEMPLATE_SPEC_PATH in its initramfs); in the key too. */
   template?: TemplateSpec
 }
 
-/** The run's guest restored from its shape's snapshot (made first if missing); undefined: boot cold. */
-export async function warmLaunch(input: WarmInput, console: ConsoleLog): Promise<VmProcess | undefined> {
+/**
+ * The run's guest restored from its shape's snapshot (made first if missing); undefined: boot cold
+ * (the caller then abandons `pending`, unless it restored and failed).
+ */
+export async function warmLaunch(input: WarmInput): Promise<VmProcess | undefined> {
   const dir = snapshotDir()
   const file = path.join(dir, `snapshot-${input.key}.qemu`)
   const capBytes = snapshotCacheBytes() // a bad value is the user's to fix, not a reason to boot cold
@@ -74,14 +79,12 @@ export async function warmLaunch(input: WarmInput, console: ConsoleLog): Promise
       log.debug(`warm start: no snapshot (${(e as Error).message}); booting cold`)
       return undefined
     }
-    const emptyInitrd = path.join(path.dirname(input.plan.channelSocket), 'no-initrd')
-    fs.writeFileSync(emptyInitrd, '')
     let restored: { value: VmProcess | string } | undefined
     try {
       // The shared lock is held while QEMU reads the snapshot: pruning waits.
       restored = await withCached(file, async (manifest) => {
         const bad = badPart(file, manifest.extra)
-        return bad ?? (await input.backend.launch({ ...input.plan, initrd: emptyInitrd, snapshot: { kind: 'restore', file } }, console))
+        return bad ?? (await input.pending.restore(file))
       })
     } catch (e) {
       log.debug(`warm start: ${(e as Error).message}; dropping ${file} and booting cold`)
