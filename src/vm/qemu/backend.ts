@@ -126,8 +126,9 @@ function prepareQemuRestore(shape: LaunchPlan, accel: Accel, console: ConsoleLog
 
 async function startQemu(plan: LaunchPlan, accel: Accel, console: ConsoleLog): Promise<StartedQemu> {
   const bin = findQemu()
-  // Guest RAM in files when the host reads it, and always with a snapshot (its RAM is the files;
-  // a restore's start empty and are filled before the guest runs): anonymous RAM is cheaper for a big guest.
+  // Guest RAM in files when the host reads it, and always with a snapshot (its RAM is the files; a
+  // restore's files start empty and are filled before the guest runs): anonymous RAM is cheaper
+  // for a big guest.
   const ram = plan.shareRam || plan.snapshot ? createQemuRam(plan.topology, plan.memoryMib) : undefined
   const server = net.createServer()
   try {
