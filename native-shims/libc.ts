@@ -26,6 +26,7 @@ interface Libc {
   read: CFn
   write: CFn
   lseek: CFn
+  sendfile: CFn
   ioctlPtr: CFn
   ioctlVal: CFn
   fcntlPtr: CFn
@@ -66,6 +67,7 @@ function L(): Libc {
     read: lib.func('intptr_t read(int fd, void *buf, size_t count)'),
     write: lib.func('intptr_t write(int fd, const void *buf, size_t count)'),
     lseek: lib.func('int64_t lseek(int fd, int64_t offset, int whence)'),
+    sendfile: lib.func('intptr_t sendfile(int out_fd, int in_fd, _Inout_ int64_t *offset, size_t count)'),
     // ioctl is variadic in C; fixed third-argument shapes are ABI-safe on x86-64 and arm64 and
     // twice as fast through koffi. Value slots are `unsigned long`: koffi sign-extends `int`.
     ioctlPtr: lib.func('ioctl', 'int', ['int', 'unsigned long', 'void *']),
@@ -287,6 +289,14 @@ export function pwritev(fd: number, iov: Buffer, iovcnt: number | undefined, off
  */
 export function lseek(fd: number, offset: number, whence: number): number {
   return check(Number(L().lseek(fd, offset, whence)), 'lseek')
+}
+
+/**
+ * sendfile(2): copies up to `count` bytes of `inFd` from `offset` to `outFd` at its file position,
+ * inside the kernel (one copy, no user buffer). Returns the bytes copied (0 at `inFd`'s end).
+ */
+export function sendfile(outFd: number, inFd: number, offset: number, count: number): number {
+  return check(Number(L().sendfile(outFd, inFd, [offset], count)), 'sendfile')
 }
 
 export function fdatasync(fd: number): void {

@@ -5,14 +5,12 @@
 import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import { promisify } from 'node:util'
-import { SEEK_DATA, SEEK_HOLE } from '../../native-shims/constants.js'
-import { lseek } from '../../native-shims/libc.js'
+import { SEEK_DATA, SEEK_HOLE, SEEK_SET } from '../../native-shims/constants.js'
+import { lseek, sendfile } from '../../native-shims/libc.js'
 
 const run = promisify(execFile)
-/** Bytes per read/write of copyDataInto. */
-const CHUNK = 256 << 10
-/** copyDataInto gives the event loop a turn after copying this much. */
-const YIELD_BYTES = 16 << 20
+/** copyDataInto's bytes per sendfile, and between two turns of the event loop. */
+const CHUNK = 16 << 20
 
 /** A new `dst`: GNU cp finds the data with SEEK_DATA/SEEK_HOLE and, with --sparse=always, leaves zero blocks as holes. */
 export async function copySparse(src: string, dst: string): Promise<void> {
@@ -28,9 +26,9 @@ export async function copySparse(src: string, dst: string): Promise<void> {
  * Write `src`'s data (its extents, found with SEEK_DATA/SEEK_HOLE) into the existing `dst` at the
  * same offsets, never truncating it: `dst` may already be mapped by another process (a VMM that
  * starts meanwhile), which a truncation would hand SIGBUS. Both must be the same size; `dst`'s
- * holes where `src` has holes are left alone. Synchronous reads and writes through a small buffer
- * that stays in the CPU's cache (twice as fast here as libuv's thread pool with big chunks), with
- * a turn for the event loop every YIELD_BYTES.
+ * holes where `src` has holes are left alone. The kernel copies (sendfile: one copy, from the page
+ * cache to `dst`, ~20 % faster here than reads and writes through a buffer; copy_file_range
+ * refuses a copy from disk to tmpfs), a chunk at a time with a turn for the event loop after each.
  */
 export async function copyDataInto(src: string, dst: string): Promise<void> {
   let from: number | undefined
@@ -40,17 +38,16 @@ export async function copyDataInto(src: string, dst: string): Promise<void> {
     to = fs.openSync(dst, 'r+')
     const [a, b] = [fs.fstatSync(from).size, fs.fstatSync(to).size]
     if (a !== b) throw new Error(`${src} is ${a} bytes, not ${b}`)
-    const buf = Buffer.allocUnsafe(CHUNK)
     let sinceYield = 0
     for (let pos = nextData(from, 0, a); pos < a; pos = nextData(from, pos, a)) {
       const end = lseek(from, pos, SEEK_HOLE)
+      lseek(to, pos, SEEK_SET) // sendfile writes at the output's file position
       while (pos < end) {
-        const n = fs.readSync(from, buf, 0, Math.min(CHUNK, end - pos), pos)
+        const n = sendfile(to, from, pos, Math.min(CHUNK - sinceYield, end - pos))
         if (n === 0) throw new Error(`${src} ended at ${pos} bytes while it was read`)
-        for (let done = 0; done < n; ) done += fs.writeSync(to, buf, done, n - done, pos + done)
         pos += n
         sinceYield += n
-        if (sinceYield >= YIELD_BYTES) {
+        if (sinceYield >= CHUNK) {
           sinceYield = 0
           await new Promise((r) => setImmediate(r))
         }

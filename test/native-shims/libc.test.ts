@@ -150,6 +150,29 @@ describe('libc shims', () => {
     }
   })
 
+  it("sendfile copies from an input offset to the output's file position; 0 at the input's end", () => {
+    const src = path.join(dir, 'sendfile-src')
+    const dst = path.join(dir, 'sendfile-dst')
+    fs.writeFileSync(src, 'abcdefghij')
+    fs.writeFileSync(dst, '0123456789')
+    const from = fs.openSync(src, 'r')
+    const to = fs.openSync(dst, 'r+')
+    try {
+      libc.lseek(to, 6, C.SEEK_SET)
+      expect(libc.sendfile(to, from, 2, 3)).toBe(3)
+      expect(fs.readFileSync(dst, 'utf8')).toBe('012345cde9')
+      // The input's own position is left alone: a read still starts at 0.
+      const head = Buffer.alloc(2)
+      fs.readSync(from, head, 0, 2, null)
+      expect(head.toString()).toBe('ab')
+      expect(libc.sendfile(to, from, 10, 5)).toBe(0)
+      expect(thrown(() => libc.sendfile(to, -1, 0, 1))).toMatchObject({ code: 'EBADF', syscall: 'sendfile' })
+    } finally {
+      fs.closeSync(from)
+      fs.closeSync(to)
+    }
+  })
+
   it('mmap failure throws with errno', () => {
     expect(thrown(() => libc.mmap(4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 1))).toMatchObject({
       code: 'EINVAL',
