@@ -34,7 +34,8 @@ export class Btf implements BaseBtf {
   readonly base: Btf | undefined
   private readonly table: BtfTable
   private all: BtfType[] | undefined
-  private byNameIndex: Map<string, number[]> | undefined
+  /** Type ids by name, for the names looked up so far. */
+  private readonly named = new Map<string, number[]>()
   private percpu: Map<string, PercpuVar> | undefined
 
   /** Parse `data`; pass `base` for split BTF (a module's or a program's on top of vmlinux). */
@@ -92,18 +93,12 @@ export class Btf implements BaseBtf {
 
   /** All types named `name` (of `kind` if given), base first. */
   byName(name: string, kind?: BtfKind): BtfType[] {
-    if (!this.byNameIndex) {
-      this.byNameIndex = new Map()
-      for (let i = 0; i < this.table.count; i++) {
-        const off = this.table.nameOffAt(i)
-        if (!off) continue
-        const n = this.table.str(off)
-        const list = this.byNameIndex.get(n)
-        if (list) list.push(this.firstId + i)
-        else this.byNameIndex.set(n, [this.firstId + i])
-      }
+    let ids = this.named.get(name)
+    if (!ids) {
+      ids = this.table.indicesNamed(name).map((i) => this.firstId + i)
+      this.named.set(name, ids)
     }
-    const all = [...(this.base?.byName(name) ?? []), ...(this.byNameIndex.get(name) ?? []).map((id) => this.get(id))]
+    const all = [...(this.base?.byName(name) ?? []), ...ids.map((id) => this.get(id))]
     return kind ? all.filter((t) => t.kind === kind) : all
   }
 
