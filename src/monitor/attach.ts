@@ -9,6 +9,7 @@ import type { GuestMemory } from '../vm/memory/guest-memory.js'
 import { type Btf, BtfError } from './btf/index.js'
 import { loadKernelBtf } from './btf/kernel.js'
 import { type Layout, resolveLayout } from './layout.js'
+import { modelCacheFile, readCachedModel, writeCachedModel } from './model-cache.js'
 import { Monitor, type MonitorOptions } from './monitor.js'
 import { GuestKernelView } from './open-view.js'
 import { readPercpuHint, writePercpuHint } from './percpu-hint.js'
@@ -18,19 +19,51 @@ export type MonitorStatus =
   | { readonly on: true; readonly monitor: Monitor /** ms the per-CPU scan of guest RAM took. */; readonly scanMs: number }
   | { readonly on: false /** One line: why there is no monitor. */; readonly reason: string }
 
-export type KernelModel = { ok: true; btf: Btf; layout: Layout; scan: PercpuOffsets } | { ok: false; reason: string }
+/** `btf` parses the kernel's BTF on first use (sampling needs only `layout` and `scan`). */
+export type KernelModel = { ok: true; btf: () => Btf; layout: Layout; scan: PercpuOffsets } | { ok: false; reason: string }
 
-/** The kernel's BTF and what the monitor needs of it; `ok: false` with one line when it cannot. */
+/** Models by kernel content: a process that runs many guests (Vitest's pool) parses a BTF once. */
+const models = new Map<string, KernelModel & { ok: true }>()
+
+/**
+ * The kernel's BTF and what the monitor needs of it; `ok: false` with one line when it cannot.
+ * The layout comes from the on-disk model cache when it has this kernel (./model-cache.ts): the
+ * BTF is then parsed only if `btf()` is called.
+ */
 export function kernelModel(kernel: KernelBtfSource): KernelModel {
+  const id = modelCacheFile(kernel)
+  const known = id ? models.get(id) : undefined
+  if (known) return known
+  const cached = readCachedModel(kernel)
+  const model = cached ? { ok: true as const, btf: lazyBtf(kernel), ...cached } : parseModel(kernel)
+  if (model.ok && id) models.set(id, model)
+  return model
+}
+
+function parseModel(kernel: KernelBtfSource): KernelModel {
   const loaded = loadKernelBtf(kernel)
   if (!loaded.ok) return loaded
   const layout = resolveLayout(loaded.btf)
   if (!layout.ok) return layout
   try {
-    return { ok: true, btf: loaded.btf, layout: layout.layout, scan: percpuScanOffsets(loaded.btf) }
+    const model = { layout: layout.layout, scan: percpuScanOffsets(loaded.btf) }
+    writeCachedModel(kernel, model)
+    return { ok: true, btf: () => loaded.btf, ...model }
   } catch (e) {
     if (e instanceof BtfError) return { ok: false, reason: `the guest kernel's BTF does not fit the monitor: ${e.message}` }
     throw e
+  }
+}
+
+/** The kernel's BTF, parsed on the first call; a BtfError naming why when it cannot be (callers read best-effort). */
+function lazyBtf(kernel: KernelBtfSource): () => Btf {
+  let btf: Btf | undefined
+  return () => {
+    if (btf) return btf
+    const loaded = loadKernelBtf(kernel)
+    if (!loaded.ok) throw new BtfError(loaded.reason)
+    btf = loaded.btf
+    return btf
   }
 }
 

@@ -28,9 +28,10 @@ export class GuestKernelView implements KernelView {
   private readonly hiDirect: number
   private cr3: bigint | undefined
 
+  /** `btf` is called on first use: sampling never needs it, reading BPF maps does. */
   constructor(
     readonly mem: GuestMemory,
-    readonly btf: Btf,
+    private readonly loadBtf: () => Btf,
     readonly areas: PercpuAreas,
     private readonly root: RootPath,
   ) {
@@ -39,6 +40,10 @@ export class GuestKernelView implements KernelView {
     this.mode = { la57: areas.la57 }
     this.ranges = fixedKernelRanges(this.mode)
     this.hiDirect = Number(areas.pageOffset >> 32n)
+  }
+
+  get btf(): Btf {
+    return this.loadBtf()
   }
 
   /** Physical address of CPU `cpu`'s per-CPU area (its copy of a variable is at + the variable's offset). */

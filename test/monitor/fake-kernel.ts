@@ -22,6 +22,11 @@ export interface KernelBtfOptions {
 }
 
 export function kernelBtf(o: KernelBtfOptions = {}): Btf {
+  return Btf.parse(kernelBtfBlob(o))
+}
+
+/** The raw BTF blob kernelBtf parses (what a kernel's .BTF section holds). */
+export function kernelBtfBlob(o: KernelBtfOptions = {}): Uint8Array {
   const b = new BtfBuilder()
   const u32 = b.int('unsigned int', 4)
   const int = b.int('int', 4, 32, true)
@@ -67,7 +72,7 @@ export function kernelBtf(o: KernelBtfOptions = {}): Btf {
   const vHot = b.add('VAR', 'pcpu_hot', hot, { extra: [0] })
   const vRq = b.add('VAR', 'runqueues', rq, { extra: [0] })
   b.add('DATASEC', '.data..percpu', 0x6000, { vlen: 3, extra: [vHot, OFF.pcpuHot, 64, vRq, OFF.runqueues, 256, vOff, OFF.thisCpuOff, 8] })
-  return Btf.parse(b.blob())
+  return b.blob()
 }
 
 export interface FakeTask {

@@ -17,7 +17,7 @@ function openView(g: ReturnType<typeof fakeGuest>, cpus: number) {
   if (!layout.ok) throw new Error(layout.reason)
   const areas = scanPercpuAreas(g.mem, offs, cpus)!
   const l = layout.layout
-  return new GuestKernelView(g.mem, btf, areas, { currentTask: l.currentTask, activeMm: l.task.activeMm, mmPgd: l.mmPgd })
+  return new GuestKernelView(g.mem, () => btf, areas, { currentTask: l.currentTask, activeMm: l.task.activeMm, mmPgd: l.mmPgd })
 }
 
 describe('per-CPU areas found in guest RAM', () => {

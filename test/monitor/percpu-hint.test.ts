@@ -63,7 +63,7 @@ describe('the hint file', () => {
   describe('openMonitor', () => {
     const layout = resolveLayout(btf)
     if (!layout.ok) throw new Error(layout.reason)
-    const model: KernelModel = { ok: true, btf, layout: layout.layout, scan: offs }
+    const model: KernelModel = { ok: true, btf: () => btf, layout: layout.layout, scan: offs }
     // CPU 0 has a second page that passes the test higher up: the scan (top down) takes that one.
     const guest = () => {
       const g = fakeGuest({ cpus: 2 })

@@ -19,7 +19,7 @@ const layout = r.layout
 function guest(cpus = 2) {
   const g = fakeGuest({ cpus })
   const areas = scanPercpuAreas(g.mem, percpuScanOffsets(btf), cpus)!
-  const view = new GuestKernelView(g.mem, btf, areas, { currentTask: layout.currentTask, activeMm: layout.task.activeMm, mmPgd: layout.mmPgd })
+  const view = new GuestKernelView(g.mem, () => btf, areas, { currentTask: layout.currentTask, activeMm: layout.task.activeMm, mmPgd: layout.mmPgd })
   return { ...g, view }
 }
 

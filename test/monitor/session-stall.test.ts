@@ -24,7 +24,7 @@ afterEach(() => {
 
 const btf = kernelBtf()
 const layout = resolveLayout(btf)
-const model: KernelModel = layout.ok ? { ok: true, btf, layout: layout.layout, scan: percpuScanOffsets(btf) } : { ok: false, reason: layout.reason }
+const model: KernelModel = layout.ok ? { ok: true, btf: () => btf, layout: layout.layout, scan: percpuScanOffsets(btf) } : { ok: false, reason: layout.reason }
 const hello = encodeFrame(FrameType.Control, encodeMessage({ kind: 'hello', uptimeMs: 5, nodeVersion: process.version }))
 
 /** A session over a fake VM with two CPUs: CPU 1 idles while pid 231 waits on its runnable list. */

@@ -28,7 +28,7 @@ const tick = () => new Promise((res) => setImmediate(res))
 function guest(cpus = 2) {
   const g = fakeGuest({ cpus })
   const areas = scanPercpuAreas(g.mem, percpuScanOffsets(btf), cpus)!
-  const view = new GuestKernelView(g.mem, btf, areas, { currentTask: layout.currentTask, activeMm: layout.task.activeMm, mmPgd: layout.mmPgd })
+  const view = new GuestKernelView(g.mem, () => btf, areas, { currentTask: layout.currentTask, activeMm: layout.task.activeMm, mmPgd: layout.mmPgd })
   return { ...g, view }
 }
 
