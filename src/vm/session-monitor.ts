@@ -26,8 +26,9 @@ export interface SessionMonitor {
   /** The monitor once it runs, or why it does not; settles after the guest's hello (or its end). */
   readonly status: Promise<MonitorStatus>
   /**
-   * Read the kernel's BTF now (parsing it takes a tenth of a second of this thread, extracting it
-   * seconds): called while the guest boots or unpacks its run, so start() finds it read.
+   * Work out the kernel's model now (from the model cache, or by parsing its BTF: a few hundredths
+   * of a second of this thread; extracting a BTF never seen takes seconds): called while the guest
+   * boots or unpacks its run, so start() finds it ready.
    */
   prepare(): void
   /** The guest's init is up: find its per-CPU areas and start sampling (reading the BTF if prepare() did not). */
