@@ -14,7 +14,7 @@ import { monitor, runWindow } from './monitor.js'
 import { bridge } from './monitor-bridge.js'
 import { Report, type ReportData, type StepRecord, type WorkerTelemetry } from './report.js'
 import { SchedulerWatch } from './scheduler.js'
-import { describeOp, holdMs, type Op, type Step } from './steps.js'
+import { describeOp, holdMs, type Op, runLengthMs, type Step } from './steps.js'
 import { type CpusetChange, type Placement, toTelemetry, type WorkloadContext } from './telemetry.js'
 import { type Topo, topology } from './topology/topo.js'
 import { describeWork, isPaired, type WorkSpec } from './work.js'
@@ -39,7 +39,6 @@ export interface RunOptions {
   signal?: AbortSignal
 }
 
-const DEFAULT_DURATION_MS = 2000
 /** Workloads stop by themselves this long after the planned end, should the test process vanish. */
 const SAFETY_MS = 60_000
 /** Bytes of a block device each io-sync workload writes to (16 × 64 KiB). */
@@ -98,11 +97,7 @@ class Runner {
     const totalMs = this.opts.duration === undefined ? undefined : parseDuration(this.opts.duration)
     const steps = this.opts.steps ?? []
     this.holds = steps.map((s) => holdMs(s.hold, totalMs))
-    this.plannedMs = Math.max(
-      totalMs ?? 0,
-      this.holds.reduce((a, b) => a + b, 0),
-      steps.length ? 0 : DEFAULT_DURATION_MS,
-    )
+    this.plannedMs = runLengthMs(totalMs, this.holds)
   }
 
   private get binary(): string {

@@ -75,6 +75,18 @@ export function holdMs(h: Hold, totalMs: number | undefined): number {
   return share * totalMs
 }
 
+/** run()'s length without an explicit duration or steps (ktstr's duration_s). */
+export const DEFAULT_DURATION_MS = 2000
+
+/**
+ * How long a run lasts: its `duration` when given (steps holding longer stretch it), else the
+ * steps' holds end to end, else DEFAULT_DURATION_MS.
+ */
+export function runLengthMs(totalMs: number | undefined, holds: readonly number[]): number {
+  const held = holds.reduce((a, b) => a + b, 0)
+  return Math.max(totalMs ?? (holds.length ? 0 : DEFAULT_DURATION_MS), held)
+}
+
 export function describeOp(o: Op): string {
   switch (o.kind) {
     case 'add-cgroup':

@@ -1,6 +1,6 @@
 import { cgroup, describeWork, formatCpuList, op, parseCpuList, parseDuration, run, scenarios, skipReason, step, topologyFromSpec, WORK_TYPES, work } from 'ktstr'
 import { describe, expect, it } from 'vitest'
-import { describeOp, holdMs } from '../../runtime/api/steps.js'
+import { DEFAULT_DURATION_MS, describeOp, holdMs, runLengthMs } from '../../runtime/api/steps.js'
 
 describe('durations', () => {
   it('takes milliseconds or unit strings', () => {
@@ -96,6 +96,17 @@ describe('steps', () => {
     expect(holdMs({ frac: 0.5 }, 3000)).toBe(1500)
     expect(() => holdMs('50%', undefined)).toThrow(/is a share of the run; give run\(\{ duration \}\) too/)
     expect(() => holdMs('150%', 1000)).toThrow(/a share must be within 0\.\.100%/)
+  })
+
+  it('runs for the duration asked, the steps end to end, or the default', () => {
+    // A 1 s run is 1 s, not the 2 s default (it was, before: a max with the default).
+    expect(runLengthMs(1000, [])).toBe(1000)
+    expect(runLengthMs(5000, [])).toBe(5000)
+    expect(runLengthMs(undefined, [])).toBe(DEFAULT_DURATION_MS)
+    expect(runLengthMs(undefined, [300, 200])).toBe(500)
+    // Steps that hold longer than the duration stretch the run.
+    expect(runLengthMs(400, [300, 200])).toBe(500)
+    expect(runLengthMs(1000, [300, 200])).toBe(1000)
   })
 
   it('makes ops that say what they do', () => {
