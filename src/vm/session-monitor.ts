@@ -26,9 +26,9 @@ export interface SessionMonitor {
   /** The monitor once it runs, or why it does not; settles after the guest's hello (or its end). */
   readonly status: Promise<MonitorStatus>
   /**
-   * Work out the kernel's model now (from the model cache, or by parsing its BTF: a few hundredths
-   * of a second of this thread; extracting a BTF never seen takes seconds): called while the guest
-   * boots or unpacks its run, so start() finds it ready.
+   * Work out the kernel's model and parse its BTF now (a few hundredths of a second of this
+   * thread; extracting a BTF never seen takes seconds): called while the guest boots or unpacks
+   * its run, so start() and the first sample find them ready.
    */
   prepare(): void
   /** The guest's init is up: find its per-CPU areas and start sampling (reading the BTF if prepare() did not). */
@@ -69,7 +69,15 @@ export function sessionMonitor(vm: VmProcess, plan: MonitorPlan | undefined, onS
     prepare() {
       if (started || stopped || !plan || plan.hz === 'off' || !vm.memory) return
       void loadMonitorCode().then((code) => {
-        if (!started && !stopped) model ??= code.kernelModel(plan.kernel)
+        if (started || stopped) return
+        model ??= code.kernelModel(plan.kernel)
+        // The first sample reads the scheduler's state, which needs the BTF: parse it now, while
+        // the guest unpacks, rather than in a sample.
+        try {
+          if (model.ok) model.btf()
+        } catch {
+          // The sample that reads it says why.
+        }
       })
     },
     start() {
