@@ -1,11 +1,12 @@
 /**
  * `ktstr cache list|clean`: what ktstr keeps between runs that it can make again — warm-start
- * snapshots and base images (with the stripped node they hold). Guest kernels are not listed here:
+ * snapshots and base images (with the stripped node they hold), stripped schedulers. Guest kernels are not listed here:
  * they take long to build (`ktstr kernel list`).
  */
 import path from 'node:path'
-import { BASE_IMAGE_NAME, imageDir, STRIPPED_NODE_NAME } from '../image/base.js'
+import { BASE_IMAGE_NAME, imageDir } from '../image/base.js'
 import { type ListedEntry, listCached, pruneCached } from '../image/cache-entry.js'
+import { STRIPPED_NAME } from '../image/stripped.js'
 import { KtstrError } from '../util/errors.js'
 import { SNAPSHOT_NAME, snapshotCacheBytes, snapshotDir } from '../vm/warm/warm-start.js'
 
@@ -22,7 +23,8 @@ interface Kind {
 const kinds = (): Kind[] => [
   { name: 'snapshot', dir: snapshotDir(), re: SNAPSHOT_NAME },
   { name: 'image', dir: imageDir(), re: BASE_IMAGE_NAME },
-  { name: 'node', dir: imageDir(), re: STRIPPED_NODE_NAME },
+  { name: 'node', dir: imageDir(), re: STRIPPED_NAME.node },
+  { name: 'scheduler', dir: imageDir(), re: STRIPPED_NAME.scheduler },
 ]
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`

@@ -1,9 +1,8 @@
-import { execFile, execFileSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
-import { promisify } from 'node:util'
 import { KtstrError } from '../util/errors.js'
 import { log } from '../util/log.js'
 import { cacheRoot, packageRoot } from '../util/paths.js'
@@ -12,6 +11,7 @@ import { libraryClosure } from './closure.js'
 import { readElf } from './elf.js'
 import { findMke2fs, writeExt4 } from './ext4.js'
 import { GUEST_INIT, GUEST_NODE, INIT_SCRIPT_IN_PACKAGE } from './guest-paths.js'
+import { findStrip, strippedCopy } from './stripped.js'
 import { GuestTree, type PathFilter } from './tree.js'
 
 /** Bump when the image layout changes, so cached archives from older code are not reused. */
@@ -19,12 +19,10 @@ const RECIPE = 'ktstr-base-v1'
 const KEEP_BASES = 3
 /** Cache entries in `imageDir()`: base images, and the stripped node they hold. */
 export const BASE_IMAGE_NAME = /^base-[0-9a-f]+\.(cpio|ext4)$/
-export const STRIPPED_NODE_NAME = /^node-[0-9a-f]+-stripped$/
 
 export function imageDir(): string {
   return path.join(cacheRoot(), 'images')
 }
-const KEEP_STRIPPED = 2
 /** Debian's busybox-static; inside a ktstr guest (nested runs) the image's own copy. */
 const BUSYBOX_CANDIDATES = ['/bin/busybox', '/usr/bin/busybox', '/ktstr/bin/busybox']
 export const BUSYBOX_HOST = BUSYBOX_CANDIDATES[0]!
@@ -73,7 +71,7 @@ export interface BaseImage {
  */
 export async function baseImage(opts: BaseImageOptions = {}): Promise<BaseImage> {
   const t0 = performance.now()
-  const strip = findOnPath('strip')
+  const strip = findStrip()
   const tree = collectBase(opts)
   const h = createHash('sha256').update(`${RECIPE}\0strip=${strip ? 1 : 0}\n`)
   tree.fingerprint(h)
@@ -112,7 +110,7 @@ export async function baseImage(opts: BaseImageOptions = {}): Promise<BaseImage>
 /** Writes the archive to `tmp`; returns the manifest's extra fields. */
 async function writeBase(tree: GuestTree, strip: string | undefined, dir: string, tmp: string): Promise<Record<string, number>> {
   if (strip) {
-    const stripped = await strippedNode(strip, dir)
+    const stripped = await strippedCopy('node', process.execPath, dir)
     if (stripped) tree.add(process.execPath, { source: stripped })
   }
   await tree.writeCpio(tmp)
@@ -121,7 +119,7 @@ async function writeBase(tree: GuestTree, strip: string | undefined, dir: string
 
 async function writeBaseExt4(tree: GuestTree, strip: string | undefined, dir: string, mke2fs: string, tmp: string): Promise<Record<string, number>> {
   if (strip) {
-    const stripped = await strippedNode(strip, dir)
+    const stripped = await strippedCopy('node', process.execPath, dir)
     if (stripped) tree.add(process.execPath, { source: stripped })
   }
   await writeExt4(tree, mke2fs, tmp)
@@ -270,23 +268,6 @@ function walkFiles(dir: string, filter: PathFilter): string[] {
 }
 
 /** A stripped copy of node, made once per node binary (99 MB → 86 MB; the debug info is useless in the guest). */
-async function strippedNode(strip: string, dir: string): Promise<string | undefined> {
-  const st = fs.statSync(process.execPath)
-  const id = createHash('sha256').update(`${process.execPath}\0${st.size}\0${st.mtimeMs}`).digest('hex').slice(0, 16)
-  const out = path.join(dir, `node-${id}-stripped`)
-  try {
-    const entry = await ensureCached(out, async (tmp) => {
-      await promisify(execFile)(strip, ['-o', tmp, process.execPath])
-      return {}
-    })
-    if (entry.built) pruneCached(dir, STRIPPED_NODE_NAME, KEEP_STRIPPED, out)
-  } catch (e) {
-    log.warn(`strip ${process.execPath} failed, using it unstripped: ${(e as Error).message.split('\n')[0]}`)
-    return undefined
-  }
-  return out
-}
-
 function regularFiles(tree: GuestTree): Set<string> {
   const s = new Set<string>()
   for (const p of tree.paths()) {
@@ -298,16 +279,4 @@ function regularFiles(tree: GuestTree): Set<string> {
 
 function isSymlink(p: string): boolean {
   return fs.lstatSync(p, { throwIfNoEntry: false })?.isSymbolicLink() ?? false
-}
-
-function findOnPath(cmd: string): string | undefined {
-  for (const d of (process.env.PATH ?? '').split(':')) {
-    if (!d) continue
-    const p = path.join(d, cmd)
-    try {
-      fs.accessSync(p, fs.constants.X_OK)
-      return p
-    } catch {}
-  }
-  return undefined
 }

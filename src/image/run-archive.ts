@@ -10,9 +10,10 @@ export interface RunArchiveOptions {
   data: { guestPath: string; content: Buffer | string; mode?: number }[]
   /**
    * Host files or directories (recursively) to include at their host paths. A dynamically linked ELF
-   * file among them (e.g. the scheduler binary) brings its library closure along.
+   * file among them (e.g. the scheduler binary) brings its library closure along. A file given as
+   * `{ path, source }` has `source`'s content (a stripped copy).
    */
-  hostPaths: string[]
+  hostPaths: (string | { path: string; source: string })[]
   /** Guest paths of regular files the base image already has (BaseImage.files); they are not repeated. */
   omit?: ReadonlySet<string>
   /** Stops collecting with its error once the archive gets too big (see initramfsLimit). */
@@ -26,14 +27,15 @@ export interface RunArchiveOptions {
 export function runArchive(opts: RunArchiveOptions): GuestTree {
   const tree = new GuestTree({ ...(opts.omit ? { omit: opts.omit } : {}), ...(opts.limit ? { limit: opts.limit } : {}) })
   opts.limit?.(tree.cost()) // the base image alone may already be too big
-  for (const p of opts.hostPaths) {
-    if (fs.statSync(p).isDirectory()) {
+  for (const entry of opts.hostPaths) {
+    const [p, source] = typeof entry === 'string' ? [entry, undefined] : [entry.path, entry.source]
+    if (source === undefined && fs.statSync(p).isDirectory()) {
       tree.addDir(p)
       // Programs and native addons inside need their libraries too (e.g. a .node file needing librt).
       for (const lib of dirLibraries(p)) tree.add(lib)
       continue
     }
-    tree.add(p)
+    tree.add(p, source === undefined ? {} : { source })
     if (isElf(p) && readElf(p).interpreter) {
       for (const lib of libraryClosure([p]).slice(1)) tree.add(lib)
     }

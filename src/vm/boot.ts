@@ -7,11 +7,13 @@ import path from 'node:path'
 import { ENV_INSPECTOR, RUN_SPEC_PATH, type RunSpec, type TemplateSpec } from '../../runtime/protocol/index.js'
 import { resolveTopology } from '../../runtime/protocol/presets.js'
 import { cpuCount } from '../../runtime/protocol/topology.js'
-import { baseImage, findBusybox } from '../image/base.js'
+import { baseImage, findBusybox, imageDir } from '../image/base.js'
 import { initramfsLimit } from '../image/budget.js'
 import { composeDiskInitrd, diskBootBlocker, virtioDiskName } from '../image/disk-boot.js'
+import { isElf } from '../image/elf.js'
 import { composeInitrd } from '../image/initrd.js'
 import { runArchive } from '../image/run-archive.js'
+import { strippedCopy } from '../image/stripped.js'
 import { resolveKernel } from '../kernel/resolve.js'
 import { type ResolvedScheduler, resolveScheduler } from '../kernel/schedulers.js'
 import { KtstrError } from '../util/errors.js'
@@ -92,11 +94,15 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
       // Its own socket: a cold boot after it (the run turned out cold) must not race its teardown.
       pending = backend.prepareRestore({ ...shape, initrd: noInitrd, channelSocket: path.join(tmp, 'restore.sock') }, newConsole())
     }
-    const base = await baseImage({ extraPaths: req.extraImagePaths ?? [], disk: wantDisk })
+    const [base, schedulerCopy] = await Promise.all([
+      baseImage({ extraPaths: req.extraImagePaths ?? [], disk: wantDisk }),
+      // Without its debug sections: half the bytes for the guest to take in.
+      scheduler && isElf(scheduler.path) ? strippedCopy('scheduler', scheduler.path, imageDir()) : undefined,
+    ])
     const onDisk = base.format === 'ext4'
     const run = runArchive({
       data: [{ guestPath: RUN_SPEC_PATH, content: JSON.stringify(runSpec) }],
-      hostPaths: [...(scheduler ? [scheduler.path] : []), ...(req.include ?? [])],
+      hostPaths: [...(scheduler ? [schedulerCopy ? { path: scheduler.path, source: schedulerCopy } : scheduler.path] : []), ...(req.include ?? [])],
       omit: base.files,
       // From a disk, only this run's files (and busybox) take guest RAM.
       limit: initramfsLimit(memoryMib, onDisk ? { archive: 4 << 20, unpacked: 4 << 20 } : { archive: base.bytes, unpacked: base.unpacked }),

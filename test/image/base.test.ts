@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type BaseImage, baseImage } from '../../src/image/base.js'
 import { composeInitrd } from '../../src/image/initrd.js'
 import { runArchive } from '../../src/image/run-archive.js'
+import { strippedCopy } from '../../src/image/stripped.js'
 import { packageRoot } from '../../src/util/paths.js'
 import { testKernel } from '../helpers/repo.js'
 import { hasCpio, isRoot, listNames, listVerbose, rawEntries, standInPackage, tmpDir } from './helpers.js'
@@ -168,6 +169,21 @@ describe.skipIf(!hasBusybox || !hasCpio)('baseImage', () => {
       const { entries, end } = rawEntries(run)
       expect(end).toBe(run.length)
       expect(entries.slice(0, -1).every((e) => e.ino >= 0x40000000)).toBe(true)
+    })
+
+    it.skipIf(!hasStrip)("takes the scheduler's stripped copy at the scheduler's host path, with its libraries", async () => {
+      const images = path.join(xdg, 'images')
+      const copy = await strippedCopy('scheduler', SCHED, images)
+      expect(copy).toBeDefined()
+      expect(fs.statSync(copy!).size).toBeLessThan(fs.statSync(SCHED).size * 0.8)
+      expect(await strippedCopy('scheduler', SCHED, images)).toBe(copy) // cached
+      const file = path.join(xdg, 'run-stripped.cpio')
+      await runArchive({ data: [], hostPaths: [{ path: SCHED, source: copy! }], omit: cold.files }).writeCpio(file)
+      const archive = fs.readFileSync(file)
+      const entry = rawEntries(archive).entries.find((e) => e.name === rel(SCHED))!
+      expect(archive.subarray(entry.dataOffset, entry.dataOffset + entry.size).equals(fs.readFileSync(copy!))).toBe(true)
+      expect(entry.mode & 0o111).not.toBe(0)
+      expect(listNames(archive).some((n) => /libelf\.so/.test(n))).toBe(true)
     })
 
     it('appends the run archive to a copy of the base', async () => {
