@@ -6,5 +6,5 @@
  */
 export const GUEST_NODE = '/ktstr/node'
 export const GUEST_INIT = '/ktstr/init.js'
-/** The init script inside the ktstr package. */
-export const INIT_SCRIPT_IN_PACKAGE = 'dist/runtime/init/main.js'
+/** The init script inside the ktstr package: main.js and its modules in one file (runtime/init/build-init.ts). */
+export const INIT_SCRIPT_IN_PACKAGE = 'dist/runtime/init/init.js'

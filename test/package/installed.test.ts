@@ -63,7 +63,14 @@ describe('the packed package, installed into a fresh project', () => {
 
   it('holds the compiled code and the workload program, no source maps and no tests', () => {
     const paths = packed.files.map((f) => f.path)
-    for (const p of ['dist/src/cli/bin.js', 'dist/plugin/index.js', 'dist/runtime/index.js', 'dist/runtime/init/main.js', 'dist/runtime/ktstr-workload']) {
+    for (const p of [
+      'dist/src/cli/bin.js',
+      'dist/plugin/index.js',
+      'dist/runtime/index.js',
+      'dist/runtime/init/main.js',
+      'dist/runtime/init/init.js',
+      'dist/runtime/ktstr-workload',
+    ]) {
       expect(paths).toContain(p)
     }
     expect(paths.filter((p) => p.endsWith('.map') || p.startsWith('test/') || !/^(dist|docs|runtime|src)\/|^(package\.json|README\.md)$/.test(p))).toEqual([])

@@ -98,7 +98,7 @@ describe('the base image links what the kernel starts', () => {
   it('has /ktstr/node → this node and /ktstr/init.js → the init script, whatever their host paths', () => {
     const tree = collectBase({ packageRoot: repoRoot })
     expect(tree.get(GUEST_NODE)).toEqual({ kind: 'symlink', target: process.execPath })
-    expect(tree.get(GUEST_INIT)).toEqual({ kind: 'symlink', target: path.join(repoRoot, 'dist', 'runtime', 'init', 'main.js') })
-    expect(tree.has(process.execPath) && tree.has(path.join(repoRoot, 'dist', 'runtime', 'init', 'main.js'))).toBe(true)
+    expect(tree.get(GUEST_INIT)).toEqual({ kind: 'symlink', target: path.join(repoRoot, 'dist', 'runtime', 'init', 'init.js') })
+    expect(tree.has(process.execPath) && tree.has(path.join(repoRoot, 'dist', 'runtime', 'init', 'init.js'))).toBe(true)
   })
 })
