@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
+import { isExecutable } from '../util/which.js'
 import type { GuestTree } from './tree.js'
 
 const BLOCK = 4096
@@ -15,15 +16,7 @@ const MKE2FS_DIRS = ['/usr/sbin', '/sbin', '/usr/bin', '/bin']
 
 /** The mke2fs program, or undefined (then the guest unpacks the archive as before). */
 export function findMke2fs(): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), ...MKE2FS_DIRS]
-  for (const d of dirs) {
-    const p = path.join(d, 'mke2fs')
-    try {
-      fs.accessSync(p, fs.constants.X_OK)
-      return p
-    } catch {}
-  }
-  return undefined
+  return [...(process.env.PATH ?? '').split(':').filter(Boolean), ...MKE2FS_DIRS].map((d) => path.join(d, 'mke2fs')).find(isExecutable)
 }
 
 /**

@@ -10,6 +10,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { log } from '../util/log.js'
+import { which } from '../util/which.js'
 import { ensureCached, pruneCached } from './cache-entry.js'
 
 export type StripKind = 'node' | 'scheduler'
@@ -46,13 +47,5 @@ export async function strippedCopy(kind: StripKind, file: string, dir: string): 
 
 /** `strip` from binutils on PATH, if there. */
 export function findStrip(): string | undefined {
-  for (const d of (process.env.PATH ?? '').split(':')) {
-    if (!d) continue
-    const p = path.join(d, 'strip')
-    try {
-      fs.accessSync(p, fs.constants.X_OK)
-      return p
-    } catch {}
-  }
-  return undefined
+  return which('strip')
 }
