@@ -1,7 +1,5 @@
 /** What `exec` and `shell` share: boot, wire stdio and signals, wait, report. */
 import pc from 'picocolors'
-import { dumpOnFailure } from '../monitor/dump-session.js'
-import { monitorTable } from '../monitor/table.js'
 import { log } from '../util/log.js'
 import { probeKvm } from '../vm/accel.js'
 import { bootGuest } from '../vm/boot.js'
@@ -24,11 +22,12 @@ export async function runGuest(req: VmRequest, opts: { forwardStdin: boolean; ti
     signals ??= handleSignals()
     signals.attach(session)
     const detach = attachStdio(session, opts)
-    const dump = opts.dump ? dumpOnFailure(session, opts.dump, 'exec', req.backend ?? 'auto') : undefined
+    // The monitor's dump and table code (~40 ms of module loading) only when asked for.
+    const dump = opts.dump ? (await import('../monitor/dump-session.js')).dumpOnFailure(session, opts.dump, 'exec', req.backend ?? 'auto') : undefined
     const outcome = await session.done
     for (const line of dump?.finish(outcome) ?? []) process.stderr.write(`ktstr: ${line}\n`)
     detach()
-    if (opts.monitor) process.stderr.write(monitorTable(await session.monitor))
+    if (opts.monitor) process.stderr.write((await import('../monitor/table.js')).monitorTable(await session.monitor))
     return result(outcome, session, opts)
   } finally {
     signals?.remove()
