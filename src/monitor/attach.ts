@@ -55,15 +55,16 @@ function parseModel(kernel: KernelBtfSource): KernelModel {
   }
 }
 
-/** The kernel's BTF, parsed on the first call; a BtfError naming why when it cannot be (callers read best-effort). */
+/**
+ * The kernel's BTF, parsed on the first call; a BtfError naming why when it cannot be (callers read
+ * best-effort). Either outcome is kept: a failed extraction can take seconds, not to be repeated.
+ */
 function lazyBtf(kernel: KernelBtfSource): () => Btf {
-  let btf: Btf | undefined
+  let loaded: ReturnType<typeof loadKernelBtf> | undefined
   return () => {
-    if (btf) return btf
-    const loaded = loadKernelBtf(kernel)
+    loaded ??= loadKernelBtf(kernel)
     if (!loaded.ok) throw new BtfError(loaded.reason)
-    btf = loaded.btf
-    return btf
+    return loaded.btf
   }
 }
 
