@@ -71,9 +71,8 @@ export interface BaseImage {
  */
 export async function baseImage(opts: BaseImageOptions = {}): Promise<BaseImage> {
   const t0 = performance.now()
-  const strip = findStrip()
   const tree = collectBase(opts)
-  const h = createHash('sha256').update(`${RECIPE}\0strip=${strip ? 1 : 0}\n`)
+  const h = createHash('sha256').update(`${RECIPE}\0strip=${findStrip() ? 1 : 0}\n`)
   tree.fingerprint(h)
   const key = h.digest('hex').slice(0, 16)
   const dir = imageDir()
@@ -84,7 +83,13 @@ export async function baseImage(opts: BaseImageOptions = {}): Promise<BaseImage>
   const out = path.join(dir, `base-${key}.${format}`)
   const files = regularFiles(tree)
 
-  const ensure = () => ensureCached(out, (tmp) => (mke2fs ? writeBaseExt4(tree, strip, dir, mke2fs, tmp) : writeBase(tree, strip, dir, tmp)))
+  const ensure = () =>
+    ensureCached(out, async (tmp) => {
+      // node without its symbols (strippedCopy: none without strip, as the key says).
+      const stripped = await strippedCopy('node', process.execPath, dir)
+      if (stripped) tree.add(process.execPath, { source: stripped })
+      return mke2fs ? writeBaseExt4(tree, mke2fs, tmp) : writeBase(tree, tmp)
+    })
   const entry = await ensure()
   const ms = performance.now() - t0
   if (entry.built) {
@@ -108,20 +113,12 @@ export async function baseImage(opts: BaseImageOptions = {}): Promise<BaseImage>
 }
 
 /** Writes the archive to `tmp`; returns the manifest's extra fields. */
-async function writeBase(tree: GuestTree, strip: string | undefined, dir: string, tmp: string): Promise<Record<string, number>> {
-  if (strip) {
-    const stripped = await strippedCopy('node', process.execPath, dir)
-    if (stripped) tree.add(process.execPath, { source: stripped })
-  }
+async function writeBase(tree: GuestTree, tmp: string): Promise<Record<string, number>> {
   await tree.writeCpio(tmp)
   return { unpacked: tree.cost().unpacked }
 }
 
-async function writeBaseExt4(tree: GuestTree, strip: string | undefined, dir: string, mke2fs: string, tmp: string): Promise<Record<string, number>> {
-  if (strip) {
-    const stripped = await strippedCopy('node', process.execPath, dir)
-    if (stripped) tree.add(process.execPath, { source: stripped })
-  }
+async function writeBaseExt4(tree: GuestTree, mke2fs: string, tmp: string): Promise<Record<string, number>> {
   await writeExt4(tree, mke2fs, tmp)
   return { unpacked: 0 }
 }
