@@ -31,23 +31,24 @@ const models = new Map<string, KernelModel & { ok: true }>()
  * BTF is then parsed only if `btf()` is called.
  */
 export function kernelModel(kernel: KernelBtfSource): KernelModel {
-  const id = modelCacheFile(kernel)
-  const known = id ? models.get(id) : undefined
+  const file = modelCacheFile(kernel)
+  const known = file ? models.get(file) : undefined
   if (known) return known
-  const cached = readCachedModel(kernel)
-  const model = cached ? { ok: true as const, btf: lazyBtf(kernel), ...cached } : parseModel(kernel)
-  if (model.ok && id) models.set(id, model)
+  const cached = file ? readCachedModel(file) : undefined
+  const model = cached ? { ok: true as const, btf: lazyBtf(kernel), ...cached } : parseModel(kernel, file)
+  if (model.ok && file) models.set(file, model)
   return model
 }
 
-function parseModel(kernel: KernelBtfSource): KernelModel {
+/** The model from the kernel's BTF, kept in `file` for the next process. */
+function parseModel(kernel: KernelBtfSource, file: string | undefined): KernelModel {
   const loaded = loadKernelBtf(kernel)
   if (!loaded.ok) return loaded
   const layout = resolveLayout(loaded.btf)
   if (!layout.ok) return layout
   try {
     const model = { layout: layout.layout, scan: percpuScanOffsets(loaded.btf) }
-    writeCachedModel(kernel, model)
+    if (file) writeCachedModel(file, model)
     return { ok: true, btf: () => loaded.btf, ...model }
   } catch (e) {
     if (e instanceof BtfError) return { ok: false, reason: `the guest kernel's BTF does not fit the monitor: ${e.message}` }

@@ -8,12 +8,10 @@
  * that cannot be written is no error.
  */
 import fs from 'node:fs'
-import path from 'node:path'
 import * as v from 'valibot'
 import type { KernelBtfSource } from '../kernel/btf-cache.js'
 import { writeFileAtomically } from '../util/durable.js'
-import { fileSha256 } from '../util/file-hash.js'
-import { cacheRoot } from '../util/paths.js'
+import { kernelCacheFile } from './kernel-file.js'
 import type { Layout } from './layout.js'
 import type { PercpuOffsets } from './percpu-scan.js'
 
@@ -47,16 +45,11 @@ const CachedModelSchema = v.object({
 })
 
 export function modelCacheFile(kernel: KernelBtfSource): string | undefined {
-  try {
-    return path.join(cacheRoot(), 'monitor', `${fileSha256(kernel.bzImage).slice(0, 16)}-${MODEL_FORMAT}.json`)
-  } catch {
-    return undefined
-  }
+  return kernelCacheFile(kernel, 'monitor', String(MODEL_FORMAT))
 }
 
-export function readCachedModel(kernel: KernelBtfSource): CachedModel | undefined {
-  const file = modelCacheFile(kernel)
-  if (!file) return undefined
+/** The model kept in `file` (modelCacheFile), if it is there and sound. */
+export function readCachedModel(file: string): CachedModel | undefined {
   try {
     const r = v.safeParse(CachedModelSchema, JSON.parse(fs.readFileSync(file, 'utf8')))
     if (!r.success) return undefined
@@ -70,9 +63,7 @@ export function readCachedModel(kernel: KernelBtfSource): CachedModel | undefine
   }
 }
 
-export function writeCachedModel(kernel: KernelBtfSource, model: CachedModel): void {
-  const file = modelCacheFile(kernel)
-  if (!file) return
+export function writeCachedModel(file: string, model: CachedModel): void {
   try {
     writeFileAtomically(file, Buffer.from(`${JSON.stringify({ format: MODEL_FORMAT, ...model })}\n`))
   } catch {

@@ -7,20 +7,13 @@
  * missing one costs the scan, and a file that cannot be read or written is no error.
  */
 import fs from 'node:fs'
-import path from 'node:path'
 import type { KernelBtfSource } from '../kernel/btf-cache.js'
 import { writeFileAtomically } from '../util/durable.js'
-import { fileSha256 } from '../util/file-hash.js'
-import { cacheRoot } from '../util/paths.js'
+import { kernelCacheFile } from './kernel-file.js'
 import type { PercpuAreas } from './percpu-scan.js'
 
 function hintFile(kernel: KernelBtfSource, ramBytes: number, cpus: number): string | undefined {
-  try {
-    // The kernel by content, as the BTF cache keys it (hashed once per process).
-    return path.join(cacheRoot(), 'percpu', `${fileSha256(kernel.bzImage).slice(0, 16)}-${ramBytes}-${cpus}.json`)
-  } catch {
-    return undefined
-  }
+  return kernelCacheFile(kernel, 'percpu', `${ramBytes}-${cpus}`)
 }
 
 export function readPercpuHint(kernel: KernelBtfSource, ramBytes: number, cpus: number): PercpuAreas | undefined {

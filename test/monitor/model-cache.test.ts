@@ -84,7 +84,8 @@ describe("the monitor's kernel model", () => {
     const layout = { ...(expected.ok ? expected.layout : ({} as never)), mmPgd: undefined, eventsNote: 'none' }
     const k2 = { bzImage: path.join(dir, 'bzImage2'), dir }
     fs.writeFileSync(k2.bzImage, 'another kernel')
-    p.writeCachedModel(k2, { layout, scan: { thisCpuOff: 1, cpuNumber: 2 } })
-    expect(p.readCachedModel(k2)).toEqual({ layout, scan: { thisCpuOff: 1, cpuNumber: 2 } })
+    const file = p.modelCacheFile(k2)!
+    p.writeCachedModel(file, { layout, scan: { thisCpuOff: 1, cpuNumber: 2 } })
+    expect(p.readCachedModel(file)).toEqual({ layout, scan: { thisCpuOff: 1, cpuNumber: 2 } })
   })
 })
