@@ -22,12 +22,15 @@ import {
 import { _IO, _IOR, _IOW, _IOWR } from './ioctl-encoding.js'
 import { offsetOf } from './layout.js'
 import {
+  kvm_clock_data,
   kvm_cpuid2,
+  kvm_debugregs,
   kvm_enable_cap,
   kvm_fpu,
   kvm_ioeventfd,
   kvm_irq_level,
   kvm_irq_routing,
+  kvm_irqchip,
   kvm_irqfd,
   kvm_lapic_state,
   kvm_mp_state,
@@ -35,11 +38,14 @@ import {
   kvm_msr_list,
   kvm_msrs,
   kvm_pit_config,
+  kvm_pit_state2,
   kvm_regs,
   kvm_run,
   kvm_sregs,
   kvm_userspace_memory_region,
+  kvm_vcpu_events,
   kvm_xcrs,
+  kvm_xsave,
 } from './structs.js'
 
 export * from './constants.js'
@@ -64,10 +70,16 @@ export const KVM_IOCTL = {
   SET_IDENTITY_MAP_ADDR: _IOW(KVMIO, 0x48, 8), // __u64
   CREATE_IRQCHIP: _IO(KVMIO, 0x60),
   IRQ_LINE: _IOW(KVMIO, 0x61, kvm_irq_level),
+  GET_IRQCHIP: _IOWR(KVMIO, 0x62, kvm_irqchip),
+  SET_IRQCHIP: _IOR(KVMIO, 0x63, kvm_irqchip), // sic: the header encodes it as a read
   IRQ_LINE_STATUS: _IOWR(KVMIO, 0x67, kvm_irq_level),
   SET_GSI_ROUTING: _IOW(KVMIO, 0x6a, kvm_irq_routing),
   IRQFD: _IOW(KVMIO, 0x76, kvm_irqfd),
   CREATE_PIT2: _IOW(KVMIO, 0x77, kvm_pit_config),
+  SET_CLOCK: _IOW(KVMIO, 0x7b, kvm_clock_data),
+  GET_CLOCK: _IOR(KVMIO, 0x7c, kvm_clock_data),
+  GET_PIT2: _IOR(KVMIO, 0x9f, kvm_pit_state2),
+  SET_PIT2: _IOW(KVMIO, 0xa0, kvm_pit_state2),
   SET_BOOT_CPU_ID: _IO(KVMIO, 0x78),
   IOEVENTFD: _IOW(KVMIO, 0x79, kvm_ioeventfd),
   SET_TSC_KHZ: _IO(KVMIO, 0xa2),
@@ -91,6 +103,13 @@ export const KVM_IOCTL = {
   GET_MP_STATE: _IOR(KVMIO, 0x98, kvm_mp_state),
   SET_MP_STATE: _IOW(KVMIO, 0x99, kvm_mp_state),
   NMI: _IO(KVMIO, 0x9a),
+  GET_VCPU_EVENTS: _IOR(KVMIO, 0x9f, kvm_vcpu_events),
+  SET_VCPU_EVENTS: _IOW(KVMIO, 0xa0, kvm_vcpu_events),
+  GET_DEBUGREGS: _IOR(KVMIO, 0xa1, kvm_debugregs),
+  SET_DEBUGREGS: _IOW(KVMIO, 0xa2, kvm_debugregs),
+  GET_XSAVE: _IOR(KVMIO, 0xa4, kvm_xsave),
+  SET_XSAVE: _IOW(KVMIO, 0xa5, kvm_xsave),
+  GET_XSAVE2: _IOR(KVMIO, 0xcf, kvm_xsave),
   KVMCLOCK_CTRL: _IO(KVMIO, 0xad),
   GET_XCRS: _IOR(KVMIO, 0xa6, kvm_xcrs),
   SET_XCRS: _IOW(KVMIO, 0xa7, kvm_xcrs),

@@ -246,6 +246,54 @@ export const kvm_enable_cap = k.struct({
   pad: bytes(64),
 })
 
+/** The exception, interrupt, NMI and SMI state a vCPU is in between instructions (KVM_GET_VCPU_EVENTS). */
+export const kvm_vcpu_events = k.struct({
+  exception: k.struct({ injected: u8, nr: u8, has_error_code: u8, pending: u8, error_code: u32 }),
+  interrupt: k.struct({ injected: u8, nr: u8, soft: u8, shadow: u8 }),
+  nmi: k.struct({ injected: u8, pending: u8, masked: u8, pad: u8 }),
+  sipi_vector: u32,
+  flags: u32,
+  smi: k.struct({ smm: u8, pending: u8, smm_inside_nmi: u8, latched_init: u8 }),
+  triple_fault: k.struct({ pending: u8 }),
+  reserved: bytes(26),
+  exception_has_payload: u8,
+  exception_payload: u64,
+})
+
+export const kvm_debugregs = k.struct({ db: arr(u64, 4), dr6: u64, dr7: u64, flags: u64, reserved: arr(u64, 9) })
+
+/** The legacy XSAVE area (4 KiB; KVM_GET_XSAVE2 may return more, as KVM_CAP_XSAVE2 says). */
+export const kvm_xsave = k.struct({ region: arr(u32, 1024) })
+
+/** One in-kernel interrupt controller's state: PIC master (0), PIC slave (1) or IOAPIC (2). */
+export const kvm_irqchip = k.struct({
+  chip_id: u32,
+  pad: u32,
+  // The IOAPIC's state gives the union its 8-byte alignment; redirtbl entries are unions of a u64.
+  chip: k.union({ dummy: bytes(512), ioapic: k.struct({ base_address: u64, ioregsel: u32, id: u32, irr: u32, pad: u32, redirtbl: arr(u64, 24) }) }),
+})
+
+export const kvm_pit_channel_state = k.struct({
+  count: u32,
+  latched_count: u16,
+  count_latched: u8,
+  status_latched: u8,
+  status: u8,
+  read_state: u8,
+  write_state: u8,
+  write_latch: u8,
+  rw_mode: u8,
+  mode: u8,
+  bcd: u8,
+  gate: u8,
+  count_load_time: 'int64_t',
+})
+
+export const kvm_pit_state2 = k.struct({ channels: k.array(kvm_pit_channel_state, 3), flags: u32, reserved: arr(u32, 9) })
+
+/** kvmclock's base (KVM_GET_CLOCK / KVM_SET_CLOCK). */
+export const kvm_clock_data = k.struct({ clock: u64, flags: u32, pad0: u32, realtime: u64, host_tsc: u64, pad: arr(u32, 4) })
+
 /** Every declared struct by its C tag (`struct <name>`): the list abi-check.ts verifies. */
 export const ABI_STRUCTS: Readonly<Record<string, TypeObject>> = {
   kvm_regs,
@@ -277,4 +325,11 @@ export const ABI_STRUCTS: Readonly<Record<string, TypeObject>> = {
   kvm_xcr,
   kvm_xcrs,
   kvm_enable_cap,
+  kvm_vcpu_events,
+  kvm_debugregs,
+  kvm_xsave,
+  kvm_irqchip,
+  kvm_pit_channel_state,
+  kvm_pit_state2,
+  kvm_clock_data,
 }
