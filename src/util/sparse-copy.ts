@@ -2,24 +2,25 @@
  * Copy a file keeping its holes: a guest's RAM file holds its touched pages only, and a plain copy
  * (copy_file_range on tmpfs) would write every hole out as zeros — a GiB for an idle 1 GiB guest.
  */
-import { execFile } from 'node:child_process'
 import fs from 'node:fs'
-import { promisify } from 'node:util'
 import { SEEK_DATA, SEEK_HOLE, SEEK_SET } from '../../native-shims/constants.js'
 import { lseek, sendfile } from '../../native-shims/libc.js'
 
-const run = promisify(execFile)
 /** copyDataInto's bytes per sendfile, and between two turns of the event loop. */
 const CHUNK = 16 << 20
 
-/** A new `dst`: GNU cp finds the data with SEEK_DATA/SEEK_HOLE and, with --sparse=always, leaves zero blocks as holes. */
+/**
+ * A new `dst` of `src`'s size with its data where `src` has data and holes elsewhere (copyDataInto).
+ * In process, not GNU cp: a ktstr guest (a nested run) has busybox's cp, which cannot keep holes.
+ */
 export async function copySparse(src: string, dst: string): Promise<void> {
   try {
-    await run('cp', ['--sparse=always', '--', src, dst])
+    fs.writeFileSync(dst, '', { flag: 'wx' })
+    fs.truncateSync(dst, fs.statSync(src).size)
   } catch (e) {
-    const err = e as { stderr?: string; message: string }
-    throw new Error(`cannot copy ${src} to ${dst}: ${err.stderr?.trim() || err.message}`)
+    throw new Error(`cannot copy ${src} to ${dst}: ${(e as Error).message}`)
   }
+  await copyDataInto(src, dst)
 }
 
 /**
