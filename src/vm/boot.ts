@@ -24,7 +24,7 @@ import { type Backend, kernelCmdline, type LaunchPlan, type PendingRestore } fro
 import { ConsoleLog } from './console.js'
 import { DEFAULT_MEMORY_MIB, DEFAULT_MONITOR_HZ, DEFAULT_STALL_MS, DEFAULT_TIMEOUT_S, DEFAULT_TOPOLOGY, SCHEDULER_ATTACH_TIMEOUT_MS } from './defaults.js'
 import { checkDisk } from './disk.js'
-import { kvmBackend } from './kvm/backend.js'
+import { kvmBackend, kvmSnapshotIdentity } from './kvm/backend.js'
 import { findQemu, qemuBackend } from './qemu/backend.js'
 import { createRunDir, removeRunDir, sweepRunDirsOnce } from './run-dir.js'
 import type { GuestSession } from './session.js'
@@ -88,7 +88,7 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
     // A warm start's VMM starts now, waiting for its snapshot: its start overlaps the image and
     // the snapshot's key, worked out below. (A base image on a disk or too big a run archive can still
     // make the run cold.)
-    if (!coldReason(req, backendName, false, 0) && backend.prepareRestore) {
+    if (!coldReason(req, false, 0) && backend.prepareRestore) {
       const noInitrd = path.join(tmp, 'no-initrd')
       fs.writeFileSync(noInitrd, '')
       // Its own socket: a cold boot after it (the run turned out cold) must not race its teardown.
@@ -108,7 +108,7 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
       limit: initramfsLimit(memoryMib, onDisk ? { archive: 4 << 20, unpacked: 4 << 20 } : { archive: base.bytes, unpacked: base.unpacked }),
     })
     const plan: LaunchPlan = { ...shape, ...(onDisk ? { baseDisk: base.path } : {}) }
-    const cold = coldReason(req, backendName, onDisk, run.cost().archive) ?? (pending ? undefined : 'this backend cannot restore a snapshot')
+    const cold = coldReason(req, onDisk, run.cost().archive) ?? (pending ? undefined : 'this backend cannot restore a snapshot')
     if (cold) log.debug(`warm start off: ${cold}`)
     let vm: VmProcess | undefined
     let runArchiveBytes: Buffer | undefined
@@ -128,11 +128,11 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
         kernel: kernel.bzImage,
         baseImageKey: base.key,
         backend: backendName,
-        vmm: findQemu(),
+        ...(backendName === 'kvm' ? kvmSnapshotIdentity() : { vmm: findQemu() }),
         cmdline: kernelCmdline(),
         nestedKvm: plan.nestedKvm,
       })
-      vm = await warmLaunch({ backend, key, plan, base, pending, ...(template ? { template } : {}) })
+      vm = await warmLaunch({ backend, format: backendName === 'kvm' ? 'kvm' : 'qemu', key, plan, base, pending, ...(template ? { template } : {}) })
       if (!vm) runArchiveBytes = undefined
     }
     pending?.abandon() // unused (a cold run), or used: then a no-op
@@ -180,10 +180,9 @@ function chooseBackend(name: BackendName): { backend: Backend; name: string } {
 }
 
 /** Why this run boots cold rather than from a snapshot; undefined when it can start warm. */
-function coldReason(req: VmRequest, backend: string, onDisk: boolean, runBytes: number): string | undefined {
+function coldReason(req: VmRequest, onDisk: boolean, runBytes: number): string | undefined {
   if (req.warm === false) return 'asked for a cold boot (--cold, warm=false)'
   if (process.env.KTSTR_WARM === '0') return 'KTSTR_WARM=0'
-  if (!backend.startsWith('qemu')) return 'our VMM (the kvm backend) has no snapshots yet'
   if (req.disks?.length) return 'the run has disks, which a snapshot cannot attach yet'
   if (onDisk) return 'the base image is on a disk (KTSTR_BASE_DISK=1)'
   // The kernel unpacks a big initramfs faster than the channel carries it, and without a copy in guest RAM.

@@ -12,17 +12,27 @@ import { addRow, notRun, rows } from './table.mjs'
 const { probeKvm } = await import(dist('src/vm/accel.js'))
 const NESTED = '(nested in a TCG guest)'
 /**
- * In the outer guest: our VMM's cold boot and its virtio-blk rows (the disk group, kvm only). The
- * outer guest's probe (test/kvm/outer-guest.mjs) ran an inner guest first, which also built this
- * guest's image cache.
+ * In the outer guest: our VMM's cold boot and warm start, and its virtio-blk rows (the disk group,
+ * kvm only). The outer guest's probe (test/kvm/outer-guest.mjs) ran an inner guest first, which
+ * also built this guest's image cache.
  */
 export async function benchKvmInner() {
   const kernel = guestKernel()
-  const boot = () => timeIt(process.execPath, [cli, 'exec', '--backend', 'kvm', '--', 'true'], { KTSTR_KERNEL: kernel })
-  const times = []
+  const exec = (flags) => () => timeIt(process.execPath, [cli, 'exec', '--backend', 'kvm', ...flags, '--', 'true'], { KTSTR_KERNEL: kernel })
+  const cold = exec(['--cold'])
+  const warm = exec([])
+  warm() // makes the snapshot
+  const coldTimes = []
+  const warmTimes = []
   // A nested boot takes ~40 s under TCG: one in --quick mode.
-  for (let i = 0; i < (quick ? 1 : 3); i++) times.push(boot())
-  addRow('cold boot, kvm (ktstr exec -- true)', median(times) / 1000, null, 's')
+  for (let i = 0; i < (quick ? 1 : 3); i++) {
+    coldTimes.push(cold())
+    warmTimes.push(warm(), warm())
+  }
+  const c = median(coldTimes) / 1000
+  addRow('cold boot, kvm (ktstr exec -- true)', c, null, 's')
+  addRow('warm start, kvm (ktstr exec -- true)', median(warmTimes) / 1000, null, 's')
+  addRow('warm start vs cold boot, kvm', median(warmTimes) / 1000, c, 's', 'cold boot of our VMM in the same outer guest')
   await benchDisk({ backends: ['kvm'] })
 }
 
@@ -61,7 +71,7 @@ export async function benchKvmNested() {
     return notRun(`cold boot, kvm ${NESTED}`, 's', `the outer guest failed: ${why.trim().slice(0, 200)}`)
   }
   for (const row of innerRows) {
-    if (row.row.startsWith('cold boot, kvm')) {
+    if (/^(cold boot|warm start), kvm \(/.test(row.row)) {
       // No QEMU in the outer guest: the baseline is the busybox reference on this host, TCG.
       addRow(`${row.row} ${NESTED}`, row.value, median(refTimes) / 1000, row.unit, 'QEMU on this host, same kernel, busybox-only initramfs (TCG)')
     } else rows.push({ ...row, row: `${row.row} ${NESTED}`, note: `${row.note}, in the outer guest` })

@@ -38,6 +38,7 @@ describe('snapshotKey', () => {
       { backend: 'qemu-kvm' },
       { cmdline: 'console=ttyS0 loglevel=7' },
       { nestedKvm: true },
+      { vmmConfig: 'withhold=steal-time' },
       // A Vitest run's template, and one whose worker gets another environment (colours differ).
       { template: { vitest: { workerEntry: '/w.js', env: { VITEST: 'true' }, cwd: '/p' } } },
       { template: { vitest: { workerEntry: '/w.js', env: { VITEST: 'true', NO_COLOR: '1' }, cwd: '/p' } } },

@@ -5,12 +5,18 @@
  * thread; each vCPU runs in its own thread (vcpu/), each disk's requests in its blk thread.
  */
 import fs from 'node:fs'
+import path from 'node:path'
+import { KVM_CAP } from '../../../native-shims/kvm/abi.js'
 import type { TopologySpec as Topology } from '../../../runtime/protocol/topology.js'
+import { partPath } from '../../image/cache-entry.js'
 import { KtstrError } from '../../util/errors.js'
 import { log } from '../../util/log.js'
+import { copySparse } from '../../util/sparse-copy.js'
 import type { ConsoleLog } from '../console.js'
 import type { DiskSpec } from '../disk.js'
 import type { GuestMemory } from '../memory/guest-memory.js'
+import { ramFolderParent } from '../memory/shared-file.js'
+import { createRunDir, removeRunDir } from '../run-dir.js'
 import type { VmExit, VmProcess } from '../vm-process.js'
 import { buildAcpiTables, writeAcpiTables } from './arch/x86_64/acpi/tables.js'
 import { addKernelParams } from './arch/x86_64/boot/cmdline.js'
@@ -19,12 +25,15 @@ import { loadLinux } from './arch/x86_64/boot/loader.js'
 import { KVM_PV_FEATURE, type KvmPvFeature } from './arch/x86_64/cpuid.js'
 import { Bus } from './io-bus.js'
 import { attachLegacyDevices } from './legacy/attach.js'
-import { type HostRam, mapHostRam } from './memory/host-ram.js'
+import { type HostRam, mapHostRam, type RamBacking } from './memory/host-ram.js'
 import { type MemoryLayout, MiB, x86MemoryLayout } from './memory/layout.js'
+import { readKvmSnapshot, writeKvmSnapshot } from './snapshot/format.js'
+import { loadVmState, saveVmState } from './snapshot/vm-state.js'
 import { KvmSystem, type KvmVm } from './system.js'
 import { createVcpus, startVcpus } from './vcpu/create.js'
 import { TerminalReason } from './vcpu/protocol.js'
 import { readVcpuRegisters } from './vcpu/registers.js'
+import type { VcpuState } from './vcpu/state.js'
 import type { VcpuExit, VcpuThread } from './vcpu/thread.js'
 import { attachDisks, type KvmDisks } from './virtio/block/disks.js'
 import { attachConsole } from './virtio/console/attach.js'
@@ -37,11 +46,19 @@ export interface KvmPlan {
   memoryMib: number
   /** virtio-blk disks, in order: /dev/vda, /dev/vdb, … */
   disks?: readonly DiskSpec[]
+  /**
+   * Warm start (snapshot/): `save` boots a template whose VmProcess can saveSnapshot (its RAM in a
+   * file); `restore` starts from the snapshot `file` instead of the kernel (which is then not read).
+   */
+  snapshot?: { kind: 'save' } | { kind: 'restore'; file: string }
 }
 
 export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmProcess> {
   const startedAt = performance.now()
   const ms = () => `${(performance.now() - startedAt).toFixed(0)} ms`
+  const restoring = plan.snapshot?.kind === 'restore' ? plan.snapshot.file : undefined
+  const snap = restoring !== undefined ? readKvmSnapshot(restoring) : undefined
+  if (snap && plan.disks?.length) throw new Error('a restored guest cannot have disks')
   const sys = new KvmSystem()
   let vm: KvmVm
   try {
@@ -52,26 +69,55 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
   }
   let ram: HostRam | undefined
   let disks: KvmDisks | undefined
+  // A template's RAM file, in a run folder of its own (removed with the VM; a killed host's is swept).
+  const ramDir = plan.snapshot?.kind === 'save' ? createRunDir(ramFolderParent(plan.memoryMib * MiB)) : undefined
   const threads: VcpuThread[] = []
   try {
     vm.setupInterruptControllers()
     const layout = x86MemoryLayout(plan.memoryMib * MiB)
-    ram = mapGuestRam(vm, layout)
+    if (snap && snap.memBytes !== layout.memBytes) throw new Error(`the snapshot's guest has ${snap.memBytes} bytes of RAM, this one ${layout.memBytes}`)
+    ram = mapGuestRam(
+      vm,
+      layout,
+      ramDir ? { kind: 'shared-file', path: path.join(ramDir, 'ram') } : restoring ? { kind: 'snapshot', path: partPath(restoring, RAM_PART) } : undefined,
+    )
     const mem = ram.memory
     const io = new Bus('io')
     const mmio = new Bus('mmio')
-    const flushSerial = attachLegacyDevices(io, { irqLine: (irq, level) => vm.irqLine(irq, level), console })
-    const { channel, cmdline: consoleParam } = attachConsole(mmio, vm, mem)
+    const legacy = attachLegacyDevices(io, { irqLine: (irq, level) => vm.irqLine(irq, level), console })
+    const { channel, cmdline: consoleParam, transport: consoleTransport } = attachConsole(mmio, vm, mem)
     disks = attachDisks(plan.disks ?? [], { vm, ram: mem, mmio })
-    const rsdpAddress = writeAcpiTables(mem, buildAcpiTables(plan.topology, layout))
-    // The console's window first, then the disks': Linux probes them in this order.
-    const entry = loadKernel(plan, mem, layout, rsdpAddress, [consoleParam, ...disks.cmdline])
-    log.debug(`kvm: kernel loaded at ${ms()}`)
+    let entry: EntryState | undefined
+    if (snap) {
+      legacy.loadState(snap.legacy)
+      consoleTransport.loadState(snap.console)
+      loadVmState(vm.fd, snap.vm)
+    } else {
+      const rsdpAddress = writeAcpiTables(mem, buildAcpiTables(plan.topology, layout))
+      // The console's window first, then the disks': Linux probes them in this order.
+      entry = loadKernel(plan, mem, layout, rsdpAddress, [consoleParam, ...disks.cmdline])
+      log.debug(`kvm: kernel loaded at ${ms()}`)
+    }
     const errors: string[] = []
     const onAccess = (a: Parameters<Bus['access']>[0]) => (a.kind === 'io' ? io : mmio).access(a)
     const withholdPv = withheldPvFeatures(process.env.KTSTR_KVM_WITHHOLD_PV)
-    await createVcpus({ sys, vm, topology: plan.topology, entry, withholdPv, mem, onAccess, onError: (m) => errors.push(m) }, threads)
-    log.debug(`kvm: ${threads.length} vCPU threads ready at ${ms()}`)
+    const save = ramDir ? { msrIndices: sys.msrIndexList(), xsaveSize: vm.checkExtension(KVM_CAP.XSAVE2) } : undefined
+    await createVcpus(
+      {
+        sys,
+        vm,
+        topology: plan.topology,
+        ...(entry ? { entry } : {}),
+        ...(snap ? { restore: snap.vcpus } : {}),
+        ...(save ? { save } : {}),
+        withholdPv,
+        mem,
+        onAccess,
+        onError: (m) => errors.push(m),
+      },
+      threads,
+    )
+    log.debug(`kvm: ${threads.length} vCPU threads ready at ${ms()}${snap ? ' (restored)' : ''}`)
     const stopReports = startVcpus(threads)
 
     // The first vCPU to stop decides the outcome; the others are kicked out.
@@ -81,12 +127,23 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
       const all = await Promise.all(threads.map((th) => th.exited))
       // The blk threads write into guest RAM: they stop (syncing their backings) before it goes.
       await disks?.close()
-      flushSerial()
+      legacy.flush()
       console.close()
       channel.vmGone()
       teardown(vm, sys, ram, disks)
+      if (ramDir) removeRunDir(ramDir)
       return describeExit(first, all, errors)
     })
+    const saveSnapshot = async (file: string): Promise<string[]> => {
+      // Every vCPU out of KVM_RUN before any state is read: none can then change another's.
+      await Promise.all(threads.map((th) => th.pause(SNAPSHOT_STEP_MS)))
+      const vcpus: VcpuState[] = []
+      for (const th of threads) vcpus.push(await th.saveState(SNAPSHOT_STEP_MS))
+      writeKvmSnapshot(file, { memBytes: layout.memBytes, vcpus, vm: saveVmState(vm.fd), legacy: legacy.saveState(), console: consoleTransport.saveState() })
+      const ramPart = partPath(file, RAM_PART)
+      await copySparse(path.join(ramDir!, 'ram'), ramPart)
+      return [ramPart]
+    }
     return {
       console,
       channel: Promise.resolve(channel),
@@ -95,19 +152,26 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
       memory: mem,
       vcpuRegisters: () => readVcpuRegisters(threads),
       kill: () => threads.forEach((th) => th.kick()),
+      ...(ramDir ? { saveSnapshot } : {}),
     }
   } catch (e) {
     for (const th of threads) th.kick()
     await Promise.all(threads.map((th) => th.exited.catch(() => undefined)))
     await disks?.close()
     teardown(vm, sys, ram, disks)
+    if (ramDir) removeRunDir(ramDir)
     throw e
   }
 }
 
+/** A snapshot's guest RAM: the part beside its state file. */
+export const RAM_PART = 'ram'
+/** How long each vCPU gets to pause, and to hand over its state, for a snapshot. */
+const SNAPSHOT_STEP_MS = 10_000
+
 /** Guest RAM: mmap'd host memory, one KVM memory slot per RAM range of the layout. */
-function mapGuestRam(vm: KvmVm, layout: MemoryLayout): HostRam {
-  const ram = mapHostRam(layout)
+function mapGuestRam(vm: KvmVm, layout: MemoryLayout, backing?: RamBacking): HostRam {
+  const ram = mapHostRam(layout, undefined, backing)
   try {
     ram.slots.forEach((r, slot) => vm.setMemoryRegion(slot, r.base, r.size, r.hostAddress))
   } catch (e) {

@@ -66,6 +66,17 @@ export class KvmSystem {
     throw new Error('KVM_GET_SUPPORTED_CPUID: more than 4096 entries')
   }
 
+  /** KVM_GET_MSR_INDEX_LIST: the MSRs a vCPU's state includes (asked once with no room, to learn the count). */
+  msrIndexList(): number[] {
+    const probe = Buffer.alloc(4)
+    if (tryIoctlPtr(this.fd, KVM_IOCTL.GET_MSR_INDEX_LIST, probe) >= 0) return []
+    const n = probe.readUInt32LE(0)
+    const buf = Buffer.alloc(4 + 4 * n)
+    buf.writeUInt32LE(n, 0)
+    ioctlPtr(this.fd, KVM_IOCTL.GET_MSR_INDEX_LIST, buf)
+    return Array.from({ length: buf.readUInt32LE(0) }, (_, i) => buf.readUInt32LE(4 + 4 * i))
+  }
+
   createVm(): KvmVm {
     return new KvmVm(ioctlVal(this.fd, KVM_IOCTL.CREATE_VM, 0))
   }
@@ -77,6 +88,11 @@ export class KvmSystem {
 
 export class KvmVm {
   constructor(readonly fd: number) {}
+
+  /** KVM_CHECK_EXTENSION on the VM (KVM_CAP_CHECK_EXTENSION_VM): some answers are per VM (KVM_CAP_XSAVE2's size). */
+  checkExtension(cap: number): number {
+    return ioctlVal(this.fd, KVM_IOCTL.CHECK_EXTENSION, cap)
+  }
 
   /** In-kernel PIC + IOAPIC + LAPICs, and the PIT; must come before vCPUs are created. */
   setupInterruptControllers(): void {

@@ -1,23 +1,12 @@
-/**
- * Guest RAM of a QEMU guest in files this process maps too, so the host reads (and writes) guest
- * memory without the guest's help: one file per NUMA node, which QEMU takes as a
- * `memory-backend-file` with share=on (topology-args.ts). The files live in a run folder on
- * tmpfs (/dev/shm when it has room: guest writes then never cause disk writeback), are unlinked
- * once QEMU has opened them (unlink()), and a folder left by a killed host is swept at the next
- * start (run-dir.ts).
- */
-import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { munmap } from '../../../native-shims/libc.js'
 import type { TopologySpec } from '../../../runtime/protocol/topology.js'
 import { KtstrError } from '../../util/errors.js'
-import { log } from '../../util/log.js'
 import { copyDataInto } from '../../util/sparse-copy.js'
 import { GuestMemory, type GuestRegion } from '../memory/guest-memory.js'
-import { createSharedFile } from '../memory/shared-file.js'
+import { createSharedFile, ramFolderParent } from '../memory/shared-file.js'
 import { nativeRegions } from '../memory/views.js'
-import { createRunDir, removeRunDir, SHM_DIR } from '../run-dir.js'
+import { createRunDir, removeRunDir } from '../run-dir.js'
 import { pcRamPieces } from './ram-layout.js'
 import { nodeMemoryMib } from './topology-args.js'
 
@@ -32,18 +21,6 @@ export interface QemuRam {
   unlink(): void
   /** Release `memory` and unmap the files (the VM is gone); idempotent. Unlinks too. */
   release(): void
-}
-
-/** tmpfs when it has room for all of guest RAM, else TMPDIR (a full tmpfs would kill QEMU with SIGBUS). */
-export function ramFolderParent(ramBytes: number, shm = SHM_DIR): string {
-  try {
-    const st = fs.statfsSync(shm)
-    if (st.bavail * st.bsize >= ramBytes) return shm
-    log.debug(`${shm} has ${Math.floor((st.bavail * st.bsize) / MiB)} MiB free, less than the guest's RAM: its backing files go to ${os.tmpdir()}`)
-  } catch {
-    // no /dev/shm
-  }
-  return os.tmpdir()
 }
 
 export function createQemuRam(topology: TopologySpec, memoryMib: number, parent = ramFolderParent(memoryMib * MiB)): QemuRam {

@@ -21,8 +21,10 @@ export interface SnapshotShape {
   topology: TopologySpec
   memoryMib: number
   backend: string
-  /** The VMM binary (QEMU's path; its size and mtime stand for its version). */
+  /** The VMM binary (QEMU's path, or our VMM's entry module; its size and mtime stand for its version). */
   vmm: string
+  /** How the VMM builds the machine beyond the command line (our VMM: the PV features it withholds). */
+  vmmConfig?: string
   cmdline: string
   nestedKvm: boolean
   /** What the template loads before its snapshot (a Vitest run's worker modules, with their environment). */
@@ -39,6 +41,7 @@ export function snapshotKey(shape: SnapshotShape): string {
     memoryMib: shape.memoryMib,
     backend: shape.backend,
     vmm: `${shape.vmm}:${vmm?.size}:${vmm?.mtimeMs}`,
+    vmmConfig: shape.vmmConfig ?? null,
     cmdline: shape.cmdline,
     nestedKvm: shape.nestedKvm,
     template: shape.template ?? null,

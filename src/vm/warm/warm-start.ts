@@ -30,7 +30,8 @@ const DEFAULT_CACHE_MIB = 2048
 /** How long a template guest gets to boot to its init. */
 const TEMPLATE_BOOT_MS = 180_000
 
-export const SNAPSHOT_NAME = /^snapshot-[0-9a-f]+\.qemu$/
+/** A snapshot's state file: QEMU's migration stream, or our VMM's state (kvm/snapshot/format.ts). */
+export const SNAPSHOT_NAME = /^snapshot-[0-9a-f]+\.(qemu|kvm)$/
 
 /** `<cache>/snapshots`, or KTSTR_SNAPSHOT_DIR. */
 export function snapshotDir(): string {
@@ -47,6 +48,8 @@ export function snapshotCacheBytes(): number {
 
 export interface WarmInput {
   backend: Backend
+  /** Whose state file it is: QEMU's or our VMM's (its name's extension). */
+  format: 'qemu' | 'kvm'
   key: string
   /** The run's plan as a cold boot would launch it (a template boots from it). */
   plan: LaunchPlan
@@ -63,7 +66,7 @@ export interface WarmInput {
  */
 export async function warmLaunch(input: WarmInput): Promise<VmProcess | undefined> {
   const dir = snapshotDir()
-  const file = path.join(dir, `snapshot-${input.key}.qemu`)
+  const file = path.join(dir, `snapshot-${input.key}.${input.format}`)
   const capBytes = snapshotCacheBytes() // a bad value is the user's to fix, not a reason to boot cold
   // Twice at most: a snapshot found bad (a part missing or cut short) is made again once.
   for (let attempt = 0; attempt < 2; attempt++) {

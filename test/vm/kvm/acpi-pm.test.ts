@@ -52,3 +52,18 @@ describe('ACPI PM1 registers', () => {
     expect(AcpiPm.handles(0x3f8)).toBe(false)
   })
 })
+
+describe('ACPI PM1 registers in a snapshot', () => {
+  it('keep the enable bits and sleep type; SCI_EN stays set and SLP_EN is never carried over', () => {
+    const { d } = pm()
+    d.write(P.PM1A_EVT + 2, 2, 0x0120)
+    d.write(P.PM1A_CNT, 1, 0x01)
+    const { d: e, events } = pm()
+    e.loadState({ ...d.saveState() })
+    expect(e.read(P.PM1A_EVT, 4)).toBe(d.read(P.PM1A_EVT, 4))
+    expect(e.read(P.PM1A_CNT, 2)).toBe(d.read(P.PM1A_CNT, 2))
+    e.loadState({ status: 0, enable: 0, control: PM1_CNT.SLP_EN })
+    expect(e.read(P.PM1A_CNT, 2)).toBe(PM1_CNT.SCI_EN)
+    expect(events).toEqual([])
+  })
+})

@@ -120,3 +120,32 @@ describe('8250/16550A UART as Linux probes it', () => {
     expect(u.read(R.LSR) & LSR.DR).toBe(0)
   })
 })
+
+describe('8250 UART in a snapshot', () => {
+  it('a fresh UART given the saved state reads as the saved one did, pending interrupt and received bytes included', () => {
+    const { u } = uart()
+    u.write(R.LCR, LCR.DLAB | 0x03)
+    u.write(R.RBR_THR_DLL, 0x01) // 115200 baud
+    u.write(R.IER_DLM, 0x00)
+    u.write(R.LCR, 0x03)
+    u.write(R.IIR_FCR, FCR.ENABLE_FIFO)
+    u.write(R.MCR, MCR.DTR | MCR.RTS | MCR.OUT2)
+    u.write(R.SCR, 0x5a)
+    u.write(R.IER_DLM, IER.ETBEI | IER.ERBFI)
+    u.receive(Uint8Array.of(0x41, 0x42))
+    expect(u.interruptLevel).toBe(true)
+
+    const edges: boolean[] = []
+    const v = new Serial8250({ onInterrupt: (l) => edges.push(l) })
+    v.loadState(JSON.parse(JSON.stringify(u.saveState())))
+    expect(edges).toEqual([]) // the restored interrupt controller already holds the line's level
+    expect(v.interruptLevel).toBe(true)
+    expect(v.divisor).toBe(1)
+    for (const reg of [R.LCR, R.MCR, R.SCR, R.IER_DLM]) expect(v.read(reg)).toBe(u.read(reg))
+    expect(v.read(R.IIR_FCR)).toBe(IIR.RDI | IIR.FIFO_ENABLED)
+    expect([v.read(R.RBR_THR_DLL), v.read(R.RBR_THR_DLL)]).toEqual([0x41, 0x42])
+    // With the bytes read, the THR-empty interrupt is next, as on the saved UART.
+    expect(v.read(R.IIR_FCR)).toBe(IIR.THRI | IIR.FIFO_ENABLED)
+    expect(v.read(R.LSR) & (LSR.DR | LSR.THRE)).toBe(LSR.THRE)
+  })
+})

@@ -368,3 +368,61 @@ describe('virtio-console: what the host sends is bounded by what the guest takes
     await written
   })
 })
+
+describe('virtio-console in a snapshot (src/vm/kvm/snapshot/)', () => {
+  /** A guest mid-conversation: port open, host bytes held for want of buffers, rings moved on. */
+  function midConversation() {
+    const g = boot({ eventIdx: true })
+    g.postRx(Q.CONTROL_RX)
+    g.postRx(Q.RX, 8)
+    g.sendOn(Q.CONTROL_TX, control(0, EV.PORT_OPEN, 1))
+    g.sendOn(Q.TX, Buffer.from('hello'))
+    g.dev.send(Buffer.from('0123456789abcdef')) // 8 bytes fit, 8 are held
+    expect(g.rings[Q.RX]!.used().map((u) => u.len)).toEqual([8])
+    expect(g.dev.pendingBytes).toBe(8)
+    return g
+  }
+
+  it('a fresh transport and device over the same guest RAM carry on where the saved ones stopped', () => {
+    const g = midConversation()
+    // Through JSON, as the state file keeps it.
+    const saved = JSON.parse(JSON.stringify(g.t.saveState()))
+    const received: string[] = []
+    const dev = new VirtioConsole({ ram: g.mem, onData: (b) => void received.push(Buffer.from(b).toString()) })
+    const t = new VirtioMmioTransport(dev)
+    t.loadState(saved)
+
+    expect(t.read(R.STATUS, 4)).toBe(g.t.read(R.STATUS, 4))
+    expect(t.driverFeatures).toBe(g.t.driverFeatures)
+    expect(t.isActivated).toBe(true)
+    expect(dev.guestConnected).toBe(true)
+    expect(dev.pendingBytes).toBe(8)
+    for (const q of [0, 1, 2, 3]) {
+      t.write(R.QUEUE_SEL, 4, q)
+      expect(t.read(R.QUEUE_READY, 4)).toBe(1)
+    }
+
+    expect(t.read(R.INTERRUPT_STATUS, 4)).toBe(g.t.read(R.INTERRUPT_STATUS, 4))
+    // The held bytes go into the next buffer the guest posts, as the next used element of the ring.
+    const rx = g.postRx(Q.RX, 64)
+    t.write(R.QUEUE_NOTIFY, 4, Q.RX)
+    expect(g.rings[Q.RX]!.used().map((u) => u.len)).toEqual([8])
+    expect(Buffer.from(g.mem.readBytes(rx, 8)).toString()).toBe('89abcdef')
+    // Guest writes reach the new device's reader, completed as the ring's next used element.
+    g.mem.write(0xa_1000, Buffer.from('after'))
+    g.rings[Q.TX]!.post([{ addr: 0xa_1000, len: 5 }])
+    t.write(R.QUEUE_NOTIFY, 4, Q.TX)
+    expect(received).toEqual(['after'])
+    expect(g.received).toEqual(['hello'])
+    expect(g.rings[Q.TX]!.used()).toHaveLength(2) // 'hello' before the snapshot, 'after' since
+  })
+
+  it('refuses a state that does not fit the device: queues it lacks, a queue size it cannot take', () => {
+    const saved = midConversation().t.saveState()
+    const fresh = () => new VirtioMmioTransport(new VirtioConsole({ ram: GuestMemory.allocate([{ base: 0, size: 1 << 20 }]), onData: () => {} }))
+    expect(() => fresh().loadState({ ...saved, queues: saved.queues.slice(0, 3) })).toThrow(/has 3 queues, not 4/)
+    expect(() => fresh().loadState({ ...saved, queues: saved.queues.map((q, i) => (i === 1 ? { ...q, num: 12 } : q)) })).toThrow(/queue 1 .* size 12, not a power of 2/)
+    // Rings outside guest RAM: the device refuses its activation, as it would the driver's.
+    expect(() => fresh().loadState({ ...saved, queues: saved.queues.map((q) => ({ ...q, desc: [0, 0x10] as [number, number] })) })).toThrow(/refused the snapshot's queues/)
+  })
+})

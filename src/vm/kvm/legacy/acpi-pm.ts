@@ -24,12 +24,28 @@ export const ACPI_PM_PORTS: readonly { readonly base: number; readonly length: n
   { base: ACPI_PM.RESET_REG, length: 1 },
 ]
 
+export interface AcpiPmState {
+  status: number
+  enable: number
+  control: number
+}
+
 export class AcpiPm {
   private status = 0
   private enable = 0
   private control = PM1_CNT.SCI_EN
 
   constructor(private readonly opts: AcpiPmOptions = {}) {}
+
+  saveState(): AcpiPmState {
+    return { status: this.status, enable: this.enable, control: this.control }
+  }
+
+  loadState(s: AcpiPmState): void {
+    this.status = s.status & 0xffff
+    this.enable = s.enable & 0xffff
+    this.control = (s.control & 0xffff & ~PM1_CNT.SLP_EN) | PM1_CNT.SCI_EN
+  }
 
   /** True when `port` belongs to this device. */
   static handles(port: number): boolean {

@@ -7,11 +7,23 @@
 import type { ConsoleLog } from '../../console.js'
 import { COM1, I8042_COMMAND_PORT, I8042_RESET_CPU, UART_PORT_COUNT } from '../arch/x86_64/platform.js'
 import type { Bus } from '../io-bus.js'
-import { ACPI_PM_PORTS, AcpiPm } from './acpi-pm.js'
-import { Serial8250 } from './serial.js'
+import { ACPI_PM_PORTS, AcpiPm, type AcpiPmState } from './acpi-pm.js'
+import { Serial8250, type SerialState } from './serial.js'
 
-/** Returns the flush of the UART's partial line (call once the vCPUs stopped). */
-export function attachLegacyDevices(io: Bus, o: { irqLine: (irq: number, level: 0 | 1) => void; console: ConsoleLog }): () => void {
+/** The legacy devices' state (a snapshot's part). */
+export interface LegacyState {
+  serial: SerialState
+  pm: AcpiPmState
+}
+
+export interface LegacyDevices {
+  /** Flush the UART's partial line (call once the vCPUs stopped). */
+  flush(): void
+  saveState(): LegacyState
+  loadState(s: LegacyState): void
+}
+
+export function attachLegacyDevices(io: Bus, o: { irqLine: (irq: number, level: 0 | 1) => void; console: ConsoleLog }): LegacyDevices {
   let line: number[] = []
   const flush = () => {
     if (line.length) o.console.push(Buffer.from(line))
@@ -46,5 +58,12 @@ export function attachLegacyDevices(io: Bus, o: { irqLine: (irq: number, level: 
     read: () => 0,
     write: (_off, _size, v) => (Number(v) === I8042_RESET_CPU ? 'reset' : undefined),
   })
-  return flush
+  return {
+    flush,
+    saveState: () => ({ serial: serial.saveState(), pm: pm.saveState() }),
+    loadState: (s) => {
+      serial.loadState(s.serial)
+      pm.loadState(s.pm)
+    },
+  }
 }

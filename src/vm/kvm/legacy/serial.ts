@@ -40,6 +40,22 @@ export interface SerialOptions {
   readonly rxCapacity?: number
 }
 
+/** Everything a driver can observe of the UART (a snapshot's part). */
+export interface SerialState {
+  ier: number
+  lcr: number
+  mcr: number
+  scr: number
+  dll: number
+  dlm: number
+  fifoEnabled: boolean
+  thrInterrupt: boolean
+  lineErrors: number
+  msrDeltas: number
+  rx: number[]
+  level: boolean
+}
+
 export class Serial8250 {
   private ier = 0
   private lcr = 0x03 // 8N1, as after a PC BIOS
@@ -149,6 +165,18 @@ export class Serial8250 {
     for (let i = 0; i < n; i++) this.rx.push(data[i]!)
     if (n > 0) this.update()
     return n
+  }
+
+  saveState(): SerialState {
+    const { ier, lcr, mcr, scr, dll, dlm, fifoEnabled, thrInterrupt, lineErrors, msrDeltas, level } = this
+    return { ier, lcr, mcr, scr, dll, dlm, fifoEnabled, thrInterrupt, lineErrors, msrDeltas, rx: [...this.rx], level }
+  }
+
+  /** A saved state, interrupt line included: the restored interrupt controller holds its level already. */
+  loadState(s: SerialState): void {
+    ;({ ier: this.ier, lcr: this.lcr, mcr: this.mcr, scr: this.scr, dll: this.dll, dlm: this.dlm } = s)
+    ;({ fifoEnabled: this.fifoEnabled, thrInterrupt: this.thrInterrupt, lineErrors: this.lineErrors, msrDeltas: this.msrDeltas, level: this.level } = s)
+    this.rx.splice(0, this.rx.length, ...s.rx.slice(0, this.rxCapacity).map((b) => b & 0xff))
   }
 
   get interruptLevel(): boolean {

@@ -15,6 +15,7 @@ import { stackWords } from '../arch/x86_64/guest-stack.js'
 import { apicId } from '../arch/x86_64/topology-ids.js'
 import { encodeCpuid, type KvmSystem, type KvmVm } from '../system.js'
 import type { CpuState, VcpuReport } from './protocol.js'
+import type { VcpuState } from './state.js'
 import { type AccessResult, type DeviceAccess, VcpuThread } from './thread.js'
 
 const REPORT_EVERY_MS = 20_000
@@ -23,8 +24,12 @@ export interface VcpuSetup {
   readonly sys: KvmSystem
   readonly vm: KvmVm
   readonly topology: Topology
-  /** vCPU 0's 64-bit entry state (boot/loader.ts). */
-  readonly entry: EntryState
+  /** vCPU 0's 64-bit entry state (boot/loader.ts), for a boot. */
+  readonly entry?: EntryState
+  /** A restore: each vCPU's saved state, in vCPU order (replaces the boot state). */
+  readonly restore?: readonly VcpuState[]
+  /** A template guest: what its vCPUs' saved state covers. */
+  readonly save?: { readonly msrIndices: number[]; readonly xsaveSize: number }
   readonly withholdPv: readonly KvmPvFeature[]
   /** Guest RAM, for the debug report's stack walk. */
   readonly mem: GuestMemory
@@ -61,6 +66,7 @@ export async function createVcpus(s: VcpuSetup, threads: VcpuThread[]): Promise<
         deviceMs += performance.now() - t0
         return r
       }
+  if (s.restore && s.restore.length !== cpuCount(t)) throw new Error(`the snapshot has ${s.restore.length} vCPUs, the topology ${cpuCount(t)}`)
   for (let cpu = 0; cpu < cpuCount(t); cpu++) {
     const cpuid = cpuidForVcpu(supported, t, cpu, { tscDeadline, withholdPv: s.withholdPv })
     const xcr0 = advertisedXcr0(cpuid)
@@ -72,7 +78,9 @@ export async function createVcpus(s: VcpuSetup, threads: VcpuThread[]): Promise<
         cpuid: encodeCpuid(cpuid),
         ...(xcr0 !== undefined ? { xcr0 } : {}),
         msrs: bootMsrs(),
-        ...(cpu === 0 ? { boot: cpuStateOf(s.entry) } : {}),
+        ...(cpu === 0 && s.entry ? { boot: cpuStateOf(s.entry) } : {}),
+        ...(s.restore ? { restore: s.restore[cpu]! } : {}),
+        ...(s.save ? { save: s.save } : {}),
         kickSignal,
         onAccess,
         onError: s.onError,

@@ -4,6 +4,8 @@
  * with Atomics (the vCPU thread blocks in Atomics.wait; the main thread answers from Atomics.waitAsync).
  */
 
+import type { VcpuState } from './state.js'
+
 /** Int32 slots of the control block. */
 export const Slot = {
   State: 0,
@@ -26,6 +28,10 @@ export const Slot = {
   Report: 12,
   /** Set by the main thread once every vCPU exists: only then do the vCPU threads enter KVM_RUN. */
   Go: 13,
+  /** Set by the main thread: leave KVM_RUN with no I/O pending, post 'paused' and wait (a snapshot). */
+  Pause: 14,
+  /** Set by the main thread once every vCPU is paused: post the vCPU's state ('state'), then wait for Stop. */
+  Save: 15,
 } as const
 export const CONTROL_INTS = 16
 
@@ -95,6 +101,10 @@ export interface VcpuThreadData {
   msrs: { index: number; data: number }[]
   /** Boot CPU only: its entry state. Application processors wait for INIT/SIPI in the kernel. */
   boot?: CpuState
+  /** A restore: the saved state replaces every boot-time setting (xcr0, msrs, boot). */
+  restore?: VcpuState
+  /** A template guest: the MSRs to save (KVM_GET_MSR_INDEX_LIST) and KVM_CAP_XSAVE2's size. */
+  save?: { msrIndices: number[]; xsaveSize: number }
   control: SharedArrayBuffer
   kickSignal: number
   /** Count exits by kind and time the handshake (KTSTR_LOG=debug). */

@@ -22,6 +22,7 @@ import {
 } from '../../../../native-shims/kvm/abi.js'
 import { close, getpid, gettid, ioctlPtr, ioctlVal, mmap, munmap, siginterrupt, signal, tryIoctlVal, view } from '../../../../native-shims/libc.js'
 import { Answer, type CpuState, Kind, Slot, State, TerminalReason, type VcpuReport, type VcpuThreadData } from './protocol.js'
+import { loadVcpuState, saveVcpuState } from './state.js'
 
 const data = workerData as VcpuThreadData
 const ctl = new Int32Array(data.control)
@@ -196,9 +197,35 @@ function writeLe(dv: DataView, off: number, size: number, v: bigint): void {
   for (let i = 0; i < size; i++) dv.setUint8(off + i, Number((v >> BigInt(8 * i)) & 0xffn))
 }
 
+/**
+ * A snapshot of this vCPU (Slot.Pause): finish the exit last handled — KVM completes an I/O or MMIO
+ * read only on the next KVM_RUN, and immediate_exit lets it do that without running the guest
+ * further (KVM API, kvm_run.immediate_exit) — then wait until every vCPU is out of KVM_RUN (Slot.Save)
+ * before reading the state, so no other vCPU's IPI lands after it was read. Ends at Stop.
+ */
+function pauseForSnapshot(vcpu: number, run: DataView): { reason: TerminalReason; detail: number } {
+  run.setUint8(RUN_OFFSETS.immediate_exit, 1)
+  const r = tryIoctlVal(vcpu, KVM_IOCTL.RUN, 0)
+  run.setUint8(RUN_OFFSETS.immediate_exit, 0)
+  if (r >= 0 || (-r !== EINTR && -r !== EAGAIN)) return { reason: TerminalReason.Failed, detail: r >= 0 ? run.getUint32(RUN_OFFSETS.exit_reason, true) : -r }
+  parentPort!.postMessage({ kind: 'paused' })
+  while (!Atomics.load(ctl, Slot.Save) && !Atomics.load(ctl, Slot.Stop)) Atomics.wait(ctl, Slot.Save, 0, 1000)
+  if (!Atomics.load(ctl, Slot.Stop)) {
+    try {
+      const state = saveVcpuState(vcpu, data.save?.msrIndices ?? [], data.save?.xsaveSize ?? 0)
+      parentPort!.postMessage({ kind: 'state', state })
+    } catch (e) {
+      parentPort!.postMessage({ kind: 'state-failed', message: (e as Error).message })
+    }
+  }
+  while (!Atomics.load(ctl, Slot.Stop)) Atomics.wait(ctl, Slot.Save, 1, 1000)
+  return { reason: TerminalReason.Stopped, detail: 0 }
+}
+
 function runLoop(vcpu: number, run: DataView): { reason: TerminalReason; detail: number } {
   for (;;) {
     if (Atomics.load(ctl, Slot.Stop)) return { reason: TerminalReason.Stopped, detail: 0 }
+    if (Atomics.load(ctl, Slot.Pause)) return pauseForSnapshot(vcpu, run)
     if (Atomics.exchange(ctl, Slot.Report, 0)) parentPort!.postMessage({ kind: 'report', report: report(vcpu) })
     const t0 = data.stats ? performance.now() : 0
     const r = tryIoctlVal(vcpu, KVM_IOCTL.RUN, 0)
@@ -270,22 +297,26 @@ function main(): void {
   const vcpu = ioctlVal(data.vmFd, KVM_IOCTL.CREATE_VCPU, data.id)
   let runAddr: bigint | undefined
   let run: DataView
+  let refusedMsrs: number[] = []
   try {
     runAddr = mmap(data.runMmapSize, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0)
     run = new DataView(view(runAddr, data.runMmapSize))
     ioctlPtr(vcpu, KVM_IOCTL.SET_CPUID2, Buffer.from(data.cpuid.buffer, data.cpuid.byteOffset, data.cpuid.byteLength))
-    if (data.xcr0 !== undefined) setXcr0(vcpu, data.xcr0)
-    initFpu(vcpu)
-    setMsrs(vcpu, data.msrs)
-    initLapicLints(vcpu)
-    if (data.boot) loadBootState(vcpu, data.boot)
+    if (data.restore) refusedMsrs = loadVcpuState(vcpu, data.restore)
+    else {
+      if (data.xcr0 !== undefined) setXcr0(vcpu, data.xcr0)
+      initFpu(vcpu)
+      setMsrs(vcpu, data.msrs)
+      initLapicLints(vcpu)
+      if (data.boot) loadBootState(vcpu, data.boot)
+    }
   } catch (e) {
     // Set-up failed: the main thread never learns of the fd or the run page, so they go here.
     if (runAddr !== undefined) munmap(runAddr, data.runMmapSize)
     close(vcpu)
     throw e
   }
-  parentPort!.postMessage({ kind: 'ready', tid: gettid(), pid: getpid(), runAddr })
+  parentPort!.postMessage({ kind: 'ready', tid: gettid(), pid: getpid(), runAddr, refusedMsrs })
   // A guest that sends its INIT/SIPI before the target vCPU exists would lose that CPU.
   while (!Atomics.load(ctl, Slot.Go) && !Atomics.load(ctl, Slot.Stop)) Atomics.wait(ctl, Slot.Go, 0, 1000)
   let result: { reason: TerminalReason; detail: number }

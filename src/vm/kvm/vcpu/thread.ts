@@ -5,7 +5,9 @@
 import { Worker } from 'node:worker_threads'
 import { RUN_OFFSETS } from '../../../../native-shims/kvm/abi.js'
 import { munmap, tgkill, view } from '../../../../native-shims/libc.js'
+import { log } from '../../../util/log.js'
 import { Answer, CONTROL_INTS, Kind, Slot, State, TerminalReason, type VcpuReport, type VcpuThreadData } from './protocol.js'
+import type { VcpuState } from './state.js'
 
 export interface DeviceAccess {
   kind: 'io' | 'mmio'
@@ -27,6 +29,8 @@ export interface VcpuExit {
   exits: number
 }
 
+type SnapshotMessage = { kind: 'paused' } | { kind: 'state'; state: VcpuState } | { kind: 'state-failed'; message: string }
+
 const runLoopUrl = new URL('./run-loop.js', import.meta.url)
 
 export class VcpuThread {
@@ -42,6 +46,8 @@ export class VcpuThread {
   private readonly kickSignal: number
   /** Callers of report() waiting for the next report. */
   private waiters: ((r: VcpuReport | undefined) => void)[] = []
+  /** A snapshot's pause and save, answered by the thread's 'paused' and 'state' messages. */
+  private snapshotWaiter: { kind: 'paused' | 'state'; done: (m: SnapshotMessage | undefined) => void } | undefined
   readonly ready: Promise<void>
   readonly exited: Promise<VcpuExit>
 
@@ -63,15 +69,20 @@ export class VcpuThread {
         xcr0: opts.xcr0,
         msrs: opts.msrs,
         boot: opts.boot,
+        restore: opts.restore,
+        save: opts.save,
         control: this.control,
         kickSignal: opts.kickSignal,
         stats: opts.onReport !== undefined,
       } satisfies VcpuThreadData,
     })
     this.ready = new Promise((resolve, reject) => {
-      this.worker.on('message', (m: { kind: string; tid?: number; pid?: number; runAddr?: bigint; message?: string; report?: VcpuReport }) => {
+      this.worker.on('message', (m: { kind: string; tid?: number; pid?: number; runAddr?: bigint; message?: string; report?: VcpuReport; refusedMsrs?: number[] }) => {
         if (m.kind === 'report') return this.reported(m.report!, opts.onReport)
+        if (m.kind === 'paused' || m.kind === 'state' || m.kind === 'state-failed') return this.snapshotAnswer(m as SnapshotMessage)
         if (m.kind === 'ready') {
+          if (m.refusedMsrs?.length)
+            log.debug(`kvm: vCPU ${opts.id} kept the reset value of MSRs ${m.refusedMsrs.map((i) => `0x${i.toString(16)}`).join(', ')}: KVM refused the saved ones`)
           this.tid = m.tid
           this.pid = m.pid
           this.runAddr = m.runAddr!
@@ -88,6 +99,7 @@ export class VcpuThread {
         this.gone = true
         this.runPage = undefined
         this.reported(undefined)
+        this.snapshotAnswer(undefined)
         if (this.runAddr !== undefined) munmap(this.runAddr, opts.runMmapSize)
         resolve({
           reason: (Atomics.load(this.ctl, Slot.Terminal) || TerminalReason.Failed) as TerminalReason,
@@ -144,7 +156,58 @@ export class VcpuThread {
     if (this.gone) return
     Atomics.store(this.ctl, Slot.Stop, 1)
     Atomics.notify(this.ctl, Slot.Go)
+    Atomics.notify(this.ctl, Slot.Save)
     this.interrupt()
+  }
+
+  /**
+   * For a snapshot: the vCPU leaves KVM_RUN with its last exit completed and waits (it never runs
+   * the guest again; kick() ends it). Rejects when the thread is gone or does not answer in `timeoutMs`.
+   */
+  async pause(timeoutMs: number): Promise<void> {
+    const answer = this.askSnapshot('paused', timeoutMs, () => {
+      Atomics.store(this.ctl, Slot.Pause, 1)
+      this.interrupt()
+    })
+    await answer
+  }
+
+  /** The state of a paused vCPU (every vCPU of the VM must be paused first). */
+  async saveState(timeoutMs: number): Promise<VcpuState> {
+    const m = await this.askSnapshot('state', timeoutMs, () => {
+      Atomics.store(this.ctl, Slot.Save, 1)
+      Atomics.notify(this.ctl, Slot.Save)
+    })
+    if (m.kind === 'state-failed') throw new Error(`vCPU state could not be read: ${m.message}`)
+    if (m.kind !== 'state') throw new Error(`the vCPU answered '${m.kind}' to a save`)
+    return m.state
+  }
+
+  private askSnapshot(kind: 'paused' | 'state', timeoutMs: number, ask: () => void): Promise<SnapshotMessage> {
+    if (this.gone) return Promise.reject(new Error('the vCPU thread is gone'))
+    if (this.snapshotWaiter) return Promise.reject(new Error(`a vCPU snapshot step is already under way`))
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.snapshotWaiter = undefined
+        reject(new Error(`the vCPU did not answer '${kind}' within ${timeoutMs} ms`))
+      }, timeoutMs)
+      this.snapshotWaiter = {
+        kind,
+        done: (m) => {
+          clearTimeout(timer)
+          this.snapshotWaiter = undefined
+          if (m) resolve(m)
+          else reject(new Error('the vCPU thread ended during a snapshot'))
+        },
+      }
+      ask()
+    })
+  }
+
+  private snapshotAnswer(m: SnapshotMessage | undefined): void {
+    const w = this.snapshotWaiter
+    if (!w) return
+    if (m === undefined || m.kind === w.kind || (w.kind === 'state' && m.kind === 'state-failed')) w.done(m)
   }
 
   /** Have the vCPU thread report its registers (and, in debug, exit statistics) through onReport or report(). */

@@ -114,6 +114,25 @@ export interface VirtioDevice {
   reset(): void | Promise<unknown>
   /** A QueueNotify write that reached the VMM (no ioeventfd for it). */
   queueNotify(queue: number): void
+  /** What the device holds beyond the transport's registers, for a snapshot (JSON-safe). */
+  saveState?(): unknown
+  /** Called after the transport re-activated the device from a snapshot, with saveState()'s value. */
+  loadState?(state: unknown): void
+}
+
+/** The transport's registers and the device's own state (a snapshot's part). */
+export interface VirtioMmioState {
+  status: number
+  deviceFeaturesSel: number
+  driverFeaturesSel: number
+  /** The driver's features, as a hex string (a u64). */
+  driverFeatures: string
+  queueSel: number
+  generation: number
+  queues: QueueRegs[]
+  activated: boolean
+  interruptStatus: number
+  device?: unknown
 }
 
 export interface VirtioActivation {
@@ -136,7 +155,7 @@ export interface VirtioMmioOptions {
   readonly onProtocolError?: (message: string) => void
 }
 
-interface QueueRegs {
+export interface QueueRegs {
   num: number
   ready: boolean
   desc: [number, number]
@@ -186,6 +205,47 @@ export class VirtioMmioTransport {
 
   get isActivated(): boolean {
     return this.activated
+  }
+
+  /** Call with the guest stopped: no register access or device thread may run meanwhile. */
+  saveState(): VirtioMmioState {
+    return {
+      status: this.status,
+      deviceFeaturesSel: this.deviceFeaturesSel,
+      driverFeaturesSel: this.driverFeaturesSel,
+      driverFeatures: this.driverFeaturesValue.toString(16),
+      queueSel: this.queueSel,
+      generation: this.generation,
+      queues: this.queues.map((q) => ({ ...q, desc: [...q.desc], driver: [...q.driver], device: [...q.device] })),
+      activated: this.activated,
+      interruptStatus: Atomics.load(this.interruptStatus, 0),
+      ...(this.device.saveState ? { device: this.device.saveState() } : {}),
+    }
+  }
+
+  /**
+   * A fresh transport takes a saved state: an activated device is activated again with the saved
+   * queues (which checks them against guest RAM as the driver's own DRIVER_OK would) and then
+   * given its own state. Throws when the state does not fit this device.
+   */
+  loadState(s: VirtioMmioState): void {
+    if (s.queues.length !== this.queues.length) throw new Error(`the snapshot's virtio device ${this.device.deviceType} has ${s.queues.length} queues, not ${this.queues.length}`)
+    s.queues.forEach((q, i) => {
+      const max = this.device.queueMaxSizes[i]!
+      if (q.num > max || !isPow2(q.num)) throw new Error(`the snapshot's queue ${i} of virtio device ${this.device.deviceType} has size ${q.num}, not a power of 2 up to ${max}`)
+    })
+    this.status = s.status & 0xff
+    this.deviceFeaturesSel = s.deviceFeaturesSel >>> 0
+    this.driverFeaturesSel = s.driverFeaturesSel >>> 0
+    this.driverFeaturesValue = BigInt(`0x${s.driverFeatures}`)
+    this.queueSel = s.queueSel >>> 0
+    this.generation = s.generation >>> 0
+    this.queues = s.queues.map((q) => ({ ...q, desc: [q.desc[0], q.desc[1]], driver: [q.driver[0], q.driver[1]], device: [q.device[0], q.device[1]] }))
+    Atomics.store(this.interruptStatus, 0, s.interruptStatus & (VIRTIO_INTERRUPT.USED_BUFFER | VIRTIO_INTERRUPT.CONFIG_CHANGE))
+    if (!s.activated) return
+    this.activate()
+    if (!this.activated) throw new Error(`virtio device ${this.device.deviceType} refused the snapshot's queues`)
+    if (s.device !== undefined) this.device.loadState?.(s.device)
   }
 
   /** A register read at `offset` in the window, `size` bytes wide. */

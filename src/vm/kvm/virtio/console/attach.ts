@@ -10,7 +10,7 @@ import { VirtioMmioTransport, virtioMmioCmdline } from '../mmio.js'
 import { ChannelStream } from './channel-stream.js'
 import { VirtioConsole } from './device.js'
 
-export function attachConsole(mmio: Bus, vm: { pulseIrq(gsi: number): void }, ram: GuestMemory): { channel: ChannelStream; cmdline: string } {
+export function attachConsole(mmio: Bus, vm: { pulseIrq(gsi: number): void }, ram: GuestMemory): { channel: ChannelStream; cmdline: string; transport: VirtioMmioTransport } {
   const channel = new ChannelStream((bytes, queued) => device.send(bytes, queued))
   const device = new VirtioConsole({ ram, onData: (b) => channel.fromGuest(b) })
   const win = virtioMmioWindow(0)
@@ -19,5 +19,5 @@ export function attachConsole(mmio: Bus, vm: { pulseIrq(gsi: number): void }, ra
     read: (off, size) => transport.read(off, size),
     write: (off, size, v) => transport.write(off, size, Number(v)),
   })
-  return { channel, cmdline: virtioMmioCmdline(win) }
+  return { channel, cmdline: virtioMmioCmdline(win), transport }
 }

@@ -18,7 +18,7 @@
 import { log } from '../../../../util/log.js'
 import type { GuestRam } from '../../../memory/guest-memory.js'
 import { featureBit, hasFeature, VIRTIO_F, type VirtioActivation, type VirtioDevice } from '../mmio.js'
-import { type DescriptorChain, isWritable, SplitQueue } from '../queue.js'
+import { type DescriptorChain, isWritable, SplitQueue, type SplitQueueState } from '../queue.js'
 
 export const VIRTIO_ID_CONSOLE = 3
 export const VIRTIO_CONSOLE_F = { SIZE: 0, MULTIPORT: 1, EMERG_WRITE: 2 } as const
@@ -42,6 +42,18 @@ export const CONTROL_SIZE = 8
 export const CONSOLE_CONFIG_SIZE = 12
 /** Host → guest bytes the device holds before a sender has to wait (see `send`). */
 export const CONSOLE_PENDING_MAX = 256 * 1024
+
+/** What the console holds beyond its transport (a snapshot's part); bytes are base64. */
+export interface VirtioConsoleState {
+  multiport: boolean
+  guestOpen: boolean
+  /** Each queue's ring positions; null for a queue not in use. */
+  queues: (SplitQueueState | null)[]
+  /** Control messages not yet delivered. */
+  control: string[]
+  /** Host bytes not yet delivered. */
+  toGuest: string[]
+}
 
 export interface VirtioConsoleOptions {
   readonly ram: GuestRam
@@ -107,6 +119,32 @@ export class VirtioConsole implements VirtioDevice {
     for (let i = 0; i < used; i++) if (!this.queues[i]) throw new Error(`virtio-console queue ${i} was not set up`)
     this.act = a
     if (!this.multiport) this.setGuestOpen(true)
+  }
+
+  saveState(): VirtioConsoleState {
+    const b64 = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString('base64')
+    return {
+      multiport: this.multiport,
+      guestOpen: this.guestOpen,
+      queues: this.queues.map((q) => q?.state ?? null),
+      control: this.control.map(b64),
+      toGuest: this.toGuest.map(b64),
+    }
+  }
+
+  /** After the transport re-activated the device with the saved queues: their positions and what was held. */
+  loadState(state: unknown): void {
+    const s = state as VirtioConsoleState
+    const act = this.act
+    if (!act) throw new Error('virtio-console: a saved state for a device that is not activated')
+    if (s.multiport !== this.multiport) throw new Error('virtio-console: the saved state disagrees with the negotiated MULTIPORT')
+    const eventIdx = hasFeature(act.features, VIRTIO_F.EVENT_IDX)
+    this.queues = this.queues.map((q, i) => (q ? new SplitQueue(this.opts.ram, act.queues[i]!, eventIdx, s.queues[i] ?? undefined) : undefined))
+    const bytes = (b: string) => new Uint8Array(Buffer.from(b, 'base64'))
+    this.control.splice(0, this.control.length, ...s.control.map(bytes))
+    this.toGuest.splice(0, this.toGuest.length, ...s.toGuest.map(bytes))
+    this.pending = this.toGuest.reduce((n, b) => n + b.length, 0)
+    this.setGuestOpen(s.guestOpen)
   }
 
   reset(): void {

@@ -1,0 +1,111 @@
+/**
+ * Warm start on our VMM (src/vm/kvm/snapshot/): `ktstr exec --backend kvm` restores a snapshot of
+ * a booted guest of its shape — vCPU and in-kernel irqchip/PIT/clock state, the devices' state, and
+ * guest RAM mapped copy-on-write from the snapshot's file. Each test has its own snapshot folder
+ * (KTSTR_SNAPSHOT_DIR); KTSTR_LOG=debug says what the warm start did.
+ */
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { manifestPath, partPath, sampleHash } from '../../src/image/cache-entry.js'
+import { runCli } from '../helpers/cli.js'
+import { testKernel } from '../helpers/repo.js'
+import { BOOT, skipReason } from './helpers.js'
+
+const dirs: string[] = []
+afterAll(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true })
+})
+
+function snapshotDir(): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-snapshots-'))
+  dirs.push(d)
+  return d
+}
+
+async function exec(dir: string, args: string[], cmd: string[]) {
+  const r = await runCli(['exec', '--backend', 'kvm', '--timing', '--timeout', '150', ...args, '--', ...cmd], {
+    env: { KTSTR_KERNEL: testKernel, KTSTR_SNAPSHOT_DIR: dir, KTSTR_LOG: 'debug', NO_COLOR: '1' },
+    timeoutMs: 2 * BOOT,
+  })
+  const timing = /ktstr timing:[\s\S]*/.exec(r.stderr)?.[0]
+  // What the warm start did (or why not), and the boot phases.
+  const warm = r.stderr.split('\n').filter((l) => /warm start|kvm: (vCPU|kept)/.test(l))
+  console.log(`${cmd.join(' ').slice(0, 60)}\n${[...warm, timing ?? ''].join('\n')}`)
+  return r
+}
+
+const snapshots = (dir: string) => fs.readdirSync(dir).filter((n) => /^snapshot-[0-9a-f]+\.kvm$/.test(n))
+const restored = (stderr: string) => /^ {2}restore +\d+\.\d+ s$/m.test(stderr)
+const made = (stderr: string) => /warm start: snapshot \S+ made in \d+ ms/.test(stderr)
+const why = (r: { stderr: string }) =>
+  r.stderr
+    .split('\n')
+    .filter((l) => !l.startsWith('[ktstr] console'))
+    .slice(-25)
+    .join('\n')
+
+// Lists a marker an earlier run may have left, leaves its own, and prints the guest's wall clock.
+const MARK = ['sh', '-c', 'ls /tmp/ktstr-marker* 2>/dev/null; echo $$ > /tmp/ktstr-marker-$$; date +%s']
+
+describe.skipIf(skipReason)('warm start (kvm backend)', () => {
+  it('restores a pristine guest of the same shape, with the host clock; another shape gets its own snapshot', { timeout: 6 * BOOT }, async () => {
+    const dir = snapshotDir()
+    const first = await exec(dir, [], MARK)
+    expect(first.code, why(first)).toBe(0)
+    expect(made(first.stderr)).toBe(true)
+    expect(restored(first.stderr)).toBe(true)
+
+    const second = await exec(dir, [], MARK)
+    expect(second.code, why(second)).toBe(0)
+    expect(made(second.stderr)).toBe(false)
+    expect(restored(second.stderr)).toBe(true)
+    // Only the clock line: no marker of the first run (nor of the template) in /tmp.
+    const lines = second.stdout.trim().split('\n')
+    expect(lines).toHaveLength(1)
+    expect(Math.abs(Number(lines[0]) - Date.now() / 1000)).toBeLessThan(30)
+    expect(snapshots(dir)).toHaveLength(1)
+
+    // Both vCPUs of the restored guest run: a task pinned to each.
+    const cpus = await exec(dir, [], ['sh', '-c', 'for c in 0 1; do taskset -c $c cat /proc/self/stat | cut -d" " -f39; done'])
+    expect(cpus.code, why(cpus)).toBe(0)
+    expect(cpus.stdout).toBe('0\n1\n')
+
+    const other = await exec(dir, ['--topology', '1n1l1c1t'], ['echo', 'one cpu'])
+    expect(other.code, why(other)).toBe(0)
+    expect(other.stdout).toBe('one cpu\n')
+    expect(made(other.stderr)).toBe(true)
+    expect(snapshots(dir)).toHaveLength(2)
+  })
+
+  it('a snapshot cut short is made again; a state file that is not ours is dropped and the run boots cold', { timeout: 4 * BOOT }, async () => {
+    const dir = snapshotDir()
+    const first = await exec(dir, [], ['true'])
+    expect(first.code, why(first)).toBe(0)
+    const file = path.join(dir, snapshots(dir)[0]!)
+
+    fs.truncateSync(partPath(file, 'ram'), 4096)
+    const cut = await exec(dir, [], ['echo', 'ok'])
+    expect(cut.code, why(cut)).toBe(0)
+    expect(cut.stdout).toBe('ok\n')
+    expect(cut.stderr).toMatch(/snapshot \S+ has \S+\.part-ram of 4096 bytes, not \d+; making it again/)
+    expect(made(cut.stderr)).toBe(true)
+    expect(restored(cut.stderr)).toBe(true)
+
+    // A state file its manifest vouches for, with a vCPU's registers cut short: refused before any
+    // VM exists; the run goes on cold.
+    const state = JSON.parse(fs.readFileSync(file, 'utf8'))
+    state.vcpus[0].regs = state.vcpus[0].regs.slice(0, 40)
+    const edited = Buffer.from(JSON.stringify(state))
+    fs.writeFileSync(file, edited)
+    const m = JSON.parse(fs.readFileSync(manifestPath(file), 'utf8'))
+    fs.writeFileSync(manifestPath(file), JSON.stringify({ ...m, bytes: edited.length, sample: sampleHash(file, edited.length) }))
+    const refused = await exec(dir, [], ['echo', 'still ok'])
+    expect(refused.code, why(refused)).toBe(0)
+    expect(refused.stdout).toBe('still ok\n')
+    expect(refused.stderr).toMatch(/warm start: the snapshot \S+ has a vCPU 0 regs of \d+ bytes, not 144; dropping \S+ and booting cold/)
+    expect(restored(refused.stderr)).toBe(false)
+    expect(fs.existsSync(file)).toBe(false)
+  })
+})
