@@ -11,7 +11,7 @@ import { BOOT, exec, skipReason } from './helpers.js'
 
 describe.skipIf(skipReason)('ktstr exec --backend kvm (our VMM)', () => {
   it("boots to the command's output", { timeout: BOOT }, async () => {
-    const r = await exec(['--timing'], ['echo', 'hello from the kvm backend'])
+    const r = await exec(['--timing', '--cold'], ['echo', 'hello from the kvm backend'])
     expect(r.stdout).toBe('hello from the kvm backend\n')
     expect(r.stderr).toMatch(/ktstr timing:[\s\S]*kernel +\d+\.\d+ s[\s\S]*command +\d+\.\d+ s/)
     expect(r.code).toBe(0)
