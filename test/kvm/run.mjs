@@ -48,7 +48,13 @@ const outerArgv = (files) =>
     // A whole run takes ~13 min here; a hang is caught sooner by SILENCE_MS.
     timeoutS: 2400,
     // Passed on to the inner ktstr: its log level, and KTSTR_BASE_DISK=1 (boot from the base image on a disk).
-    env: { NO_COLOR: '1', ...Object.fromEntries(['KTSTR_LOG', 'KTSTR_BASE_DISK'].filter((k) => process.env[k]).map((k) => [k, process.env[k]])) },
+    // The outer guest's files live in its RAM: warm-start snapshots (~250 MiB each) are capped so a
+    // suite of many guest shapes does not fill it (ENOSPC, then the outer kernel out of memory).
+    env: {
+      NO_COLOR: '1',
+      KTSTR_SNAPSHOT_CACHE_MIB: '256',
+      ...Object.fromEntries(['KTSTR_LOG', 'KTSTR_BASE_DISK', 'KTSTR_SNAPSHOT_CACHE_MIB'].filter((k) => process.env[k]).map((k) => [k, process.env[k]])),
+    },
     // On a failure, what the outer kernel said of its clocks and RCU: where a lost timer would show.
     script: `"$0" "$@"; s=$?; [ $s = 0 ] || dmesg | grep -iE 'clocksource|tsc|rcu|timer' | tail -n 20 >&2; exit $s`,
     args: [...vitest, ...extra, ...files],

@@ -1,4 +1,5 @@
 /** The kvm backend: our own VMM (./launch.ts, loaded only when used), which attaches the disks itself. */
+import fs from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { type Backend, kernelCmdline, type LaunchPlan } from '../backend.js'
 import type { KvmPlan } from './launch.js'
@@ -9,7 +10,10 @@ import type { KvmPlan } from './launch.js'
  * the machine it builds.
  */
 export function kvmSnapshotIdentity(): { vmm: string; vmmConfig: string } {
-  return { vmm: fileURLToPath(new URL('./launch.js', import.meta.url)), vmmConfig: `withhold-pv=${process.env.KTSTR_KVM_WITHHOLD_PV ?? 'default'}` }
+  // launch.ts when this module runs from the sources (the project's own tests).
+  const built = fileURLToPath(new URL('./launch.js', import.meta.url))
+  const vmm = fs.existsSync(built) ? built : built.replace(/\.js$/, '.ts')
+  return { vmm, vmmConfig: `withhold-pv=${process.env.KTSTR_KVM_WITHHOLD_PV ?? 'default'}` }
 }
 
 function kvmPlan(plan: LaunchPlan): KvmPlan {
