@@ -34,9 +34,16 @@ export const kvmBackend: Backend = {
         if (used) throw new Error('this restore was already used')
         used = true
         const { launchKvm } = await import('./launch.js')
-        return launchKvm({ ...kvmPlan(plan), snapshot: { kind: 'restore', file } }, console)
+        try {
+          return await launchKvm({ ...kvmPlan(plan), snapshot: { kind: 'restore', file } }, console)
+        } catch (e) {
+          console.close() // the cold boot after it logs to a console of its own
+          throw e
+        }
       },
-      abandon() {},
+      abandon() {
+        if (!used) console.close()
+      },
     }
   },
 }

@@ -33,7 +33,7 @@ import { KvmSystem, type KvmVm } from './system.js'
 import { createVcpus, startVcpus } from './vcpu/create.js'
 import { TerminalReason } from './vcpu/protocol.js'
 import { readVcpuRegisters } from './vcpu/registers.js'
-import type { VcpuState } from './vcpu/state.js'
+import { type VcpuState, XSAVE_LEGACY_SIZE } from './vcpu/state.js'
 import type { VcpuExit, VcpuThread } from './vcpu/thread.js'
 import { attachDisks, type KvmDisks } from './virtio/block/disks.js'
 import { attachConsole } from './virtio/console/attach.js'
@@ -59,18 +59,25 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
   const restoring = plan.snapshot?.kind === 'restore' ? plan.snapshot.file : undefined
   const snap = restoring !== undefined ? readKvmSnapshot(restoring) : undefined
   if (snap && plan.disks?.length) throw new Error('a restored guest cannot have disks')
-  const sys = new KvmSystem()
+  // A template's RAM file, in a run folder of its own (removed with the VM; a killed host's is swept).
+  const ramDir = plan.snapshot?.kind === 'save' ? createRunDir(ramFolderParent(plan.memoryMib * MiB)) : undefined
+  let sys: KvmSystem
+  try {
+    sys = new KvmSystem()
+  } catch (e) {
+    if (ramDir) removeRunDir(ramDir)
+    throw e
+  }
   let vm: KvmVm
   try {
     vm = sys.createVm()
   } catch (e) {
     sys.close()
+    if (ramDir) removeRunDir(ramDir)
     throw e
   }
   let ram: HostRam | undefined
   let disks: KvmDisks | undefined
-  // A template's RAM file, in a run folder of its own (removed with the VM; a killed host's is swept).
-  const ramDir = plan.snapshot?.kind === 'save' ? createRunDir(ramFolderParent(plan.memoryMib * MiB)) : undefined
   const threads: VcpuThread[] = []
   try {
     vm.setupInterruptControllers()
@@ -101,14 +108,16 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
     const errors: string[] = []
     const onAccess = (a: Parameters<Bus['access']>[0]) => (a.kind === 'io' ? io : mmio).access(a)
     const withholdPv = withheldPvFeatures(process.env.KTSTR_KVM_WITHHOLD_PV)
-    const save = ramDir ? { msrIndices: sys.msrIndexList(), xsaveSize: vm.checkExtension(KVM_CAP.XSAVE2) } : undefined
+    // KVM_CAP_XSAVE2 answers the XSAVE area's size (0 on a KVM without it: the legacy 4 KiB).
+    const xsaveSize = Math.max(XSAVE_LEGACY_SIZE, vm.checkExtension(KVM_CAP.XSAVE2))
+    const save = ramDir ? { msrIndices: sys.msrIndexList(), xsaveSize } : undefined
     await createVcpus(
       {
         sys,
         vm,
         topology: plan.topology,
         ...(entry ? { entry } : {}),
-        ...(snap ? { restore: snap.vcpus } : {}),
+        ...(snap ? { restore: snap.vcpus, xsaveSize } : {}),
         ...(save ? { save } : {}),
         withholdPv,
         mem,
@@ -141,7 +150,13 @@ export async function launchKvm(plan: KvmPlan, console: ConsoleLog): Promise<VmP
       for (const th of threads) vcpus.push(await th.saveState(SNAPSHOT_STEP_MS))
       writeKvmSnapshot(file, { memBytes: layout.memBytes, vcpus, vm: saveVmState(vm.fd), legacy: legacy.saveState(), console: consoleTransport.saveState() })
       const ramPart = partPath(file, RAM_PART)
-      await copySparse(path.join(ramDir!, 'ram'), ramPart)
+      try {
+        await copySparse(path.join(ramDir!, 'ram'), ramPart)
+      } catch (e) {
+        // The cache entry removes its main file only: a part cut short (a full disk) goes here.
+        fs.rmSync(ramPart, { force: true })
+        throw e
+      }
       return [ramPart]
     }
     return {

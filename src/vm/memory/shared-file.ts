@@ -27,7 +27,7 @@ export function createSharedFile(file: string, size: number): bigint {
   }
 }
 
-/** tmpfs when it has room for all of guest RAM, else TMPDIR (a full tmpfs would kill QEMU with SIGBUS). */
+/** tmpfs when it has room for all of guest RAM, else TMPDIR (a full tmpfs would kill the VMM with SIGBUS on a guest write). */
 export function ramFolderParent(ramBytes: number, shm = SHM_DIR): string {
   try {
     const st = fs.statfsSync(shm)

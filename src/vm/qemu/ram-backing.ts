@@ -1,3 +1,11 @@
+/**
+ * Guest RAM of a QEMU guest in files this process maps too, so the host reads (and writes) guest
+ * memory without the guest's help: one file per NUMA node, which QEMU takes as a
+ * `memory-backend-file` with share=on (topology-args.ts). The files live in a run folder on
+ * tmpfs (/dev/shm when it has room: guest writes then never cause disk writeback; see
+ * ramFolderParent), are unlinked once QEMU has opened them (unlink()), and a folder left by a
+ * killed host is swept at the next start (run-dir.ts).
+ */
 import path from 'node:path'
 import { munmap } from '../../../native-shims/libc.js'
 import type { TopologySpec } from '../../../runtime/protocol/topology.js'

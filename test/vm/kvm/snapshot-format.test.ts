@@ -23,9 +23,23 @@ function msrs(entries: number): Uint8Array {
   return new Uint8Array(b)
 }
 
+/** A kvm_cpuid2 of `entries` entries (8-byte header, 40 bytes each). */
+function cpuid(entries: number): Uint8Array {
+  const b = Buffer.from(filled(8 + 40 * entries, entries))
+  b.writeUInt32LE(entries, 0)
+  return new Uint8Array(b)
+}
+
 function vcpu(seed: number): VcpuState {
   const parts = Object.fromEntries(Object.entries(VCPU_STATE_SIZES).map(([k, n]) => [k, filled(n, seed)]))
-  return { ...parts, xsave: filled(XSAVE_LEGACY_SIZE, seed), msrs: msrs(3) } as VcpuState
+  return { ...parts, cpuid: cpuid(4), xsave: filled(XSAVE_LEGACY_SIZE, seed), msrs: msrs(3) } as VcpuState
+}
+
+/** kvm_irqchip `chip` (its chip_id first). */
+function irqchip(chip: number): Uint8Array {
+  const b = Buffer.from(filled(VM_STATE_SIZES.irqchip, chip))
+  b.writeUInt32LE(chip, 0)
+  return new Uint8Array(b)
 }
 
 function snapshot(): KvmSnapshot {
@@ -33,7 +47,7 @@ function snapshot(): KvmSnapshot {
   return {
     memBytes: 256 << 20,
     vcpus: [vcpu(1), vcpu(2)],
-    vm: { irqchips: [0, 1, 2].map((c) => filled(VM_STATE_SIZES.irqchip, c)), pit: filled(VM_STATE_SIZES.pit, 9), clock: filled(VM_STATE_SIZES.clock, 4) },
+    vm: { irqchips: [0, 1, 2].map(irqchip), pit: filled(VM_STATE_SIZES.pit, 9), clock: filled(VM_STATE_SIZES.clock, 4) },
     legacy: { serial: new Serial8250().saveState(), pm: new AcpiPm().saveState() },
     console: console.saveState(),
   }
@@ -71,6 +85,13 @@ describe("a kvm snapshot's state file", () => {
       .toString('base64')
     refuse(JSON.stringify(lyingMsrs), /vCPU 0 MSR list of 40 bytes that does not match its count/)
     refuse(JSON.stringify({ ...json, vm: { ...json.vm, irqchips: json.vm.irqchips.slice(0, 2) } }), /irqchips/)
+    refuse(JSON.stringify({ ...json, vm: { ...json.vm, irqchips: [json.vm.irqchips[1], json.vm.irqchips[0], json.vm.irqchips[2]] } }), /has irqchip 1 where chip 0 belongs/)
+    const badCpuid = structuredClone(json)
+    badCpuid.vcpus[0].cpuid = Buffer.from(cpuid(4))
+      .subarray(0, 8 + 40 * 3)
+      .toString('base64')
+    refuse(JSON.stringify(badCpuid), /vCPU 0 CPUID of 128 bytes that does not match its count/)
+    refuse(JSON.stringify({ ...json, console: { ...json.console, activated: true, device: undefined } }), /an activated console without its rings' state/)
     refuse(JSON.stringify({ ...json, vm: { ...json.vm, pit: 'AAAA' } }), /has a PIT of 3 bytes, not 112/)
     refuse(JSON.stringify({ ...json, legacy: { ...json.legacy, serial: { ...json.legacy.serial, lcr: 300 } } }), /lcr/)
   })

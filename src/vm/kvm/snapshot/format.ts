@@ -5,7 +5,9 @@
  * edited file is refused with the reason, and the caller boots cold.
  */
 import fs from 'node:fs'
+import koffi from 'koffi'
 import * as v from 'valibot'
+import { kvm_cpuid_entry2, kvm_cpuid2 } from '../../../../native-shims/kvm/abi.js'
 import type { LegacyState } from '../legacy/attach.js'
 import { msrCount, VCPU_STATE_SIZES, type VcpuState, XSAVE_LEGACY_SIZE } from '../vcpu/state.js'
 import type { VirtioMmioState } from '../virtio/mmio.js'
@@ -24,6 +26,8 @@ export interface KvmSnapshot {
   console: VirtioMmioState
 }
 
+const CPUID_HEADER = koffi.sizeof(kvm_cpuid2)
+const CPUID_ENTRY = koffi.sizeof(kvm_cpuid_entry2)
 const u32 = v.pipe(v.number(), v.safeInteger(), v.minValue(0), v.maxValue(0xffff_ffff))
 const byte = v.pipe(v.number(), v.safeInteger(), v.minValue(0), v.maxValue(0xff))
 const base64 = v.pipe(v.string(), v.regex(/^[A-Za-z0-9+/]*={0,2}$/))
@@ -31,6 +35,7 @@ const pair = v.tuple([u32, u32])
 const ringPositions = v.object({ nextAvail: v.pipe(u32, v.maxValue(0xffff)), nextUsed: v.pipe(u32, v.maxValue(0xffff)) })
 
 const VcpuSchema = v.object({
+  cpuid: base64,
   mpState: base64,
   regs: base64,
   sregs: base64,
@@ -112,6 +117,9 @@ export function readKvmSnapshot(file: string): KvmSnapshot {
   const vcpus = o.vcpus.map((c, i) => {
     const s = Object.fromEntries(Object.entries(c).map(([k, t]) => [k, bytes(t)])) as unknown as VcpuState
     for (const [part, size] of Object.entries(VCPU_STATE_SIZES)) expectSize(file, `vCPU ${i} ${part}`, s[part as keyof VcpuState], size)
+    const entries = (s.cpuid.byteLength - CPUID_HEADER) / CPUID_ENTRY
+    if (!Number.isInteger(entries) || entries < 1 || Buffer.from(s.cpuid).readUInt32LE(0) !== entries)
+      throw new Error(`the snapshot ${file} has a vCPU ${i} CPUID of ${s.cpuid.byteLength} bytes that does not match its count`)
     if (s.xsave.byteLength < XSAVE_LEGACY_SIZE) throw new Error(`the snapshot ${file} has a vCPU ${i} XSAVE area of ${s.xsave.byteLength} bytes, less than ${XSAVE_LEGACY_SIZE}`)
     try {
       msrCount(s.msrs)
@@ -121,9 +129,14 @@ export function readKvmSnapshot(file: string): KvmSnapshot {
     return s
   })
   const vm: VmState = { irqchips: o.vm.irqchips.map(bytes), pit: bytes(o.vm.pit), clock: bytes(o.vm.clock) }
-  vm.irqchips.forEach((c, i) => expectSize(file, `irqchip ${i}`, c, VM_STATE_SIZES.irqchip))
+  vm.irqchips.forEach((c, i) => {
+    expectSize(file, `irqchip ${i}`, c, VM_STATE_SIZES.irqchip)
+    // PIC master, PIC slave, IOAPIC, in that order (kvm_irqchip.chip_id).
+    if (Buffer.from(c).readUInt32LE(0) !== i) throw new Error(`the snapshot ${file} has irqchip ${Buffer.from(c).readUInt32LE(0)} where chip ${i} belongs`)
+  })
   expectSize(file, 'PIT', vm.pit, VM_STATE_SIZES.pit)
   expectSize(file, 'clock', vm.clock, VM_STATE_SIZES.clock)
+  if (o.console.activated && !o.console.device) throw new Error(`the snapshot ${file} has an activated console without its rings' state`)
   return { memBytes: o.memBytes, vcpus, vm, legacy: o.legacy, console: o.console as VirtioMmioState }
 }
 

@@ -15,7 +15,7 @@ import { stackWords } from '../arch/x86_64/guest-stack.js'
 import { apicId } from '../arch/x86_64/topology-ids.js'
 import { encodeCpuid, type KvmSystem, type KvmVm } from '../system.js'
 import type { CpuState, VcpuReport } from './protocol.js'
-import type { VcpuState } from './state.js'
+import { type VcpuState, XSAVE_LEGACY_SIZE } from './state.js'
 import { type AccessResult, type DeviceAccess, VcpuThread } from './thread.js'
 
 const REPORT_EVERY_MS = 20_000
@@ -28,6 +28,8 @@ export interface VcpuSetup {
   readonly entry?: EntryState
   /** A restore: each vCPU's saved state, in vCPU order (replaces the boot state). */
   readonly restore?: readonly VcpuState[]
+  /** With restore: this KVM's XSAVE area size, which the saved ones must have. */
+  readonly xsaveSize?: number
   /** A template guest: what its vCPUs' saved state covers. */
   readonly save?: { readonly msrIndices: number[]; readonly xsaveSize: number }
   readonly withholdPv: readonly KvmPvFeature[]
@@ -79,7 +81,7 @@ export async function createVcpus(s: VcpuSetup, threads: VcpuThread[]): Promise<
         ...(xcr0 !== undefined ? { xcr0 } : {}),
         msrs: bootMsrs(),
         ...(cpu === 0 && s.entry ? { boot: cpuStateOf(s.entry) } : {}),
-        ...(s.restore ? { restore: s.restore[cpu]! } : {}),
+        ...(s.restore ? { restore: { state: s.restore[cpu]!, xsaveSize: s.xsaveSize ?? XSAVE_LEGACY_SIZE } } : {}),
         ...(s.save ? { save: s.save } : {}),
         kickSignal,
         onAccess,

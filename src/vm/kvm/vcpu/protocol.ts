@@ -101,8 +101,8 @@ export interface VcpuThreadData {
   msrs: { index: number; data: number }[]
   /** Boot CPU only: its entry state. Application processors wait for INIT/SIPI in the kernel. */
   boot?: CpuState
-  /** A restore: the saved state replaces every boot-time setting (xcr0, msrs, boot). */
-  restore?: VcpuState
+  /** A restore: the saved state replaces every boot-time setting (xcr0, msrs, boot); xsaveSize is this KVM's. */
+  restore?: { state: VcpuState; xsaveSize: number }
   /** A template guest: the MSRs to save (KVM_GET_MSR_INDEX_LIST) and KVM_CAP_XSAVE2's size. */
   save?: { msrIndices: number[]; xsaveSize: number }
   control: SharedArrayBuffer

@@ -212,7 +212,7 @@ function pauseForSnapshot(vcpu: number, run: DataView): { reason: TerminalReason
   while (!Atomics.load(ctl, Slot.Save) && !Atomics.load(ctl, Slot.Stop)) Atomics.wait(ctl, Slot.Save, 0, 1000)
   if (!Atomics.load(ctl, Slot.Stop)) {
     try {
-      const state = saveVcpuState(vcpu, data.save?.msrIndices ?? [], data.save?.xsaveSize ?? 0)
+      const state = saveVcpuState(vcpu, data.cpuid, data.save?.msrIndices ?? [], data.save?.xsaveSize ?? 0)
       parentPort!.postMessage({ kind: 'state', state })
     } catch (e) {
       parentPort!.postMessage({ kind: 'state-failed', message: (e as Error).message })
@@ -302,7 +302,7 @@ function main(): void {
     runAddr = mmap(data.runMmapSize, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0)
     run = new DataView(view(runAddr, data.runMmapSize))
     ioctlPtr(vcpu, KVM_IOCTL.SET_CPUID2, Buffer.from(data.cpuid.buffer, data.cpuid.byteOffset, data.cpuid.byteLength))
-    if (data.restore) refusedMsrs = loadVcpuState(vcpu, data.restore)
+    if (data.restore) refusedMsrs = loadVcpuState(vcpu, data.restore.state, data.cpuid, data.restore.xsaveSize)
     else {
       if (data.xcr0 !== undefined) setXcr0(vcpu, data.xcr0)
       initFpu(vcpu)

@@ -13,6 +13,8 @@ import { KVM_IOCTL, kvm_debugregs, kvm_lapic_state, kvm_mp_state, kvm_regs, kvm_
 import { ioctlPtr } from '../../../../native-shims/libc.js'
 
 export interface VcpuState {
+  /** The kvm_cpuid2 the vCPU was given: a restore checks it is given the same. */
+  cpuid: Uint8Array
   mpState: Uint8Array
   regs: Uint8Array
   sregs: Uint8Array
@@ -26,7 +28,7 @@ export interface VcpuState {
   events: Uint8Array
 }
 
-/** The fixed size of each part but xsave and msrs, for checking a snapshot before it is loaded. */
+/** The fixed size of each part but cpuid, xsave and msrs, for checking a snapshot before it is loaded. */
 export const VCPU_STATE_SIZES = {
   mpState: koffi.sizeof(kvm_mp_state),
   regs: koffi.sizeof(kvm_regs),
@@ -40,6 +42,8 @@ export const XSAVE_LEGACY_SIZE = koffi.sizeof(kvm_xsave)
 
 const MSRS_HEADER = 8
 const MSR_ENTRY = 16
+const MSR_IA32_TSC = 0x10
+const MSR_IA32_TSC_DEADLINE = 0x6e0
 
 function get(vcpu: number, request: number, size: number): Uint8Array {
   const buf = Buffer.alloc(size)
@@ -53,9 +57,10 @@ function set(vcpu: number, request: number, part: Uint8Array): void {
 
 /**
  * The state of a vCPU that is out of KVM_RUN with no I/O pending (run-loop.ts pauses it so).
- * `msrIndices` is KVM_GET_MSR_INDEX_LIST; `xsaveSize` KVM_CAP_XSAVE2's answer (0: no XSAVE2).
+ * `cpuid` is what the vCPU was given; `msrIndices` KVM_GET_MSR_INDEX_LIST; `xsaveSize` the XSAVE
+ * area's size (KVM_CAP_XSAVE2's answer, at least 4 KiB).
  */
-export function saveVcpuState(vcpu: number, msrIndices: readonly number[], xsaveSize: number): VcpuState {
+export function saveVcpuState(vcpu: number, cpuid: Uint8Array, msrIndices: readonly number[], xsaveSize: number): VcpuState {
   const mpState = get(vcpu, KVM_IOCTL.GET_MP_STATE, VCPU_STATE_SIZES.mpState)
   const regs = get(vcpu, KVM_IOCTL.GET_REGS, VCPU_STATE_SIZES.regs)
   const sregs = get(vcpu, KVM_IOCTL.GET_SREGS, VCPU_STATE_SIZES.sregs)
@@ -63,16 +68,22 @@ export function saveVcpuState(vcpu: number, msrIndices: readonly number[], xsave
   const xcrs = get(vcpu, KVM_IOCTL.GET_XCRS, VCPU_STATE_SIZES.xcrs)
   const debugregs = get(vcpu, KVM_IOCTL.GET_DEBUGREGS, VCPU_STATE_SIZES.debugregs)
   const lapic = get(vcpu, KVM_IOCTL.GET_LAPIC, VCPU_STATE_SIZES.lapic)
-  const msrs = readMsrs(vcpu, msrIndices)
+  // TSC before TSC_DEADLINE (the deadline is a TSC value), whatever KVM's list order.
+  const msrs = readMsrs(vcpu, [...msrIndices.filter((i) => i !== MSR_IA32_TSC_DEADLINE), ...msrIndices.filter((i) => i === MSR_IA32_TSC_DEADLINE)])
+  fixZeroTscDeadline(msrs)
   const events = get(vcpu, KVM_IOCTL.GET_VCPU_EVENTS, VCPU_STATE_SIZES.events)
-  return { mpState, regs, sregs, xsave, xcrs, debugregs, lapic, msrs, events }
+  return { cpuid: cpuid.slice(), mpState, regs, sregs, xsave, xcrs, debugregs, lapic, msrs, events }
 }
 
 /**
- * Loads `s` into a new vCPU (its CPUID already set); returns the MSRs KVM refused, which are left
- * at their reset values.
+ * Loads `s` into a new vCPU whose CPUID (`cpuid`) is set and whose XSAVE area is `xsaveSize` bytes.
+ * Throws when the snapshot does not fit this vCPU — another CPUID (the host's kernel or CPU changed),
+ * another XSAVE size — or KVM refuses an MSR it had (a non-zero value): the caller then boots cold.
+ * Returns the MSRs KVM refused with the value 0, left at their reset values.
  */
-export function loadVcpuState(vcpu: number, s: VcpuState): number[] {
+export function loadVcpuState(vcpu: number, s: VcpuState, cpuid: Uint8Array, xsaveSize: number): number[] {
+  if (!Buffer.from(s.cpuid).equals(Buffer.from(cpuid))) throw new Error("the snapshot's vCPU had another CPUID (the host's kernel, KVM or CPU changed)")
+  if (s.xsave.byteLength !== xsaveSize) throw new Error(`the snapshot's XSAVE area is ${s.xsave.byteLength} bytes, this KVM's ${xsaveSize}`)
   set(vcpu, KVM_IOCTL.SET_MP_STATE, s.mpState)
   set(vcpu, KVM_IOCTL.SET_REGS, s.regs)
   set(vcpu, KVM_IOCTL.SET_SREGS, s.sregs)
@@ -110,7 +121,22 @@ function readMsrs(vcpu: number, indices: readonly number[]): Uint8Array {
   }
 }
 
-/** KVM_SET_MSRS of a saved list; one KVM refuses is skipped the same way. */
+/**
+ * A TSC deadline read as 0 may be a deadline that passed with its interrupt not yet in the LAPIC:
+ * restored as 0 the timer would never fire again. The saved TSC instead fires it at once (a
+ * spurious tick at worst), as Firecracker restores it.
+ */
+function fixZeroTscDeadline(msrs: Uint8Array): void {
+  const b = Buffer.from(msrs.buffer, msrs.byteOffset, msrs.byteLength)
+  const at = (index: number) => {
+    for (let i = 0; i < b.readUInt32LE(0); i++) if (b.readUInt32LE(MSRS_HEADER + i * MSR_ENTRY) === index) return MSRS_HEADER + i * MSR_ENTRY + 8
+    return -1
+  }
+  const [tsc, deadline] = [at(MSR_IA32_TSC), at(MSR_IA32_TSC_DEADLINE)]
+  if (tsc >= 0 && deadline >= 0 && b.readBigUInt64LE(deadline) === 0n) b.writeBigUInt64LE(b.readBigUInt64LE(tsc), deadline)
+}
+
+/** KVM_SET_MSRS of a saved list; one KVM refuses is skipped the same way, and only if its value is 0. */
 function writeMsrs(vcpu: number, msrs: Uint8Array): number[] {
   const refused: number[] = []
   let buf = Buffer.from(msrs)
@@ -119,6 +145,8 @@ function writeMsrs(vcpu: number, msrs: Uint8Array): number[] {
     const done = ioctlPtr(vcpu, KVM_IOCTL.SET_MSRS, buf)
     if (done >= n) return refused
     const at = MSRS_HEADER + done * MSR_ENTRY
+    const value = buf.readBigUInt64LE(at + 8)
+    if (value !== 0n) throw new Error(`KVM refused the snapshot's MSR 0x${buf.readUInt32LE(at).toString(16)} = 0x${value.toString(16)}`)
     refused.push(buf.readUInt32LE(at))
     // The entries after the refused one, behind a new header.
     const rest = buf.subarray(at + MSR_ENTRY)
