@@ -22,7 +22,8 @@ export const OUTER_BOOTS = 3
  */
 export function outerGuestArgv({ repo, kernel, include, memoryMib, timeoutS, env = {}, script, args = [] }) {
   const cli = path.join(repo, 'dist/src/cli/main.js')
-  const probe = `"$0" ${JSON.stringify(cli)} exec --backend kvm --timeout 120 -- sleep 1 >/dev/null || exit ${BAD_TIMERS}`
+  // Cold: it probes the outer guest's timers with a whole boot, and leaves no snapshot behind.
+  const probe = `"$0" ${JSON.stringify(cli)} exec --backend kvm --cold --timeout 120 -- sleep 1 >/dev/null || exit ${BAD_TIMERS}`
   return [
     cli,
     'exec',
