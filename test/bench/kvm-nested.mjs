@@ -27,8 +27,10 @@ export async function benchKvmInner() {
   // A nested boot takes ~40 s under TCG: one in --quick mode.
   for (let i = 0; i < (quick ? 1 : 3); i++) {
     coldTimes.push(cold())
-    warmTimes.push(warm(), warm())
+    warmTimes.push(warm(), warm(), warm())
   }
+  // Each run, for a row whose median hides a slow one.
+  process.stderr.write(`bench kvm-inner: cold ${coldTimes.map((t) => (t / 1000).toFixed(1)).join(' ')} s; warm ${warmTimes.map((t) => (t / 1000).toFixed(1)).join(' ')} s\n`)
   const c = median(coldTimes) / 1000
   addRow('cold boot, kvm (ktstr exec -- true)', c, null, 's')
   addRow('warm start, kvm (ktstr exec -- true)', median(warmTimes) / 1000, null, 's')
