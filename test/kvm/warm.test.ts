@@ -5,24 +5,13 @@
  * (KTSTR_SNAPSHOT_DIR); KTSTR_LOG=debug says what the warm start did.
  */
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { manifestPath, partPath, sampleHash } from '../../src/image/cache-entry.js'
 import { runCli } from '../helpers/cli.js'
 import { testKernel } from '../helpers/repo.js'
+import { MARK, made, restored, snapshotDir, snapshots, why } from '../helpers/warm.js'
 import { BOOT, skipReason } from './helpers.js'
-
-const dirs: string[] = []
-afterAll(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true })
-})
-
-function snapshotDir(): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-snapshots-'))
-  dirs.push(d)
-  return d
-}
 
 async function exec(dir: string, args: string[], cmd: string[]) {
   const r = await runCli(['exec', '--backend', 'kvm', '--timing', '--timeout', '150', ...args, '--', ...cmd], {
@@ -37,19 +26,6 @@ async function exec(dir: string, args: string[], cmd: string[]) {
   console.log(`${cmd.join(' ').slice(0, 60)}\n${[...warm, timing ?? ''].join('\n')}`)
   return r
 }
-
-const snapshots = (dir: string) => fs.readdirSync(dir).filter((n) => /^snapshot-[0-9a-f]+\.kvm$/.test(n))
-const restored = (stderr: string) => /^ {2}restore +\d+\.\d+ s$/m.test(stderr)
-const made = (stderr: string) => /warm start: snapshot \S+ made in \d+ ms/.test(stderr)
-const why = (r: { stderr: string }) =>
-  r.stderr
-    .split('\n')
-    .filter((l) => !l.startsWith('[ktstr] console'))
-    .slice(-25)
-    .join('\n')
-
-// Lists a marker an earlier run may have left, leaves its own, and prints the guest's wall clock.
-const MARK = ['sh', '-c', 'ls /tmp/ktstr-marker* 2>/dev/null; echo $$ > /tmp/ktstr-marker-$$; date +%s']
 
 describe.skipIf(skipReason)('warm start (kvm backend)', () => {
   it('restores a pristine guest of the same shape, with the host clock; another shape gets its own snapshot', { timeout: 6 * BOOT }, async () => {
@@ -67,7 +43,7 @@ describe.skipIf(skipReason)('warm start (kvm backend)', () => {
     const lines = second.stdout.trim().split('\n')
     expect(lines).toHaveLength(1)
     expect(Math.abs(Number(lines[0]) - Date.now() / 1000)).toBeLessThan(30)
-    expect(snapshots(dir)).toHaveLength(1)
+    expect(snapshots(dir, 'kvm')).toHaveLength(1)
 
     // Both vCPUs of the restored guest run: a task pinned to each.
     const cpus = await exec(dir, [], ['sh', '-c', 'for c in 0 1; do taskset -c $c cat /proc/self/stat | cut -d" " -f39; done'])
@@ -78,14 +54,14 @@ describe.skipIf(skipReason)('warm start (kvm backend)', () => {
     expect(other.code, why(other)).toBe(0)
     expect(other.stdout).toBe('one cpu\n')
     expect(made(other.stderr)).toBe(true)
-    expect(snapshots(dir)).toHaveLength(2)
+    expect(snapshots(dir, 'kvm')).toHaveLength(2)
   })
 
   it('a snapshot cut short is made again; one made with another CPUID is dropped and the run boots cold', { timeout: 4 * BOOT }, async () => {
     const dir = snapshotDir()
     const first = await exec(dir, [], ['true'])
     expect(first.code, why(first)).toBe(0)
-    const file = path.join(dir, snapshots(dir)[0]!)
+    const file = path.join(dir, snapshots(dir, 'kvm')[0]!)
 
     fs.truncateSync(partPath(file, 'ram'), 4096)
     const cut = await exec(dir, [], ['echo', 'ok'])

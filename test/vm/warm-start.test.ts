@@ -4,31 +4,17 @@
  * snapshots made or kept for it alone; KTSTR_LOG=debug says what the warm start did.
  */
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
-import { afterAll, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { manifestPath, partPath, sampleHash } from '../../src/image/cache-entry.js'
 import { bootGuest } from '../../src/vm/boot.js'
 import { guestSkipReason, runCli } from '../helpers/guest.js'
+import { MARK, made, restored, snapshotDir, snapshots, why } from '../helpers/warm.js'
 
 const BOOT = 240_000
-const dirs: string[] = []
-afterAll(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true })
-})
-
-function snapshotDir(): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'ktstr-snapshots-'))
-  dirs.push(d)
-  return d
-}
-
 const exec = (dir: string, args: string[], cmd: string[]) =>
   runCli(['exec', '--timing', '--timeout', '120', ...args, '--', ...cmd], { env: { KTSTR_SNAPSHOT_DIR: dir, KTSTR_LOG: 'debug' }, timeoutMs: BOOT })
 
-const snapshots = (dir: string) => fs.readdirSync(dir).filter((n) => /^snapshot-[0-9a-f]+\.qemu$/.test(n))
-const restored = (stderr: string) => /^ {2}restore +\d+\.\d+ s$/m.test(stderr)
-const made = (stderr: string) => /warm start: snapshot \S+ made in \d+ ms/.test(stderr)
 /** QEMUs this process started (other test files' guests are not ours). */
 function childQemus(): string[] {
   return fs
@@ -43,17 +29,6 @@ function childQemus(): string[] {
       }
     })
 }
-
-/** What a failed run said, for the assertion message. */
-const why = (r: { stderr: string }) =>
-  r.stderr
-    .split('\n')
-    .filter((l) => !l.startsWith('[ktstr] console'))
-    .slice(-25)
-    .join('\n')
-
-// Lists a marker an earlier run may have left, leaves its own, and prints the guest's wall clock.
-const MARK = ['sh', '-c', 'ls /tmp/ktstr-marker* 2>/dev/null; echo $$ > /tmp/ktstr-marker-$$; date +%s']
 
 describe.skipIf(guestSkipReason)('warm start (QEMU)', () => {
   it('restores a pristine guest of the same shape, with the host clock; another shape gets its own snapshot; --cold boots', { timeout: 4 * BOOT }, async () => {
@@ -72,12 +47,12 @@ describe.skipIf(guestSkipReason)('warm start (QEMU)', () => {
     expect(lines).toHaveLength(1)
     // The template's clock was minutes old by now; the restored guest has the host's.
     expect(Math.abs(Number(lines[0]) - Date.now() / 1000)).toBeLessThan(10)
-    expect(snapshots(dir)).toHaveLength(1)
+    expect(snapshots(dir, 'qemu')).toHaveLength(1)
 
     const bigger = await exec(dir, ['--memory', '768'], ['true'])
     expect(bigger.code, why(bigger)).toBe(0)
     expect(made(bigger.stderr)).toBe(true)
-    expect(snapshots(dir)).toHaveLength(2)
+    expect(snapshots(dir, 'qemu')).toHaveLength(2)
 
     const cold = await exec(dir, ['--cold'], ['true'])
     expect(cold.code, why(cold)).toBe(0)
@@ -98,7 +73,7 @@ describe.skipIf(guestSkipReason)('warm start (QEMU)', () => {
     const dir = snapshotDir()
     const first = await exec(dir, [], ['true'])
     expect(first.code, why(first)).toBe(0)
-    const file = path.join(dir, snapshots(dir)[0]!)
+    const file = path.join(dir, snapshots(dir, 'qemu')[0]!)
 
     // Its RAM part cut short: found before QEMU starts, made again, and the run restores it.
     fs.truncateSync(partPath(file, 'ram0'), 4096)
@@ -148,7 +123,7 @@ describe.skipIf(guestSkipReason)('warm start (QEMU)', () => {
       expect(session.timing.restoredMs).toBeUndefined() // booted cold
       expect(await session.done).toEqual({ kind: 'exited', code: 0, signal: null })
       await vi.waitFor(() => expect(childQemus()).toEqual([]), { timeout: 5000 })
-      expect(snapshots(dir)).toEqual([])
+      expect(snapshots(dir, 'qemu')).toEqual([])
     } finally {
       if (saved === undefined) delete process.env.KTSTR_SNAPSHOT_DIR
       else process.env.KTSTR_SNAPSHOT_DIR = saved
