@@ -44,6 +44,8 @@ interface Libc {
   tgkill: CFn
   getpid: CFn
   gettid: CFn
+  schedGetaffinity: CFn
+  schedSetaffinity: CFn
   signal: CFn
   siginterrupt: CFn
   sigrtmin: CFn
@@ -89,6 +91,8 @@ function L(): Libc {
     tgkill: lib.func('int tgkill(int tgid, int tid, int sig)'),
     getpid: lib.func('int getpid(void)'),
     gettid: lib.func('int gettid(void)'),
+    schedGetaffinity: lib.func('int sched_getaffinity(int pid, size_t cpusetsize, _Out_ uint8_t *mask)'),
+    schedSetaffinity: lib.func('int sched_setaffinity(int pid, size_t cpusetsize, const uint8_t *mask)'),
     signal: lib.func('void *signal(int sig, void *handler)'),
     siginterrupt: lib.func('int siginterrupt(int sig, int flag)'),
     sigrtmin: lib.func('int __libc_current_sigrtmin(void)'),
@@ -339,6 +343,28 @@ export function getpid(): number {
 /** The kernel thread id of the calling thread (differs per worker_thread). */
 export function gettid(): number {
   return L().gettid() as number
+}
+
+/** Bytes of the CPU mask passed to sched_{get,set}affinity: glibc's cpu_set_t (1024 CPUs). */
+const CPU_SET_BYTES = 128
+
+/** The CPUs thread `tid` may run on (sched_getaffinity(2); 0 = the calling thread). */
+export function schedGetaffinity(tid: number): number[] {
+  const mask = Buffer.alloc(CPU_SET_BYTES)
+  check(L().schedGetaffinity(tid, CPU_SET_BYTES, mask), 'sched_getaffinity')
+  const cpus: number[] = []
+  for (let cpu = 0; cpu < CPU_SET_BYTES * 8; cpu++) if (mask[cpu >> 3]! & (1 << (cpu & 7))) cpus.push(cpu)
+  return cpus
+}
+
+/** Let thread `tid` run only on `cpus` (sched_setaffinity(2); 0 = the calling thread). */
+export function schedSetaffinity(tid: number, cpus: readonly number[]): void {
+  const mask = Buffer.alloc(CPU_SET_BYTES)
+  for (const cpu of cpus) {
+    if (!Number.isInteger(cpu) || cpu < 0 || cpu >= CPU_SET_BYTES * 8) throw new RangeError(`sched_setaffinity: CPU ${cpu} is outside 0-${CPU_SET_BYTES * 8 - 1}`)
+    mask[cpu >> 3]! |= 1 << (cpu & 7)
+  }
+  check(L().schedSetaffinity(tid, CPU_SET_BYTES, mask), 'sched_setaffinity')
 }
 
 const SIG_ERR = 0xffff_ffff_ffff_ffffn

@@ -1,14 +1,17 @@
 /**
  * The scheduler under test: start it, prove it attached, watch it, stop it.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import fs from 'node:fs'
+import { schedGetaffinity, schedSetaffinity } from '../../native-shims/libc.js'
+import { parseCpuList } from '../protocol/cpulist.js'
 import type { SchedulerExit, SchedulerSpec } from '../protocol/index.js'
 import { schedExtExitLine } from './kmsg.js'
 
 const SCX = '/sys/kernel/sched_ext'
-const TASKSET = '/ktstr/bin/taskset'
 const OUTPUT_KEEP = 16 * 1024
+/** How often the attach wait reads sched_ext's state: its wait adds up to this to every run. */
+const ATTACH_POLL_MS = 50
 
 export type StartResult = { ok: true; scheduler: RunningScheduler } | { ok: false; message: string; exit?: SchedulerExit }
 
@@ -107,15 +110,61 @@ export async function startScheduler(spec: SchedulerSpec, timeoutMs: number): Pr
   }
 }
 
+/** PID of kthreadd, the parent of every kernel thread. */
+const KTHREADD = 2
+
+// Affinity is set with sched_setaffinity(2) itself: a taskset process per step cost ~0.3 s of a
+// TCG guest's attach (forking node).
 function pinKthreadd(): () => void {
-  const before = spawnSync(TASKSET, ['-p', '2'], { encoding: 'utf8' }).stdout?.match(/affinity mask: (\S+)/)?.[1]
-  if (!before) return () => {}
-  spawnSync(TASKSET, ['-p', '1', '2'], { stdio: 'ignore' })
-  return () => void spawnSync(TASKSET, ['-p', before, '2'], { stdio: 'ignore' })
+  let before: number[]
+  try {
+    before = schedGetaffinity(KTHREADD)
+    schedSetaffinity(KTHREADD, [0])
+  } catch {
+    return () => {}
+  }
+  return () => {
+    try {
+      schedSetaffinity(KTHREADD, before)
+    } catch {
+      // kthreadd keeps CPU 0 only; new kernel threads still run anywhere they are bound to.
+    }
+  }
+}
+
+/** Spawned while this (the main) thread runs on CPU 0 alone: the child inherits the mask. */
+function spawnOnCpu0(spec: SchedulerSpec): ChildProcess {
+  const mine = schedGetaffinity(0)
+  schedSetaffinity(0, [0])
+  try {
+    return spawn(spec.path, spec.args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  } finally {
+    schedSetaffinity(0, mine)
+  }
+}
+
+/** Every thread of `pid` may run on every online CPU again. */
+function unpin(pid: number): void {
+  const online = readTrim('/sys/devices/system/cpu/online')
+  if (!online) return
+  const cpus = parseCpuList(online)
+  let tids: string[]
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`)
+  } catch {
+    return // gone already: its exit is seen by the caller's watch
+  }
+  for (const tid of tids) {
+    try {
+      schedSetaffinity(Number(tid), cpus)
+    } catch {
+      // a thread that exited meanwhile
+    }
+  }
 }
 
 async function startOnce(spec: SchedulerSpec, timeoutMs: number): Promise<StartResult> {
-  const child = spawn(TASKSET, ['-c', '0', spec.path, ...spec.args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawnOnCpu0(spec)
   const sched = new RunningScheduler(spec, child)
   const deadline = Date.now() + timeoutMs
   for (;;) {
@@ -135,10 +184,9 @@ async function startOnce(spec: SchedulerSpec, timeoutMs: number): Promise<StartR
         exit: sched.exit(),
       }
     }
-    await new Promise((r) => setTimeout(r, 50))
+    await new Promise((r) => setTimeout(r, ATTACH_POLL_MS))
   }
-  const online = readTrim('/sys/devices/system/cpu/online')
-  if (online && sched.pid) spawnSync(TASKSET, ['-a', '-p', '-c', online, String(sched.pid)], { stdio: 'ignore' })
+  if (sched.pid) unpin(sched.pid)
   return { ok: true, scheduler: sched }
 }
 

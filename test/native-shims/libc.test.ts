@@ -206,6 +206,24 @@ describe('libc shims', () => {
     if (isMainThread) expect(tid).toBe(process.pid)
   })
 
+  it('CPU affinity: a child started while this thread is pinned inherits the pin, as taskset shows', () => {
+    const before = libc.schedGetaffinity(0)
+    expect(before.length).toBeGreaterThan(0)
+    const one = before[before.length - 1]!
+    libc.schedSetaffinity(0, [one])
+    try {
+      expect(libc.schedGetaffinity(0)).toEqual([one])
+      const shown = spawnSync('sh', ['-c', 'grep Cpus_allowed_list /proc/self/status'], { encoding: 'utf8' }).stdout
+      expect(shown).toMatch(new RegExp(`Cpus_allowed_list:\\s+${one}\\n`))
+    } finally {
+      libc.schedSetaffinity(0, before)
+    }
+    expect(libc.schedGetaffinity(0)).toEqual(before)
+    expect(thrown(() => libc.schedSetaffinity(0, [])).code).toBe('EINVAL')
+    expect(thrown(() => libc.schedGetaffinity(2 ** 22 + 12345)).code).toBe('ESRCH')
+    expect(() => libc.schedSetaffinity(0, [1024])).toThrow(RangeError)
+  })
+
   it('a no-op signal handler plus tgkill interrupts a read blocked in another thread', async () => {
     const sig = libc.sigrtmin() + 4
     expect(sig).toBeGreaterThan(32)
