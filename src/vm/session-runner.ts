@@ -26,6 +26,11 @@ const POWER_OFF_GRACE_MS = 5000
 const live = new Set<VmProcess>()
 let exitHookInstalled = false
 
+/** How many guests' sessions are running in this process now. */
+export function liveGuests(): number {
+  return live.size
+}
+
 /** No VM outlives the host process, however it leaves. */
 function trackVm(vm: VmProcess): void {
   live.add(vm)
@@ -49,12 +54,20 @@ export interface SessionOptions {
   monitor?: MonitorPlan
   /** Warm start: the per-run archive (newc cpio) for the guest restored from a template snapshot. */
   runArchive?: Buffer
+  /** The VM was restored ahead of this run (watch mode). */
+  standby?: boolean
 }
 
 export async function startSession(vm: VmProcess, opts: SessionOptions): Promise<GuestSession> {
   trackVm(vm)
   const since = (t: number) => Math.round(t - opts.t0)
-  const timing: BootTiming = { imageMs: Math.round(opts.imageMs), vmStartedMs: since(vm.startedAt), ...(opts.runArchive ? { restoredMs: since(performance.now()) } : {}) }
+  // A VM restored ahead of its run (watch mode) started before it: 0.
+  const timing: BootTiming = {
+    imageMs: Math.round(opts.imageMs),
+    vmStartedMs: Math.max(0, since(vm.startedAt)),
+    ...(opts.runArchive ? { restoredMs: since(performance.now()) } : {}),
+    ...(opts.standby ? { standby: true as const } : {}),
+  }
   let reported: GuestOutcome | undefined
   let forced: GuestOutcome | undefined
   let powerOffTimer: NodeJS.Timeout | undefined
@@ -128,7 +141,7 @@ export async function startSession(vm: VmProcess, opts: SessionOptions): Promise
   function onGuestMessage(msg: GuestMessage): void {
     switch (msg.kind) {
       case 'phase':
-        log.debug(`guest: ${msg.phase} (${since(performance.now())} ms into the run)`)
+        log.debug(`guest: ${msg.phase} (${since(performance.now())} ms into the run, at ${msg.uptimeMs} ms of guest uptime)`)
         if (msg.phase === 'command-started') timing.commandMs = since(performance.now())
         if (msg.phase === 'scheduler-attached') monitor.readScheduler()
         break
