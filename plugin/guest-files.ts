@@ -7,7 +7,6 @@
 import fs from 'node:fs'
 import { isBuiltin } from 'node:module'
 import path from 'node:path'
-import { packageRoot } from '../src/util/paths.js'
 
 /** Vitest subpaths whose code runs in a worker. */
 const VITEST_WORKER_ENTRIES = ['./worker', '.', './runtime', './environments', './runners', './suite', './snapshot']
@@ -42,8 +41,6 @@ export function guestFiles(input: GuestFilesInput): string[] {
   const coveragePkg = input.coverageProvider ? COVERAGE_PACKAGES[input.coverageProvider] : undefined
   const coverageDir = coveragePkg && findPackageDir(coveragePkg, input.vitestDist)
   if (coverageDir) for (const f of packageClosure(coverageDir, ['.'])) out.add(f)
-  // Externalized when ktstr is installed under node_modules: Vitest then imports it from the guest's disk.
-  out.add(path.join(packageRoot(), 'dist', 'plugin', 'snapshot-environment.js'))
   return [...out].sort()
 }
 

@@ -1,6 +1,6 @@
 /**
  * The host end of the guest's snapshot file I/O (the bridge runtime/vitest/worker.ts gives
- * plugin/snapshot-environment.ts): snapshot files and inline-snapshot rewrites of test files land in
+ * runtime/vitest/snapshot-environment.ts): snapshot files and inline-snapshot rewrites of test files land in
  * the host's tree, never in the guest's copy.
  *
  * The guest is not trusted. It may touch only the snapshot files of the test files it is running:

@@ -23,9 +23,11 @@ export function ktstr(options: KtstrPoolOptions = {}): Plugin {
     name: 'vitest:ktstr',
     // Before Vitest resolves the config: its module resolver keeps the list it found then.
     config: () => ({ test: { server: { deps: { external: [runtimeModules()] } } } }),
-    configureVitest({ project }) {
+    configureVitest({ project, vitest }) {
       routeSchedBenches(project, project.config.pool === POOL_NAME)
       if (project.config.pool !== POOL_NAME) return
+      // Watch mode keeps a guest restored ahead of the next run: it goes when Vitest does.
+      vitest.onClose(async () => (await import('../src/vm/warm/standby.js')).dropStandby())
       project.config.poolRunner ??= pool
       project.config.snapshotEnvironment ??= snapshotEnvironmentPath()
       applyDefaultParallelism(project, defaults)

@@ -39,7 +39,8 @@ import { decodeGuestFrame, type FromGuest, type FromVitest, guestReady, pipeGues
 
 export const POOL_NAME = 'ktstr'
 
-export type BootGuest = (req: VmRequest) => Promise<GuestSession>
+/** Boots a guest; `standby` (watch mode): keep one of its shape restored for the next run (src/vm/warm/standby.ts). */
+export type BootGuest = (req: VmRequest, opts?: { standby?: boolean }) => Promise<GuestSession>
 
 /** What every worker of one pool shares. */
 export interface WorkerSetup {
@@ -50,7 +51,7 @@ export interface WorkerSetup {
   gate(options: PoolOptions): ResourceGate | undefined
   /** Compiled runtime/vitest/worker.js, which the guest init imports. */
   workerEntry: string
-  /** Compiled plugin/snapshot-environment.js. */
+  /** Compiled runtime/vitest/snapshot-environment.js. */
   snapshotEnvironment: string
   guestFiles(options: PoolOptions): string[]
 }
@@ -279,7 +280,7 @@ export class KtstrPoolWorker implements PoolWorker {
     }
     let session: GuestSession
     try {
-      session = await this.setup.boot(this.vmRequest(spec))
+      session = await this.setup.boot(this.vmRequest(spec), { standby: this.options.project.vitest.config.watch })
     } catch (e) {
       release()
       this.inspector?.close()

@@ -25,7 +25,7 @@ export function ktstrPool(options: KtstrPoolOptions = {}): PoolRunnerInitializer
   assertSupportedVitest()
   const { boot, fixedTopology, ...vmOptions } = options
   const setup: WorkerSetup = {
-    boot: boot ?? (async (req) => (await import('../src/vm/boot.js')).bootGuest(req)),
+    boot: boot ?? (async (req, o) => (await import('../src/vm/boot.js')).bootGuest(req, o)),
     defaults: specFromOptions(vmOptions),
     fixedTopology: fixedTopology === true,
     gate: (o) => (userChoseMaxWorkers(o.project) ? undefined : (sharedGate ??= new ResourceGate(hostCapacity()))),
@@ -44,7 +44,7 @@ export function ktstrPool(options: KtstrPoolOptions = {}): PoolRunnerInitializer
 
 /** The compiled module Vitest loads in the guest as its snapshot environment. */
 export function snapshotEnvironmentPath(): string {
-  return path.join(packageRoot(), 'dist', 'plugin', 'snapshot-environment.js')
+  return path.join(packageRoot(), 'dist', 'runtime', 'vitest', 'snapshot-environment.js')
 }
 
 /**

@@ -5,6 +5,11 @@
  * `start`. The archive is unpacked into / (it holds the run spec), the wall clock — still the
  * template's — is set to the host's, the host's seed is mixed into the random pool (shared by
  * every restore of the snapshot), and the guest continues as a cold-booted one would.
+ *
+ * A guest restored ahead of its run (watch mode) may get `prime` first, after filler bytes on the
+ * archive stream: it drops them and rehearses again what the template rehearsed. A VMM restored
+ * from a snapshot has none of the template's work in its caches (QEMU's TCG translates every guest
+ * instruction afresh), so the first pass over those paths is slow; this way it is not the run's.
  */
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
@@ -21,6 +26,11 @@ export function awaitRunArchive(endpoint: GuestEndpoint): Promise<void> {
       if (stream === StreamId.RunArchive) chunks.push(Buffer.from(chunk))
     })
     endpoint.on('control', (msg) => {
+      if (msg.kind === 'prime') {
+        chunks.length = 0
+        void rehearse()
+        return
+      }
       if (msg.kind !== 'start') return
       try {
         applyStart(msg, Buffer.concat(chunks))
@@ -51,8 +61,20 @@ function applyStart(start: Extract<HostMessage, { kind: 'start' }>, archive: Buf
  */
 export async function warmUp(): Promise<void> {
   await import('../index.js')
+  await rehearse()
+}
+
+/** A run's first steps with nothing to show for them: see warmUp (and `prime`). */
+async function rehearse(): Promise<void> {
   const start = decodeHostMessage(Buffer.from(JSON.stringify({ kind: 'start', epochMs: Date.now(), seed: '00'.repeat(32) })))
   if (start.kind === 'start') applyStart(start, EMPTY_CPIO)
+  // A file unpacked where nothing looks, and removed: the paths a run's scheduler takes in.
+  const scratch = fs.mkdtempSync('/ktstr/.rehearsal-')
+  try {
+    unpackCpio(Buffer.concat([cpioEntry('dir', 0o040755, Buffer.alloc(0)), cpioEntry('dir/file', 0o100755, Buffer.alloc(256 << 10)), EMPTY_CPIO]), scratch)
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true })
+  }
   await new Promise<void>((resolve) => {
     const child = spawn('/ktstr/bin/true', [], { stdio: ['pipe', 'pipe', 'pipe'], detached: true })
     child.stdout.resume()
@@ -82,5 +104,13 @@ export async function preloadTemplate(): Promise<void> {
   }
 }
 
-/** A newc archive of its trailer alone: 13 header fields, namesize 11 ("TRAILER!!!" and its NUL). */
-const EMPTY_CPIO = Buffer.from(`070701${Array.from({ length: 13 }, (_, i) => (i === 11 ? 11 : 0).toString(16).padStart(8, '0')).join('')}TRAILER!!!\0\0\0\0`, 'latin1')
+/** One newc entry: the magic, 13 hex fields (mode is field 1, size 6, namesize 11), name and data padded to 4 bytes. */
+function cpioEntry(name: string, mode: number, data: Buffer): Buffer {
+  const fields = Array.from({ length: 13 }, (_, i) => (i === 1 ? mode : i === 6 ? data.length : i === 11 ? name.length + 1 : 0).toString(16).padStart(8, '0'))
+  const head = Buffer.from(`070701${fields.join('')}${name}\0`, 'latin1')
+  const pad = (n: number) => Buffer.alloc((4 - (n % 4)) % 4)
+  return Buffer.concat([head, pad(head.length), data, pad(data.length)])
+}
+
+/** A newc archive of its trailer alone. */
+const EMPTY_CPIO = cpioEntry('TRAILER!!!', 0, Buffer.alloc(0))

@@ -12,19 +12,22 @@ import type { GuestMessage } from './guest-schema.js'
 /**
  * host → guest. `start` goes to a guest restored from a template snapshot, after the per-run
  * archive (Data frames on StreamId.RunArchive): unpack it, set the wall clock, mix `seed` (hex)
- * into the kernel's random pool (every restore starts from the same pool), run.
+ * into the kernel's random pool (every restore starts from the same pool), run. `prime` may come
+ * first, to a guest restored ahead of its run (src/vm/warm/standby.ts): drop the archive bytes so
+ * far (filler) and rehearse a run's first steps, as the template did before its snapshot.
  */
 export type HostMessage =
   | { kind: 'signal'; signal: NodeJS.Signals }
   | { kind: 'resize'; cols: number; rows: number }
   | { kind: 'shutdown' }
   | { kind: 'start'; epochMs: number; seed: string }
+  | { kind: 'prime' }
 
 export function encodeMessage(msg: GuestMessage | HostMessage): Buffer {
   return Buffer.from(JSON.stringify(msg), 'utf8')
 }
 
-const HOST_KINDS = new Set(['signal', 'resize', 'shutdown', 'start'])
+const HOST_KINDS = new Set(['signal', 'resize', 'shutdown', 'start', 'prime'])
 
 /** Parse a control payload from the host (trusted: only the kind is checked). */
 export function decodeHostMessage(payload: Uint8Array): HostMessage {

@@ -25,7 +25,7 @@ export function isEnvelope(msg: unknown): msg is Envelope {
 }
 
 /**
- * Where the guest worker publishes the host file bridge for plugin/snapshot-environment.ts, which
+ * Where the guest worker publishes the host file bridge for runtime/vitest/snapshot-environment.ts, which
  * Vitest loads through its module runner and so cannot import from the worker directly.
  */
 export const HOST_FS_KEY = Symbol.for('ktstr.hostfs')

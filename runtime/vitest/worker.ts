@@ -41,6 +41,9 @@ export async function importVitest(options: RunVitestWorkerOptions = {}): Promis
   // The host's Vitest, at the same path in the guest image: one module instance for runtime and tests.
   const vitest = (await import(dist ? pathToFileURL(path.join(dist, 'worker.js')).href : 'vitest/worker')) as VitestWorkerModule
   const index = (await import(dist ? pathToFileURL(path.join(dist, 'index.js')).href : 'vitest')) as { expect: Extendable }
+  // ktstr's snapshot environment, which Vitest imports (natively: a runtime module) as each file
+  // starts; a template loads it here once, so no restored run pays for it.
+  await import('./snapshot-environment.js')
   return { vitest, expect: index.expect }
 }
 

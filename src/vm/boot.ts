@@ -28,11 +28,12 @@ import { kvmBackend, kvmSnapshotIdentity } from './kvm/backend.js'
 import { findQemu, qemuBackend } from './qemu/backend.js'
 import { createRunDir, removeRunDir, sweepRunDirsOnce } from './run-dir.js'
 import type { GuestSession } from './session.js'
-import { startSession } from './session-runner.js'
+import { liveGuests, startSession } from './session-runner.js'
 import { checkRequest } from './spec/parse.js'
 import type { BackendName, VmRequest } from './spec/request.js'
 import type { VmProcess } from './vm-process.js'
 import { snapshotKey } from './warm/key.js'
+import { claimStandby, hasStandby, keepStandby, wantStandby } from './warm/standby.js'
 import { warmLaunch } from './warm/warm-start.js'
 
 /** Above this, a run's own files go in the initramfs of a cold boot rather than over the channel. */
@@ -41,6 +42,11 @@ const WARM_ARCHIVE_MAX = 32 << 20
 export interface BootOptions {
   /** Called with each kernel console line as it arrives (e.g. KTSTR_LOG=debug echo). */
   onConsoleLine?: (line: string) => void
+  /**
+   * Watch mode: once this guest ends, restore another of its shape ahead of the next run
+   * (warm/standby.ts); a run of that shape then claims it.
+   */
+  standby?: boolean
 }
 
 export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Promise<GuestSession> {
@@ -68,6 +74,19 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
     ...(scheduler ? { scheduler: schedulerSpec(scheduler, req.schedArgs ?? []) } : {}),
     attachTimeoutMs: SCHEDULER_ATTACH_TIMEOUT_MS,
   }
+  // A Vitest run's worker modules are loaded by the template, with this run's environment.
+  const template: TemplateSpec | undefined =
+    runSpec.mode.kind === 'vitest' && !runSpec.env[ENV_INSPECTOR] ? { vitest: { workerEntry: runSpec.mode.workerEntry, env: runSpec.env, cwd: runSpec.cwd } } : undefined
+  const standbyShape = JSON.stringify({
+    backend: backendName,
+    kernel: kernel.bzImage,
+    topology,
+    memoryMib,
+    nestedKvm: req.nestedKvm === true,
+    shareRam: req.monitorHz !== 'off',
+    extra: req.extraImagePaths ?? [],
+    template,
+  })
   const tmp = createRunDir()
   let pending: PendingRestore | undefined
   try {
@@ -75,6 +94,13 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
     const initrd = path.join(tmp, 'initrd.cpio')
     const disks = req.disks ?? []
     const newConsole = () => new ConsoleLog(400, process.env.KTSTR_CONSOLE_LOG, opts.onConsoleLine)
+    // A VMM waiting for its snapshot, its socket in `dir`: a cold boot after it (the run turned out
+    // cold) must not race its teardown.
+    const prepareRestore = (dir: string) => {
+      const noInitrd = path.join(dir, 'no-initrd')
+      fs.writeFileSync(noInitrd, '')
+      return backend.prepareRestore!({ ...shape, initrd: noInitrd, channelSocket: path.join(dir, 'restore.sock') }, newConsole())
+    }
     const shape: LaunchPlan = {
       kernel: kernel.bzImage,
       initrd,
@@ -88,12 +114,10 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
     // A warm start's VMM starts now, waiting for its snapshot: its start overlaps the image and
     // the snapshot's key, worked out below. (A base image on a disk or too big a run archive can still
     // make the run cold.)
-    if (!coldReason(req, false, 0) && backend.prepareRestore) {
-      const noInitrd = path.join(tmp, 'no-initrd')
-      fs.writeFileSync(noInitrd, '')
-      // Its own socket: a cold boot after it (the run turned out cold) must not race its teardown.
-      pending = backend.prepareRestore({ ...shape, initrd: noInitrd, channelSocket: path.join(tmp, 'restore.sock') }, newConsole())
-    }
+    // Unless a guest of this shape was restored ahead of this run (watch mode).
+    const canWarm = !coldReason(req, false, 0) && backend.prepareRestore !== undefined
+    const standby = canWarm && hasStandby(standbyShape)
+    if (canWarm && !standby) pending = prepareRestore(tmp)
     const [base, schedulerCopy] = await Promise.all([
       baseImage({ extraPaths: req.extraImagePaths ?? [], disk: wantDisk }),
       // Without its debug sections: half the bytes for the guest to take in.
@@ -108,20 +132,19 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
       limit: initramfsLimit(memoryMib, onDisk ? { archive: 4 << 20, unpacked: 4 << 20 } : { archive: base.bytes, unpacked: base.unpacked }),
     })
     const plan: LaunchPlan = { ...shape, ...(onDisk ? { baseDisk: base.path } : {}) }
-    const cold = coldReason(req, onDisk, run.cost().archive) ?? (pending ? undefined : 'this backend cannot restore a snapshot')
+    const cold = coldReason(req, onDisk, run.cost().archive) ?? (canWarm ? undefined : 'this backend cannot restore a snapshot')
     if (cold) log.debug(`warm start off: ${cold}`)
     let vm: VmProcess | undefined
     let runArchiveBytes: Buffer | undefined
+    let claimed = false
     let imageMs = 0
-    if (!cold && pending) {
+    let warm: { key: string; restore: (dir: string, dropped: AbortSignal) => Promise<VmProcess | undefined> } | undefined
+    if (!cold) {
       // This run's own files, sent over the channel to the restored guest.
       const archive = path.join(tmp, 'run.cpio')
       await run.writeCpio(archive)
       runArchiveBytes = fs.readFileSync(archive)
       imageMs = performance.now() - t0
-      // A Vitest run's worker modules are loaded by the template, with this run's environment.
-      const template: TemplateSpec | undefined =
-        runSpec.mode.kind === 'vitest' && !runSpec.env[ENV_INSPECTOR] ? { vitest: { workerEntry: runSpec.mode.workerEntry, env: runSpec.env, cwd: runSpec.cwd } } : undefined
       const key = snapshotKey({
         ...plan,
         ...(template ? { template } : {}),
@@ -132,7 +155,15 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
         cmdline: kernelCmdline(),
         nestedKvm: plan.nestedKvm,
       })
-      vm = await warmLaunch({ backend, format: backendName === 'kvm' ? 'kvm' : 'qemu', key, plan, base, pending, ...(template ? { template } : {}) })
+      const launch = (p: PendingRestore, signal?: AbortSignal) =>
+        warmLaunch({ backend, format: backendName === 'kvm' ? 'kvm' : 'qemu', key, plan, base, pending: p, ...(template ? { template } : {}), ...(signal ? { signal } : {}) })
+      warm = { key, restore: (dir, dropped) => withPending(prepareRestore(dir), (p) => launch(p, dropped), dropped) }
+      if (standby) {
+        vm = await claimStandby(standbyShape, key)
+        claimed = vm !== undefined
+        if (claimed) log.debug('warm start: a guest restored ahead of this run (watch mode)')
+      }
+      if (!vm) vm = await launch((pending ??= prepareRestore(tmp)))
       if (!vm) runArchiveBytes = undefined
     }
     pending?.abandon() // unused (a cold run), or used: then a no-op
@@ -147,12 +178,35 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
     // The run folder is needed only until the VMM has read the initrd and connected the channel.
     void (vm.inputsLoaded ?? Promise.resolve()).then(() => removeRunDir(tmp))
     const monitor = { kernel, cpus: cpuCount(topology), hz: req.monitorHz ?? DEFAULT_MONITOR_HZ, stallMs: req.stallMs ?? DEFAULT_STALL_MS }
-    const session = await startSession(vm, { t0, imageMs, timeoutS, tmpDir: tmp, monitor, ...(runArchiveBytes ? { runArchive: runArchiveBytes } : {}) })
+    const session = await startSession(vm, { t0, imageMs, timeoutS, tmpDir: tmp, monitor, ...(runArchiveBytes ? { runArchive: runArchiveBytes } : {}), standby: claimed })
     removeRunDir(tmp) // the guest's init said hello: its initrd was loaded long ago
+    if (opts.standby && warm && runArchiveBytes) {
+      wantStandby()
+      const { key, restore } = warm
+      // Not while another guest runs: its restore and priming would take that guest's CPU.
+      void session.done.then(() => {
+        if (liveGuests() > 0) return
+        const dir = createRunDir()
+        keepStandby(standbyShape, key, dir, (dropped) => restore(dir, dropped))
+      })
+    }
     return session
   } catch (e) {
     pending?.abandon()
     removeRunDir(tmp)
+    throw e
+  }
+}
+
+/** `launch` with `pending`, which is abandoned if it restored nothing, or once `dropped`. */
+async function withPending(pending: PendingRestore, launch: (p: PendingRestore) => Promise<VmProcess | undefined>, dropped: AbortSignal): Promise<VmProcess | undefined> {
+  dropped.addEventListener('abort', () => pending.abandon(), { once: true })
+  try {
+    const vm = await launch(pending)
+    if (!vm) pending.abandon()
+    return vm
+  } catch (e) {
+    pending.abandon()
     throw e
   }
 }

@@ -13,6 +13,8 @@ export interface BootTiming {
   vmStartedMs?: number
   /** Warm start: the VM was restored from its snapshot (the guest then gets its run over the channel). */
   restoredMs?: number
+  /** Watch mode: the VM was restored ahead of this run (src/vm/warm/standby.ts); vmStartedMs is then 0. */
+  standby?: true
   /** First kernel console output. */
   kernelMs?: number
   /** Guest init said hello on the channel. */

@@ -3,6 +3,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { guestFiles, productionDependencyDirs, scanImports, vitestClosure } from '../../plugin/guest-files.js'
+import { runtimeModules, snapshotEnvironmentPath } from '../../plugin/pool.js'
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url))
 const NM = path.join(REPO, 'node_modules')
@@ -45,9 +46,11 @@ describe('productionDependencyDirs', () => {
     expect(dirs).not.toContain(path.join(NM, 'vitest')) // a peer here; the worker closure covers it
   })
 
-  it('adds the snapshot environment the guest imports when ktstr is a dependency', () => {
-    const all = guestFiles({ vitestDist: path.join(NM, 'vitest', 'dist'), projectRoot: REPO })
-    expect(all).toContain(path.join(REPO, 'dist', 'plugin', 'snapshot-environment.js'))
+  it('the snapshot environment is a runtime module: in every guest image, and imported natively there', () => {
+    const file = snapshotEnvironmentPath()
+    expect(file.startsWith(path.join(REPO, 'dist', 'runtime') + path.sep)).toBe(true) // the base image holds dist/runtime
+    expect(runtimeModules().test(file)).toBe(true) // Vite leaves it external
+    expect(fs.existsSync(file)).toBe(true)
   })
 })
 

@@ -6,8 +6,10 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it, vi } from 'vitest'
+import { StreamId } from '../../runtime/protocol/index.js'
 import { manifestPath, partPath, sampleHash } from '../../src/image/cache-entry.js'
 import { bootGuest } from '../../src/vm/boot.js'
+import { dropStandby } from '../../src/vm/warm/standby.js'
 import { guestSkipReason, runCli } from '../helpers/guest.js'
 import { MARK, made, restored, snapshotDir, snapshots, why } from '../helpers/warm.js'
 
@@ -125,6 +127,51 @@ describe.skipIf(guestSkipReason)('warm start (QEMU)', () => {
       await vi.waitFor(() => expect(childQemus()).toEqual([]), { timeout: 5000 })
       expect(snapshots(dir, 'qemu')).toEqual([])
     } finally {
+      if (saved === undefined) delete process.env.KTSTR_SNAPSHOT_DIR
+      else process.env.KTSTR_SNAPSHOT_DIR = saved
+    }
+  })
+
+  it('watch mode: the next run of a shape claims a guest restored ahead of it, as pristine; none is kept after Vitest closes', { timeout: 3 * BOOT }, async () => {
+    const dir = snapshotDir()
+    const saved = process.env.KTSTR_SNAPSHOT_DIR
+    process.env.KTSTR_SNAPSHOT_DIR = dir
+    const run = async (onBooted = () => {}) => {
+      const session = await bootGuest({ mode: { kind: 'exec', argv: MARK, tty: false } }, { standby: true })
+      onBooted()
+      let out = ''
+      session.channel.on('data', (stream, chunk) => {
+        if (stream === StreamId.Stdout) out += chunk.toString()
+      })
+      expect(await session.done).toEqual({ kind: 'exited', code: 0, signal: null })
+      return { out, timing: session.timing }
+    }
+    try {
+      const first = await run()
+      expect(first.timing.standby).toBeUndefined()
+      // Its guest is gone; one of its shape is restored for the next run.
+      await vi.waitFor(() => expect(childQemus()).toHaveLength(1), { timeout: 30_000, interval: 100 })
+      const second = await run()
+      expect(second.timing.standby).toBe(true)
+      expect(second.timing.vmStartedMs).toBe(0)
+      // Pristine: no marker of the first run; and the host's clock, not the template's.
+      const lines = second.out.trim().split('\n')
+      expect(lines).toHaveLength(1)
+      expect(Math.abs(Number(lines[0]) - Date.now() / 1000)).toBeLessThan(10)
+      await vi.waitFor(() => expect(childQemus()).toHaveLength(1), { timeout: 30_000, interval: 100 })
+      dropStandby()
+      await vi.waitFor(() => expect(childQemus()).toEqual([]), { timeout: 5000 })
+      // Dropped, not broken: the snapshot is still there.
+      expect(snapshots(dir, 'qemu')).toHaveLength(1)
+      // Vitest closes while a run's guest still runs: none is restored after it ends.
+      const third = await run(dropStandby)
+      expect(third.timing.standby).toBeUndefined()
+      expect(third.out.trim().split('\n')).toHaveLength(1)
+      await new Promise((r) => setTimeout(r, 2000))
+      expect(childQemus()).toEqual([])
+      expect(snapshots(dir, 'qemu')).toHaveLength(1)
+    } finally {
+      dropStandby()
       if (saved === undefined) delete process.env.KTSTR_SNAPSHOT_DIR
       else process.env.KTSTR_SNAPSHOT_DIR = saved
     }

@@ -58,6 +58,8 @@ export interface WarmInput {
   pending: PendingRestore
   /** What the template loads before its snapshot (TEMPLATE_SPEC_PATH in its initramfs); in the key too. */
   template?: TemplateSpec
+  /** The restore is not wanted any more (a standby guest dropped): its failure then says nothing of the snapshot. */
+  signal?: AbortSignal
 }
 
 /**
@@ -90,6 +92,7 @@ export async function warmLaunch(input: WarmInput): Promise<VmProcess | undefine
         return bad ?? (await input.pending.restore(file))
       })
     } catch (e) {
+      if (input.signal?.aborted) return undefined
       log.debug(`warm start: ${(e as Error).message}; dropping ${file} and booting cold`)
       await removeCached(file)
       return undefined

@@ -1,11 +1,12 @@
 /**
- * Vitest's snapshot environment for ktstr guests (set as `snapshotEnvironment`; Vitest loads it in
- * the guest through its module runner). Snapshot files, and test files rewritten for inline
+ * Vitest's snapshot environment for ktstr guests (set as `snapshotEnvironment`; Vitest imports it in
+ * the guest, natively: it is one of the runtime modules Vite leaves external, and a warm-start
+ * template has it loaded already). Snapshot files, and test files rewritten for inline
  * snapshots, are read and written on the host over the channel: a write inside the guest would be
  * lost with the guest while Vitest still reported it as written.
  */
 import { VitestSnapshotEnvironment } from 'vitest/runtime'
-import { HOST_FS_KEY, type HostFsBridge } from '../runtime/protocol/vitest-envelope.js'
+import { HOST_FS_KEY, type HostFsBridge } from '../protocol/vitest-envelope.js'
 
 function host(): HostFsBridge {
   const bridge = (globalThis as Record<symbol, unknown>)[HOST_FS_KEY] as HostFsBridge | undefined

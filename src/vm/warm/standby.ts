@@ -1,0 +1,132 @@
+/**
+ * Watch mode: a guest restored ahead of its run. When a watched run's guest ends, the next run of
+ * its shape is likely (the next save): a guest is restored from the same snapshot right away and
+ * primed (runtime/init/template.ts: it rehearses a run's first steps, so the VMM's caches hold them),
+ * then waits. The next run of that shape claims it instead of restoring one: it only sends its own
+ * files. The guest is as pristine as any restored one: it ran nothing of any run.
+ *
+ * One standby at a time (the shape that ran last), made only while no other guest runs (it would
+ * take their CPU), dropped when claimed by another shape, when Vitest closes, or with the process.
+ */
+import { encodeFrame, encodeMessage, FrameType, StreamId } from '../../../runtime/protocol/index.js'
+import { log } from '../../util/log.js'
+import { removeRunDir } from '../run-dir.js'
+import type { VmProcess } from '../vm-process.js'
+
+/** Filler bytes sent before `prime`: the guest's receive path runs as for a scheduler's archive. */
+const PRIME_FILLER = 1 << 20
+
+interface Standby {
+  /** What a run must ask for to use it (its request's shape). */
+  shape: string
+  /** Its snapshot's key: a run of the same shape whose key differs (a rebuilt image) drops it. */
+  key: string
+  vm: Promise<VmProcess | undefined>
+  /** Its VM once restored (killed synchronously at process exit). */
+  restored?: VmProcess
+  runDir: string
+  /** Its VM exited. */
+  gone: boolean
+  /** Not wanted any more: its restore is abandoned, its VM killed. */
+  dropped: AbortController
+}
+
+let current: Standby | undefined
+let exitHook = false
+/** A watched run booted since the last dropStandby(): standbys are wanted. */
+let wanted = false
+
+/** A run that wants standbys booted (watch mode): keepStandby() works until dropStandby(). */
+export function wantStandby(): void {
+  wanted = true
+}
+
+/**
+ * Restore a guest of `shape` now with `restore` (undefined: none could be), prime it and keep it for
+ * the next run of that shape. Replaces any other standby.
+ */
+export function keepStandby(shape: string, key: string, runDir: string, restore: (dropped: AbortSignal) => Promise<VmProcess | undefined>): void {
+  if (!wanted) return void removeRunDir(runDir) // Vitest closed while this run's guest was ending
+  dropStandby()
+  wanted = true
+  if (!exitHook) {
+    exitHook = true
+    process.on('exit', dropStandby)
+  }
+  const s: Standby = { shape, key, runDir, gone: false, dropped: new AbortController(), vm: Promise.resolve(undefined) }
+  s.vm = restore(s.dropped.signal).then(
+    async (vm) => {
+      if (!vm) return undefined
+      s.restored = vm
+      void vm.exited.then(() => {
+        s.gone = true
+        if (current === s) current = undefined
+      })
+      if (s.dropped.signal.aborted) {
+        vm.kill()
+        return undefined
+      }
+      try {
+        await prime(vm)
+      } catch (e) {
+        log.debug(`standby guest: not primed (${(e as Error).message}); dropped`)
+        vm.kill()
+        return undefined
+      }
+      return vm
+    },
+    (e: unknown) => {
+      log.debug(`standby guest: ${(e as Error).message}`)
+      return undefined
+    },
+  )
+  void s.vm.then((vm) => {
+    if (!vm) {
+      removeRunDir(runDir)
+      if (current === s) current = undefined
+    } else void (vm.inputsLoaded ?? Promise.resolve()).then(() => removeRunDir(runDir))
+  })
+  current = s
+}
+
+/**
+ * The standby guest for a run of `shape` whose snapshot has `key`, restored (waited for if still
+ * being restored); undefined if there is none, it died, or it is of another shape or key (it is
+ * then dropped). Taken: nobody else gets it.
+ */
+export async function claimStandby(shape: string, key: string): Promise<VmProcess | undefined> {
+  const s = current
+  if (!s || s.shape !== shape) return undefined
+  current = undefined // claimed: neither dropped nor offered again
+  const vm = await s.vm
+  if (!vm || s.gone) return undefined
+  if (s.key !== key) {
+    log.debug('standby guest: of an older snapshot of this shape (the image or VMM changed); dropped')
+    vm.kill()
+    return undefined
+  }
+  return vm
+}
+
+/** Whether a standby guest of `shape` is kept (or being restored). */
+export function hasStandby(shape: string): boolean {
+  return current?.shape === shape
+}
+
+/** Kill the standby guest, if any, and keep none until a run wants one again (Vitest closes; the process exits). */
+export function dropStandby(): void {
+  wanted = false
+  const s = current
+  current = undefined
+  if (!s) return
+  s.dropped.abort()
+  s.restored?.kill()
+  void s.vm.then((vm) => vm?.kill())
+}
+
+/** Filler on the archive stream, then `prime`: written before the run's session reads the channel. */
+async function prime(vm: VmProcess): Promise<void> {
+  const stream = await vm.channel
+  stream.write(encodeFrame(FrameType.Data, Buffer.alloc(PRIME_FILLER), StreamId.RunArchive))
+  stream.write(encodeFrame(FrameType.Control, encodeMessage({ kind: 'prime' })))
+}
