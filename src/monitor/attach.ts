@@ -12,7 +12,7 @@ import { type Layout, resolveLayout } from './layout.js'
 import { modelCacheFile, readCachedModel, writeCachedModel } from './model-cache.js'
 import { Monitor, type MonitorOptions } from './monitor.js'
 import { GuestKernelView } from './open-view.js'
-import { readPercpuHint, writePercpuHint } from './percpu-hint.js'
+import { readPercpuHints, writePercpuHint } from './percpu-hint.js'
 import { checkPercpuAreas, type PercpuAreas, type PercpuOffsets, percpuScanOffsets, scanPercpuAreasYielding } from './percpu-scan.js'
 
 export type MonitorStatus =
@@ -88,13 +88,15 @@ export async function openMonitor(mem: GuestMemory | undefined, model: KernelMod
   // Never in the caller's turn: the kvm backend's caller is the console's queue handler (the guest's
   // hello), and a vCPU waits for that handler to return.
   await new Promise((r) => setImmediate(r))
-  const hint = opts.kernel && readPercpuHint(opts.kernel, mem.size, opts.cpus)
+  const hints = opts.kernel ? readPercpuHints(opts.kernel, mem.size, opts.cpus) : []
   for (;;) {
     if (mem.isReleased) return { on: false, reason: 'the guest exited before its per-CPU areas were found' }
     const t0 = performance.now()
-    if (hint && checkPercpuAreas(mem, model.scan, hint, opts.cpus)) {
+    const hint = hints.find((h) => checkPercpuAreas(mem, model.scan, h, opts.cpus))
+    if (hint) {
       const scanMs = performance.now() - t0
-      log.debug(`monitor: per-CPU areas where the last boot of this kernel and shape had them (checked in ${scanMs.toFixed(1)} ms)`)
+      log.debug(`monitor: per-CPU areas where an earlier boot of this kernel and shape had them (checked in ${scanMs.toFixed(1)} ms)`)
+      if (hint !== hints[0]) writePercpuHint(opts.kernel!, mem.size, opts.cpus, hint)
       return { on: true, monitor: start(mem, model, hint, opts), scanMs }
     }
     const areas = await scanPercpuAreasYielding(mem, model.scan, opts.cpus)

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { type KernelModel, openMonitor } from '../../src/monitor/attach.js'
 import { resolveLayout } from '../../src/monitor/layout.js'
 import { PAGE_OFFSET_4LEVEL } from '../../src/monitor/paging.js'
-import { readPercpuHint, writePercpuHint } from '../../src/monitor/percpu-hint.js'
+import { readPercpuHints, writePercpuHint } from '../../src/monitor/percpu-hint.js'
 import { checkPercpuAreas, percpuScanOffsets } from '../../src/monitor/percpu-scan.js'
 import { fakeGuest, kernelBtf, MiB, OFF } from './fake-kernel.js'
 
@@ -43,21 +43,38 @@ describe('the hint file', () => {
 
   it('reads back what was written for the same kernel and shape only', () => {
     writePercpuHint(kernel, 64 * MiB, 2, areas([8 * MiB, 9 * MiB]))
-    expect(readPercpuHint(kernel, 64 * MiB, 2)).toEqual(areas([8 * MiB, 9 * MiB]))
-    expect(readPercpuHint(kernel, 128 * MiB, 2)).toBeUndefined()
-    expect(readPercpuHint(kernel, 64 * MiB, 4)).toBeUndefined()
+    expect(readPercpuHints(kernel, 64 * MiB, 2)).toEqual([areas([8 * MiB, 9 * MiB])])
+    expect(readPercpuHints(kernel, 128 * MiB, 2)).toEqual([])
+    expect(readPercpuHints(kernel, 64 * MiB, 4)).toEqual([])
     fs.writeFileSync(kernel.bzImage, 'a rebuilt kernel')
-    expect(readPercpuHint(kernel, 64 * MiB, 2)).toBeUndefined()
+    expect(readPercpuHints(kernel, 64 * MiB, 2)).toEqual([])
+  })
+
+  it('keeps the last four layouts, most recent first, each once (cold boots and restores alternate)', () => {
+    const [cold, warm] = [areas([8 * MiB, 9 * MiB]), areas([12 * MiB, 13 * MiB])]
+    writePercpuHint(kernel, 64 * MiB, 2, cold)
+    writePercpuHint(kernel, 64 * MiB, 2, warm)
+    writePercpuHint(kernel, 64 * MiB, 2, cold)
+    expect(readPercpuHints(kernel, 64 * MiB, 2)).toEqual([cold, warm])
+    for (const mib of [20, 22, 24]) writePercpuHint(kernel, 64 * MiB, 2, areas([mib * MiB, (mib + 1) * MiB]))
+    expect(readPercpuHints(kernel, 64 * MiB, 2).map((a) => a.pas[0])).toEqual([24 * MiB, 22 * MiB, 20 * MiB, 8 * MiB])
   })
 
   it('takes a corrupt file, or none, as no hint', () => {
     writePercpuHint(kernel, 64 * MiB, 2, areas([8 * MiB, 9 * MiB]))
     const [file] = fs.readdirSync(path.join(dir, 'ktstr', 'percpu'))
-    for (const bad of ['{"pas": [', '{"pas": [-1], "pageOffset": "1", "la57": false}', '{"pas": [1], "pageOffset": "x", "la57": false}']) {
+    const layouts = (l: string) => `{"layouts": [${l}]}`
+    for (const bad of [
+      '{"layouts": [',
+      '{"pas": [1], "pageOffset": "1", "la57": false}',
+      layouts('{"pas": [-1], "pageOffset": "1", "la57": false}'),
+      layouts('{"pas": [1], "pageOffset": "x", "la57": false}'),
+      layouts('{"pas": [1], "pageOffset": "1", "la57": false}, null'),
+    ]) {
       fs.writeFileSync(path.join(dir, 'ktstr', 'percpu', file!), bad)
-      expect(readPercpuHint(kernel, 64 * MiB, 2)).toBeUndefined()
+      expect(readPercpuHints(kernel, 64 * MiB, 2)).toEqual([])
     }
-    expect(readPercpuHint({ bzImage: path.join(dir, 'gone'), dir }, 64 * MiB, 2)).toBeUndefined()
+    expect(readPercpuHints({ bzImage: path.join(dir, 'gone'), dir }, 64 * MiB, 2)).toEqual([])
   })
 
   describe('openMonitor', () => {
@@ -78,15 +95,20 @@ describe('the hint file', () => {
       return s.monitor.view.percpuOffsets.map((va) => Number(va - PAGE_OFFSET_4LEVEL))
     }
 
-    it('uses a hint that passes the check instead of scanning', async () => {
+    it('uses a hint that passes the check instead of scanning, and puts it first', async () => {
       writePercpuHint(kernel, 64 * MiB, 2, areas([8 * MiB, 9 * MiB]))
-      expect(await open(guest())).toEqual([8 * MiB, 9 * MiB])
+      writePercpuHint(kernel, 64 * MiB, 2, areas([12 * MiB, 13 * MiB])) // another boot's, which this guest does not have
+      expect(await open(guest())).toEqual([8 * MiB, 9 * MiB]) // the scan would have taken 50 MiB for CPU 0
+      expect(readPercpuHints(kernel, 64 * MiB, 2).map((a) => a.pas)).toEqual([
+        [8 * MiB, 9 * MiB],
+        [12 * MiB, 13 * MiB],
+      ])
     })
 
     it('scans past a stale hint and keeps what it found for the next boot', async () => {
       writePercpuHint(kernel, 64 * MiB, 2, areas([8 * MiB, 20 * MiB]))
       expect(await open(guest())).toEqual([50 * MiB, 9 * MiB])
-      expect(readPercpuHint(kernel, 64 * MiB, 2)?.pas).toEqual([50 * MiB, 9 * MiB])
+      expect(readPercpuHints(kernel, 64 * MiB, 2)[0]?.pas).toEqual([50 * MiB, 9 * MiB])
     })
   })
 })
