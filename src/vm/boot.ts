@@ -116,8 +116,8 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
     // make the run cold.)
     // Unless a guest of this shape was restored ahead of this run (watch mode).
     const canWarm = !coldReason(req, false, 0) && backend.prepareRestore !== undefined
-    const standby = canWarm && hasStandby(standbyShape)
-    if (canWarm && !standby) pending = prepareRestore(tmp)
+    const fromStandby = canWarm && hasStandby(standbyShape)
+    if (canWarm && !fromStandby) pending = prepareRestore(tmp)
     const [base, schedulerCopy] = await Promise.all([
       baseImage({ extraPaths: req.extraImagePaths ?? [], disk: wantDisk }),
       // Without its debug sections: half the bytes for the guest to take in.
@@ -138,7 +138,7 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
     let runArchiveBytes: Buffer | undefined
     let claimed = false
     let imageMs = 0
-    let warm: { key: string; restore: (dir: string, dropped: AbortSignal) => Promise<VmProcess | undefined> } | undefined
+    let warm: { key: string; restore: (dropped: AbortSignal) => Promise<VmProcess | undefined> } | undefined
     if (!cold) {
       // This run's own files, sent over the channel to the restored guest.
       const archive = path.join(tmp, 'run.cpio')
@@ -157,8 +157,21 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
       })
       const launch = (p: PendingRestore, signal?: AbortSignal) =>
         warmLaunch({ backend, format: backendName === 'kvm' ? 'kvm' : 'qemu', key, plan, base, pending: p, ...(template ? { template } : {}), ...(signal ? { signal } : {}) })
-      warm = { key, restore: (dir, dropped) => withPending(prepareRestore(dir), (p) => launch(p, dropped), dropped) }
-      if (standby) {
+      warm = {
+        key,
+        restore: async (dropped) => {
+          // A run folder of its own, for as long as its VMM needs it (as this run's, below).
+          const dir = createRunDir()
+          const restored = await withPending(prepareRestore(dir), (p) => launch(p, dropped), dropped).catch((e: unknown) => {
+            removeRunDir(dir)
+            throw e
+          })
+          if (restored) void (restored.inputsLoaded ?? Promise.resolve()).then(() => removeRunDir(dir))
+          else removeRunDir(dir)
+          return restored
+        },
+      }
+      if (fromStandby) {
         vm = await claimStandby(standbyShape, key)
         claimed = vm !== undefined
         if (claimed) log.debug('warm start: a guest restored ahead of this run (watch mode)')
@@ -185,9 +198,7 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
       const { key, restore } = warm
       // Not while another guest runs: its restore and priming would take that guest's CPU.
       void session.done.then(() => {
-        if (liveGuests() > 0) return
-        const dir = createRunDir()
-        keepStandby(standbyShape, key, dir, (dropped) => restore(dir, dropped))
+        if (liveGuests() === 0) keepStandby(standbyShape, key, restore)
       })
     }
     return session

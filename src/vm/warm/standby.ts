@@ -10,7 +10,6 @@
  */
 import { encodeFrame, encodeMessage, FrameType, StreamId } from '../../../runtime/protocol/index.js'
 import { log } from '../../util/log.js'
-import { removeRunDir } from '../run-dir.js'
 import type { VmProcess } from '../vm-process.js'
 
 /** Filler bytes sent before `prime`: the guest's receive path runs as for a scheduler's archive. */
@@ -24,7 +23,6 @@ interface Standby {
   vm: Promise<VmProcess | undefined>
   /** Its VM once restored (killed synchronously at process exit). */
   restored?: VmProcess
-  runDir: string
   /** Its VM exited. */
   gone: boolean
   /** Not wanted any more: its restore is abandoned, its VM killed. */
@@ -45,15 +43,14 @@ export function wantStandby(): void {
  * Restore a guest of `shape` now with `restore` (undefined: none could be), prime it and keep it for
  * the next run of that shape. Replaces any other standby.
  */
-export function keepStandby(shape: string, key: string, runDir: string, restore: (dropped: AbortSignal) => Promise<VmProcess | undefined>): void {
-  if (!wanted) return void removeRunDir(runDir) // Vitest closed while this run's guest was ending
-  dropStandby()
-  wanted = true
+export function keepStandby(shape: string, key: string, restore: (dropped: AbortSignal) => Promise<VmProcess | undefined>): void {
+  if (!wanted) return // Vitest closed while this run's guest was ending
+  discard()
   if (!exitHook) {
     exitHook = true
     process.on('exit', dropStandby)
   }
-  const s: Standby = { shape, key, runDir, gone: false, dropped: new AbortController(), vm: Promise.resolve(undefined) }
+  const s: Standby = { shape, key, gone: false, dropped: new AbortController(), vm: Promise.resolve(undefined) }
   s.vm = restore(s.dropped.signal).then(
     async (vm) => {
       if (!vm) return undefined
@@ -81,10 +78,7 @@ export function keepStandby(shape: string, key: string, runDir: string, restore:
     },
   )
   void s.vm.then((vm) => {
-    if (!vm) {
-      removeRunDir(runDir)
-      if (current === s) current = undefined
-    } else void (vm.inputsLoaded ?? Promise.resolve()).then(() => removeRunDir(runDir))
+    if (!vm && current === s) current = undefined
   })
   current = s
 }
@@ -116,12 +110,16 @@ export function hasStandby(shape: string): boolean {
 /** Kill the standby guest, if any, and keep none until a run wants one again (Vitest closes; the process exits). */
 export function dropStandby(): void {
   wanted = false
+  discard()
+}
+
+/** The standby goes: its restore is abandoned, or its VM (restored, priming or primed) killed. */
+function discard(): void {
   const s = current
   current = undefined
   if (!s) return
-  s.dropped.abort()
+  s.dropped.abort() // a restore still under way is abandoned, and its VM killed once restored
   s.restored?.kill()
-  void s.vm.then((vm) => vm?.kill())
 }
 
 /** Filler on the archive stream, then `prime`: written before the run's session reads the channel. */
