@@ -118,8 +118,7 @@ describe.skipIf(guestSkipReason)('warm start (QEMU)', () => {
     const dir = snapshotDir()
     const big = path.join(dir, 'payload.bin')
     fs.writeFileSync(big, Buffer.alloc(40 << 20, 7))
-    const saved = process.env.KTSTR_SNAPSHOT_DIR
-    process.env.KTSTR_SNAPSHOT_DIR = dir
+    vi.stubEnv('KTSTR_SNAPSHOT_DIR', dir)
     try {
       const session = await bootGuest({ mode: { kind: 'exec', argv: ['true'], tty: false }, memoryMib: 768, include: [big] })
       expect(session.timing.restoredMs).toBeUndefined() // booted cold
@@ -127,15 +126,13 @@ describe.skipIf(guestSkipReason)('warm start (QEMU)', () => {
       await vi.waitFor(() => expect(childQemus()).toEqual([]), { timeout: 5000 })
       expect(snapshots(dir, 'qemu')).toEqual([])
     } finally {
-      if (saved === undefined) delete process.env.KTSTR_SNAPSHOT_DIR
-      else process.env.KTSTR_SNAPSHOT_DIR = saved
+      vi.unstubAllEnvs()
     }
   })
 
   it('watch mode: the next run of a shape claims a guest restored ahead of it, as pristine; none is kept after Vitest closes', { timeout: 3 * BOOT }, async () => {
     const dir = snapshotDir()
-    const saved = process.env.KTSTR_SNAPSHOT_DIR
-    process.env.KTSTR_SNAPSHOT_DIR = dir
+    vi.stubEnv('KTSTR_SNAPSHOT_DIR', dir)
     const run = async (onBooted = () => {}) => {
       const session = await bootGuest({ mode: { kind: 'exec', argv: MARK, tty: false } }, { standby: true })
       onBooted()
@@ -172,8 +169,7 @@ describe.skipIf(guestSkipReason)('warm start (QEMU)', () => {
       expect(snapshots(dir, 'qemu')).toHaveLength(1)
     } finally {
       dropStandby()
-      if (saved === undefined) delete process.env.KTSTR_SNAPSHOT_DIR
-      else process.env.KTSTR_SNAPSHOT_DIR = saved
+      vi.unstubAllEnvs()
     }
   })
 
