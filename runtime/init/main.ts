@@ -81,8 +81,8 @@ async function main(): Promise<void> {
   })
   if (started) {
     loopbackUp()
+    await preloadTemplate() // first: the rehearsal asserts with the Vitest it loads
     await warmUp()
-    await preloadTemplate()
     send({ kind: 'template-ready', uptimeMs: uptimeMs() })
     await started
   }

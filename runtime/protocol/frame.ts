@@ -31,6 +31,8 @@ export type FrameType = (typeof FrameType)[keyof typeof FrameType]
 /** Data frame streams: the command's stdio, and the per-run archive sent to a restored guest (host → guest). */
 export const StreamId = { Stdin: 0, Stdout: 1, Stderr: 2, RunArchive: 3 } as const
 export type StreamId = (typeof StreamId)[keyof typeof StreamId]
+/** Bytes per Data frame of a per-run archive (StreamId.RunArchive). */
+export const RUN_ARCHIVE_CHUNK = 1 << 20
 
 export interface Frame {
   type: FrameType

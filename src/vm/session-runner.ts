@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import { decodeGuestMessage } from '../../runtime/protocol/guest-schema.js'
-import { Endpoint, type GuestMessage, type HostEndpoint, MalformedMessage, StreamId } from '../../runtime/protocol/index.js'
+import { Endpoint, type GuestMessage, type HostEndpoint, MalformedMessage, RUN_ARCHIVE_CHUNK, StreamId } from '../../runtime/protocol/index.js'
 import { log } from '../util/log.js'
 import { BootFailure } from './boot-failure.js'
 import { STOP_GRACE_MS } from './defaults.js'
@@ -43,9 +43,6 @@ function trackVm(vm: VmProcess): void {
   }
 }
 
-/** Bytes per Data frame of the per-run archive sent to a restored guest. */
-const ARCHIVE_CHUNK = 1 << 20
-
 export interface SessionOptions {
   t0: number
   imageMs: number
@@ -54,6 +51,8 @@ export interface SessionOptions {
   monitor?: MonitorPlan
   /** Warm start: the per-run archive (newc cpio) for the guest restored from a template snapshot. */
   runArchive?: Buffer
+  /** The archive the guest was primed with (watch mode): when it is the run's, it is not sent again. */
+  primedArchive?: Buffer
   /** The VM was restored ahead of this run (watch mode). */
   standby?: boolean
 }
@@ -189,8 +188,12 @@ export async function startSession(vm: VmProcess, opts: SessionOptions): Promise
 
   if (opts.runArchive) {
     // A restored guest waits for its run (runtime/init/template.ts): the archive, then `start`.
-    for (let off = 0; off < opts.runArchive.length; off += ARCHIVE_CHUNK) channel.sendData(StreamId.RunArchive, opts.runArchive.subarray(off, off + ARCHIVE_CHUNK))
-    channel.sendControl({ kind: 'start', epochMs: Date.now(), seed: randomBytes(32).toString('hex') })
+    const primed = opts.primedArchive?.equals(opts.runArchive) === true
+    if (primed) {
+      timing.primed = true
+      log.debug("warm start: the guest was primed with this run's files; none sent")
+    } else for (let off = 0; off < opts.runArchive.length; off += RUN_ARCHIVE_CHUNK) channel.sendData(StreamId.RunArchive, opts.runArchive.subarray(off, off + RUN_ARCHIVE_CHUNK))
+    channel.sendControl({ kind: 'start', epochMs: Date.now(), seed: randomBytes(32).toString('hex'), ...(primed ? { primed: true as const } : {}) })
   }
   // After the run's archive is on its way: the guest unpacks it meanwhile.
   setImmediate(() => monitor.prepare())

@@ -15,6 +15,8 @@ export interface BootTiming {
   restoredMs?: number
   /** Watch mode: the VM was restored ahead of this run (src/vm/warm/standby.ts); vmStartedMs is then 0. */
   standby?: true
+  /** Watch mode: the guest restored ahead was primed with this run's files (the run before it had the same), so none were sent. */
+  primed?: true
   /** First kernel console output. */
   kernelMs?: number
   /** Guest init said hello on the channel. */

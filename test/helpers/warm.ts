@@ -35,5 +35,9 @@ export const why = (r: { stderr: string }) =>
     .slice(-25)
     .join('\n')
 
-/** Lists a marker an earlier run may have left, leaves its own, and prints the guest's wall clock. */
-export const MARK = ['sh', '-c', 'ls /tmp/ktstr-marker* 2>/dev/null; echo $$ > /tmp/ktstr-marker-$$; date +%s']
+/**
+ * Lists a marker an earlier run may have left, and anything a rehearsal (runtime/init/template.ts)
+ * would leave behind: run()'s folder and cgroups, its scratch folder. Then leaves its own marker and
+ * prints the guest's wall clock.
+ */
+export const MARK = ['sh', '-c', 'ls -d /tmp/ktstr-marker* /tmp/ktstr-run-* /sys/fs/cgroup/ktstr-* /ktstr/.rehearsal-* 2>/dev/null; echo $$ > /tmp/ktstr-marker-$$; date +%s']

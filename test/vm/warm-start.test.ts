@@ -39,6 +39,8 @@ describe.skipIf(guestSkipReason)('warm start (QEMU)', () => {
     expect(first.code, why(first)).toBe(0)
     expect(made(first.stderr)).toBe(true)
     expect(restored(first.stderr)).toBe(true)
+    // The template rehearsed a run (runtime/init/template.ts) without a complaint on its console.
+    expect(first.stderr).not.toMatch(/the template guest said/)
 
     const second = await exec(dir, [], MARK)
     expect(second.code, why(second)).toBe(0)
@@ -130,11 +132,11 @@ describe.skipIf(guestSkipReason)('warm start (QEMU)', () => {
     }
   })
 
-  it('watch mode: the next run of a shape claims a guest restored ahead of it, as pristine; none is kept after Vitest closes', { timeout: 3 * BOOT }, async () => {
+  it('watch mode: the next run of a shape claims a guest restored ahead of it, as pristine; none is kept after Vitest closes', { timeout: 4 * BOOT }, async () => {
     const dir = snapshotDir()
     vi.stubEnv('KTSTR_SNAPSHOT_DIR', dir)
-    const run = async (onBooted = () => {}) => {
-      const session = await bootGuest({ mode: { kind: 'exec', argv: MARK, tty: false } }, { standby: true })
+    const run = async (onBooted = () => {}, argv = MARK) => {
+      const session = await bootGuest({ mode: { kind: 'exec', argv, tty: false } }, { standby: true })
       onBooted()
       let out = ''
       session.channel.on('data', (stream, chunk) => {
@@ -151,10 +153,18 @@ describe.skipIf(guestSkipReason)('warm start (QEMU)', () => {
       const second = await run()
       expect(second.timing.standby).toBe(true)
       expect(second.timing.vmStartedMs).toBe(0)
-      // Pristine: no marker of the first run; and the host's clock, not the template's.
+      // The same files as the first run's (its spec): the guest was primed with them, none were sent.
+      expect(second.timing.primed).toBe(true)
+      // Pristine: no marker of the first run, nothing left by its rehearsal; the host's clock, not the template's.
       const lines = second.out.trim().split('\n')
       expect(lines).toHaveLength(1)
       expect(Math.abs(Number(lines[0]) - Date.now() / 1000)).toBeLessThan(10)
+      await vi.waitFor(() => expect(childQemus()).toHaveLength(1), { timeout: 30_000, interval: 100 })
+      // Other files (another command in its spec): the standby is claimed, and they are sent.
+      const other = await run(undefined, [...MARK.slice(0, 2), `${MARK[2]}; echo other`])
+      expect(other.timing.standby).toBe(true)
+      expect(other.timing.primed).toBeUndefined()
+      expect(other.out.trim().split('\n').slice(1)).toEqual(['other'])
       await vi.waitFor(() => expect(childQemus()).toHaveLength(1), { timeout: 30_000, interval: 100 })
       dropStandby()
       await vi.waitFor(() => expect(childQemus()).toEqual([]), { timeout: 5000 })

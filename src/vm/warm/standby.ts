@@ -1,25 +1,25 @@
 /**
  * Watch mode: a guest restored ahead of its run. When a watched run's guest ends, the next run of
  * its shape is likely (the next save): a guest is restored from the same snapshot right away and
- * primed (runtime/init/template.ts: it rehearses a run's first steps, so the VMM's caches hold them),
- * then waits. The next run of that shape claims it instead of restoring one: it only sends its own
- * files. The guest is as pristine as any restored one: it ran nothing of any run.
+ * primed with that run's archive (runtime/init/template.ts: it keeps the bytes and rehearses a run's
+ * first steps with them, so the VMM's caches hold them), then waits. The next run of that shape
+ * claims it instead of restoring one; if its archive is the same (a test edited, not the
+ * scheduler), it sends none. The guest is as pristine as any restored one: it ran nothing of any run.
  *
  * One standby at a time (the shape that ran last), made only while no other guest runs (it would
  * take their CPU), dropped when claimed by another shape, when Vitest closes, or with the process.
  */
-import { encodeFrame, encodeMessage, FrameType, StreamId } from '../../../runtime/protocol/index.js'
+import { encodeFrame, encodeMessage, FrameType, RUN_ARCHIVE_CHUNK, StreamId } from '../../../runtime/protocol/index.js'
 import { log } from '../../util/log.js'
 import type { VmProcess } from '../vm-process.js'
-
-/** Filler bytes sent before `prime`: the guest's receive path runs as for a scheduler's archive. */
-const PRIME_FILLER = 1 << 20
 
 interface Standby {
   /** What a run must ask for to use it (its request's shape). */
   shape: string
   /** Its snapshot's key: a run of the same shape whose key differs (a rebuilt image) drops it. */
   key: string
+  /** The run archive it is primed with (the last run's). */
+  archive: Buffer
   vm: Promise<VmProcess | undefined>
   /** Its VM once restored (killed synchronously at process exit). */
   restored?: VmProcess
@@ -40,17 +40,18 @@ export function wantStandby(): void {
 }
 
 /**
- * Restore a guest of `shape` now with `restore` (undefined: none could be), prime it and keep it for
- * the next run of that shape. Replaces any other standby.
+ * Restore a guest of `shape` now with `restore` (undefined: none could be), prime it with `archive`
+ * (the run archive of the run that just ended) and keep it for the next run of that shape. Replaces
+ * any other standby.
  */
-export function keepStandby(shape: string, key: string, restore: (dropped: AbortSignal) => Promise<VmProcess | undefined>): void {
+export function keepStandby(shape: string, key: string, archive: Buffer, restore: (dropped: AbortSignal) => Promise<VmProcess | undefined>): void {
   if (!wanted) return // Vitest closed while this run's guest was ending
   discard()
   if (!exitHook) {
     exitHook = true
     process.on('exit', dropStandby)
   }
-  const s: Standby = { shape, key, gone: false, dropped: new AbortController(), vm: Promise.resolve(undefined) }
+  const s: Standby = { shape, key, archive, gone: false, dropped: new AbortController(), vm: Promise.resolve(undefined) }
   s.vm = restore(s.dropped.signal).then(
     async (vm) => {
       if (!vm) return undefined
@@ -64,7 +65,7 @@ export function keepStandby(shape: string, key: string, restore: (dropped: Abort
         return undefined
       }
       try {
-        await prime(vm)
+        await prime(vm, archive)
       } catch (e) {
         log.debug(`standby guest: not primed (${(e as Error).message}); dropped`)
         vm.kill()
@@ -85,10 +86,10 @@ export function keepStandby(shape: string, key: string, restore: (dropped: Abort
 
 /**
  * The standby guest for a run of `shape` whose snapshot has `key`, restored (waited for if still
- * being restored); undefined if there is none, it died, or it is of another shape or key (it is
- * then dropped). Taken: nobody else gets it.
+ * being restored), and the archive it was primed with; undefined if there is none, it died, or it
+ * is of another shape or key (it is then dropped). Taken: nobody else gets it.
  */
-export async function claimStandby(shape: string, key: string): Promise<VmProcess | undefined> {
+export async function claimStandby(shape: string, key: string): Promise<{ vm: VmProcess; primedArchive: Buffer } | undefined> {
   const s = current
   if (!s || s.shape !== shape) return undefined
   current = undefined // claimed: neither dropped nor offered again
@@ -99,7 +100,7 @@ export async function claimStandby(shape: string, key: string): Promise<VmProces
     vm.kill()
     return undefined
   }
-  return vm
+  return { vm, primedArchive: s.archive }
 }
 
 /** Whether a standby guest of `shape` is kept (or being restored). */
@@ -122,9 +123,11 @@ function discard(): void {
   s.restored?.kill()
 }
 
-/** Filler on the archive stream, then `prime`: written before the run's session reads the channel. */
-async function prime(vm: VmProcess): Promise<void> {
+/** The archive on its stream, then `prime`: written before the run's session reads the channel. */
+async function prime(vm: VmProcess, archive: Buffer): Promise<void> {
   const stream = await vm.channel
-  stream.write(encodeFrame(FrameType.Data, Buffer.alloc(PRIME_FILLER), StreamId.RunArchive))
+  for (let off = 0; off < archive.length; off += RUN_ARCHIVE_CHUNK) {
+    stream.write(encodeFrame(FrameType.Data, archive.subarray(off, off + RUN_ARCHIVE_CHUNK), StreamId.RunArchive))
+  }
   stream.write(encodeFrame(FrameType.Control, encodeMessage({ kind: 'prime' })))
 }

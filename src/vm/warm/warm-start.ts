@@ -29,6 +29,8 @@ import type { VmProcess } from '../vm-process.js'
 const DEFAULT_CACHE_MIB = 2048
 /** How long a template guest gets to boot to its init. */
 const TEMPLATE_BOOT_MS = 180_000
+/** How the guest's init starts what it writes on the console (runtime/init). */
+const INIT_SAYS = 'ktstr init: '
 
 /** A snapshot's state file: QEMU's migration stream, or our VMM's state (kvm/snapshot/format.ts). */
 export const SNAPSHOT_NAME = /^snapshot-[0-9a-f]+\.(qemu|kvm)$/
@@ -145,6 +147,9 @@ async function makeSnapshot(input: WarmInput, tmp: string, file: string): Promis
         reject(new Error(`the template guest ended before it was ready: ${console.panic ?? console.tail(5).join(' | ')}`))
       })
     })
+    // What the template's init wrote on its console (a failed rehearsal, Vitest that would not load):
+    // the snapshot is still good, only its runs slower or failing on their own.
+    for (const line of console.tail(200)) if (line.startsWith(INIT_SAYS)) log.debug(`warm start: the template guest said: ${line.slice(INIT_SAYS.length)}`)
     if (!vm.saveSnapshot) throw new Error('this backend cannot save a snapshot')
     const extra: Record<string, number> = {}
     for (const part of await vm.saveSnapshot(tmp)) {
