@@ -6,7 +6,8 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
+import { StreamId } from '../../runtime/protocol/index.js'
 import { manifestPath, partPath, sampleHash } from '../../src/image/cache-entry.js'
 import { runCli } from '../helpers/cli.js'
 import { testKernel } from '../helpers/repo.js'
@@ -57,6 +58,38 @@ describe.skipIf(skipReason)('warm start (kvm backend)', () => {
     expect(other.stdout).toBe('one cpu\n')
     expect(made(other.stderr)).toBe(true)
     expect(snapshots(dir, 'kvm')).toHaveLength(2)
+  })
+
+  it('watch mode: the next run claims a guest of our VMM restored ahead of it, primed with its files, as pristine', { timeout: 4 * BOOT }, async () => {
+    // Compiled: the VMM's vCPU and blk threads run dist/'s JavaScript, and the standby is the one bootGuest keeps.
+    const { bootGuest } = (await import(new URL('../../dist/src/vm/boot.js', import.meta.url).href)) as typeof import('../../src/vm/boot.js')
+    const { dropStandby } = (await import(new URL('../../dist/src/vm/warm/standby.js', import.meta.url).href)) as typeof import('../../src/vm/warm/standby.js')
+    vi.stubEnv('KTSTR_KERNEL', testKernel)
+    vi.stubEnv('KTSTR_SNAPSHOT_DIR', snapshotDir())
+    vi.stubEnv('KTSTR_SNAPSHOT_CACHE_MIB', '2048')
+    const run = async () => {
+      const session = await bootGuest({ backend: 'kvm', timeoutS: 150, mode: { kind: 'exec', argv: MARK, tty: false } }, { standby: true })
+      let out = ''
+      session.channel.on('data', (stream, chunk) => {
+        if (stream === StreamId.Stdout) out += chunk.toString()
+      })
+      expect(await session.done).toEqual({ kind: 'exited', code: 0, signal: null })
+      return { lines: out.trim().split('\n'), timing: session.timing }
+    }
+    try {
+      const first = await run()
+      expect(first.timing.standby).toBeUndefined()
+      // Its guest ended: one of its shape is being restored and primed; the next run waits for it.
+      const second = await run()
+      expect(second.timing.standby).toBe(true)
+      expect(second.timing.primed).toBe(true)
+      // No marker of the first run, nothing a rehearsal left; the host's clock.
+      expect(second.lines).toHaveLength(1)
+      expect(Math.abs(Number(second.lines[0]) - Date.now() / 1000)).toBeLessThan(30)
+    } finally {
+      dropStandby()
+      vi.unstubAllEnvs()
+    }
   })
 
   it('a snapshot cut short is made again; one made with another CPUID is dropped and the run boots cold', { timeout: 4 * BOOT }, async () => {
