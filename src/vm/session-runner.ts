@@ -49,7 +49,7 @@ export interface SessionOptions {
   timeoutS: number
   tmpDir: string
   monitor?: MonitorPlan
-  /** Warm start: the per-run archive (newc cpio) for the guest restored from a template snapshot. */
+  /** Warm start: the per-run archive (a gzip'd newc cpio) for the guest restored from a template snapshot. */
   runArchive?: Buffer
   /** The archive the guest was primed with (watch mode): when it is the run's, it is not sent again. */
   primedArchive?: Buffer
