@@ -32,7 +32,12 @@ export type FrameType = (typeof FrameType)[keyof typeof FrameType]
 export const StreamId = { Stdin: 0, Stdout: 1, Stderr: 2, RunArchive: 3 } as const
 export type StreamId = (typeof StreamId)[keyof typeof StreamId]
 /** Bytes per Data frame of a per-run archive (StreamId.RunArchive). */
-export const RUN_ARCHIVE_CHUNK = 1 << 20
+const RUN_ARCHIVE_CHUNK = 1 << 20
+
+/** A per-run archive in the pieces its Data frames carry, each at most RUN_ARCHIVE_CHUNK bytes. */
+export function* runArchiveChunks(archive: Buffer): Generator<Buffer> {
+  for (let off = 0; off < archive.length; off += RUN_ARCHIVE_CHUNK) yield archive.subarray(off, off + RUN_ARCHIVE_CHUNK)
+}
 
 export interface Frame {
   type: FrameType

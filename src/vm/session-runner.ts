@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import { decodeGuestMessage } from '../../runtime/protocol/guest-schema.js'
-import { Endpoint, type GuestMessage, type HostEndpoint, MalformedMessage, RUN_ARCHIVE_CHUNK, StreamId } from '../../runtime/protocol/index.js'
+import { Endpoint, type GuestMessage, type HostEndpoint, MalformedMessage, runArchiveChunks, StreamId } from '../../runtime/protocol/index.js'
 import { log } from '../util/log.js'
 import { BootFailure } from './boot-failure.js'
 import { STOP_GRACE_MS } from './defaults.js'
@@ -192,7 +192,7 @@ export async function startSession(vm: VmProcess, opts: SessionOptions): Promise
     if (primed) {
       timing.primed = true
       log.debug("warm start: the guest was primed with this run's files; none sent")
-    } else for (let off = 0; off < opts.runArchive.length; off += RUN_ARCHIVE_CHUNK) channel.sendData(StreamId.RunArchive, opts.runArchive.subarray(off, off + RUN_ARCHIVE_CHUNK))
+    } else for (const chunk of runArchiveChunks(opts.runArchive)) channel.sendData(StreamId.RunArchive, chunk)
     channel.sendControl({ kind: 'start', epochMs: Date.now(), seed: randomBytes(32).toString('hex'), ...(primed ? { primed: true as const } : {}) })
   }
   // After the run's archive is on its way: the guest unpacks it meanwhile.

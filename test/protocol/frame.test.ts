@@ -10,6 +10,7 @@ import {
   FrameTracker,
   FrameType,
   MAX_FRAME_PAYLOAD,
+  runArchiveChunks,
   StreamId,
 } from '../../runtime/protocol/index.js'
 
@@ -136,5 +137,15 @@ describe('frame tracker', () => {
       t.feed(good)
       expect(t.remaining).toBe(0)
     }
+  })
+})
+
+describe('runArchiveChunks', () => {
+  it('cuts an archive into 1 MiB pieces that join back into it; an empty one into none', () => {
+    const archive = Buffer.from(Array.from({ length: (5 << 19) + 3 }, (_, i) => i % 251))
+    const chunks = [...runArchiveChunks(archive)]
+    expect(chunks.map((c) => c.length)).toEqual([1 << 20, 1 << 20, (1 << 19) + 3])
+    expect(Buffer.concat(chunks).equals(archive)).toBe(true)
+    expect([...runArchiveChunks(Buffer.alloc(0))]).toEqual([])
   })
 })

@@ -9,7 +9,7 @@
  * One standby at a time (the shape that ran last), made only while no other guest runs (it would
  * take their CPU), dropped when claimed by another shape, when Vitest closes, or with the process.
  */
-import { encodeFrame, encodeMessage, FrameType, RUN_ARCHIVE_CHUNK, StreamId } from '../../../runtime/protocol/index.js'
+import { encodeFrame, encodeMessage, FrameType, runArchiveChunks, StreamId } from '../../../runtime/protocol/index.js'
 import { log } from '../../util/log.js'
 import type { VmProcess } from '../vm-process.js'
 
@@ -126,8 +126,6 @@ function discard(): void {
 /** The archive on its stream, then `prime`: written before the run's session reads the channel. */
 async function prime(vm: VmProcess, archive: Buffer): Promise<void> {
   const stream = await vm.channel
-  for (let off = 0; off < archive.length; off += RUN_ARCHIVE_CHUNK) {
-    stream.write(encodeFrame(FrameType.Data, archive.subarray(off, off + RUN_ARCHIVE_CHUNK), StreamId.RunArchive))
-  }
+  for (const chunk of runArchiveChunks(archive)) stream.write(encodeFrame(FrameType.Data, chunk, StreamId.RunArchive))
   stream.write(encodeFrame(FrameType.Control, encodeMessage({ kind: 'prime' })))
 }
