@@ -13,10 +13,10 @@ import type { GuestMessage } from './guest-schema.js'
  * host → guest. `start` goes to a guest restored from a template snapshot, after the per-run
  * archive (a gzip'd newc cpio in Data frames on StreamId.RunArchive): unpack it, set the wall
  * clock, mix `seed` (hex) into the kernel's random pool (every restore starts from the same pool),
- * run. `prime` may come
- * first, to a guest restored ahead of its run (src/vm/warm/standby.ts), after the archive of the
- * run before it: keep those bytes and rehearse a run's first steps with them, as the template did
- * before its snapshot. A `start` with `primed` sends no archive: the run's is the one kept.
+ * run. `prime` may come first, to a guest restored ahead of its run (src/vm/warm/standby.ts), after
+ * the archive of the run before it: keep those bytes and rehearse a run's first steps with them, as
+ * the template did before its snapshot. A `start` with `primed` sends no archive: the run's is the
+ * one kept.
  */
 export type HostMessage =
   | { kind: 'signal'; signal: NodeJS.Signals }

@@ -204,7 +204,6 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
       monitor,
       ...(runArchiveBytes ? { runArchive: runArchiveBytes } : {}),
       ...(primedArchive ? { primedArchive } : {}),
-      standby: primedArchive !== undefined,
     })
     removeRunDir(tmp) // the guest's init said hello: its initrd was loaded long ago
     if (opts.standby && warm && runArchiveBytes) {

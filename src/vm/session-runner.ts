@@ -51,10 +51,11 @@ export interface SessionOptions {
   monitor?: MonitorPlan
   /** Warm start: the per-run archive (a gzip'd newc cpio) for the guest restored from a template snapshot. */
   runArchive?: Buffer
-  /** The archive the guest was primed with (watch mode): when it is the run's, it is not sent again. */
+  /**
+   * Watch mode: the VM was restored ahead of this run and primed with this archive; when it is the
+   * run's, it is not sent again.
+   */
   primedArchive?: Buffer
-  /** The VM was restored ahead of this run (watch mode). */
-  standby?: boolean
 }
 
 export async function startSession(vm: VmProcess, opts: SessionOptions): Promise<GuestSession> {
@@ -65,7 +66,7 @@ export async function startSession(vm: VmProcess, opts: SessionOptions): Promise
     imageMs: Math.round(opts.imageMs),
     vmStartedMs: Math.max(0, since(vm.startedAt)),
     ...(opts.runArchive ? { restoredMs: since(performance.now()) } : {}),
-    ...(opts.standby ? { standby: true as const } : {}),
+    ...(opts.primedArchive ? { standby: true as const } : {}),
   }
   let reported: GuestOutcome | undefined
   let forced: GuestOutcome | undefined
