@@ -12,7 +12,7 @@ import { powerOff } from './power.js'
 import { runEnv } from './run-env.js'
 import { type RunningScheduler, startScheduler, watchScheduler } from './scheduler.js'
 import { StdinBuffer } from './stdin-buffer.js'
-import { awaitRunArchive, preloadTemplate, warmUp } from './template.js'
+import { awaitRunArchive, preloadTemplate, takeAheadScheduler, warmUp } from './template.js'
 import { type ChildExit, runWorkerInChild } from './worker-child.js'
 
 /** How long to wait for the host to acknowledge the final report before powering off anyway. */
@@ -93,7 +93,9 @@ async function main(): Promise<void> {
   phase('mounted')
 
   if (spec.scheduler) {
-    const started = await startScheduler(spec.scheduler, spec.attachTimeoutMs)
+    // A watch-mode standby attached the run's scheduler while it waited for the save.
+    const ahead = await takeAheadScheduler()
+    const started = ahead ?? (await startScheduler(spec.scheduler, spec.attachTimeoutMs))
     if (!started.ok) {
       send({
         kind: 'scheduler-failed',
@@ -104,7 +106,7 @@ async function main(): Promise<void> {
       return void (await finish())
     }
     scheduler = started.scheduler
-    phase('scheduler-attached')
+    send({ kind: 'phase', phase: 'scheduler-attached', uptimeMs: uptimeMs(), ...(ahead ? { ahead: true as const } : {}) })
   }
 
   let gone: SchedulerExit | undefined

@@ -11,16 +11,19 @@
  * them in a scratch folder. A VMM restored from a snapshot has none of the template's work in its
  * caches (QEMU's TCG translates every guest instruction afresh), so the first pass over those paths
  * is slow; this way it is not the run's. A run whose archive is the same says `primed` and sends
- * none (~0.25 s under TCG for a scheduler and its libraries).
+ * none (~0.25 s under TCG for a scheduler and its libraries). When that archive's spec names a
+ * scheduler, the guest then also unpacks it and starts the scheduler (attachAhead): the run that
+ * claims it finds its scheduler attached.
  */
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import { CLOCK_REALTIME } from '../../native-shims/constants.js'
 import { clockSettime } from '../../native-shims/libc.js'
-import { decodeHostMessage, type GuestEndpoint, type HostMessage, StreamId, TEMPLATE_SPEC_PATH, type TemplateSpec } from '../protocol/index.js'
+import { decodeHostMessage, type GuestEndpoint, RUN_SPEC_PATH, type RunSpec, StreamId, TEMPLATE_SPEC_PATH, type TemplateSpec } from '../protocol/index.js'
 import { runEnv } from './run-env.js'
-import { unpackCpio } from './unpack.js'
+import { type StartResult, startScheduler } from './scheduler.js'
+import { cpioFile, unpackCpio } from './unpack.js'
 
 export function awaitRunArchive(endpoint: GuestEndpoint): Promise<void> {
   const chunks: Buffer[] = []
@@ -32,9 +35,13 @@ export function awaitRunArchive(endpoint: GuestEndpoint): Promise<void> {
     })
     endpoint.on('control', (msg) => {
       if (msg.kind === 'prime') {
-        primed = Buffer.concat(chunks)
+        const archive = Buffer.concat(chunks)
+        primed = archive
         chunks.length = 0
-        rehearsal = rehearse(primed)
+        setClockAndSeed(msg) // before a scheduler attached ahead starts
+        rehearsal = rehearse(archive)
+          .then(() => attachAhead(archive))
+          .catch((e: unknown) => void process.stderr.write(`ktstr init: attach ahead: ${(e as Error).message}\n`))
         return
       }
       if (msg.kind !== 'start') return
@@ -42,7 +49,10 @@ export function awaitRunArchive(endpoint: GuestEndpoint): Promise<void> {
       void rehearsal.then(() => {
         try {
           if (msg.primed && !primed) throw new Error('the host sent no archive: it said this guest was primed with one, but it was not')
-          applyStart(msg, msg.primed ? primed! : Buffer.concat(chunks))
+          if (ahead && !msg.primed) throw new Error('this guest attached the scheduler of other files ahead; the host should not have claimed it')
+          setClockAndSeed(msg)
+          // Attached ahead: the run's files are in place already.
+          if (!ahead) unpackCpio(gunzipSync(msg.primed ? primed! : Buffer.concat(chunks)))
           chunks.length = 0
           primed = undefined
           resolve()
@@ -54,11 +64,53 @@ export function awaitRunArchive(endpoint: GuestEndpoint): Promise<void> {
   })
 }
 
-/** What `start` does in a restored guest: the host's wall clock, its seed, the run's files (gzip'd). */
-function applyStart(start: Extract<HostMessage, { kind: 'start' }>, archive: Buffer): void {
-  clockSettime(CLOCK_REALTIME, start.epochMs)
-  fs.writeFileSync('/dev/urandom', Buffer.from(start.seed, 'hex'))
-  unpackCpio(gunzipSync(archive))
+/** The host's wall clock (the guest's is still the template's); its seed mixed into the random pool (the same in every restore). */
+function setClockAndSeed(msg: { epochMs: number; seed: string }): void {
+  clockSettime(CLOCK_REALTIME, msg.epochMs)
+  fs.writeFileSync('/dev/urandom', Buffer.from(msg.seed, 'hex'))
+}
+
+/** The scheduler a watch-mode standby started for its run (attachAhead), until the run takes it. */
+let ahead: Promise<StartResult> | undefined
+
+/**
+ * Watch mode: when the primed archive's spec names a scheduler, unpack the archive and start the
+ * scheduler now, while the guest waits for the save, as the run would first thing (an attach takes
+ * ~0.5 s under TCG). The host claims this guest only for a run with the same archive (the same
+ * scheduler, arguments and files: src/vm/warm/standby.ts), which then takes it (takeAheadScheduler).
+ */
+async function attachAhead(archive: Buffer): Promise<void> {
+  let files: Buffer
+  let spec: RunSpec
+  try {
+    files = gunzipSync(archive)
+    const bytes = cpioFile(files, RUN_SPEC_PATH)
+    if (!bytes) return
+    spec = JSON.parse(bytes.toString('utf8')) as RunSpec
+  } catch (e) {
+    // The run unpacks the same archive, and reports what is wrong with it.
+    process.stderr.write(`ktstr init: attach ahead: ${(e as Error).message}\n`)
+    return
+  }
+  if (!spec.scheduler) return
+  unpackCpio(files)
+  ahead = startScheduler(spec.scheduler, spec.attachTimeoutMs).catch((e: unknown) => ({ ok: false as const, message: (e as Error).message }))
+  await ahead
+}
+
+/**
+ * The scheduler attached ahead of this run, once; undefined when none was. One that has exited
+ * since is a failed start, with its exit.
+ */
+export async function takeAheadScheduler(): Promise<StartResult | undefined> {
+  const started = await ahead
+  ahead = undefined
+  if (!started?.ok || !started.scheduler.exited) return started
+  return {
+    ok: false,
+    message: 'the scheduler exited while the guest waited for the run (watch mode attaches it ahead of the save)',
+    exit: await started.scheduler.settledExit(),
+  }
 }
 
 /**
@@ -87,7 +139,10 @@ const testApi = () => import('../index.js')
 async function rehearse(archive: Buffer = sampleArchive()): Promise<void> {
   try {
     const start = decodeHostMessage(Buffer.from(JSON.stringify({ kind: 'start', epochMs: Date.now(), seed: '00'.repeat(32) })))
-    if (start.kind === 'start') applyStart(start, gzipSync(EMPTY_CPIO))
+    if (start.kind === 'start') {
+      setClockAndSeed(start)
+      unpackCpio(gunzipSync(gzipSync(EMPTY_CPIO)))
+    }
     // Unpacked where nothing looks, and removed: the paths a run's scheduler takes in.
     const scratch = fs.mkdtempSync('/ktstr/.rehearsal-')
     try {

@@ -16,10 +16,15 @@ const S_IFLNK = 0o120000
 
 const pad4 = (n: number) => (n + 3) & ~3
 
-/** Writes the archive's entries under `root`; returns how many. Throws on a malformed archive. */
-export function unpackCpio(archive: Buffer, root = '/'): number {
+interface CpioEntry {
+  name: string
+  mode: number
+  data: Buffer
+}
+
+/** The archive's entries in order, up to TRAILER!!!. Throws on a malformed archive. */
+function* cpioEntries(archive: Buffer): Generator<CpioEntry> {
   let off = 0
-  let count = 0
   for (;;) {
     if (off + HEADER > archive.length) throw new Error(`run archive: truncated header at byte ${off}`)
     const magic = archive.toString('latin1', off, off + 6)
@@ -32,9 +37,26 @@ export function unpackCpio(archive: Buffer, root = '/'): number {
     const dataAt = pad4(nameAt + nameSize)
     if (dataAt + size > archive.length || nameSize < 1) throw new Error(`run archive: truncated entry at byte ${off}`)
     const name = archive.toString('utf8', nameAt, nameAt + nameSize - 1)
-    if (name === 'TRAILER!!!') return count
+    if (name === 'TRAILER!!!') return
+    yield { name, mode, data: archive.subarray(dataAt, dataAt + size) }
+    off = pad4(dataAt + size)
+  }
+}
+
+/** The content of the regular file at `guestPath` in the archive (the last entry of that name), or undefined. */
+export function cpioFile(archive: Buffer, guestPath: string): Buffer | undefined {
+  let found: Buffer | undefined
+  for (const e of cpioEntries(archive)) {
+    if ((e.mode & S_IFMT) === S_IFREG && path.posix.normalize(`/${e.name}`) === guestPath) found = e.data
+  }
+  return found
+}
+
+/** Writes the archive's entries under `root`; returns how many. Throws on a malformed archive. */
+export function unpackCpio(archive: Buffer, root = '/'): number {
+  let count = 0
+  for (const { name, mode, data } of cpioEntries(archive)) {
     const target = path.join(root, path.posix.normalize(`/${name}`))
-    const data = archive.subarray(dataAt, dataAt + size)
     switch (mode & S_IFMT) {
       case S_IFDIR:
         fs.mkdirSync(target, { recursive: true, mode: mode & 0o7777 })
@@ -53,6 +75,6 @@ export function unpackCpio(archive: Buffer, root = '/'): number {
         throw new Error(`run archive: ${name} has file type 0${(mode & S_IFMT).toString(8)}, not a directory, file or symlink`)
     }
     count++
-    off = pad4(dataAt + size)
   }
+  return count
 }

@@ -38,7 +38,9 @@ export const GuestMessageSchema = v.variant('kind', [
   v.object({ kind: v.literal('hello'), uptimeMs, nodeVersion: name }),
   // A template guest (booted without a run spec) is up and waits for one: the host snapshots it now.
   v.object({ kind: v.literal('template-ready'), uptimeMs }),
-  v.object({ kind: v.literal('phase'), phase: GuestPhaseSchema, uptimeMs }),
+  // `ahead`: a scheduler-attached that came before the run (a watch-mode standby attached it while
+  // it waited for the save: runtime/init/template.ts).
+  v.object({ kind: v.literal('phase'), phase: GuestPhaseSchema, uptimeMs, ahead: v.optional(v.literal(true)) }),
   v.object({ kind: v.literal('scheduler-failed'), scheduler: pathText, message: prose, exit: v.optional(SchedulerExitSchema) }),
   v.object({ kind: v.literal('scheduler-exited'), scheduler: pathText, exit: SchedulerExitSchema }),
   v.object({ kind: v.literal('exit'), code: exitCode, signal: signalName, uptimeMs }),

@@ -14,16 +14,17 @@ import type { GuestMessage } from './guest-schema.js'
  * archive (a gzip'd newc cpio in Data frames on StreamId.RunArchive): unpack it, set the wall
  * clock, mix `seed` (hex) into the kernel's random pool (every restore starts from the same pool),
  * run. `prime` may come first, to a guest restored ahead of its run (src/vm/warm/standby.ts), after
- * the archive of the run before it: keep those bytes and rehearse a run's first steps with them, as
- * the template did before its snapshot. A `start` with `primed` sends no archive: the run's is the
- * one kept.
+ * the archive of the run before it: set the clock and mix the seed as `start` does, keep those bytes
+ * and rehearse a run's first steps with them, as the template did before its snapshot; when their
+ * spec names a scheduler, unpack them and start it (attached ahead). A `start` with `primed` sends
+ * no archive: the run's is the one kept (and its scheduler, if any, already attached).
  */
 export type HostMessage =
   | { kind: 'signal'; signal: NodeJS.Signals }
   | { kind: 'resize'; cols: number; rows: number }
   | { kind: 'shutdown' }
   | { kind: 'start'; epochMs: number; seed: string; primed?: true }
-  | { kind: 'prime' }
+  | { kind: 'prime'; epochMs: number; seed: string }
 
 export function encodeMessage(msg: GuestMessage | HostMessage): Buffer {
   return Buffer.from(JSON.stringify(msg), 'utf8')

@@ -175,7 +175,7 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
         },
       }
       if (fromStandby) {
-        const claim = await claimStandby(standbyShape, key)
+        const claim = await claimStandby(standbyShape, key, runArchiveBytes)
         if (claim) {
           ;({ vm, primedArchive } = claim)
           log.debug('warm start: a guest restored ahead of this run (watch mode)')
@@ -209,10 +209,10 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
     if (opts.standby && warm && runArchiveBytes) {
       wantStandby()
       const { key, restore } = warm
-      const archive = runArchiveBytes
+      const primed = { archive: runArchiveBytes, attachesAhead: runSpec.scheduler !== undefined }
       // Not while another guest runs: its restore and priming would take that guest's CPU.
       void session.done.then(() => {
-        if (liveGuests() === 0) keepStandby(standbyShape, key, archive, restore)
+        if (liveGuests() === 0) keepStandby(standbyShape, key, primed, restore)
       })
     }
     return session

@@ -17,6 +17,8 @@ export interface BootTiming {
   standby?: true
   /** Watch mode: the guest restored ahead was primed with this run's files (the run before it had the same), so none were sent. */
   primed?: true
+  /** Watch mode: the guest restored ahead started this run's scheduler while it waited (its files were the primed ones). */
+  schedulerAhead?: true
   /** First kernel console output. */
   kernelMs?: number
   /** Guest init said hello on the channel. */

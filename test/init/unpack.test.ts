@@ -4,7 +4,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { unpackCpio } from '../../runtime/init/unpack.js'
+import { cpioFile, unpackCpio } from '../../runtime/init/unpack.js'
 import { GuestTree } from '../../src/image/tree.js'
 
 const dirs: string[] = []
@@ -66,5 +66,20 @@ describe('unpackCpio', () => {
     const root = tmp()
     unpackCpio(await archiveOf(tree), root)
     expect(fs.readFileSync(path.join(root, 'escape'), 'utf8')).toBe('no')
+  })
+})
+
+describe('cpioFile', () => {
+  it("reads one regular file's content without unpacking: the last entry of that path; undefined for none or a directory", async () => {
+    const tree = new GuestTree()
+    tree.addData('/ktstr/run/spec.json', '{"first":1}')
+    tree.addData('/other', 'x')
+    tree.addData('/ktstr/run/spec.json', '{"second":2}')
+    const archive = await archiveOf(tree)
+    expect(cpioFile(archive, '/ktstr/run/spec.json')?.toString()).toBe('{"second":2}')
+    expect(cpioFile(archive, '/other')?.toString()).toBe('x')
+    expect(cpioFile(archive, '/missing')).toBeUndefined()
+    expect(cpioFile(archive, '/ktstr/run')).toBeUndefined()
+    expect(() => cpioFile(archive.subarray(0, archive.length - 200), '/other')).toThrow(/^run archive: truncated (entry|header) at byte \d+$/)
   })
 })

@@ -8,6 +8,8 @@ import path from 'node:path'
 import { describe, expect, it, vi } from 'vitest'
 import { StreamId } from '../../runtime/protocol/index.js'
 import { manifestPath, partPath, sampleHash } from '../../src/image/cache-entry.js'
+import { resolveKernel } from '../../src/kernel/resolve.js'
+import { resolveScheduler } from '../../src/kernel/schedulers.js'
 import { bootGuest } from '../../src/vm/boot.js'
 import { dropStandby } from '../../src/vm/warm/standby.js'
 import { guestSkipReason, runCli } from '../helpers/guest.js'
@@ -177,6 +179,77 @@ describe.skipIf(guestSkipReason)('warm start (QEMU)', () => {
       await new Promise((r) => setTimeout(r, 2000))
       expect(childQemus()).toEqual([])
       expect(snapshots(dir, 'qemu')).toHaveLength(1)
+    } finally {
+      dropStandby()
+      vi.unstubAllEnvs()
+    }
+  })
+
+  it('watch mode with a scheduler: the guest restored ahead attaches it for a run of the same files; other files get a fresh guest', { timeout: 4 * BOOT }, async () => {
+    const dir = snapshotDir()
+    vi.stubEnv('KTSTR_SNAPSHOT_DIR', dir)
+    const SCX = 'cat /sys/kernel/sched_ext/state /sys/kernel/sched_ext/root/ops'
+    const run = async (cmd: string) => {
+      const session = await bootGuest({ mode: { kind: 'exec', argv: [...MARK.slice(0, 2), `${MARK[2]}; ${cmd}`], tty: false }, scheduler: 'scx_simple' }, { standby: true })
+      let out = ''
+      session.channel.on('data', (stream, chunk) => {
+        if (stream === StreamId.Stdout) out += chunk.toString()
+      })
+      expect(await session.done).toEqual({ kind: 'exited', code: 0, signal: null })
+      // The clock line of MARK (no marker of an earlier run, nothing a rehearsal left), then the command's.
+      const [clock, ...rest] = out.trim().split('\n')
+      expect(Math.abs(Number(clock) - Date.now() / 1000)).toBeLessThan(10)
+      return { rest, timing: session.timing }
+    }
+    try {
+      const first = await run(SCX)
+      expect(first.timing.schedulerAhead).toBeUndefined()
+      expect(first.rest).toEqual(['enabled', 'simple'])
+      await vi.waitFor(() => expect(childQemus()).toHaveLength(1), { timeout: 30_000, interval: 100 })
+      // The same files: the guest restored ahead started scx_simple while it waited.
+      const second = await run(SCX)
+      expect(second.timing).toMatchObject({ standby: true, primed: true, schedulerAhead: true })
+      expect(second.rest).toEqual(['enabled', 'simple'])
+      await vi.waitFor(() => expect(childQemus()).toHaveLength(1), { timeout: 30_000, interval: 100 })
+      // Other files (another command in the spec): that guest ran the last run's scheduler, so it is
+      // dropped and this run restores a guest of its own.
+      const other = await run(`${SCX}; echo other`)
+      expect(other.timing.standby).toBeUndefined()
+      expect(other.timing.schedulerAhead).toBeUndefined()
+      expect(other.timing.restoredMs).toBeGreaterThan(0)
+      expect(other.rest).toEqual(['enabled', 'simple', 'other'])
+    } finally {
+      dropStandby()
+      vi.unstubAllEnvs()
+    }
+    await vi.waitFor(() => expect(childQemus()).toEqual([]), { timeout: 5000 })
+  })
+
+  it('watch mode: a scheduler attached ahead that exits while the guest waits fails the run that claims it, with its exit', { timeout: 4 * BOOT }, async () => {
+    const dir = snapshotDir()
+    vi.stubEnv('KTSTR_SNAPSHOT_DIR', dir)
+    const scxSimple = resolveScheduler(await resolveKernel(), 'scx_simple').path
+    // A scheduler that detaches by itself 3 s after it started (exit code 7), or at once when stopped.
+    const script = path.join(dir, 'short-lived-scheduler')
+    fs.writeFileSync(script, `#!/bin/sh\n${scxSimple} & pid=$!\ntrap 'kill -INT $pid; wait $pid; exit 0' INT TERM\nsleep 3 & wait $!\nkill -INT $pid; wait $pid; exit 7\n`, {
+      mode: 0o755,
+    })
+    const run = async () => {
+      const session = await bootGuest({ mode: { kind: 'exec', argv: ['true'], tty: false }, scheduler: script, include: [scxSimple] }, { standby: true })
+      return { outcome: await session.done, timing: session.timing }
+    }
+    try {
+      expect((await run()).outcome).toEqual({ kind: 'exited', code: 0, signal: null })
+      await vi.waitFor(() => expect(childQemus()).toHaveLength(1), { timeout: 30_000, interval: 100 })
+      // Restored, rehearsed, attached, and 3 s later detached by itself.
+      await new Promise((r) => setTimeout(r, 8000))
+      const second = await run()
+      expect(second.timing).toMatchObject({ standby: true, primed: true })
+      expect(second.outcome).toMatchObject({
+        kind: 'scheduler-failed',
+        message: expect.stringMatching(/^the scheduler exited while the guest waited for the run/),
+        exit: { code: 7, signal: null },
+      })
     } finally {
       dropStandby()
       vi.unstubAllEnvs()

@@ -5,10 +5,13 @@
  * first steps with them, so the VMM's caches hold them), then waits. The next run of that shape
  * claims it instead of restoring one; if its archive is the same (a test edited, not the
  * scheduler), it sends none. The guest is as pristine as any restored one: it ran nothing of any run.
+ * When that archive's spec names a scheduler, the guest also starts it while it waits (attached
+ * ahead, for the run's own files): then only a run with the same archive may claim it.
  *
  * One standby at a time (the shape that ran last), made only while no other guest runs (it would
  * take their CPU), dropped when claimed by another shape, when Vitest closes, or with the process.
  */
+import { randomBytes } from 'node:crypto'
 import { encodeFrame, encodeMessage, FrameType, runArchiveChunks, StreamId } from '../../../runtime/protocol/index.js'
 import { log } from '../../util/log.js'
 import type { VmProcess } from '../vm-process.js'
@@ -20,6 +23,8 @@ interface Standby {
   key: string
   /** The run archive it is primed with (the last run's). */
   archive: Buffer
+  /** That archive's scheduler is attached ahead in it: no run with another archive may claim it. */
+  attachesAhead: boolean
   vm: Promise<VmProcess | undefined>
   /** Its VM once restored (killed synchronously at process exit). */
   restored?: VmProcess
@@ -41,17 +46,23 @@ export function wantStandby(): void {
 
 /**
  * Restore a guest of `shape` now with `restore` (undefined: none could be), prime it with `archive`
- * (the run archive of the run that just ended) and keep it for the next run of that shape. Replaces
- * any other standby.
+ * (the run archive of the run that just ended; `attachesAhead` when its spec names a scheduler) and
+ * keep it for the next run of that shape. Replaces any other standby.
  */
-export function keepStandby(shape: string, key: string, archive: Buffer, restore: (dropped: AbortSignal) => Promise<VmProcess | undefined>): void {
+export function keepStandby(
+  shape: string,
+  key: string,
+  primed: { archive: Buffer; attachesAhead: boolean },
+  restore: (dropped: AbortSignal) => Promise<VmProcess | undefined>,
+): void {
   if (!wanted) return // Vitest closed while this run's guest was ending
   discard()
   if (!exitHook) {
     exitHook = true
     process.on('exit', dropStandby)
   }
-  const s: Standby = { shape, key, archive, gone: false, dropped: new AbortController(), vm: Promise.resolve(undefined) }
+  const { archive, attachesAhead } = primed
+  const s: Standby = { shape, key, archive, attachesAhead, gone: false, dropped: new AbortController(), vm: Promise.resolve(undefined) }
   s.vm = restore(s.dropped.signal).then(
     async (vm) => {
       if (!vm) return undefined
@@ -85,11 +96,12 @@ export function keepStandby(shape: string, key: string, archive: Buffer, restore
 }
 
 /**
- * The standby guest for a run of `shape` whose snapshot has `key`, restored (waited for if still
- * being restored), and the archive it was primed with; undefined if there is none, it died, or it
- * is of another shape or key (it is then dropped). Taken: nobody else gets it.
+ * The standby guest for a run of `shape` whose snapshot has `key` and whose archive is `archive`,
+ * restored (waited for if still being restored), and the archive it was primed with; undefined if
+ * there is none, it died, it is of another shape or key, or it attached the scheduler of another
+ * archive ahead (it is then dropped). Taken: nobody else gets it.
  */
-export async function claimStandby(shape: string, key: string): Promise<{ vm: VmProcess; primedArchive: Buffer } | undefined> {
+export async function claimStandby(shape: string, key: string, archive: Buffer): Promise<{ vm: VmProcess; primedArchive: Buffer } | undefined> {
   const s = current
   if (!s || s.shape !== shape) return undefined
   current = undefined // claimed: neither dropped nor offered again
@@ -97,6 +109,11 @@ export async function claimStandby(shape: string, key: string): Promise<{ vm: Vm
   if (!vm || s.gone) return undefined
   if (s.key !== key) {
     log.debug('standby guest: of an older snapshot of this shape (the image or VMM changed); dropped')
+    vm.kill()
+    return undefined
+  }
+  if (s.attachesAhead && !s.archive.equals(archive)) {
+    log.debug("standby guest: it attached the last run's scheduler ahead, and this run's files differ; dropped")
     vm.kill()
     return undefined
   }
@@ -126,6 +143,9 @@ function discard(): void {
 /** The archive on its stream, then `prime`: written before the run's session reads the channel. */
 async function prime(vm: VmProcess, archive: Buffer): Promise<void> {
   const stream = await vm.channel
+  // Until a run claims it (its session then reads the channel), a standby dropped with its socket
+  // reset is nobody's error.
+  stream.on('error', (e) => log.debug(`standby guest: channel: ${e.message}`))
   for (const chunk of runArchiveChunks(archive)) stream.write(encodeFrame(FrameType.Data, chunk, StreamId.RunArchive))
-  stream.write(encodeFrame(FrameType.Control, encodeMessage({ kind: 'prime' })))
+  stream.write(encodeFrame(FrameType.Control, encodeMessage({ kind: 'prime', epochMs: Date.now(), seed: randomBytes(32).toString('hex') })))
 }
