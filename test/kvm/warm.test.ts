@@ -60,7 +60,7 @@ describe.skipIf(skipReason)('warm start (kvm backend)', () => {
     expect(snapshots(dir, 'kvm')).toHaveLength(2)
   })
 
-  it('watch mode: the next run claims a guest of our VMM restored ahead of it, primed with its files, as pristine', { timeout: 4 * BOOT }, async () => {
+  it('watch mode: the next run claims a guest of our VMM restored ahead of it, primed with its files and its scheduler attached, as pristine', { timeout: 4 * BOOT }, async () => {
     // Compiled: the VMM's vCPU and blk threads run dist/'s JavaScript, and the standby is the one bootGuest keeps.
     const { bootGuest } = (await import(new URL('../../dist/src/vm/boot.js', import.meta.url).href)) as typeof import('../../src/vm/boot.js')
     const { dropStandby } = (await import(new URL('../../dist/src/vm/warm/standby.js', import.meta.url).href)) as typeof import('../../src/vm/warm/standby.js')
@@ -68,7 +68,8 @@ describe.skipIf(skipReason)('warm start (kvm backend)', () => {
     vi.stubEnv('KTSTR_SNAPSHOT_DIR', snapshotDir())
     vi.stubEnv('KTSTR_SNAPSHOT_CACHE_MIB', '2048')
     const run = async () => {
-      const session = await bootGuest({ backend: 'kvm', timeoutS: 150, mode: { kind: 'exec', argv: MARK, tty: false } }, { standby: true })
+      const argv = [...MARK.slice(0, 2), `${MARK[2]}; cat /sys/kernel/sched_ext/state`]
+      const session = await bootGuest({ backend: 'kvm', timeoutS: 150, scheduler: 'scx_simple', mode: { kind: 'exec', argv, tty: false } }, { standby: true })
       let out = ''
       session.channel.on('data', (stream, chunk) => {
         if (stream === StreamId.Stdout) out += chunk.toString()
@@ -81,10 +82,10 @@ describe.skipIf(skipReason)('warm start (kvm backend)', () => {
       expect(first.timing.standby).toBeUndefined()
       // Its guest ended: one of its shape is being restored and primed; the next run waits for it.
       const second = await run()
-      expect(second.timing.standby).toBe(true)
-      expect(second.timing.primed).toBe(true)
-      // No marker of the first run, nothing a rehearsal left; the host's clock.
-      expect(second.lines).toHaveLength(1)
+      expect(second.timing).toMatchObject({ standby: true, primed: true, schedulerAhead: true })
+      // No marker of the first run, nothing a rehearsal left; the host's clock; scx_simple attached.
+      expect(second.lines).toHaveLength(2)
+      expect(second.lines[1]).toBe('enabled')
       expect(Math.abs(Number(second.lines[0]) - Date.now() / 1000)).toBeLessThan(30)
     } finally {
       dropStandby()
