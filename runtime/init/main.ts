@@ -10,6 +10,7 @@ import { type RunningCommand, runCommand } from './command.js'
 import { loopbackUp, mountAll } from './mounts.js'
 import { powerOff } from './power.js'
 import { runEnv } from './run-env.js'
+import { say } from './say.js'
 import { type RunningScheduler, startScheduler, watchScheduler } from './scheduler.js'
 import { StdinBuffer } from './stdin-buffer.js'
 import { awaitRunArchive, preloadTemplate, takeAheadScheduler, warmUp } from './template.js'
@@ -53,7 +54,7 @@ async function finish(): Promise<never> {
 }
 
 function fatal(message: string): Promise<never> {
-  process.stderr.write(`ktstr init: ${message}\n`)
+  say(message)
   send({ kind: 'fatal', message })
   return finish()
 }
@@ -67,7 +68,7 @@ async function main(): Promise<void> {
   const started = template ? awaitRunArchive(endpoint) : undefined
   endpoint.on('close', () => {
     // The host is gone (or closed the channel): nobody is listening, so stop.
-    if (!finishing) process.stderr.write('ktstr init: the channel to the host closed; powering off\n')
+    if (!finishing) say('the channel to the host closed; powering off')
     hostSaidShutdown()
     void finish()
   })
@@ -88,7 +89,7 @@ async function main(): Promise<void> {
   }
   const spec = JSON.parse(fs.readFileSync(RUN_SPEC_PATH, 'utf8')) as RunSpec
   send({ kind: 'hello', uptimeMs: uptimeMs(), nodeVersion: process.version })
-  for (const w of warnings) process.stderr.write(`ktstr init: warning: ${w}\n`)
+  for (const w of warnings) say(`warning: ${w}`)
   if (!template) loopbackUp()
   phase('mounted')
 

@@ -2,13 +2,14 @@
 import fs from 'node:fs'
 import { RB_POWER_OFF } from '../../native-shims/constants.js'
 import { reboot, sync } from '../../native-shims/libc.js'
+import { say } from './say.js'
 
 export function powerOff(): never {
   try {
     sync()
     reboot(RB_POWER_OFF)
   } catch (e) {
-    process.stderr.write(`ktstr init: power-off failed (${(e as Error).message}); trying sysrq\n`)
+    say(`power-off failed (${(e as Error).message}); trying sysrq`)
     try {
       fs.writeFileSync('/proc/sysrq-trigger', 'o')
     } catch {

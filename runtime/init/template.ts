@@ -22,6 +22,7 @@ import { CLOCK_REALTIME } from '../../native-shims/constants.js'
 import { clockSettime } from '../../native-shims/libc.js'
 import { decodeHostMessage, type GuestEndpoint, RUN_SPEC_PATH, type RunSpec, StreamId, TEMPLATE_SPEC_PATH, type TemplateSpec } from '../protocol/index.js'
 import { runEnv } from './run-env.js'
+import { say } from './say.js'
 import { type StartResult, startScheduler } from './scheduler.js'
 import { cpioFile, unpackCpio } from './unpack.js'
 
@@ -41,7 +42,7 @@ export function awaitRunArchive(endpoint: GuestEndpoint): Promise<void> {
         setClockAndSeed(msg) // before a scheduler attached ahead starts
         rehearsal = rehearse(archive)
           .then(() => attachAhead(archive))
-          .catch((e: unknown) => void process.stderr.write(`ktstr init: attach ahead: ${(e as Error).message}\n`))
+          .catch((e: unknown) => void say(`attach ahead: ${(e as Error).message}`))
         return
       }
       if (msg.kind !== 'start') return
@@ -89,7 +90,7 @@ async function attachAhead(archive: Buffer): Promise<void> {
     spec = JSON.parse(bytes.toString('utf8')) as RunSpec
   } catch (e) {
     // The run unpacks the same archive, and reports what is wrong with it.
-    process.stderr.write(`ktstr init: attach ahead: ${(e as Error).message}\n`)
+    say(`attach ahead: ${(e as Error).message}`)
     return
   }
   if (!spec.scheduler) return
@@ -165,7 +166,7 @@ async function rehearse(archive: Buffer = sampleArchive()): Promise<void> {
     vitestExpect?.('enabled').toBe('enabled')
   } catch (e) {
     // Only slower runs follow; the kernel console shows why should anything else fail.
-    process.stderr.write(`ktstr init: rehearsal: ${(e as Error).message}\n`)
+    say(`rehearsal: ${(e as Error).message}`)
   }
 }
 
@@ -190,7 +191,7 @@ export async function preloadTemplate(): Promise<void> {
     const { expect } = await worker.importVitest({ env: runEnv(env), cwd: fs.existsSync(cwd) ? cwd : '/' })
     vitestExpect = expect as Expect
   } catch (e) {
-    process.stderr.write(`ktstr init: the template could not load Vitest's worker: ${(e as Error).message}\n`)
+    say(`the template could not load Vitest's worker: ${(e as Error).message}`)
   }
 }
 

@@ -5,6 +5,8 @@
 export const RUN_SPEC_PATH = '/ktstr/run/spec.json'
 /** The virtio-serial port name the channel uses (QEMU `virtserialport,name=`). */
 export const CHANNEL_PORT_NAME = 'ktstr.0'
+/** How the init's own lines on the guest console begin (a template's are logged by the host under KTSTR_LOG=debug). */
+export const INIT_CONSOLE_PREFIX = 'ktstr init: '
 
 export interface SchedulerSpec {
   /** How the user named it: `scx_simple` or a path. */

@@ -12,7 +12,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { decodeGuestMessage } from '../../../runtime/protocol/guest-schema.js'
-import { Endpoint, TEMPLATE_SPEC_PATH, type TemplateSpec } from '../../../runtime/protocol/index.js'
+import { Endpoint, INIT_CONSOLE_PREFIX, TEMPLATE_SPEC_PATH, type TemplateSpec } from '../../../runtime/protocol/index.js'
 import type { BaseImage } from '../../image/base.js'
 import { ensureCached, partPath, pruneCached, removeCached, withCached } from '../../image/cache-entry.js'
 import { composeInitrd } from '../../image/initrd.js'
@@ -29,9 +29,6 @@ import type { VmProcess } from '../vm-process.js'
 const DEFAULT_CACHE_MIB = 2048
 /** How long a template guest gets to boot to its init. */
 const TEMPLATE_BOOT_MS = 180_000
-/** How the guest's init starts what it writes on the console (runtime/init). */
-const INIT_SAYS = 'ktstr init: '
-
 /** A snapshot's state file: QEMU's migration stream, or our VMM's state (kvm/snapshot/format.ts). */
 export const SNAPSHOT_NAME = /^snapshot-[0-9a-f]+\.(qemu|kvm)$/
 
@@ -149,7 +146,7 @@ async function makeSnapshot(input: WarmInput, tmp: string, file: string): Promis
     })
     // What the template's init wrote on its console (a failed rehearsal, Vitest that would not load):
     // the snapshot is still good, only its runs slower or failing on their own.
-    for (const line of console.tail(200)) if (line.startsWith(INIT_SAYS)) log.debug(`warm start: the template guest said: ${line.slice(INIT_SAYS.length)}`)
+    for (const line of console.tail(200)) if (line.startsWith(INIT_CONSOLE_PREFIX)) log.debug(`warm start: the template guest said: ${line.slice(INIT_CONSOLE_PREFIX.length)}`)
     if (!vm.saveSnapshot) throw new Error('this backend cannot save a snapshot')
     const extra: Record<string, number> = {}
     for (const part of await vm.saveSnapshot(tmp)) {
