@@ -45,9 +45,9 @@ const PHASES: Record<string, Phase> = {
 }
 
 const SIGNALS = ['SIGKILL', 'SIGTERM', 'SIGINT'] as const
-const EXPECTED_EXIT = { SIGKILL: 'SIGKILL', SIGTERM: 143, SIGINT: 130 }
+const EXPECTED_EXIT: Record<(typeof SIGNALS)[number], string | number> = { SIGKILL: 'SIGKILL', SIGTERM: 143, SIGINT: 130 }
 
-async function killAt(phase: Phase, signal: NodeJS.Signals) {
+async function killAt(phase: Phase, signal: (typeof SIGNALS)[number]) {
   const tmpdir = fs.mkdtempSync(path.join(root, `${signal}-`))
   const child = spawn(process.execPath, [cliPath, ...phase.args(tmpdir)], { env: { ...process.env, TMPDIR: tmpdir }, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''

@@ -41,7 +41,7 @@ export function fixtureProject(fixture: string): FixtureProject {
     vitest: (args, files, opts = {}) => {
       const jsonFile = path.join(dir, `report-${Date.now()}.json`)
       return new Promise((resolve) => {
-        const env = { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', TMPDIR: tmpdir }
+        const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', TMPDIR: tmpdir }
         delete env.CI // CI mode refuses to write new snapshots; a first run must write them
         for (const [k, v] of Object.entries(opts.env ?? {})) v === undefined ? delete env[k] : (env[k] = v)
         const child = spawn(process.execPath, [VITEST, ...args, '--root', dir, '--reporter=default', '--reporter=json', `--outputFile.json=${jsonFile}`, ...files], {

@@ -11,7 +11,7 @@ import { fakeGuest, kernelBtf } from './fake-kernel.js'
 const btf = kernelBtf()
 const r = resolveLayout(btf)
 if (!r.ok) throw new Error(r.reason)
-const model = { ok: true as const, btf, layout: r.layout, scan: percpuScanOffsets(btf) }
+const model = { ok: true as const, btf: () => btf, layout: r.layout, scan: percpuScanOffsets(btf) }
 
 afterEach(() => {
   vi.restoreAllMocks()

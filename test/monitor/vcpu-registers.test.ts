@@ -91,7 +91,7 @@ describe('the Monitor and the dump', () => {
       { cpu: 1, regs: { rip: '0xffffffff81000010' } },
     ]
     const vm = { memory: g.mem, vcpuRegisters: async () => vcpus } as unknown as VmProcess
-    const model = { ok: true as const, btf, layout, scan: percpuScanOffsets(btf) }
+    const model = { ok: true as const, btf: () => btf, layout, scan: percpuScanOffsets(btf) }
     const sm = sessionMonitor(vm, { kernel: {} as never, model, cpus: 2, hz: 10, stallMs: 'off' }, () => {})
     sm.start()
     const s = await sm.status

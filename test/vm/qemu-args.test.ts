@@ -16,6 +16,7 @@ const plan = {
   disks: [] as DiskSpec[],
   channelSocket: '/t/channel.sock',
   nestedKvm: false,
+  shareRam: false,
 }
 const argsOf = (accel: Accel, p = plan) => qemuArgs(p, accel, p.topology.numaNodes === 1 ? ['/shm/ram-node0'] : ['/shm/ram-node0', '/shm/ram-node1'])
 

@@ -21,7 +21,7 @@ describe('snapshotKey', () => {
     const shape: SnapshotShape = {
       kernel,
       baseImageKey: 'base1',
-      topology: { numaNodes: 1, llcs: 1, cores: 2, threads: 1 },
+      topology: { numaNodes: 1, llcs: 1, coresPerLlc: 2, threadsPerCore: 1 },
       memoryMib: 512,
       backend: 'qemu-tcg',
       vmm,
@@ -33,7 +33,7 @@ describe('snapshotKey', () => {
     expect(snapshotKey({ ...shape })).toBe(k)
     const changed: Partial<SnapshotShape>[] = [
       { baseImageKey: 'base2' },
-      { topology: { numaNodes: 1, llcs: 1, cores: 4, threads: 1 } },
+      { topology: { numaNodes: 1, llcs: 1, coresPerLlc: 4, threadsPerCore: 1 } },
       { memoryMib: 1024 },
       { backend: 'qemu-kvm' },
       { cmdline: 'console=ttyS0 loglevel=7' },
