@@ -98,22 +98,22 @@ export function keepStandby(
 /**
  * The standby guest for a run of `shape` whose snapshot has `key` and whose archive is `archive`,
  * restored (waited for if still being restored), and the archive it was primed with; undefined if
- * there is none, it died, it is of another shape or key, or it attached the scheduler of another
- * archive ahead (it is then dropped). Taken: nobody else gets it.
+ * there is none, it died, or it is of another shape or key (it is then dropped). One that attached
+ * the scheduler of another archive ahead is left for a run of that archive (another file of a
+ * rerun; else the next standby replaces it). Taken: nobody else gets it.
  */
 export async function claimStandby(shape: string, key: string, archive: Buffer): Promise<{ vm: VmProcess; primedArchive: Buffer } | undefined> {
   const s = current
   if (!s || s.shape !== shape) return undefined
+  if (s.attachesAhead && !s.archive.equals(archive)) {
+    log.debug("standby guest: it attached another run's scheduler ahead; left for a run of that run's files")
+    return undefined
+  }
   current = undefined // claimed: neither dropped nor offered again
   const vm = await s.vm
   if (!vm || s.gone) return undefined
   if (s.key !== key) {
     log.debug('standby guest: of an older snapshot of this shape (the image or VMM changed); dropped')
-    vm.kill()
-    return undefined
-  }
-  if (s.attachesAhead && !s.archive.equals(archive)) {
-    log.debug("standby guest: it attached the last run's scheduler ahead, and this run's files differ; dropped")
     vm.kill()
     return undefined
   }
