@@ -23,7 +23,7 @@ import { clockSettime } from '../../native-shims/libc.js'
 import { decodeHostMessage, type GuestEndpoint, RUN_SPEC_PATH, type RunSpec, StreamId, TEMPLATE_SPEC_PATH, type TemplateSpec } from '../protocol/index.js'
 import { runEnv } from './run-env.js'
 import { say } from './say.js'
-import { type StartResult, startScheduler } from './scheduler.js'
+import { type StartResult, schedExtState, startScheduler } from './scheduler.js'
 import { cpioFile, unpackCpio } from './unpack.js'
 
 export function awaitRunArchive(endpoint: GuestEndpoint): Promise<void> {
@@ -46,7 +46,8 @@ export function awaitRunArchive(endpoint: GuestEndpoint): Promise<void> {
         return
       }
       if (msg.kind !== 'start') return
-      // A run saved while its guest still rehearses waits for the rehearsal to end: it runs workloads.
+      // A run saved while its guest still rehearses waits for the rehearsal to end (it runs
+      // workloads), and for the scheduler attached ahead (up to its attach timeout).
       void rehearsal.then(() => {
         try {
           if (msg.primed && !primed) throw new Error('the host sent no archive: it said this guest was primed with one, but it was not')
@@ -100,17 +101,23 @@ async function attachAhead(archive: Buffer): Promise<void> {
 }
 
 /**
- * The scheduler attached ahead of this run, once; undefined when none was. One that has exited
- * since is a failed start, with its exit.
+ * The scheduler attached ahead of this run, once; undefined when none was. A failed attach ahead is
+ * this run's failed start, saying so; one that has exited since, or that sched_ext ejected, too,
+ * with its exit.
  */
 export async function takeAheadScheduler(): Promise<StartResult | undefined> {
   const started = await ahead
   ahead = undefined
-  if (!started?.ok || !started.scheduler.exited) return started
+  if (!started) return undefined
+  if (!started.ok) return { ...started, message: `${started.message} (watch mode started it ahead of the save)` }
+  const sched = started.scheduler
+  if (!sched.exited && schedExtState() === 'enabled') return started
+  const what = sched.exited ? 'exited' : 'was ejected by sched_ext'
+  await sched.stop(500)
   return {
     ok: false,
-    message: 'the scheduler exited while the guest waited for the run (watch mode attaches it ahead of the save)',
-    exit: await started.scheduler.settledExit(),
+    message: `the scheduler ${what} while the guest waited for the run (watch mode attaches it ahead of the save)`,
+    exit: await sched.settledExit(),
   }
 }
 

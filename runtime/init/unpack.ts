@@ -43,7 +43,7 @@ function* cpioEntries(archive: Buffer): Generator<CpioEntry> {
   }
 }
 
-/** The content of the regular file at `guestPath` in the archive (the last entry of that name), or undefined. */
+/** The content of the regular file at `guestPath` in the archive (its last regular-file entry of that path), or undefined. */
 export function cpioFile(archive: Buffer, guestPath: string): Buffer | undefined {
   let found: Buffer | undefined
   for (const e of cpioEntries(archive)) {

@@ -117,7 +117,8 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
     // make the run cold.)
     // Unless a guest of this shape was restored ahead of this run (watch mode).
     const canWarm = !coldReason(req, false, 0) && backend.prepareRestore !== undefined
-    const fromStandby = canWarm && hasStandby(standbyShape)
+    const specJson = JSON.stringify(runSpec)
+    const fromStandby = canWarm && hasStandby(standbyShape, specJson)
     if (canWarm && !fromStandby) pending = prepareRestore(tmp)
     const [base, schedulerCopy] = await Promise.all([
       baseImage({ extraPaths: req.extraImagePaths ?? [], disk: wantDisk }),
@@ -126,7 +127,7 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
     ])
     const onDisk = base.format === 'ext4'
     const run = runArchive({
-      data: [{ guestPath: RUN_SPEC_PATH, content: JSON.stringify(runSpec) }],
+      data: [{ guestPath: RUN_SPEC_PATH, content: specJson }],
       hostPaths: [...(scheduler ? [schedulerCopy ? { path: scheduler.path, source: schedulerCopy } : scheduler.path] : []), ...(req.include ?? [])],
       omit: base.files,
       // From a disk, only this run's files (and busybox) take guest RAM.
@@ -175,7 +176,7 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
         },
       }
       if (fromStandby) {
-        const claim = await claimStandby(standbyShape, key, runArchiveBytes)
+        const claim = await claimStandby(standbyShape, specJson, key, runArchiveBytes)
         if (claim) {
           ;({ vm, primedArchive } = claim)
           log.debug('warm start: a guest restored ahead of this run (watch mode)')
@@ -209,7 +210,7 @@ export async function bootGuest(request: VmRequest, opts: BootOptions = {}): Pro
     if (opts.standby && warm && runArchiveBytes) {
       wantStandby()
       const { key, restore } = warm
-      const primed = { archive: runArchiveBytes, attachesAhead: runSpec.scheduler !== undefined }
+      const primed = { archive: runArchiveBytes, spec: specJson, attachesAhead: runSpec.scheduler !== undefined }
       // Not while another guest runs: its restore and priming would take that guest's CPU.
       void session.done.then(() => {
         if (liveGuests() === 0) keepStandby(standbyShape, key, primed, restore)

@@ -5,6 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { cpioFile, unpackCpio } from '../../runtime/init/unpack.js'
+import { CpioWriter, MemorySink } from '../../src/image/cpio.js'
 import { GuestTree } from '../../src/image/tree.js'
 
 const dirs: string[] = []
@@ -70,12 +71,21 @@ describe('unpackCpio', () => {
 })
 
 describe('cpioFile', () => {
-  it("reads one regular file's content without unpacking: the last entry of that path; undefined for none or a directory", async () => {
-    const tree = new GuestTree()
-    tree.addData('/ktstr/run/spec.json', '{"first":1}')
-    tree.addData('/other', 'x')
-    tree.addData('/ktstr/run/spec.json', '{"second":2}')
-    const archive = await archiveOf(tree)
+  it("reads one regular file's content without unpacking: its last regular-file entry; undefined for none or a directory", async () => {
+    const newc = async (entries: [string, string][]) => {
+      const sink = new MemorySink()
+      const w = new CpioWriter(sink)
+      for (const [name, content] of entries) await (content === 'dir' ? w.dir(name) : w.file(name, content))
+      await w.finish()
+      return sink.toBuffer()
+    }
+    // The writer refuses a name twice: two archives, the first without its trailer (110-byte header, then the name).
+    const first = await newc([
+      ['ktstr/run', 'dir'],
+      ['ktstr/run/spec.json', '{"first":1}'],
+      ['other', 'x'],
+    ])
+    const archive = Buffer.concat([first.subarray(0, first.indexOf('TRAILER!!!') - 110), await newc([['ktstr/run/spec.json', '{"second":2}']])])
     expect(cpioFile(archive, '/ktstr/run/spec.json')?.toString()).toBe('{"second":2}')
     expect(cpioFile(archive, '/other')?.toString()).toBe('x')
     expect(cpioFile(archive, '/missing')).toBeUndefined()

@@ -185,12 +185,18 @@ describe.skipIf(guestSkipReason)('warm start (QEMU)', () => {
     }
   })
 
-  it('watch mode with a scheduler: the guest restored ahead attaches it for a run of the same files; other files get a guest of their own', { timeout: 4 * BOOT }, async () => {
+  it('watch mode with a scheduler: the guest restored ahead attaches it for a run of the same files; other files get a guest of their own', { timeout: 5 * BOOT }, async () => {
     const dir = snapshotDir()
     vi.stubEnv('KTSTR_SNAPSHOT_DIR', dir)
-    const SCX = 'cat /sys/kernel/sched_ext/state /sys/kernel/sched_ext/root/ops'
+    // Included in every run: its content is in the archive, its path in the spec.
+    const data = path.join(dir, 'data.txt')
+    fs.writeFileSync(data, 'one\n')
+    const SCX = `cat /sys/kernel/sched_ext/state /sys/kernel/sched_ext/root/ops ${data}`
     const run = async (cmd: string, onBooted = () => {}) => {
-      const session = await bootGuest({ mode: { kind: 'exec', argv: [...MARK.slice(0, 2), `${MARK[2]}; ${cmd}`], tty: false }, scheduler: 'scx_simple' }, { standby: true })
+      const session = await bootGuest(
+        { mode: { kind: 'exec', argv: [...MARK.slice(0, 2), `${MARK[2]}; ${cmd}`], tty: false }, scheduler: 'scx_simple', include: [data] },
+        { standby: true },
+      )
       onBooted()
       let out = ''
       session.channel.on('data', (stream, chunk) => {
@@ -205,20 +211,28 @@ describe.skipIf(guestSkipReason)('warm start (QEMU)', () => {
     try {
       const first = await run(SCX)
       expect(first.timing.schedulerAhead).toBeUndefined()
-      expect(first.rest).toEqual(['enabled', 'simple'])
+      expect(first.rest).toEqual(['enabled', 'simple', 'one'])
       await vi.waitFor(() => expect(childQemus()).toHaveLength(1), { timeout: 30_000, interval: 100 })
       // The same files: the guest restored ahead started scx_simple while it waited.
       const second = await run(SCX)
       expect(second.timing).toMatchObject({ standby: true, primed: true, schedulerAhead: true })
-      expect(second.rest).toEqual(['enabled', 'simple'])
+      expect(second.rest).toEqual(['enabled', 'simple', 'one'])
       await vi.waitFor(() => expect(childQemus()).toHaveLength(1), { timeout: 30_000, interval: 100 })
-      // Other files (another command in the spec): that guest runs the last run's scheduler, so this
-      // run restores a guest of its own; the standby stays for a run of its files meanwhile.
+      // Another spec (another command): that guest runs the last spec's scheduler, so this run
+      // restores a guest of its own; the standby stays, idle, for a run of its spec meanwhile.
       const other = await run(`${SCX}; echo other`, () => expect(childQemus()).toHaveLength(2))
       expect(other.timing.standby).toBeUndefined()
       expect(other.timing.schedulerAhead).toBeUndefined()
       expect(other.timing.restoredMs).toBeGreaterThan(0)
-      expect(other.rest).toEqual(['enabled', 'simple', 'other'])
+      expect(other.rest).toEqual(['enabled', 'simple', 'one', 'other'])
+      await vi.waitFor(() => expect(childQemus()).toHaveLength(1), { timeout: 30_000, interval: 100 })
+      // The same spec, other files (an include changed, as a rebuilt scheduler would): the standby
+      // is stale, dropped, and the run restores its own.
+      fs.writeFileSync(data, 'two\n')
+      const changed = await run(`${SCX}; echo other`)
+      expect(changed.timing.standby).toBeUndefined()
+      expect(changed.timing.restoredMs).toBeGreaterThan(0)
+      expect(changed.rest).toEqual(['enabled', 'simple', 'two', 'other'])
     } finally {
       dropStandby()
       vi.unstubAllEnvs()
@@ -230,9 +244,9 @@ describe.skipIf(guestSkipReason)('warm start (QEMU)', () => {
     const dir = snapshotDir()
     vi.stubEnv('KTSTR_SNAPSHOT_DIR', dir)
     const scxSimple = resolveScheduler(await resolveKernel(), 'scx_simple').path
-    // A scheduler that detaches by itself 3 s after it started (exit code 7), or at once when stopped.
+    // A scheduler that detaches by itself 2 s after it started (exit code 7), or at once when stopped.
     const script = path.join(dir, 'short-lived-scheduler')
-    fs.writeFileSync(script, `#!/bin/sh\n${scxSimple} & pid=$!\ntrap 'kill -INT $pid; wait $pid; exit 0' INT TERM\nsleep 3 & wait $!\nkill -INT $pid; wait $pid; exit 7\n`, {
+    fs.writeFileSync(script, `#!/bin/sh\n${scxSimple} & pid=$!\ntrap 'kill -INT $pid; wait $pid; exit 0' INT TERM\nsleep 2 & wait $!\nkill -INT $pid; wait $pid; exit 7\n`, {
       mode: 0o755,
     })
     const run = async () => {
@@ -242,8 +256,9 @@ describe.skipIf(guestSkipReason)('warm start (QEMU)', () => {
     try {
       expect((await run()).outcome).toEqual({ kind: 'exited', code: 0, signal: null })
       await vi.waitFor(() => expect(childQemus()).toHaveLength(1), { timeout: 30_000, interval: 100 })
-      // Restored, rehearsed, attached, and 3 s later detached by itself.
-      await new Promise((r) => setTimeout(r, 8000))
+      // Restored (~0.5 s), rehearsed (~1 s), attached (~0.5 s), and 2 s later detached by itself:
+      // a run claiming it any earlier would find it attached (and pass).
+      await new Promise((r) => setTimeout(r, 12_000))
       const second = await run()
       expect(second.timing).toMatchObject({ standby: true, primed: true })
       expect(second.outcome).toMatchObject({
