@@ -34,8 +34,9 @@ function send(msg: GuestMessage): void {
   endpoint?.sendControl(msg)
 }
 
-function phase(p: GuestPhase): void {
-  send({ kind: 'phase', phase: p, uptimeMs: uptimeMs() })
+/** `ahead`: reached before the run started (a scheduler a watch-mode standby attached). */
+function phase(p: GuestPhase, ahead = false): void {
+  send({ kind: 'phase', phase: p, uptimeMs: uptimeMs(), ...(ahead ? { ahead: true as const } : {}) })
 }
 
 /** Stop what runs, flush the channel, give the host a moment to acknowledge, power off. */
@@ -107,7 +108,7 @@ async function main(): Promise<void> {
       return void (await finish())
     }
     scheduler = started.scheduler
-    send({ kind: 'phase', phase: 'scheduler-attached', uptimeMs: uptimeMs(), ...(ahead ? { ahead: true as const } : {}) })
+    phase('scheduler-attached', ahead !== undefined)
   }
 
   let gone: SchedulerExit | undefined

@@ -142,9 +142,11 @@ export async function startSession(vm: VmProcess, opts: SessionOptions): Promise
     switch (msg.kind) {
       case 'phase':
         log.debug(`guest: ${msg.phase}${msg.ahead ? ' ahead of the run' : ''} (${since(performance.now())} ms into the run, at ${msg.uptimeMs} ms of guest uptime)`)
-        if (msg.phase === 'scheduler-attached' && msg.ahead) timing.schedulerAhead = true
         if (msg.phase === 'command-started') timing.commandMs = since(performance.now())
-        if (msg.phase === 'scheduler-attached') monitor.readScheduler()
+        if (msg.phase === 'scheduler-attached') {
+          if (msg.ahead) timing.schedulerAhead = true
+          monitor.readScheduler()
+        }
         break
       case 'exit':
         timing.exitMs = since(performance.now())
