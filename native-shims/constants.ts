@@ -1,5 +1,6 @@
 // Linux x86_64 values (glibc headers: fcntl.h, sys/mman.h, sys/eventfd.h, sys/mount.h,
-// sys/reboot.h, signal.h). Checked against the C headers by test/native-shims/libc.test.ts.
+// sys/reboot.h, signal.h, sys/socket.h, sys/ioctl.h, net/if.h). Checked against the C headers by
+// test/native-shims/libc.test.ts.
 
 // open(2)
 export const O_RDONLY = 0
@@ -80,6 +81,17 @@ export const MNT_FORCE = 1
 export const MNT_DETACH = 2
 export const MNT_EXPIRE = 4
 export const UMOUNT_NOFOLLOW = 8
+
+// socket(2)
+export const AF_INET = 2
+export const SOCK_DGRAM = 2
+export const SOCK_CLOEXEC = 0o2000000
+
+// netdevice(7): an interface's flags, read and set through struct ifreq
+export const SIOCGIFFLAGS = 0x8913
+export const SIOCSIFFLAGS = 0x8914
+export const IFF_UP = 0x1
+export const IFNAMSIZ = 16
 
 // clock_settime(2)
 export const CLOCK_REALTIME = 0

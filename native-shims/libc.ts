@@ -37,6 +37,7 @@ interface Libc {
   pwritev: CFn
   fdatasync: CFn
   mount: CFn
+  socket: CFn
   umount2: CFn
   reboot: CFn
   sync: CFn
@@ -84,6 +85,7 @@ function L(): Libc {
     fdatasync: lib.func('int fdatasync(int fd)'),
     mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
     umount2: lib.func('int umount2(const char *target, int flags)'),
+    socket: lib.func('int socket(int domain, int type, int protocol)'),
     // glibc declares `int cmd`; RB_HALT_SYSTEM (0xcdef0123) does not fit a JS int32, same register.
     reboot: lib.func('int reboot(uint32_t cmd)'),
     clockSettime: lib.func('int clock_settime(int clockid, const void *tp)'),
@@ -313,6 +315,11 @@ export function mount(source: string | null, target: string, fstype: string | nu
 
 export function umount2(target: string, flags = 0): void {
   check(L().umount2(target, flags), 'umount2', target)
+}
+
+/** socket(2); returns the descriptor. */
+export function socket(domain: number, type: number, protocol = 0): number {
+  return check(L().socket(domain, type, protocol), 'socket')
 }
 
 /** reboot(2) with an RB_* command; RB_POWER_OFF/RB_AUTOBOOT/RB_HALT_SYSTEM return only on failure. */

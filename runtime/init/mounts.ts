@@ -1,5 +1,4 @@
 /** The filesystems a scheduler test expects, mounted by PID 1 before anything else runs. */
-import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import { MS_NODEV, MS_NOEXEC, MS_NOSUID } from '../../native-shims/constants.js'
 import { mount } from '../../native-shims/libc.js'
@@ -53,9 +52,4 @@ export function mountAll(): string[] {
     }
   }
   return warnings
-}
-
-/** Bring the loopback interface up (servers on 127.0.0.1 in tests); harmless without networking. */
-export function loopbackUp(): void {
-  spawnSync('/ktstr/bin/ip', ['link', 'set', 'lo', 'up'], { stdio: 'ignore' })
 }

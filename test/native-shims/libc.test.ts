@@ -308,7 +308,9 @@ describe('constants', () => {
   if (reason) console.warn(`skipping the constants check: ${reason}`)
   it.skipIf(reason !== undefined)('match the glibc headers', () => {
     const facts = Object.entries(C).map(([name, value]) => ({ key: name, cExpr: name, value: Number(value) }))
-    const src = factsProgram(['fcntl.h', 'sys/mman.h', 'sys/eventfd.h', 'sys/mount.h', 'sys/reboot.h', 'signal.h', 'time.h'], facts, ['_GNU_SOURCE'])
+    const src = factsProgram(['fcntl.h', 'sys/mman.h', 'sys/eventfd.h', 'sys/mount.h', 'sys/reboot.h', 'signal.h', 'time.h', 'sys/socket.h', 'sys/ioctl.h', 'net/if.h'], facts, [
+      '_GNU_SOURCE',
+    ])
     const truth = JSON.parse(compileAndRun(src)) as Record<string, number>
     const wrong = facts.filter((f) => truth[f.key] !== f.value).map((f) => `${f.key}: ${f.value}, C ${truth[f.key]}`)
     console.log(`compared ${facts.length} libc constants with gcc`)

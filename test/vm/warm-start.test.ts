@@ -55,13 +55,16 @@ describe.skipIf(guestSkipReason)('warm start (QEMU)', () => {
     expect(Math.abs(Number(lines[0]) - Date.now() / 1000)).toBeLessThan(10)
     expect(snapshots(dir, 'qemu')).toHaveLength(1)
 
-    const bigger = await exec(dir, ['--memory', '768'], ['true'])
+    // The loopback interface is up (IFF_UP | IFF_LOOPBACK) in a restored guest and a cold one.
+    const bigger = await exec(dir, ['--memory', '768'], ['cat', '/sys/class/net/lo/flags'])
     expect(bigger.code, why(bigger)).toBe(0)
+    expect(bigger.stdout).toBe('0x9\n')
     expect(made(bigger.stderr)).toBe(true)
     expect(snapshots(dir, 'qemu')).toHaveLength(2)
 
-    const cold = await exec(dir, ['--cold'], ['true'])
+    const cold = await exec(dir, ['--cold'], ['cat', '/sys/class/net/lo/flags'])
     expect(cold.code, why(cold)).toBe(0)
+    expect(cold.stdout).toBe('0x9\n')
     expect(cold.stderr).toContain('warm start off: asked for a cold boot (--cold, warm=false)')
     expect(cold.stderr).toMatch(/^ {2}vmm start +\d+\.\d+ s$/m)
     expect(restored(cold.stderr)).toBe(false)
