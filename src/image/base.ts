@@ -4,6 +4,7 @@ import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { KtstrError } from '../util/errors.js'
+import { memoByFile } from '../util/file-memo.js'
 import { log } from '../util/log.js'
 import { cacheRoot, packageRoot } from '../util/paths.js'
 import { copyCached, ensureCached, pruneCached } from './cache-entry.js'
@@ -177,21 +178,22 @@ function addBusybox(tree: GuestTree): void {
   }
 }
 
-let applets: { id: string; list: string[] } | undefined
+/** A name `busybox --list` prints that is safe as a file name in /ktstr/bin. */
+const APPLET_NAME = /^[\w.[\]-]+$/
+const isAppletList = (v: unknown): v is string[] => Array.isArray(v) && v.every((a) => typeof a === 'string' && APPLET_NAME.test(a))
+
+/** What `busybox --list` prints, remembered while the binary stays the same one (a process less per run). */
 function busyboxApplets(busybox: string): string[] {
-  const st = fs.statSync(busybox)
-  const id = `${st.size}:${st.mtimeMs}`
-  if (applets?.id !== id) {
-    const out = execFileSync(busybox, ['--list'], { encoding: 'utf8' })
-    applets = {
-      id,
-      list: out
+  return memoByFile(
+    'busybox-applets',
+    busybox,
+    () =>
+      execFileSync(busybox, ['--list'], { encoding: 'utf8' })
         .split('\n')
         .map((s) => s.trim())
-        .filter((s) => /^[\w.[\]-]+$/.test(s)),
-    }
-  }
-  return applets.list
+        .filter((s) => APPLET_NAME.test(s)),
+    isAppletList,
+  )
 }
 
 function addPackage(tree: GuestTree, root: string): void {

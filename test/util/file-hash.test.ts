@@ -44,7 +44,7 @@ describe('fileSha256', () => {
     // The next process takes the memo without reading the file: a planted hash shows it does.
     const planted = 'f'.repeat(64)
     const v = JSON.parse(fs.readFileSync(memo!, 'utf8'))
-    fs.writeFileSync(memo!, JSON.stringify({ ...v, sha256: planted }))
+    fs.writeFileSync(memo!, JSON.stringify({ ...v, value: planted }))
     expect((await freshProcess()).fileSha256(f)).toBe(planted)
 
     // Rewritten with the same size and its modification time put back: its change time moved.
@@ -65,10 +65,10 @@ describe('fileSha256', () => {
     const first = await freshProcess()
     expect(first.fileSha256(f)).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad')
     const memo = memoFiles().find((m) => fs.readFileSync(m, 'utf8').includes(path.resolve(f)))!
-    for (const junk of ['', '{', JSON.stringify({ id: 'x', sha256: 'nothex' }), '[]']) {
+    for (const junk of ['', '{', JSON.stringify({ id: 'x', value: 'nothex' }), '[]']) {
       fs.writeFileSync(memo, junk)
       expect((await freshProcess()).fileSha256(f)).toBe(sha('abc'))
-      expect(JSON.parse(fs.readFileSync(memo, 'utf8')).sha256).toBe(sha('abc'))
+      expect(JSON.parse(fs.readFileSync(memo, 'utf8')).value).toBe(sha('abc'))
     }
   })
 
