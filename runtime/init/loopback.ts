@@ -12,11 +12,12 @@ const IFREQ_SIZE = 40
 
 /** Sets IFF_UP on interface `name`; throws the failing call's error (a kernel without networking: EAFNOSUPPORT). */
 export function interfaceUp(name = 'lo'): void {
-  if (Buffer.byteLength(name) >= IFNAMSIZ) throw new RangeError(`interface name too long: ${name}`)
+  const bytes = Buffer.from(name)
+  if (bytes.length >= IFNAMSIZ) throw new RangeError(`interface name too long: ${name}`)
   const fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC)
   try {
     const req = Buffer.alloc(IFREQ_SIZE)
-    req.write(name, 0, 'latin1')
+    bytes.copy(req)
     ioctlPtr(fd, SIOCGIFFLAGS, req)
     req.writeInt16LE(req.readInt16LE(IFNAMSIZ) | IFF_UP, IFNAMSIZ)
     ioctlPtr(fd, SIOCSIFFLAGS, req)
