@@ -59,31 +59,34 @@ export async function benchBoot() {
   const kernel = guestKernel()
   const ref = kernel ? await referenceQemu(kernel) : undefined
   if (!ref) return notRun('cold boot', 's', 'needs qemu-system-x86_64 and a guest kernel (KTSTR_KERNEL or ktstr kernel build)')
-  const kvm = probeKvm().usable
-  const exec =
-    (backend, extra = {}, flags = ['--cold']) =>
-    () =>
-      timeIt(process.execPath, [cli, 'exec', '--backend', backend, ...flags, '--', 'true'], { KTSTR_KERNEL: kernel, ...extra })
-  const variants = [
-    ['cold boot, qemu', exec('qemu')],
-    // From the snapshot of its shape (made by the warm-up run below).
-    ['warm start, qemu', exec('qemu', {}, [])],
-    ['cold boot, qemu, base disk', exec('qemu', { KTSTR_BASE_DISK: '1' })],
-  ]
-  if (kvm) variants.push(['cold boot, kvm', exec('kvm')], ['warm start, kvm', exec('kvm', {}, [])], ['cold boot, kvm, base disk', exec('kvm', { KTSTR_BASE_DISK: '1' })])
-  for (const [, run] of variants) run() // build the cached images and the snapshot first
-  const baseline = []
-  const times = variants.map(() => [])
-  for (let i = 0; i < reps(5); i++) {
-    baseline.push(timeIt(ref.qemu, ref.argv))
-    variants.forEach(([, run], j) => times[j].push(run()))
-  }
-  ref.cleanup()
-  const b = median(baseline) / 1000
-  const what = `QEMU, same kernel, busybox-only initramfs (${kvm ? 'KVM' : 'TCG'})`
-  variants.forEach(([name], j) => addRow(`${name} (ktstr exec -- true)`, median(times[j]) / 1000, b, 's', what))
-  if (!kvm) {
-    notRun('cold boot, kvm', 's', 'no /dev/kvm here (npm run test:kvm runs our VMM nested)')
-    notRun('warm start, kvm', 's', 'no /dev/kvm here (the kvm-nested group measures it nested)')
+  try {
+    const kvm = probeKvm().usable
+    const exec =
+      (backend, extra = {}, flags = ['--cold']) =>
+      () =>
+        timeIt(process.execPath, [cli, 'exec', '--backend', backend, ...flags, '--', 'true'], { KTSTR_KERNEL: kernel, ...extra })
+    const variants = [
+      ['cold boot, qemu', exec('qemu')],
+      // From the snapshot of its shape (made by the warm-up run below).
+      ['warm start, qemu', exec('qemu', {}, [])],
+      ['cold boot, qemu, base disk', exec('qemu', { KTSTR_BASE_DISK: '1' })],
+    ]
+    if (kvm) variants.push(['cold boot, kvm', exec('kvm')], ['warm start, kvm', exec('kvm', {}, [])], ['cold boot, kvm, base disk', exec('kvm', { KTSTR_BASE_DISK: '1' })])
+    for (const [, run] of variants) run() // build the cached images and the snapshot first
+    const baseline = []
+    const times = variants.map(() => [])
+    for (let i = 0; i < reps(5); i++) {
+      baseline.push(timeIt(ref.qemu, ref.argv))
+      variants.forEach(([, run], j) => times[j].push(run()))
+    }
+    const b = median(baseline) / 1000
+    const what = `QEMU, same kernel, busybox-only initramfs (${kvm ? 'KVM' : 'TCG'})`
+    variants.forEach(([name], j) => addRow(`${name} (ktstr exec -- true)`, median(times[j]) / 1000, b, 's', what))
+    if (!kvm) {
+      notRun('cold boot, kvm', 's', 'no /dev/kvm here (npm run test:kvm runs our VMM nested)')
+      notRun('warm start, kvm', 's', 'no /dev/kvm here (the kvm-nested group measures it nested)')
+    }
+  } finally {
+    ref.cleanup()
   }
 }

@@ -44,8 +44,11 @@ export async function benchKvmNested() {
   const ref = kernel ? await referenceQemu(kernel) : undefined
   if (!ref) return notRun(`cold boot, kvm ${NESTED}`, 's', 'needs qemu-system-x86_64 and a guest kernel')
   const refTimes = []
-  for (let i = 0; i < reps(3); i++) refTimes.push(timeIt(ref.qemu, ref.argv))
-  ref.cleanup()
+  try {
+    for (let i = 0; i < reps(3); i++) refTimes.push(timeIt(ref.qemu, ref.argv))
+  } finally {
+    ref.cleanup()
+  }
   // test/kvm/outer-guest.mjs too: this module imports it, inside the outer guest as well.
   const include = ['package.json', 'dist', 'node_modules', 'test/bench', 'test/load', 'test/kvm/outer-guest.mjs'].map((p) => path.join(repo, p))
   const inner = '/tmp/kvm-inner.json'
