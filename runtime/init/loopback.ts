@@ -11,7 +11,7 @@ import { say } from './say.js'
 const IFREQ_SIZE = 40
 
 /** Sets IFF_UP on interface `name`; throws the failing call's error (a kernel without networking: EAFNOSUPPORT). */
-export function interfaceUp(name = 'lo'): void {
+export function interfaceUp(name: string): void {
   const bytes = Buffer.from(name)
   if (bytes.length >= IFNAMSIZ) throw new RangeError(`interface name too long: ${name}`)
   const fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC)
